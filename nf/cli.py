@@ -1,0 +1,153 @@
+"""The ``nf`` command: serve, check-config, db start/build, seed-demo, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from nf.config import Settings
+from nf.errors import ConfigError
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="MVNO policy and charging core (5G CHF + PCF).")
+db_cli = typer.Typer(no_args_is_help=True, help="The embedded database (SecantusDB).")
+cli.add_typer(db_cli, name="db")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
+
+
+def _load(config: Path | None, **overrides: object) -> Settings:
+    try:
+        return Settings.load(config, **overrides)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="YAML config file")]) -> None:
+    """Validate a configuration file (and the environment) without starting anything."""
+    s = _load(path)
+    typer.echo(f"ok: {path} ({len(s.networks)} host networks)")
+
+
+@cli.command()
+def serve(
+    config: ConfigOpt = None,
+    server: Annotated[str | None, typer.Option(help="granian (default) or hypercorn")] = None,
+    workers: Annotated[int | None, typer.Option(help="SBI worker processes")] = None,
+) -> None:
+    """Serve the SBI (h2c or TLS) and OAM ports until SIGTERM / Ctrl-C."""
+    from nf.sbi.runner import serve as run_servers
+
+    env = dict(os.environ)
+    if config is not None:
+        env["NF_CONFIG"] = str(config.resolve())
+    if server is not None:
+        if server not in ("granian", "hypercorn"):
+            typer.echo("error: --server must be granian or hypercorn", err=True)
+            raise typer.Exit(2)
+        env["NF_SERVER__SERVER"] = server
+    if workers is not None:
+        env["NF_SERVER__WORKERS"] = str(workers)
+    os.environ.update(env)
+    settings = _load(None)
+    raise typer.Exit(run_servers(settings, env))
+
+
+@db_cli.command("build")
+def db_build() -> None:
+    """Build SecantusDB's Rust server once with cargo (falls back to the Python server)."""
+    from nf.store import embedded
+
+    ok, msg = embedded.build_rust()
+    typer.echo(msg)
+    raise typer.Exit(0 if ok else 1)
+
+
+def _wait_for_signal() -> None:
+    got: list[int] = []
+
+    def _h(signum: int, _f: object) -> None:
+        got.append(signum)
+
+    signal.signal(signal.SIGTERM, _h)
+    signal.signal(signal.SIGINT, _h)
+    while not got:
+        signal.pause()
+
+
+@db_cli.command("start")
+def db_start(
+    data: Annotated[Path, typer.Option(help="storage directory")] = Path(".nf-data/db"),
+    host: str = "127.0.0.1",
+    port: int = 27017,
+    prefer: Annotated[str, typer.Option(help="auto, rust or python")] = "auto",
+) -> None:
+    """Run the embedded database in the foreground until Ctrl-C."""
+    from nf.store import embedded
+
+    if prefer not in ("auto", "rust", "python"):
+        raise typer.BadParameter("prefer must be auto, rust or python")
+    db = embedded.start(data, host=host, port=port, prefer=prefer)
+    typer.echo(f"SecantusDB ({db.kind} server) at {db.uri}, data in {data}")
+    try:
+        _wait_for_signal()
+    finally:
+        db.stop()
+
+
+@cli.command("seed-demo")
+def seed_demo(config: ConfigOpt = None) -> None:
+    """Load the demo brands, host networks, offers and subscribers (idempotent)."""
+    from nf.demo import seed
+
+    settings = _load(config)
+    counts = asyncio.run(seed(settings))
+    typer.echo("seeded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@cli.command()
+def demo(
+    data: Annotated[Path, typer.Option(help="storage directory")] = Path(".nf-data"),
+    db_port: Annotated[int, typer.Option(help="port of the embedded database")] = 27018,
+) -> None:
+    """What `make run` does: embedded database + demo dataset + both servers."""
+    from nf.demo import DEMO_CONFIG, seed
+    from nf.sbi.runner import serve as run_servers
+    from nf.store import embedded
+
+    db = embedded.start(data / "db", port=db_port, log=data / "db.log")
+    typer.echo(f"embedded database: SecantusDB {db.kind} server at {db.uri}")
+    try:
+        env = dict(os.environ)
+        env.setdefault("NF_CONFIG", str(DEMO_CONFIG))
+        env["NF_MONGODB_URI"] = db.uri
+        os.environ.update(env)
+        settings = _load(None)
+        counts = asyncio.run(seed(settings))
+        typer.echo("demo data: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+        s = settings.server
+        typer.echo(f"SBI (h2c) on http://{s.sbi_host}:{s.sbi_port}, "
+                   f"OAM on http://{s.oam_host}:{s.oam_port}; Ctrl-C stops")
+        code = run_servers(settings, env)
+    finally:
+        db.stop()
+    raise typer.Exit(code)
+
+
+Mode = Literal["serve"]
+
+
+def main() -> None:
+    sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Validated, frozen configuration: a YAML file plus ``NF_*`` environment variables.
+
+Parsed once at the edge (``Settings.load``) and passed down. Units are in the names.
+Nested keys can be set from the environment with ``__``: ``NF_SERVER__SBI_PORT=9000``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from nf.errors import ConfigError
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServerSettings(_Frozen):
+    sbi_host: str = "127.0.0.1"
+    sbi_port: int = Field(8000, ge=0, le=65535)
+    oam_host: str = "127.0.0.1"
+    oam_port: int = Field(8080, ge=0, le=65535)
+    server: Literal["granian", "hypercorn"] = "granian"
+    workers: int = Field(1, ge=1, le=64)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    max_inflight_requests: int = Field(2_000, ge=1, le=1_000_000)
+    h2_max_concurrent_streams: int = Field(1_000, ge=10, le=100_000)
+    shutdown_grace_s: float = Field(10.0, ge=0.0, le=600.0)
+    # The public base of this NF's SBI, used in Location headers.
+    api_root: str | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be set together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
+
+class HostNetwork(_Frozen):
+    """One of the host mobile networks the MVNO rides on, with its charging settings."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    name: str
+    plmn_ids: list[str] = Field(min_length=1)  # MCC+MNC, 5 or 6 digits
+    default_grant_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10 * 1024**3)
+    validity_time_s: int = Field(3600, ge=1, le=86_400)
+    volume_quota_threshold_pct: int = Field(20, ge=0, le=100)
+    quota_holding_time_s: int = Field(300, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _plmns(self) -> HostNetwork:
+        for p in self.plmn_ids:
+            if not (p.isdigit() and len(p) in (5, 6)):
+                raise ValueError(f"plmn id {p!r} must be MCC+MNC, 5 or 6 digits")
+        return self
+
+
+class ChfSettings(_Frozen):
+    # Retransmission answers cached per session (bounded).
+    reservation_grace_s: int = Field(60, ge=0, le=3600)
+    supervision_sweep_interval_s: float = Field(5.0, gt=0, le=3600)
+    max_rating_groups_per_request: int = Field(32, ge=1, le=1000)
+
+
+class PcfSettings(_Frozen):
+    default_5qi: int = Field(9, ge=1, le=255)
+    default_arp_priority: int = Field(8, ge=1, le=15)
+
+
+class NotifySettings(_Frozen):
+    outbox_max_pending: int = Field(100_000, ge=10, le=10_000_000)
+    max_attempts: int = Field(8, ge=1, le=100)
+    initial_backoff_s: float = Field(0.2, gt=0, le=60)
+    max_backoff_s: float = Field(30.0, gt=0, le=3600)
+    request_timeout_s: float = Field(2.0, gt=0, le=60)
+    poll_interval_s: float = Field(0.5, gt=0, le=60)
+    lease_s: float = Field(10.0, gt=0, le=600)
+    concurrency: int = Field(32, ge=1, le=1000)
+
+
+class EdrSettings(_Frozen):
+    buffer_max: int = Field(50_000, ge=10, le=10_000_000)
+    batch_max: int = Field(500, ge=1, le=100_000)
+    flush_interval_s: float = Field(0.05, gt=0, le=60)
+
+
+class Settings(BaseSettings):
+    """Everything the NF needs to start. Frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NF_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    instance_id: str = "nf-1"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mongodb_uri: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = "nf"
+    mongodb_timeout_ms: int = Field(5_000, ge=100, le=120_000)
+    mongodb_max_pool_size: int = Field(100, ge=1, le=10_000)
+    catalog_dir: Path | None = None
+    # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    server: ServerSettings = ServerSettings()
+    networks: list[HostNetwork] = Field(default_factory=list)
+    chf: ChfSettings = ChfSettings()
+    pcf: PcfSettings = PcfSettings()
+    notify: NotifySettings = NotifySettings()
+    edr: EdrSettings = EdrSettings()
+
+    @model_validator(mode="after")
+    def _unique_networks(self) -> Settings:
+        seen: set[str] = set()
+        for n in self.networks:
+            for p in n.plmn_ids:
+                if p in seen:
+                    raise ValueError(f"plmn id {p} belongs to more than one host network")
+                seen.add(p)
+        return self
+
+    def network_for_plmn(self, plmn: str) -> HostNetwork | None:
+        for n in self.networks:
+            if plmn in n.plmn_ids:
+                return n
+        return None
+
+    def network(self, network_id: str) -> HostNetwork | None:
+        return next((n for n in self.networks if n.id == network_id), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init kwargs by ``load``).
+        return (env_settings, init_settings)
+
+    @classmethod
+    def load(cls, path: Path | None = None, **overrides: Any) -> Settings:
+        """Read ``path`` (or ``$NF_CONFIG``), overlay the environment, validate.
+
+        Raises ``ConfigError`` with a message naming every bad key.
+        """
+        if path is None and os.environ.get("NF_CONFIG"):
+            path = Path(os.environ["NF_CONFIG"])
+        data: dict[str, Any] = {}
+        if path is not None:
+            try:
+                loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except OSError as e:
+                raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            if loaded is None:
+                loaded = {}
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{path}: the top level must be a mapping")
+            data = loaded
+            base = path.parent
+            if isinstance(data.get("catalog_dir"), str):
+                cat = Path(data["catalog_dir"])
+                data["catalog_dir"] = cat if cat.is_absolute() else base / cat
+        data.update(overrides)
+        try:
+            return cls(**data)
+        except ValidationError as e:
+            lines = []
+            for err in e.errors():
+                key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+                lines.append(f"  {key}: {err['msg']}")
+            where = f"{path}" if path else "configuration"
+            raise ConfigError(f"{where} is invalid:\n" + "\n".join(lines)) from None

@@ -1,0 +1,30 @@
+"""The demo dataset for `make run`: 9 fictional brands on 3 fictional host networks.
+
+Configuration is ``nf/demo/nf.yaml``; offers live in ``nf/demo/catalog/`` (one file per
+brand). ``seed`` is idempotent: running it twice leaves the same data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nf.config import Settings
+from nf.store.mongo import make_client
+
+DEMO_CONFIG = Path(__file__).parent / "nf.yaml"
+
+
+async def seed(settings: Settings) -> dict[str, int]:
+    """Load the demo dataset into the configured database; returns counts by kind."""
+    client = make_client(settings)
+    try:
+        db = client[settings.mongodb_database]
+        counts: dict[str, int] = {}
+        nets = db["host_networks"]
+        for n in settings.networks:
+            await nets.replace_one({"_id": n.id}, {"_id": n.id, **n.model_dump()},
+                                   upsert=True)
+        counts["host_networks"] = len(settings.networks)
+        return counts
+    finally:
+        await client.close()

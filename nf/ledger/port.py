@@ -1,0 +1,198 @@
+"""What the CHF, the PCF and the provisioning API may ask of the ledger.
+
+This module is the contract between the ledger (``nf.ledger``) and its users. It holds
+only plain data and a ``Protocol``; the MongoDB adapter implements it.
+
+Units: volumes in bytes, speeds in kbit/s, times as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class SubscriberStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    BLOCKED = "blocked"
+
+
+class CapAction(StrEnum):
+    """What a plan does when its data allowance is used up."""
+
+    THROTTLE = "throttle"
+    BLOCK = "block"
+
+
+class CapState(StrEnum):
+    """Policy counter: the data cap (full-speed allowance) of the subscriber."""
+
+    NORMAL = "normal"
+    EXHAUSTED = "exhausted"
+
+
+class RoamingState(StrEnum):
+    """Policy counter: roaming allowance (roaming passes)."""
+
+    NONE = "none"  # no roaming pass bought / none valid now
+    AVAILABLE = "available"
+    EXHAUSTED = "exhausted"
+
+
+@dataclass(frozen=True)
+class Speed:
+    """A session AMBR. Rendered on the wire as e.g. ``"128 Kbps"``."""
+
+    uplink_kbps: int
+    downlink_kbps: int
+
+
+@dataclass(frozen=True)
+class PolicyCounters:
+    """The status the policy side reacts to (TS 29.594 policy counters)."""
+
+    data_cap: CapState
+    roaming: RoamingState
+
+
+@dataclass(frozen=True)
+class SpeedView:
+    """The speed a subscriber's sessions should run at now, and why."""
+
+    speed: Speed
+    reason: str  # "plan", "boost", "throttled", "roaming-pass", "blocked"
+    boost_ends_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CounterChange:
+    """A subscriber whose counters or speed changed because of a ledger operation."""
+
+    supi: str
+    before: PolicyCounters
+    after: PolicyCounters
+    speed: SpeedView
+
+
+class ChargeResult(StrEnum):
+    """Per rating group outcome; maps onto TS 32.291 ``ResultCode``."""
+
+    SUCCESS = "SUCCESS"
+    QUOTA_LIMIT_REACHED = "QUOTA_LIMIT_REACHED"
+    END_USER_SERVICE_DENIED = "END_USER_SERVICE_DENIED"
+    USER_UNKNOWN = "USER_UNKNOWN"
+    RATING_FAILED = "RATING_FAILED"  # roaming with no pass and a plan that blocks roaming
+
+
+@dataclass(frozen=True)
+class ChargeStep:
+    """One rating group of one charging request, applied atomically.
+
+    First ``used_bytes`` are committed against what the session holds reserved for this
+    rating group (the rest of that reservation is released), then, if
+    ``requested_bytes > 0``, a new reservation is made. ``op_key`` makes the step
+    idempotent: applying the same key twice returns the first outcome again and changes
+    nothing.
+    """
+
+    supi: str
+    session_id: str
+    rating_group: int
+    serving_plmn: str  # MCC+MNC, e.g. "00101"
+    used_bytes: int
+    requested_bytes: int
+    op_key: str
+    reservation_expires_at: datetime
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Portion:
+    bucket_id: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    result: ChargeResult
+    granted_bytes: int
+    final: bool  # no quota after this grant: the SMF gets a final unit indication
+    throttled: bool  # granted from the after-cap (throttled) allowance
+    cap_action: CapAction | None
+    committed: tuple[Portion, ...] = ()  # where the reported usage was debited
+    overage_bytes: int = 0  # usage reported beyond what any bucket could take
+    reserved: tuple[Portion, ...] = ()  # where the new grant is held
+    replay: bool = False  # the op_key was applied before; nothing changed now
+    counter_changes: tuple[CounterChange, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubscriberView:
+    """What charging and policy need to know about a subscriber before deciding."""
+
+    supi: str
+    gpsi: str | None
+    brand: str
+    home_network: str  # host network id
+    home_plmn: str
+    status: SubscriberStatus
+    group_id: str | None
+    counters: PolicyCounters
+    speed: SpeedView
+    cap_action: CapAction
+    roaming_allowed_without_pass: bool = False
+
+
+@dataclass(frozen=True)
+class BucketView:
+    bucket_id: str
+    kind: str  # "plan", "addon", "roaming", "pool"
+    offer_id: str
+    offer_version: int
+    quota_bytes: int
+    used_bytes: int
+    reserved_bytes: int
+    valid_from: datetime
+    valid_to: datetime | None
+    rating_groups: tuple[int, ...] | None
+    zone: tuple[str, ...] | None
+
+    @property
+    def remaining_bytes(self) -> int:
+        return self.quota_bytes - self.used_bytes - self.reserved_bytes
+
+
+@dataclass(frozen=True)
+class BalanceView:
+    subscriber: SubscriberView
+    buckets: tuple[BucketView, ...] = field(default_factory=tuple)
+
+
+class Ledger(Protocol):
+    """The balance manager, as seen by charging, policy and care."""
+
+    async def subscriber(self, supi: str, now: datetime) -> SubscriberView | None:
+        """The subscriber's status, counters and current speed; None if unknown."""
+        ...
+
+    async def charge(self, step: ChargeStep) -> ChargeOutcome:
+        """Commit reported usage and reserve new quota for one rating group, atomically."""
+        ...
+
+    async def close_session(self, supi: str, session_id: str, now: datetime) -> tuple[
+            CounterChange, ...]:
+        """Release every reservation the session still holds (nothing is debited)."""
+        ...
+
+    async def balance(self, supi: str, now: datetime) -> BalanceView | None:
+        ...
+
+
+class CounterListener(Protocol):
+    """Told after the fact that subscribers' policy counters or speed changed."""
+
+    async def counters_changed(self, changes: Sequence[CounterChange]) -> None: ...
