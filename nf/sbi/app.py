@@ -8,6 +8,7 @@ readiness, metrics and the provisioning API. Both roles run the background worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -153,7 +154,7 @@ def create_app(
         state["ready"] = False
         rt.stopping.set()
         if tasks:
-            done, pending = await asyncio.wait(
+            _done, pending = await asyncio.wait(
                 tasks, timeout=settings.server.shutdown_grace_s)
             for t in pending:
                 t.cancel()
@@ -172,10 +173,8 @@ def create_app(
             except Exception:
                 log.exception("background worker failed; restarting",
                               extra={"fields": {"part": name}})
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(rt.stopping.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
 
     app.extensions["nf.ping"] = lambda: ping(rt.db)
     return app
