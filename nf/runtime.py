@@ -8,9 +8,9 @@ create at start, and background workers the app's lifespan runs and stops.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from quart import Blueprint
 
@@ -18,6 +18,9 @@ from nf.clock import Clock
 from nf.config import Settings
 from nf.sbi.metrics import Metrics
 from nf.store.mongo import Db
+
+if TYPE_CHECKING:
+    from nf.ledger.port import CounterChange, CounterListener
 
 Role = Literal["sbi", "oam"]
 
@@ -30,6 +33,15 @@ class Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     # Set when the app stops: workers watch it and finish what they hold.
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Told when subscribers' policy counters or speed change (the PCF, spending-limit
+    # subscriptions). Filled by ``nf.wiring``.
+    counter_listeners: list[CounterListener] = field(default_factory=list)
+
+    async def publish_counter_changes(self, changes: Sequence[CounterChange]) -> None:
+        if not changes:
+            return
+        for listener in self.counter_listeners:
+            await listener.counters_changed(changes)
 
 
 # A background worker: runs until ``Runtime.stopping`` is set, then returns after flushing.
