@@ -76,6 +76,12 @@ class CounterChange:
     before: PolicyCounters
     after: PolicyCounters
     speed: SpeedView
+    # Status changes (care blocks a subscriber, fraud) travel the same way.
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    status_before: SubscriberStatus = SubscriberStatus.ACTIVE
+    # Quota became available again (purchase, top-up, renewal): sessions refused or given
+    # final units should be re-authorised.
+    quota_restored: bool = False
 
 
 class ChargeResult(StrEnum):
@@ -145,6 +151,9 @@ class SubscriberView:
     speed: SpeedView
     cap_action: CapAction
     roaming_allowed_without_pass: bool = False
+    # At a blocking cap: "TERMINATE" or "REDIRECT" (to ``topup_url``), per brand.
+    block_final_unit_action: str = "TERMINATE"
+    topup_url: str | None = None
 
 
 @dataclass(frozen=True)
