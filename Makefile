@@ -1,8 +1,12 @@
 # Two commands for a newcomer: `make run` and `make test`. Both build their own virtualenv.
-PYTHON ?= python3
-VENV   ?= .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+#   make run                        demo NF: SBI h2c on 127.0.0.1:8000, OAM on 127.0.0.1:8080
+#   make run RUN_ARGS="--sbi-port 9000 --oam-port 9090"
+#   make test                       ruff + mypy --strict + pytest (starts its own database)
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+RUN_ARGS ?=
 
 .PHONY: run test lint typecheck pytest bench db-build clean
 
@@ -12,13 +16,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev]'
 	touch $(STAMP)
 
-# Best effort: SecantusDB's Rust server, built once per machine into ~/.cache/mvno-nf.
-# Without cargo (or if the build fails) the Python server secantusd-py is used.
+# Best effort, never fails: SecantusDB's Rust server, built once per machine into
+# ~/.cache/mvno-nf (the message names the build log). Without cargo, or if the build
+# fails, the Python server secantusd-py (from the `embedded` extra) is used.
 db-build: $(STAMP)
-	@$(BIN)/nf db build || echo "note: using SecantusDB's Python server (secantusd-py)"
+	-@$(BIN)/nf db build || echo "note: using SecantusDB's Python server (secantusd-py)"
 
 run: $(STAMP) db-build
-	$(BIN)/nf demo
+	$(BIN)/nf demo $(RUN_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check nf tests bench
@@ -35,4 +40,4 @@ bench: $(STAMP) db-build
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,6 +18,8 @@ cli = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="MVNO policy and charging core (5G CHF + PCF).")
 db_cli = typer.Typer(no_args_is_help=True, help="The embedded database (SecantusDB).")
 cli.add_typer(db_cli, name="db")
+catalog_cli = typer.Typer(no_args_is_help=True, help="The offer catalogue.")
+cli.add_typer(catalog_cli, name="catalog")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 
@@ -35,6 +37,19 @@ def check_config(path: Annotated[Path, typer.Argument(help="YAML config file")])
     """Validate a configuration file (and the environment) without starting anything."""
     s = _load(path)
     typer.echo(f"ok: {path} ({len(s.networks)} host networks)")
+
+
+@catalog_cli.command("check")
+def catalog_check(directory: Annotated[Path, typer.Argument(help="catalogue directory")]) -> None:
+    """Validate a catalogue directory (one YAML file per brand) without starting anything."""
+    from nf.catalog import CatalogError, load_catalog
+
+    try:
+        cat = load_catalog(directory)
+    except CatalogError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"ok: {directory} ({len(cat.brands)} brands, {len(cat)} offers)")
 
 
 @cli.command()
@@ -63,7 +78,10 @@ def serve(
 
 @db_cli.command("build")
 def db_build() -> None:
-    """Build SecantusDB's Rust server once with cargo (falls back to the Python server)."""
+    """Build SecantusDB's Rust server once with cargo (else the Python server is used).
+
+    The build output goes to a log file under the cache directory, named in the message.
+    """
     from nf.store import embedded
 
     ok, msg = embedded.build_rust()
@@ -115,19 +133,46 @@ def seed_demo(config: ConfigOpt = None) -> None:
 
 @cli.command()
 def demo(
-    data: Annotated[Path, typer.Option(help="storage directory")] = Path(".nf-data"),
-    db_port: Annotated[int, typer.Option(help="port of the embedded database")] = 27018,
+    data: Annotated[Path, typer.Option(help="storage directory", envvar="NF_DEMO_DATA")
+                    ] = Path(".nf-data"),
+    db_port: Annotated[int, typer.Option(
+        help="port of the embedded database (0: any free port)", envvar="NF_DEMO_DB_PORT",
+        min=0, max=65535)] = 27018,
+    sbi_host: Annotated[str | None, typer.Option(help="SBI address [config: 127.0.0.1]")
+                        ] = None,
+    sbi_port: Annotated[int | None, typer.Option(help="SBI port [config: 8000]",
+                                                 min=0, max=65535)] = None,
+    oam_host: Annotated[str | None, typer.Option(help="OAM address [config: 127.0.0.1]")
+                        ] = None,
+    oam_port: Annotated[int | None, typer.Option(help="OAM port [config: 8080]",
+                                                 min=0, max=65535)] = None,
+    server: Annotated[str | None, typer.Option(help="granian (default) or hypercorn")] = None,
 ) -> None:
-    """What `make run` does: embedded database + demo dataset + both servers."""
+    """What `make run` does: embedded database + demo dataset + both servers.
+
+    Addresses and ports also follow the environment (NF_SERVER__SBI_PORT, ...).
+    """
     from nf.demo import DEMO_CONFIG, seed
     from nf.sbi.runner import serve as run_servers
     from nf.store import embedded
 
-    db = embedded.start(data / "db", port=db_port, log=data / "db.log")
+    overrides = {"NF_SERVER__SBI_HOST": sbi_host, "NF_SERVER__SBI_PORT": sbi_port,
+                 "NF_SERVER__OAM_HOST": oam_host, "NF_SERVER__OAM_PORT": oam_port,
+                 "NF_SERVER__SERVER": server}
+    env = dict(os.environ)
+    env.setdefault("NF_CONFIG", str(DEMO_CONFIG))
+    env.update({k: str(v) for k, v in overrides.items() if v is not None})
+    os.environ.update(env)
+    _load(None)  # a bad option or variable stops here, before anything starts
+    code = 1
+    try:
+        db = embedded.start(data / "db", port=db_port, log=data / "db.log")
+    except RuntimeError as e:
+        typer.echo(f"error: the embedded database did not start: {e} (log: {data / 'db.log'})",
+                   err=True)
+        raise typer.Exit(1) from None
     typer.echo(f"embedded database: SecantusDB {db.kind} server at {db.uri}")
     try:
-        env = dict(os.environ)
-        env.setdefault("NF_CONFIG", str(DEMO_CONFIG))
         env["NF_MONGODB_URI"] = db.uri
         os.environ.update(env)
         settings = _load(None)
@@ -136,9 +181,13 @@ def demo(
         s = settings.server
         typer.echo(f"SBI (h2c) on http://{s.sbi_host}:{s.sbi_port}, "
                    f"OAM on http://{s.oam_host}:{s.oam_port}; Ctrl-C stops")
+        sys.stdout.flush()
         code = run_servers(settings, env)
+    except KeyboardInterrupt:
+        code = 0
     finally:
         db.stop()
+        typer.echo(f"stopped (embedded database stopped, data kept in {data})")
     raise typer.Exit(code)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -34,6 +34,12 @@ class ServerSettings(_Frozen):
     max_inflight_requests: int = Field(2_000, ge=1, le=1_000_000)
     h2_max_concurrent_streams: int = Field(1_000, ge=10, le=100_000)
     shutdown_grace_s: float = Field(10.0, ge=0.0, le=600.0)
+    # A request body must arrive completely within this time (slow-sender protection).
+    body_timeout_s: float = Field(10.0, gt=0.0, le=600.0)
+    # An idle HTTP/2 connection is kept this long (SMFs keep theirs for hours; 0 = forever
+    # for Hypercorn). Granian pings idle connections every ``h2_keep_alive_interval_s``.
+    idle_timeout_s: float = Field(3600.0, ge=0.0, le=86_400.0)
+    h2_keep_alive_interval_s: float = Field(30.0, gt=0.0, le=3600.0)
     # The public base of this NF's SBI, used in Location headers.
     api_root: str | None = None
 
@@ -53,18 +59,12 @@ class HostNetwork(_Frozen):
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
     name: str
-    plmn_ids: list[str] = Field(min_length=1)  # MCC+MNC, 5 or 6 digits
+    # MCC+MNC, 5 or 6 digits.
+    plmn_ids: list[Annotated[str, Field(pattern=r"^[0-9]{5,6}$")]] = Field(min_length=1)
     default_grant_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10 * 1024**3)
     validity_time_s: int = Field(3600, ge=1, le=86_400)
     volume_quota_threshold_pct: int = Field(20, ge=0, le=100)
     quota_holding_time_s: int = Field(300, ge=0, le=86_400)
-
-    @model_validator(mode="after")
-    def _plmns(self) -> HostNetwork:
-        for p in self.plmn_ids:
-            if not (p.isdigit() and len(p) in (5, 6)):
-                raise ValueError(f"plmn id {p!r} must be MCC+MNC, 5 or 6 digits")
-        return self
 
 
 class ChfSettings(_Frozen):
@@ -96,6 +96,19 @@ class EdrSettings(_Frozen):
     flush_interval_s: float = Field(0.05, gt=0, le=60)
 
 
+class LedgerSettings(_Frozen):
+    # How often the sweepers look for expired reservations and for renewals/expiries.
+    reservation_sweep_interval_s: float = Field(5.0, gt=0, le=3600)
+    renewal_sweep_interval_s: float = Field(30.0, gt=0, le=86_400)
+    sweep_batch: int = Field(500, ge=1, le=100_000)
+    # Idempotency keys remembered per subscriber (a retry older than this debits again).
+    op_ring_size: int = Field(32, ge=4, le=1000)
+    # ... and every key younger than this, up to 8 x op_ring_size.
+    op_retention_s: float = Field(300.0, ge=0, le=86_400)
+    # Optimistic write attempts before answering NF_CONGESTION.
+    max_write_attempts: int = Field(200, ge=1, le=10_000)
+
+
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
 
@@ -118,6 +131,11 @@ class Settings(BaseSettings):
     pcf: PcfSettings = PcfSettings()
     notify: NotifySettings = NotifySettings()
     edr: EdrSettings = EdrSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
+    # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
+    extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \
+        Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_networks(self) -> Settings:

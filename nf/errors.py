@@ -29,11 +29,11 @@ class NfError(Exception):
     title: str = "Internal error"
     invalid_params: list[InvalidParam] = field(default_factory=list)
     retry_after_s: int | None = None
+    # Methods the resource does support (the ``Allow`` header of a 405).
+    allow: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.status} {self.cause}: {self.detail}"
-
-
 
 
 class BadRequest(NfError):
@@ -63,8 +63,8 @@ class NotFound(NfError):
 
 
 class MethodNotAllowed(NfError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, 405, "METHOD_NOT_ALLOWED", "Method not allowed")
+    def __init__(self, detail: str, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(detail, 405, "METHOD_NOT_ALLOWED", "Method not allowed", allow=allow)
 
 
 class Conflict(NfError):
@@ -80,6 +80,13 @@ class PayloadTooLarge(NfError):
 class UnsupportedMediaType(NfError):
     def __init__(self, detail: str) -> None:
         super().__init__(detail, 415, "UNSUPPORTED_MEDIA_TYPE", "Unsupported media type")
+
+
+class RequestTimeout(NfError):
+    """The peer did not finish sending its request body in time."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, 408, "INVALID_MSG_FORMAT", "Request timeout")
 
 
 class Unprocessable(NfError):

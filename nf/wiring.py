@@ -10,4 +10,35 @@ from nf.runtime import Part, Runtime
 
 def build_parts(rt: Runtime) -> list[Part]:
     parts: list[Part] = []
+    # Shared plumbing first: the persisted outbox towards peers and the EDR writer. Slices
+    # take them as constructor arguments (``outbox=``, ``edrs=``).
+    from nf.edr.writer import EdrWriter
+    from nf.notify.outbox import MongoOutbox
+
+    outbox = MongoOutbox(rt)
+    edrs = EdrWriter(rt)
+    parts += [outbox, edrs]
+    # The balance manager and the offer catalogue: the CHF, the PCF and the provisioning
+    # API take ``ledger_part.ledger`` (a ``nf.ledger.port.Ledger``) and ``.catalog``.
+    from nf.ledger.part import LedgerPart
+
+    ledger_part = LedgerPart(rt)
+    parts.append(ledger_part)
+    # Policy: the built-in PCF (Npcf_SMPolicyControl) and the spending-limit service for
+    # external PCFs (Nchf_SpendingLimitControl). Both hear every counter change the ledger
+    # reports (one mechanism), the PCF first so throttles leave before anything else.
+    from nf.pcf.part import PcfPart
+    from nf.slc.part import SlcPart
+
+    pcf = PcfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
+    slc = SlcPart(rt, ledger=ledger_part.ledger, outbox=outbox)
+    parts += [pcf, slc]
+    rt.counter_listeners += [pcf, slc]
+    # Charging: the CHF (Nchf_ConvergedCharging). It listens too, after the policy side:
+    # purchases re-authorise refused sessions, blocks abort them.
+    from nf.chf.part import ChfPart
+
+    chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
+    parts.append(chf)
+    rt.counter_listeners.append(chf)
     return parts

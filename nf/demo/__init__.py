@@ -25,6 +25,15 @@ async def seed(settings: Settings) -> dict[str, int]:
             await nets.replace_one({"_id": n.id}, {"_id": n.id, **n.model_dump()},
                                    upsert=True)
         counts["host_networks"] = len(settings.networks)
+        if settings.catalog_dir is not None:
+            from nf.catalog import CatalogHolder
+            from nf.clock import SystemClock
+            from nf.demo.subscribers import seed_subscribers
+            from nf.ledger.mongo import MongoLedger
+
+            ledger = MongoLedger(db, settings, CatalogHolder.from_dir(settings.catalog_dir))
+            await ledger.ensure_indexes()
+            counts.update(await seed_subscribers(ledger, settings, SystemClock().now()))
         return counts
     finally:
         await client.close()

@@ -100,9 +100,15 @@ class ChargeStep:
 
     First ``used_bytes`` are committed against what the session holds reserved for this
     rating group (the rest of that reservation is released), then, if
-    ``requested_bytes > 0``, a new reservation is made. ``op_key`` makes the step
-    idempotent: applying the same key twice returns the first outcome again and changes
-    nothing.
+    ``requested_bytes > 0``, a new reservation is made.
+
+    Idempotency: with ``sequence`` (the charging request's invocation sequence number;
+    increasing per session and rating group), the ledger remembers the highest sequence
+    applied per (supi, session_id, rating_group) and its outcome until the session is
+    closed and a retention time has passed: the same sequence again returns that outcome
+    (``replay=True``); an older sequence is a late duplicate and is answered with
+    ``replay=True``, nothing granted and nothing changed. Without ``sequence``, ``op_key``
+    makes the step idempotent (a bounded ring of recent keys per subscriber).
     """
 
     supi: str
@@ -114,6 +120,7 @@ class ChargeStep:
     op_key: str
     reservation_expires_at: datetime
     now: datetime
+    sequence: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,7 +139,7 @@ class ChargeOutcome:
     committed: tuple[Portion, ...] = ()  # where the reported usage was debited
     overage_bytes: int = 0  # usage reported beyond what any bucket could take
     reserved: tuple[Portion, ...] = ()  # where the new grant is held
-    replay: bool = False  # the op_key was applied before; nothing changed now
+    replay: bool = False  # the step was applied before; nothing changed now
     counter_changes: tuple[CounterChange, ...] = ()
 
 

@@ -1,7 +1,15 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics on the OAM port.
+
+``/healthz`` says the process answers; ``/readyz`` says it should get traffic (database
+reachable and every part's indexes created); ``/metrics`` is Prometheus text, aggregated
+over all worker processes when ``PROMETHEUS_MULTIPROC_DIR`` is set. Never on the SBI port
+(apart from the trivial ``/healthz``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 
 from quart import Blueprint, Response
@@ -9,9 +17,13 @@ from quart import Blueprint, Response
 from nf.runtime import Runtime
 from nf.store.mongo import ping
 
+# A readiness probe must answer quickly even while the database hangs.
+READINESS_DB_TIMEOUT_S = 2.0
+
 
 def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
     bp = Blueprint("oam_health", __name__)
+    timeout_s = min(READINESS_DB_TIMEOUT_S, rt.settings.mongodb_timeout_ms / 1000)
 
     @bp.get("/healthz")
     async def healthz() -> Response:
@@ -19,11 +31,16 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
 
     @bp.get("/readyz")
     async def readyz() -> Response:
-        db_ok = await ping(rt.db)
-        ok = db_ok and ready()
-        body = (f'{{"status":"{"ready" if ok else "not-ready"}",'
-                f'"database":{str(db_ok).lower()},"indexes":{str(ready()).lower()}}}')
-        return Response(body, status=200 if ok else 503, content_type="application/json")
+        try:
+            db_ok = await asyncio.wait_for(ping(rt.db), timeout=timeout_s)
+        except TimeoutError:
+            db_ok = False
+        indexes = ready()
+        ok = db_ok and indexes
+        body = {"status": "ready" if ok else "not-ready", "database": db_ok,
+                "indexes": indexes}
+        return Response(json.dumps(body), status=200 if ok else 503,
+                        content_type="application/json")
 
     @bp.get("/metrics")
     async def metrics() -> Response:

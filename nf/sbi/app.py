@@ -3,6 +3,11 @@
 The SBI role serves the 3GPP services (CHF, PCF) to SMFs; the OAM role serves health,
 readiness, metrics and the provisioning API. Both roles run the background workers
 (outbox senders, EDR writer, sweepers), which coordinate through the database.
+
+Every error leaves as one ProblemDetails rendering (``nf.sbi.problem``): the NF's own
+errors, Quart's and Werkzeug's automatic ones (404, 405, 413, 408) and anything unexpected
+(500, logged, never a stack trace in the answer). Admission control, request ids and
+request metrics live in the outermost ASGI layer (``nf.sbi.guard``).
 """
 
 from __future__ import annotations
@@ -10,29 +15,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from pymongo import AsyncMongoClient
-from quart import Quart, Response, request
+from quart import Blueprint, Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from nf import logs
 from nf.clock import Clock, SystemClock
 from nf.config import Settings
 from nf.errors import (
-    Congestion,
+    BadRequest,
     MethodNotAllowed,
     NfError,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
 )
-from nf.runtime import Part, Role, Runtime
+from nf.runtime import Part, Role, Runtime, Worker
+from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
 from nf.store.mongo import Db, Doc, make_client, ping
 
 log = logging.getLogger("nf.app")
+
+# Never refused for congestion: probes must answer while the NF is busy.
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _http_error(e: HTTPException) -> NfError:
@@ -40,15 +50,95 @@ def _http_error(e: HTTPException) -> NfError:
     if code == 404:
         return NotFound(f"no resource at {request.path}")
     if code == 405:
-        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+        allow = tuple(sorted(getattr(e, "valid_methods", None) or ()))
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}",
+                                allow=allow)
     if code == 413:
         return PayloadTooLarge("the request body exceeds the configured limit")
+    if code == 408:
+        return RequestTimeout("the request body was not received in time")
     if code == 400:
-        from nf.errors import BadRequest
+        return BadRequest("the request is malformed")
+    if code >= 500:
+        return NfError("an unexpected error occurred; it has been logged")
+    return NfError(e.name, status=code, cause="INVALID_MSG_FORMAT", title=e.name)
 
-        return BadRequest(e.description or "bad request")
-    return NfError(e.description or "error", status=code, cause="SYSTEM_FAILURE",
-                   title=e.name)
+
+def _sbi_health() -> Blueprint:
+    bp = Blueprint("sbi_health", __name__)
+
+    @bp.get("/healthz")
+    async def healthz() -> Response:
+        return Response('{"status":"alive"}', content_type="application/json")
+
+    return bp
+
+
+class _Lifecycle:
+    """Start-up and shut-down of one app: indexes, background workers, database client.
+
+    Workers run in one ``TaskGroup`` owned by a supervisor task; each is restarted after a
+    pause if it fails, and all are told to finish through ``Runtime.stopping``.
+    """
+
+    def __init__(self, rt: Runtime, parts: Sequence[Part], role: Role,
+                 client: AsyncMongoClient[Doc] | None) -> None:
+        self.rt = rt
+        self.parts = parts
+        self.role = role
+        self.client = client
+        self.ready = False
+        self.supervisor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for part in self.parts:
+            await part.ensure_indexes()
+        self.ready = True
+        workers = [(p.name, w) for p in self.parts for w in p.workers()]
+        self.supervisor = asyncio.create_task(self._supervise(workers))
+        logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
+                 parts=[p.name for p in self.parts], workers=len(workers))
+
+    async def _supervise(self, workers: list[tuple[str, Worker]]) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for name, worker in workers:
+                tg.create_task(self._guard(name, worker))
+
+    async def _guard(self, name: str, worker: Worker) -> None:
+        while not self.rt.stopping.is_set():
+            try:
+                await worker()
+                return
+            except Exception:
+                log.exception("background worker failed; restarting",
+                              extra={"fields": {"part": name}})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.rt.stopping.wait(), timeout=1.0)
+
+    async def stop(self) -> None:
+        self.ready = False
+        self.rt.stopping.set()
+        grace = self.rt.settings.server.shutdown_grace_s
+        flushed = True
+        if self.supervisor is not None:
+            done, _ = await asyncio.wait({self.supervisor}, timeout=grace)
+            if not done:
+                flushed = False
+                self.supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.supervisor
+        if self.client is not None:
+            await self.client.close()
+        _metrics_process_dead()
+        logs.log(log, logging.INFO, "stopped", role=self.role, pid=os.getpid(),
+                 workers_flushed=flushed, database_closed=self.client is not None)
+
+
+def _metrics_process_dead() -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def create_app(
@@ -57,10 +147,11 @@ def create_app(
     role: Role,
     clock: Clock | None = None,
     db: Db | None = None,
-    parts: Sequence[Part] | None = None,
+    parts: Sequence[Part] | Callable[[Runtime], Sequence[Part]] | None = None,
 ) -> Quart:
     """Build the app. ``db`` and ``clock`` are injected by tests; ``parts`` defaults to
-    every slice of the NF (``nf.wiring.build_parts``)."""
+    every slice of the NF (``nf.wiring.build_parts``) plus ``settings.extra_parts``. It may
+    also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
     if db is None:
@@ -70,17 +161,24 @@ def create_app(
     if parts is None:
         from nf.wiring import build_parts
 
-        parts = build_parts(rt)
+        parts = [*build_parts(rt), *_extra_parts(rt)]
+    elif callable(parts):
+        parts = list(parts(rt))
 
     app = Quart(f"nf-{role}")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    app.config["BODY_TIMEOUT"] = settings.server.body_timeout_s
+    life = _Lifecycle(rt, parts, role, client)
+    guard = Guard(app.asgi_app, limit=settings.server.max_inflight_requests,  # type: ignore[arg-type]
+                  metrics=rt.metrics, exempt_paths=PROBE_PATHS,
+                  body_timeout_s=settings.server.body_timeout_s)
+    app.asgi_app = guard  # type: ignore[method-assign,assignment]
     app.extensions["nf.runtime"] = rt
     app.extensions["nf.parts"] = parts
-    metrics = rt.metrics
-    limit = settings.server.max_inflight_requests
-    state = {"inflight": 0, "ready": False}
-    tasks: list[asyncio.Task[None]] = []
+    app.extensions["nf.guard"] = guard
+    app.extensions["nf.lifecycle"] = life
 
     for part in parts:
         for bp in part.blueprints(role):
@@ -89,39 +187,14 @@ def create_app(
     if role == "oam":
         from nf.oam.health import health_blueprint
 
-        app.register_blueprint(health_blueprint(rt, lambda: bool(state["ready"])))
+        app.register_blueprint(health_blueprint(rt, lambda: life.ready))
+    else:
+        app.register_blueprint(_sbi_health())
 
     @app.before_request
-    async def _admit() -> Response | None:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
-        logs.clear()
-        logs.bind(request_id=rid)
-        request.environ_start = time.perf_counter()  # type: ignore[attr-defined]
-        if state["inflight"] >= limit:
-            metrics.rejected.labels("NF_CONGESTION").inc()
-            return problem_response(
-                Congestion(f"more than {limit} requests in flight; retry later"),
-                request.path)
-        state["inflight"] += 1
-        request.admitted = True  # type: ignore[attr-defined]
-        metrics.inflight.inc()
-        return None
-
-    @app.after_request
-    async def _account(resp: Response) -> Response:
-        if getattr(request, "admitted", False):
-            state["inflight"] -= 1
-            request.admitted = False  # type: ignore[attr-defined]
-            metrics.inflight.dec()
-        op = request.url_rule.endpoint if request.url_rule else "unmatched"
-        start = getattr(request, "environ_start", None)
-        metrics.requests.labels(op, str(resp.status_code)).inc()
-        if start is not None:
-            metrics.latency.labels(op).observe(time.perf_counter() - start)
-        rid = logs._bound.get() or {}
-        if "request_id" in rid:
-            resp.headers["x-request-id"] = str(rid["request_id"])
-        return resp
+    async def _operation() -> None:
+        if request.url_rule is not None and request.url_rule.endpoint:
+            cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
 
     @app.errorhandler(NfError)
     async def _nf_error(e: NfError) -> Response:
@@ -140,41 +213,20 @@ def create_app(
         return problem_response(
             NfError("an unexpected error occurred; it has been logged"), request.path)
 
-    @app.before_serving
-    async def _start() -> None:
-        for part in parts:
-            await part.ensure_indexes()
-        state["ready"] = True
-        for part in parts:
-            for worker in part.workers():
-                tasks.append(asyncio.create_task(_guard(worker, part.name)))
-
-    @app.after_serving
-    async def _stop() -> None:
-        state["ready"] = False
-        rt.stopping.set()
-        if tasks:
-            _done, pending = await asyncio.wait(
-                tasks, timeout=settings.server.shutdown_grace_s)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        if client is not None:
-            await client.close()
-
-    async def _guard(worker: object, name: str) -> None:
-        # A worker that dies is logged and restarted after a pause, unless stopping.
-        while not rt.stopping.is_set():
-            try:
-                await worker()  # type: ignore[operator]
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("background worker failed; restarting",
-                              extra={"fields": {"part": name}})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rt.stopping.wait(), timeout=1.0)
-
+    app.before_serving(life.start)
+    app.after_serving(life.stop)
     app.extensions["nf.ping"] = lambda: ping(rt.db)
     return app
+
+
+def _extra_parts(rt: Runtime) -> list[Part]:
+    """Parts named in ``settings.extra_parts`` as ``module:factory``; each factory takes the
+    ``Runtime`` and returns a ``Part``."""
+    import importlib
+
+    out: list[Part] = []
+    for spec in rt.settings.extra_parts:
+        module, _, attr = spec.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        out.append(factory(rt))
+    return out

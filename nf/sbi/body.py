@@ -1,12 +1,17 @@
-"""Reading request bodies safely: content type, size limit, JSON syntax, schema.
+"""Reading request bodies safely: content type, size limit, JSON syntax, shape, schema.
 
-Every JSON entry point goes through ``read_model`` so bad input always becomes a clear
-ProblemDetails and never reaches the service logic half-checked.
+Every JSON entry point goes through ``read_model`` (or ``read_json`` + ``parse_model``) so
+bad input always becomes a clear ProblemDetails and never reaches the service logic
+half-checked. Besides syntax, a body is refused if it nests deeper than ``MAX_DEPTH``
+(MongoDB stores at most 100 levels and recursion must stay bounded), if it carries lone
+UTF-16 surrogates (they cannot be stored or re-encoded), or non-standard numbers (NaN,
+Infinity, integers of thousands of digits).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -16,7 +21,11 @@ from nf.errors import BadRequest, InvalidParam, PayloadTooLarge, UnsupportedMedi
 
 M = TypeVar("M", bound=BaseModel)
 
-_JSON_TYPES = ("application/json", "application/problem+json")
+JSON_TYPES = ("application/json", "application/problem+json")
+MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
+MAX_DEPTH = 32
+MAX_INVALID_PARAMS = 50
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _pointer(loc: tuple[int | str, ...]) -> str:
@@ -25,46 +34,89 @@ def _pointer(loc: tuple[int | str, ...]) -> str:
 
 def invalid_params(err: ValidationError) -> list[InvalidParam]:
     out = []
-    for e in err.errors(include_url=False):
+    for e in err.errors(include_url=False, include_input=False):
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function")))
         out.append(InvalidParam(param=_pointer(loc), reason=e["msg"]))
-    return out[:50]
+    return out[:MAX_INVALID_PARAMS]
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_shape(value: Any) -> None:
+    """Refuse nesting beyond ``MAX_DEPTH`` and strings with lone surrogates."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            if depth > MAX_DEPTH:
+                raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
+            for k, item in v.items():
+                _check_text(k)
+                stack.append((item, depth + 1))
+        elif isinstance(v, list):
+            if depth > MAX_DEPTH:
+                raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
+            stack.extend((item, depth + 1) for item in v)
+        elif isinstance(v, str):
+            _check_text(v)
+
+
+def _check_text(s: str) -> None:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body contains an unpaired UTF-16 surrogate") from None
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse and shape-check a JSON document, or raise ``BadRequest``."""
+    if not raw:
+        raise BadRequest("the request body is empty")
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise BadRequest("the body nests too deeply") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BadRequest(f"the body is not valid JSON: {e}") from None
+    except ValueError as e:  # NaN/Infinity, integers beyond the digit limit
+        raise BadRequest(f"the body is not valid JSON: {e}") from None
+    # Cheap pre-checks keep the walk off the common path.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(raw):
+        _check_shape(value)
+    return value
+
+
+async def read_json(request: Request, max_bytes: int,
+                    content_types: tuple[str, ...] = JSON_TYPES) -> Any:
     """The request body as parsed JSON, or an ``NfError``."""
     ctype = (request.mimetype or "").lower()
-    if ctype not in _JSON_TYPES:
+    if ctype not in content_types:
         raise UnsupportedMediaType(
             f"content type {request.mimetype or '(none)'!r} is not supported; "
-            "use application/json"
+            f"use {content_types[0]}"
         )
     length = request.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"body of {length} bytes exceeds the limit of {max_bytes}")
-    request.body_timeout = 10
     raw = await request.get_data(cache=False, as_text=False)
+    if isinstance(raw, str):  # not with as_text=False; keeps the type checker honest
+        raw = raw.encode()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds the limit of {max_bytes}")
-    if not raw:
-        raise BadRequest("the request body is empty", cause="INVALID_MSG_FORMAT")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadRequest(f"the body is not valid JSON: {e}", cause="INVALID_MSG_FORMAT") \
-            from None
-    except RecursionError:
-        raise BadRequest("the body nests too deeply", cause="INVALID_MSG_FORMAT") from None
+    return parse_json(raw)
 
 
 def parse_model(model: type[M], data: Any) -> M:
+    """Validate parsed JSON against a wire model; every bad field lands in invalidParams."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
+        errors = e.errors(include_url=False, include_input=False)
         params = invalid_params(e)
-        missing = [p for p, err in zip(params, e.errors(), strict=False)
-                   if err["type"] == "missing"]
-        cause = "MANDATORY_IE_MISSING" if missing and len(missing) == len(params) \
+        missing = sum(1 for err in errors if err["type"] == "missing")
+        cause = "MANDATORY_IE_MISSING" if missing and missing == len(errors) \
             else "MANDATORY_IE_INCORRECT"
         raise BadRequest(
             f"the body does not match {model.__name__}: " + "; ".join(
@@ -72,8 +124,9 @@ def parse_model(model: type[M], data: Any) -> M:
             cause=cause, invalid_params=params,
         ) from None
     except RecursionError:
-        raise BadRequest("the body nests too deeply", cause="INVALID_MSG_FORMAT") from None
+        raise BadRequest("the body nests too deeply") from None
 
 
-async def read_model(request: Request, model: type[M], max_bytes: int) -> M:
-    return parse_model(model, await read_json(request, max_bytes))
+async def read_model(request: Request, model: type[M], max_bytes: int,
+                     content_types: tuple[str, ...] = JSON_TYPES) -> M:
+    return parse_model(model, await read_json(request, max_bytes, content_types))

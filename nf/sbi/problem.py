@@ -37,4 +37,6 @@ def problem_response(err: NfError, instance: str | None = None) -> Response:
     )
     if err.retry_after_s is not None:
         resp.headers["Retry-After"] = str(err.retry_after_s)
+    if err.allow:
+        resp.headers["Allow"] = ", ".join(err.allow)
     return resp

@@ -1,22 +1,108 @@
 """Running the two servers (SBI and OAM) under Granian (default) or Hypercorn.
 
-``serve`` is a small supervisor: it starts one child process per port, forwards SIGTERM /
-SIGINT to them, and waits for them to drain. Each child runs the chosen server with the
-app factory in ``nf.sbi.entry``; HTTP/2 is h2c with prior knowledge in cleartext and ALPN
-``h2`` over TLS (TS 29.500).
+``serve`` is a small supervisor: it starts one child process per port (each in its own
+session, so a terminal's Ctrl-C reaches them once, through the supervisor), forwards
+SIGTERM / SIGINT to them, and waits for them to drain within ``server.shutdown_grace_s``.
+Each child runs the chosen server with the app factory in ``nf.sbi.entry``; HTTP/2 is h2c
+with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
+
+Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
-from nf.config import Settings
+from nf import logs
+from nf.config import ServerSettings, Settings
+from nf.proc import die_with_parent
 from nf.runtime import Role
+
+log = logging.getLogger("nf.runner")
+
+# Headroom above the in-flight bound so that the app, not the server, answers 503.
+_BACKPRESSURE_HEADROOM = 64
+
+
+def _log_config(level: str) -> dict[str, Any]:
+    """Server loggers write the same JSON lines as the NF."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json",
+               "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "nf.logs.JsonFormatter"}},
+        "handlers": {"console": handler, "access": handler},
+        "loggers": {
+            "_granian": {"handlers": ["console"], "level": level, "propagate": False},
+            "granian.access": {"handlers": ["access"], "level": "WARNING",
+                               "propagate": False},
+            "hypercorn.error": {"handlers": ["console"], "level": level,
+                                "propagate": False},
+        },
+    }
+
+
+def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
+             log_level: str) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces
+    from granian.http import HTTP2Settings
+    from granian.log import LogLevels
+
+    Granian(
+        f"nf.sbi.entry:{role}_app",
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        # SBI peers speak HTTP/2 only; OAM also takes HTTP/1.1 (curl, Prometheus).
+        http=HTTPModes.http2 if role == "sbi" else HTTPModes.auto,
+        workers=workers,
+        http2_settings=HTTP2Settings(
+            max_concurrent_streams=srv.h2_max_concurrent_streams,
+            keep_alive_interval=int(srv.h2_keep_alive_interval_s * 1000),
+        ),
+        backpressure=srv.max_inflight_requests + _BACKPRESSURE_HEADROOM,
+        ssl_cert=srv.tls_cert_file,
+        ssl_key=srv.tls_key_file,
+        workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
+        respawn_failed_workers=True,
+        log_level=LogLevels(log_level.lower()),
+        log_dictconfig=_log_config(log_level),
+        log_access=False,
+    ).serve()
+
+
+def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
+               log_level: str) -> None:
+    from hypercorn.config import Config
+    from hypercorn.run import run
+
+    cfg = Config()
+    cfg.application_path = f"nf.sbi.entry:{role}_app()"
+    cfg.bind = [f"{host}:{port}"]
+    cfg.workers = workers
+    # SMFs keep connections for hours: never close one after N requests, nor soon when idle.
+    cfg.keep_alive_max_requests = 2**62
+    cfg.keep_alive_timeout = srv.idle_timeout_s or float(2**31)
+    cfg.h2_max_concurrent_streams = srv.h2_max_concurrent_streams
+    cfg.graceful_timeout = srv.shutdown_grace_s
+    cfg.accesslog = None
+    cfg.logconfig_dict = _log_config(log_level)
+    if srv.tls_cert_file and srv.tls_key_file:
+        cfg.certfile = str(srv.tls_cert_file)
+        cfg.keyfile = str(srv.tls_key_file)
+        cfg.alpn_protocols = ["h2"] if role == "sbi" else ["h2", "http/1.1"]
+    run(cfg)
 
 
 def run_child(role: Role) -> None:
@@ -26,71 +112,56 @@ def run_child(role: Role) -> None:
     host, port = (srv.sbi_host, srv.sbi_port) if role == "sbi" else (srv.oam_host,
                                                                       srv.oam_port)
     workers = srv.workers if role == "sbi" else 1
-    target = f"nf.sbi.entry:{role}_app"
-    if srv.server == "granian":
-        from granian import Granian
-        from granian.constants import HTTPModes, Interfaces
-        from granian.http import HTTP2Settings
+    run = _granian if srv.server == "granian" else _hypercorn
+    run(role, srv, host, port, workers, settings.log_level)
 
-        Granian(
-            target,
-            factory=True,
-            address=host,
-            port=port,
-            interface=Interfaces.ASGI,
-            # SBI peers speak HTTP/2 only; OAM also takes HTTP/1.1 (curl, Prometheus).
-            http=HTTPModes.http2 if role == "sbi" else HTTPModes.auto,
-            workers=workers,
-            http2_settings=HTTP2Settings(
-                max_concurrent_streams=srv.h2_max_concurrent_streams,
-                keep_alive_interval=30_000,
-            ),
-            ssl_cert=srv.tls_cert_file,
-            ssl_key=srv.tls_key_file,
-            workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
-            log_access=False,
-        ).serve()
-        return
-    from hypercorn.config import Config
-    from hypercorn.run import run
 
-    cfg = Config()
-    cfg.application_path = f"{target}()"
-    cfg.bind = [f"{host}:{port}"]
-    cfg.workers = workers
-    # SMFs keep connections for hours: never close one after N requests.
-    cfg.keep_alive_max_requests = 2**62
-    cfg.h2_max_concurrent_streams = srv.h2_max_concurrent_streams
-    cfg.graceful_timeout = srv.shutdown_grace_s
-    cfg.accesslog = None
-    if srv.tls_cert_file and srv.tls_key_file:
-        cfg.certfile = str(srv.tls_cert_file)
-        cfg.keyfile = str(srv.tls_key_file)
-        cfg.alpn_protocols = ["h2"] if role == "sbi" else ["h2", "http/1.1"]
-    run(cfg)
+def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str] | None:
+    """Point the children at an empty multi-process metrics directory.
+
+    A directory given in ``PROMETHEUS_MULTIPROC_DIR`` is emptied of a previous run's files
+    (they would be summed in); otherwise a temporary one is made and returned for cleanup.
+    """
+    given = env.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        d = Path(given)
+        d.mkdir(parents=True, exist_ok=True)
+        for f in d.glob("*.db"):
+            f.unlink(missing_ok=True)
+        return None
+    tmp = tempfile.TemporaryDirectory(prefix="nf-metrics-")
+    env["PROMETHEUS_MULTIPROC_DIR"] = tmp.name
+    return tmp
 
 
 def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
-    """Start the SBI and OAM servers as child processes; return when both have ended."""
+    """Start the SBI and OAM servers as child processes; return when both have ended.
+
+    Exit code 0 after a requested stop in which both servers drained in time; 1 if a server
+    died on its own or had to be killed.
+    """
+    logs.setup(settings.log_level)
     child_env = dict(os.environ if env is None else env)
-    metrics_dir = None
-    if "PROMETHEUS_MULTIPROC_DIR" not in child_env:
-        metrics_dir = tempfile.TemporaryDirectory(prefix="nf-metrics-")
-        child_env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir.name
+    metrics_dir = prepare_metrics_dir(child_env)
     children = [
-        subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=child_env)
+        subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=child_env,
+                         start_new_session=True, preexec_fn=die_with_parent)
         for role in ("sbi", "oam")
     ]
     stopping = False
+    killed = False
 
     def _forward(signum: int, _frame: object) -> None:
         nonlocal stopping
+        if not stopping:
+            logs.log(log, logging.INFO, "stopping", signal=signal.Signals(signum).name)
         stopping = True
         for c in children:
             if c.poll() is None:
-                c.send_signal(signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+                c.send_signal(signum)
 
     old = {s: signal.signal(s, _forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    died = False
     try:
         while True:
             codes = [c.poll() for c in children]
@@ -98,20 +169,34 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
                 break
             if any(code is not None for code in codes) and not stopping:
                 # One server died: stop the other rather than run half an NF.
+                died = True
+                logs.log(log, logging.ERROR, "a server exited; stopping the other",
+                         codes=codes)
                 _forward(signal.SIGTERM, None)
-            time.sleep(0.1)
+            time.sleep(0.05)
         deadline = time.monotonic() + settings.server.shutdown_grace_s + 5
         for c in children:
             try:
                 c.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 c.kill()
+                c.wait()
+                killed = True
     finally:
+        for c in children:  # never leave a server behind, whatever happened here
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+                killed = True
         for s, h in old.items():
             signal.signal(s, h)
         if metrics_dir is not None:
             metrics_dir.cleanup()
-    return 0 if stopping else max(c.returncode or 0 for c in children) or 1
+    codes = [c.returncode for c in children]
+    ok = stopping and not died and not killed and all(
+        code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes)
+    logs.log(log, logging.INFO if ok else logging.ERROR, "stopped", codes=codes)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

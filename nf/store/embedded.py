@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from nf.proc import die_with_parent
+
 RUST_CRATE = "secantus-mdb"
 RUST_VERSION = "0.5.3-beta.196"
 RUST_TOOLCHAIN = "1.98"
@@ -31,7 +33,8 @@ def cache_root() -> Path:
 def rust_binary() -> Path | None:
     explicit = os.environ.get("NF_SECANTUS_BIN")
     if explicit:
-        return Path(explicit)
+        p = Path(explicit)
+        return p if p.is_file() and os.access(p, os.X_OK) else None
     p = cache_root() / "bin" / "secantusd-rs"
     return p if p.is_file() and os.access(p, os.X_OK) else None
 
@@ -44,35 +47,42 @@ def python_binary() -> Path | None:
     return Path(found) if found else None
 
 
+def build_log() -> Path:
+    return cache_root().parent / f"build-secantus-rs-{RUST_VERSION}.log"
+
+
 def build_rust(log: Path | None = None) -> tuple[bool, str]:
-    """Build ``secantusd-rs`` once with cargo. Returns (ok, message)."""
+    """Build ``secantusd-rs`` once with cargo. Returns (ok, message); never raises.
+
+    The toolchain and cargo output go to ``log`` (default: ``build_log()``).
+    """
     if rust_binary() is not None:
         return True, f"secantusd-rs already built at {rust_binary()}"
     cargo = shutil.which("cargo")
     if cargo is None:
         return False, "cargo not found; the Python server secantusd-py will be used"
-    out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
+    log = log or build_log()
     try:
-        rustup = shutil.which("rustup")
-        if rustup:
-            subprocess.run(
-                [rustup, "toolchain", "install", RUST_TOOLCHAIN, "--profile", "minimal"],
-                check=True, stdout=out, stderr=out,
-            )
-        cmd = [cargo]
-        if rustup:
-            cmd.append(f"+{RUST_TOOLCHAIN}")
-        cmd += ["install", RUST_CRATE, "--version", f"={RUST_VERSION}", "--locked",
-                "--root", str(cache_root())]
-        res = subprocess.run(cmd, stdout=out, stderr=out)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            rustup = shutil.which("rustup")
+            if rustup:
+                subprocess.run(
+                    [rustup, "toolchain", "install", RUST_TOOLCHAIN, "--profile", "minimal"],
+                    check=True, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                )
+            cmd = [cargo]
+            if rustup:
+                cmd.append(f"+{RUST_TOOLCHAIN}")
+            cmd += ["install", RUST_CRATE, "--version", f"={RUST_VERSION}", "--locked",
+                    "--root", str(cache_root())]
+            res = subprocess.run(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.CalledProcessError) as e:
-        return False, f"building secantusd-rs failed: {e}"
-    finally:
-        if log:
-            out.close()  # type: ignore[union-attr]
+        return False, f"building secantusd-rs failed: {e} (output in {log})"
     if res.returncode != 0 or rust_binary() is None:
-        return False, f"cargo install {RUST_CRATE} failed (exit {res.returncode})"
-    return True, f"built secantusd-rs into {cache_root()}"
+        return False, (f"cargo install {RUST_CRATE} failed (exit {res.returncode}); "
+                       f"output in {log}; the Python server secantusd-py will be used")
+    return True, f"built secantusd-rs into {cache_root()} (output in {log})"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -154,7 +164,10 @@ def start(storage: Path | None, *, host: str = "127.0.0.1", port: int = 0,
     if kind == "rust":
         cmd += ["--cache-size", "1G", "--log-file-max", "32MB"]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    # Its own session: a terminal's Ctrl-C reaches the NF first, which drains, then stops the
+    # database. It dies with its parent, never left behind.
+    proc = subprocess.Popen(cmd, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                            start_new_session=True, preexec_fn=die_with_parent)
     if log:
         out.close()  # type: ignore[union-attr]
     db = EmbeddedDb(proc, host, port, kind, tmp)

@@ -67,13 +67,13 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
     nf = NfProcess(proc, f"{scheme}://127.0.0.1:{sbi_port}", f"{scheme}://127.0.0.1:{oam_port}",
                    log)
     try:
-        _wait_ready(nf, tls)
+        wait_ready(nf, tls)
         yield nf
     finally:
         nf.stop()
 
 
-def _wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 60) -> None:
+def wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -81,9 +81,12 @@ def _wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float =
             raise RuntimeError(f"nf exited with {nf.proc.returncode}:\n{nf.log.read_text()}")
         try:
             r = httpx.get(nf.oam + "/readyz", timeout=1, verify=False)
-            if r.status_code == 200:
-                return
             last = r.text
+            if r.status_code == 200:
+                # The SBI is a separate server process: wait until it answers too.
+                with httpx.Client(http1=False, http2=True, verify=False, timeout=1) as c:
+                    if c.get(nf.sbi + "/healthz").status_code == 200:
+                        return
         except httpx.HTTPError as e:
             last = repr(e)
         time.sleep(0.1)

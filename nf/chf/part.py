@@ -1,0 +1,67 @@
+"""The CHF's part of the NF: its blueprint, indexes, supervision worker and the counter
+listener that turns purchases and blocks into notifications towards SMFs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from quart import Blueprint
+
+from nf import logs
+from nf.chf.http import chf_blueprint
+from nf.chf.service import KIND_ABORT, KIND_REAUTH, ChargingService
+from nf.chf.store import SessionStore
+from nf.edr.port import EdrSink
+from nf.errors import NfError
+from nf.ledger.port import CounterChange, Ledger
+from nf.notify.port import Outbox
+from nf.runtime import Role, Runtime, Worker
+
+log = logging.getLogger("nf.chf")
+
+
+class ChfPart:
+    """Build with ``ChfPart(rt, ledger=..., outbox=..., edrs=...)`` and register it on
+    ``rt.counter_listeners``."""
+
+    name = "chf"
+
+    def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox,
+                 edrs: EdrSink) -> None:
+        self._rt = rt
+        self.store = SessionStore(rt.db)
+        self.service = ChargingService(rt, ledger=ledger, outbox=outbox, edrs=edrs,
+                                       store=self.store)
+        outbox.on_gone(KIND_REAUTH, self.service.peer_gone)
+        outbox.on_gone(KIND_ABORT, self.service.peer_gone)
+
+    async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
+        await self.service.counters_changed(changes)
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        return [chf_blueprint(self._rt.settings, self.service)] if role == "sbi" else []
+
+    async def ensure_indexes(self) -> None:
+        await self.store.ensure_indexes()
+
+    def workers(self) -> list[Worker]:
+        return [self._supervise]
+
+    async def _supervise(self) -> None:
+        """Close sessions the SMF stopped reporting on (every process runs this; closing is
+        a conditional update, so each session is closed once)."""
+        stopping = self._rt.stopping
+        interval = self._rt.settings.chf.supervision_sweep_interval_s
+        while not stopping.is_set():
+            try:
+                closed = await self.service.supervise_once()
+                if closed:
+                    logs.log(log, logging.INFO, "supervision closed sessions", closed=closed)
+            except NfError as e:
+                logs.log(log, logging.WARNING, "supervision pass failed", cause=e.cause,
+                         detail=e.detail)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=interval)

@@ -1,0 +1,314 @@
+"""The CHF's async shell: load the session, ask the core, run the ledger, store, notify.
+
+Round trips per request on the hot path: create = subscriber read + one ledger step per
+rating group + (session insert || EDR group commit); update = session read + ledger steps +
+(session update || EDR group commit). Counter changes are published right after the ledger
+writes, before anything else, so the policy side hears about a cap crossing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from nf import logs
+from nf.chf import core
+from nf.chf.core import Reply, Session, Sequencing, Terms, UnitRequest
+from nf.chf.store import SessionStore, retention_cutoff
+from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, render_answer
+from nf.config import HostNetwork
+from nf.edr.port import EdrSink
+from nf.edr.records import Party, UnitRecord, charging_record
+from nf.errors import BadRequest, Conflict, InvalidParam, MandatoryIeMissing, NotFound
+from nf.ledger.port import ChargeOutcome, CounterChange, Ledger, SubscriberStatus
+from nf.notify.port import Notification, Outbox
+from nf.runtime import Runtime
+
+log = logging.getLogger("nf.chf")
+
+KIND_REAUTH = "chf.reauthorization"
+KIND_ABORT = "chf.abort"
+# Closed sessions are kept this long so a retransmitted release is answered again.
+CLOSED_RETENTION_S = 3600.0
+SUPERVISION_BATCH = 200
+
+Result = tuple[int, dict[str, Any] | None]
+
+
+def unit_requests(req: ChargingDataRequest, max_groups: int) -> list[UnitRequest]:
+    units: list[UnitRequest] = []
+    seen: set[int] = set()
+    for i, mu in enumerate(req.multipleUnitUsage or []):
+        if mu.ratingGroup in seen:
+            raise BadRequest(f"rating group {mu.ratingGroup} appears twice",
+                             cause="MANDATORY_IE_INCORRECT", invalid_params=[InvalidParam(
+                                 f"/multipleUnitUsage/{i}/ratingGroup", "duplicate")])
+        seen.add(mu.ratingGroup)
+        ul = dl = total = 0
+        triggers: list[str] = []
+        for c in mu.usedUnitContainer or []:
+            ul += c.uplinkVolume or 0
+            dl += c.downlinkVolume or 0
+            total += c.total
+            triggers += [t.triggerType for t in c.triggers or [] if t.triggerType]
+        requested = None if mu.requestedUnit is None else (mu.requestedUnit.volume or 0)
+        units.append(UnitRequest(mu.ratingGroup, requested, ul, dl, total, tuple(triggers)))
+    if len(units) > max_groups:
+        raise BadRequest(f"at most {max_groups} rating groups per request",
+                         cause="MANDATORY_IE_INCORRECT")
+    return units
+
+
+def _terms(n: HostNetwork) -> Terms:
+    return Terms(n.id, n.default_grant_bytes, n.validity_time_s,
+                 n.volume_quota_threshold_pct, n.quota_holding_time_s)
+
+
+class ChargingService:
+    def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink,
+                 store: SessionStore) -> None:
+        self._rt = rt
+        self._ledger = ledger
+        self._outbox = outbox
+        self._edrs = edrs
+        self.store = store
+        self._grace_s = rt.settings.chf.reservation_grace_s
+        self._max_groups = rt.settings.chf.max_rating_groups_per_request
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _network(self, *plmns: str | None, fallback_id: str | None = None) -> Terms:
+        """The host network asking: the consumer's PLMN first, then the serving one, then
+        the subscriber's home network."""
+        s = self._rt.settings
+        for p in plmns:
+            if p:
+                n = s.network_for_plmn(p)
+                if n is not None:
+                    return _terms(n)
+        if fallback_id:
+            n = s.network(fallback_id)
+            if n is not None:
+                return _terms(n)
+        d = HostNetwork(id="default", name="default", plmn_ids=["00000"])
+        return _terms(d)
+
+    def _home_plmns(self, home_network: str, home_plmn: str) -> list[str]:
+        n = self._rt.settings.network(home_network)
+        return list(n.plmn_ids) if n is not None else [home_plmn]
+
+    def _record(self, s: Session, event: str, now: datetime, isn: int | None, result: str,
+                units: Sequence[UnitRecord], record_id: str) -> dict[str, Any]:
+        party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
+                      serving_plmn=s.serving_plmn, roaming=s.roaming)
+        return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
+                               invocation_sequence_number=isn, result=result, units=units,
+                               record_id=record_id)
+
+    async def _charge(self, steps: Sequence[Any]) -> list[ChargeOutcome]:
+        return [await self._ledger.charge(step) for step in steps]
+
+    async def _publish(self, changes: Sequence[CounterChange]) -> None:
+        if changes:
+            await self._rt.publish_counter_changes(changes)
+
+    # -- service operations ---------------------------------------------------------------
+
+    async def create(self, req: ChargingDataRequest) -> tuple[int, dict[str, Any], str]:
+        now = self._rt.clock.now()
+        supi = req.subscriberIdentifier
+        if not supi:
+            raise MandatoryIeMissing("subscriberIdentifier is required to open a session",
+                                     [InvalidParam("/subscriberIdentifier", "missing")])
+        isn = req.invocationSequenceNumber
+        units = unit_requests(req, self._max_groups)
+        consumer = req.nfConsumerIdentification
+        consumer_id = consumer.nFName or consumer.nFFqdn or req.consumer_plmn or ""
+        ref = core.charging_data_ref(supi, consumer_id, req.charging_id, req.pdu_session_id,
+                                     req.invocationTimeStamp.isoformat())
+        logs.bind(supi=supi, chargingDataRef=ref)
+        view = await self._ledger.subscriber(supi, now)
+        terms = self._network(req.consumer_plmn, req.serving_plmn,
+                              fallback_id=view.home_network if view else None)
+        serving = req.serving_plmn or req.consumer_plmn or (view.home_plmn if view else "")
+        refusal = core.refuse_subscriber(view, isn, units)
+        if refusal is not None:
+            body = render_answer(refusal, now)
+            s = Session(ref, supi, view.gpsi if view else None, view.brand if view else "",
+                        view.home_network if view else "", view.home_plmn if view else "",
+                        terms.network_id, serving, False, req.notifyUri, "TERMINATE", None,
+                        terms.validity_time_s, isn, None)
+            await self._edrs.write(self._record(
+                s, "create", now, isn, refusal.result,
+                [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total,
+                            result=a.result) for u, a in zip(units, refusal.units, strict=True)],
+                f"{ref}:{isn}"))
+            return refusal.status, body, ref
+        assert view is not None
+        session = Session(
+            ref=ref, supi=supi, gpsi=view.gpsi, brand=view.brand,
+            home_network=view.home_network, home_plmn=view.home_plmn,
+            host_network=terms.network_id, serving_plmn=serving,
+            roaming=core.is_roaming(serving, self._home_plmns(view.home_network,
+                                                              view.home_plmn)),
+            notify_uri=req.notifyUri, final_action=view.block_final_unit_action,
+            topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
+            last_isn=-1, reply=None)
+        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
+        outcomes = await self._charge(steps)
+        decision = core.decide(session, isn, units, outcomes, terms, status=201)
+        await self._publish(decision.counter_changes)
+        body = render_answer(decision.answer, now)
+        new = replace(decision.session, reply=Reply(201, body),
+                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
+        inserted, _ = await asyncio.gather(
+            self.store.insert(new, now),
+            self._edrs.write(self._record(new, "create", now, isn, decision.answer.result,
+                                          decision.records, f"{ref}:{isn}")))
+        if not inserted:
+            existing = await self.store.get(ref)
+            if existing is not None and existing.last_isn == isn and existing.reply \
+                    and existing.reply.body is not None:
+                return existing.reply.status, dict(existing.reply.body), ref
+            raise Conflict(f"charging session {ref} exists already")
+        return 201, body, ref
+
+    async def _open_session(self, ref: str, isn: int) -> Session | Result:
+        """The open session, or the cached answer to replay."""
+        logs.bind(chargingDataRef=ref)
+        session = await self.store.get(ref)
+        if session is None or not session.open:
+            raise NotFound(f"no open charging session {ref}", cause="RESOURCE_NOT_FOUND")
+        logs.bind(supi=session.supi)
+        seq = core.check_sequence(session, isn)
+        if seq is Sequencing.REPLAY and session.reply is not None:
+            return session.reply.status, (dict(session.reply.body)
+                                          if session.reply.body is not None else None)
+        if seq is not Sequencing.PROCEED:
+            raise BadRequest(
+                f"invocationSequenceNumber {isn} is not after {session.last_isn}",
+                cause="MANDATORY_IE_INCORRECT",
+                invalid_params=[InvalidParam("/invocationSequenceNumber",
+                                             f"must be greater than {session.last_isn}")])
+        return session
+
+    async def update(self, ref: str, req: ChargingDataRequest) -> Result:
+        now = self._rt.clock.now()
+        isn = req.invocationSequenceNumber
+        units = unit_requests(req, self._max_groups)
+        found = await self._open_session(ref, isn)
+        if not isinstance(found, Session):
+            return found
+        session = found
+        serving = req.serving_plmn or session.serving_plmn
+        terms = self._network(req.consumer_plmn, serving, fallback_id=session.host_network)
+        session = replace(
+            session, serving_plmn=serving, host_network=terms.network_id,
+            roaming=core.is_roaming(serving, self._home_plmns(session.home_network,
+                                                              session.home_plmn)),
+            notify_uri=req.notifyUri or session.notify_uri,
+            validity_time_s=terms.validity_time_s)
+        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
+        outcomes = await self._charge(steps)
+        decision = core.decide(session, isn, units, outcomes, terms, status=200)
+        await self._publish(decision.counter_changes)
+        body = render_answer(decision.answer, now)
+        new = replace(decision.session, reply=Reply(200, body),
+                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
+        stored, _ = await asyncio.gather(
+            self.store.advance(new, now),
+            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
+                                          decision.records, f"{ref}:{isn}")))
+        if not stored:
+            logs.log(log, logging.WARNING, "charging session moved on during an update",
+                     isn=isn)
+        return 200, body
+
+    async def release(self, ref: str, req: ChargingDataRequest) -> Result:
+        now = self._rt.clock.now()
+        isn = req.invocationSequenceNumber
+        units = unit_requests(req, self._max_groups)
+        session = await self.store.get(ref)
+        if session is not None and not session.open and session.last_isn == isn:
+            return 204, None  # a retransmitted release
+        found = await self._open_session(ref, isn)
+        if not isinstance(found, Session):
+            raise BadRequest(f"invocationSequenceNumber {isn} was used by an earlier request",
+                             cause="MANDATORY_IE_INCORRECT")
+        session = found
+        if req.serving_plmn:
+            session = replace(session, serving_plmn=req.serving_plmn)
+        terms = self._network(req.consumer_plmn, session.serving_plmn,
+                              fallback_id=session.host_network)
+        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s,
+                                  closing=True)
+        outcomes = await self._charge(steps)
+        released = await self._ledger.close_session(session.supi, ref, now)
+        decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
+        await self._publish(decision.counter_changes + tuple(released))
+        await asyncio.gather(
+            self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None)),
+            self._edrs.write(self._record(session, "release", now, isn,
+                                          decision.answer.result, decision.records,
+                                          f"{ref}:{isn}")))
+        return 204, None
+
+    # -- supervision, notifications, peers gone -------------------------------------------
+
+    async def _close_locally(self, ref: str, reason: str, now: datetime,
+                             only_if_due: bool = False) -> bool:
+        s = await self.store.close(ref, reason, now, only_if_due=only_if_due)
+        if s is None:
+            return False
+        changes = await self._ledger.close_session(s.supi, ref, now)
+        await self._publish(changes)
+        await self._edrs.write(self._record(s, reason, now, None, "SUCCESS", [],
+                                            f"{ref}:{reason}"))
+        logs.log(log, logging.INFO, "charging session closed", chargingDataRef=ref,
+                 supi=s.supi, reason=reason)
+        return True
+
+    async def supervise_once(self) -> int:
+        """Close sessions not heard of for twice their validity time; returns how many."""
+        now = self._rt.clock.now()
+        closed = 0
+        for ref in await self.store.due(now, SUPERVISION_BATCH):
+            if await self._close_locally(ref, "supervision_close", now, only_if_due=True):
+                closed += 1
+        await self.store.purge_closed(retention_cutoff(now, CLOSED_RETENTION_S))
+        return closed
+
+    async def peer_gone(self, n: Notification) -> None:
+        """The SMF answered 404 to a notification: the session is gone there, end it here."""
+        if n.resource:
+            await self._close_locally(n.resource, "peer_gone", self._rt.clock.now())
+
+    async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
+        wanted = [c for c in changes if c.quota_restored or (
+            c.status is SubscriberStatus.BLOCKED
+            and c.status_before is not SubscriberStatus.BLOCKED)]
+        if not wanted:
+            return
+        sessions = await self.store.open_for(list(dict.fromkeys(c.supi for c in wanted)))
+        notes: list[Notification] = []
+        for c in wanted:
+            mine = [s for s in sessions if s.supi == c.supi]
+            for s, rgs in core.reauthorization_targets(c, mine):
+                assert s.notify_uri is not None
+                notes.append(Notification(KIND_REAUTH, s.notify_uri, reauthorization(rgs),
+                                          coalesce_key=f"chf:{s.ref}", resource=s.ref,
+                                          supi=s.supi))
+            for s in core.abort_targets(c, mine):
+                assert s.notify_uri is not None
+                notes.append(Notification(KIND_ABORT, s.notify_uri, abort_charging(),
+                                          coalesce_key=f"chf:{s.ref}", resource=s.ref,
+                                          supi=s.supi))
+        if notes:
+            await self._outbox.enqueue(notes)
+            for n in notes:
+                logs.log(log, logging.INFO, "charging notification queued", kind=n.kind,
+                         chargingDataRef=n.resource, supi=n.supi)

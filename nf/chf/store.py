@@ -1,0 +1,141 @@
+"""Charging sessions in MongoDB (collection ``charging_sessions``), one document per
+``ChargingDataRef``.
+
+Every write is a single-document conditional update, so a late or concurrent request can
+never move a session backwards: a request is stored only if its sequence number is higher
+than the stored one, and only an open session is closed (once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from nf.chf.core import Reply, RgState, Session
+from nf.clock import utc
+from nf.store.mongo import Db, Doc, translate_errors
+
+COLLECTION = "charging_sessions"
+
+
+def _to_doc(s: Session, now: datetime) -> Doc:
+    return {
+        "_id": s.ref, "supi": s.supi, "gpsi": s.gpsi, "brand": s.brand,
+        "home_network": s.home_network, "home_plmn": s.home_plmn,
+        "host_network": s.host_network, "serving_plmn": s.serving_plmn,
+        "roaming": s.roaming, "notify_uri": s.notify_uri, "final_action": s.final_action,
+        "topup_url": s.topup_url, "validity_time_s": s.validity_time_s,
+        "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
+        "expires_at": s.expires_at, "status": "open" if s.open else "closed",
+        "created_at": now, "updated_at": now,
+    }
+
+
+def _reply(r: Reply | None) -> Doc | None:
+    return None if r is None else {"status": r.status, "body": r.body}
+
+
+def _rgs(s: Session) -> Doc:
+    return {str(rg): {"refused": st.refused, "final": st.final} for rg, st in s.rgs.items()}
+
+
+def from_doc(d: Doc) -> Session:
+    reply = d.get("reply")
+    return Session(
+        ref=d["_id"], supi=d["supi"], gpsi=d.get("gpsi"), brand=d.get("brand", ""),
+        home_network=d.get("home_network", ""), home_plmn=d.get("home_plmn", ""),
+        host_network=d.get("host_network", ""), serving_plmn=d.get("serving_plmn", ""),
+        roaming=bool(d.get("roaming")), notify_uri=d.get("notify_uri"),
+        final_action=d.get("final_action", "TERMINATE"), topup_url=d.get("topup_url"),
+        validity_time_s=int(d.get("validity_time_s", 3600)), last_isn=int(d["isn"]),
+        reply=None if reply is None else Reply(int(reply["status"]), reply.get("body")),
+        rgs={int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
+             for k, v in (d.get("rgs") or {}).items()},
+        expires_at=utc(d["expires_at"]) if d.get("expires_at") else None,
+        open=d.get("status") == "open",
+    )
+
+
+class SessionStore:
+    def __init__(self, db: Db) -> None:
+        self._coll = db[COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("charging session indexes"):
+            await self._coll.create_index([("status", ASCENDING), ("expires_at", ASCENDING)],
+                                          name="status_expires")
+            await self._coll.create_index([("supi", ASCENDING), ("status", ASCENDING)],
+                                          name="supi_status")
+
+    async def get(self, ref: str) -> Session | None:
+        async with translate_errors("charging session read"):
+            d = await self._coll.find_one({"_id": ref})
+        return None if d is None else from_doc(d)
+
+    async def insert(self, s: Session, now: datetime) -> bool:
+        """Store a new session; False if it exists already (a retransmitted create)."""
+        async with translate_errors("charging session create"):
+            try:
+                await self._coll.insert_one(_to_doc(s, now))
+            except DuplicateKeyError:
+                return False
+        return True
+
+    async def advance(self, s: Session, now: datetime) -> bool:
+        """Store the session after request ``s.last_isn``; False if the session was closed
+        meanwhile or a later request was stored first."""
+        update: dict[str, Any] = {"$set": {
+            "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
+            "expires_at": s.expires_at, "serving_plmn": s.serving_plmn,
+            "roaming": s.roaming, "host_network": s.host_network,
+            "validity_time_s": s.validity_time_s, "updated_at": now}}
+        if s.notify_uri:
+            update["$set"]["notify_uri"] = s.notify_uri
+        async with translate_errors("charging session update"):
+            res = await self._coll.update_one(
+                {"_id": s.ref, "status": "open", "isn": {"$lt": s.last_isn}}, update)
+        return res.modified_count == 1
+
+    async def close(self, ref: str, reason: str, now: datetime, *, isn: int | None = None,
+                    reply: Reply | None = None, only_if_due: bool = False) -> Session | None:
+        """Close an open session once; returns it as it was, or None if it was not open
+        (or, with ``only_if_due``, no longer due for supervision)."""
+        query: dict[str, Any] = {"_id": ref, "status": "open"}
+        if only_if_due:
+            query["expires_at"] = {"$lte": now}
+        if isn is not None:
+            query["isn"] = {"$lt": isn}
+        fields: dict[str, Any] = {"status": "closed", "close_reason": reason,
+                                  "closed_at": now, "updated_at": now}
+        if isn is not None:
+            fields["isn"] = isn
+            fields["reply"] = _reply(reply)
+        async with translate_errors("charging session close"):
+            d = await self._coll.find_one_and_update(
+                query, {"$set": fields}, return_document=ReturnDocument.BEFORE)
+        return None if d is None else from_doc(d)
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        async with translate_errors("charging session supervision"):
+            cursor = self._coll.find({"status": "open", "expires_at": {"$lte": now}},
+                                     {"_id": 1}).limit(limit)
+            return [d["_id"] async for d in cursor]
+
+    async def open_for(self, supis: Sequence[str]) -> list[Session]:
+        async with translate_errors("charging session lookup"):
+            cursor = self._coll.find({"supi": {"$in": list(supis)}, "status": "open"})
+            return [from_doc(d) async for d in cursor]
+
+    async def purge_closed(self, before: datetime) -> int:
+        async with translate_errors("charging session purge"):
+            res = await self._coll.delete_many({"status": "closed",
+                                                "closed_at": {"$lt": before}})
+        return res.deleted_count
+
+
+def retention_cutoff(now: datetime, keep_s: float) -> datetime:
+    return now - timedelta(seconds=keep_s)

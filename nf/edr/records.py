@@ -1,0 +1,110 @@
+"""The layout of an EDR document, shared by the CHF and the PCF.
+
+Every record carries ``time`` (aware UTC), ``day`` ("YYYY-MM-DD", for per-brand daily
+reports), ``kind`` ("charging" or "policy"), ``event`` and the subscriber (``supi``,
+``gpsi``, ``brand``) and network (``host_network``, ``serving_plmn``, ``roaming``) it
+concerns. Volumes are bytes; speeds are kbit/s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """One rating group of one charging event."""
+
+    rating_group: int
+    used_ul: int = 0
+    used_dl: int = 0
+    used_total: int = 0
+    granted: int = 0
+    result: str = "SUCCESS"
+    debited: tuple[tuple[str, int], ...] = ()  # (bucket id, bytes) the usage was taken from
+    overage: int = 0  # reported beyond every bucket
+    final: bool = False
+    throttled: bool = False
+    triggers: tuple[str, ...] = ()  # usage report reasons / trigger types
+
+
+@dataclass(frozen=True)
+class Party:
+    """Who and where: shared by charging and policy records."""
+
+    supi: str
+    gpsi: str | None = None
+    brand: str | None = None
+    host_network: str | None = None
+    serving_plmn: str | None = None
+    roaming: bool = False
+
+
+def _base(kind: str, event: str, time: datetime, party: Party) -> dict[str, Any]:
+    return {"kind": kind, "event": event, "time": time, "day": time.strftime("%Y-%m-%d"),
+            "supi": party.supi, "gpsi": party.gpsi, "brand": party.brand,
+            "host_network": party.host_network, "serving_plmn": party.serving_plmn,
+            "roaming": party.roaming}
+
+
+def charging_record(*, event: str, time: datetime, party: Party, charging_data_ref: str,
+                    invocation_sequence_number: int | None, result: str,
+                    units: Sequence[UnitRecord] = (), record_id: str | None = None,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A CHF record. ``event``: "create", "update", "release", "supervision_close",
+    "aborted". Totals over rating groups are at the top; the detail is in ``units``.
+    ``record_id`` (the document ``_id``) makes the write idempotent: a retransmission that
+    writes the same record again is stored once."""
+    doc = _base("charging", event, time, party)
+    doc.update({
+        "charging_data_ref": charging_data_ref,
+        "invocation_sequence_number": invocation_sequence_number,
+        "result": result,
+        "rating_groups": sorted({u.rating_group for u in units}),
+        "used_ul": sum(u.used_ul for u in units),
+        "used_dl": sum(u.used_dl for u in units),
+        "used_total": sum(u.used_total for u in units),
+        "granted": sum(u.granted for u in units),
+        "units": [{
+            "rating_group": u.rating_group, "used_ul": u.used_ul, "used_dl": u.used_dl,
+            "used_total": u.used_total, "granted": u.granted, "result": u.result,
+            "debited": [{"bucket_id": b, "bytes": n} for b, n in u.debited],
+            "overage": u.overage, "final": u.final, "throttled": u.throttled,
+            "triggers": list(u.triggers),
+        } for u in units],
+    })
+    if record_id is not None:
+        doc["_id"] = record_id
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+@dataclass(frozen=True)
+class SpeedRecord:
+    uplink_kbps: int
+    downlink_kbps: int
+
+
+def policy_record(*, event: str, time: datetime, party: Party, sm_policy_id: str,
+                  speed_before: SpeedRecord | None, speed_after: SpeedRecord | None,
+                  reason: str | None = None, record_id: str | None = None,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A PCF record. ``event``: "created", "throttled", "restored", "terminated", ...
+    with the session AMBR before and after."""
+    doc = _base("policy", event, time, party)
+
+    def speed(s: SpeedRecord | None) -> dict[str, int] | None:
+        return None if s is None else {"uplink_kbps": s.uplink_kbps,
+                                       "downlink_kbps": s.downlink_kbps}
+
+    doc.update({"sm_policy_id": sm_policy_id, "speed_before": speed(speed_before),
+                "speed_after": speed(speed_after), "reason": reason})
+    if record_id is not None:
+        doc["_id"] = record_id
+    if extra:
+        doc.update(extra)
+    return doc

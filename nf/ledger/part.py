@@ -1,0 +1,61 @@
+"""The ledger's part of the NF: the provisioning API on the OAM port, indexes, sweepers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from quart import Blueprint
+
+from nf import logs
+from nf.catalog import CatalogHolder
+from nf.ledger.mongo import MongoLedger
+from nf.runtime import Role, Runtime, Worker
+
+log = logging.getLogger("nf.ledger")
+
+
+class LedgerPart:
+    """Builds the ``MongoLedger`` (``.ledger``) and the catalogue (``.catalog``) that the
+    CHF, the PCF and the provisioning API share."""
+
+    name = "ledger"
+
+    def __init__(self, rt: Runtime, catalog: CatalogHolder | None = None) -> None:
+        self.rt = rt
+        if catalog is None:
+            d = rt.settings.catalog_dir
+            catalog = CatalogHolder.from_dir(d) if d is not None else CatalogHolder.empty()
+        self.catalog = catalog
+        self.ledger = MongoLedger(rt.db, rt.settings, catalog, metrics=rt.metrics)
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        if role != "oam":
+            return []
+        from nf.oam.provisioning import provisioning_blueprint
+
+        return [provisioning_blueprint(self.rt, self.ledger, self.catalog)]
+
+    async def ensure_indexes(self) -> None:
+        await self.ledger.ensure_indexes()
+
+    def workers(self) -> list[Worker]:
+        cfg = self.rt.settings.ledger
+        return [self._sweeper("res", cfg.reservation_sweep_interval_s),
+                self._sweeper("life", cfg.renewal_sweep_interval_s)]
+
+    def _sweeper(self, which: str, interval_s: float) -> Worker:
+        rt, ledger, batch = self.rt, self.ledger, self.rt.settings.ledger.sweep_batch
+
+        async def run() -> None:
+            while not rt.stopping.is_set():
+                changes = await ledger.sweep_due(which, rt.clock.now(), batch)
+                if changes:
+                    logs.log(log, logging.DEBUG, "ledger sweep", which=which,
+                             changes=len(changes))
+                    await rt.publish_counter_changes(changes)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(rt.stopping.wait(), timeout=interval_s)
+
+        return run

@@ -1,0 +1,319 @@
+"""The MongoDB-backed outbox and its HTTP/2 sender.
+
+Storage (collection ``outbox``), one document per notification::
+
+    _id          ObjectId, or "ck:<coalesce_key>" for a coalescing notification
+    kind, uri, body, resource, supi, coalesce_key
+    status       "pending" | "sent" | "gone" | "dead"
+    version      bumped each time a coalescing slot is overwritten by a newer notification
+    attempts     failed tries of the current version
+    due_at       not sent before this time (backoff)
+    enqueued_at  when the current version was enqueued (latency metric)
+    lease_until, lease_owner   who is sending it now, and until when
+
+A notification with a ``coalesce_key`` lives in one slot document: enqueueing again
+overwrites the body and bumps ``version`` but leaves the lease alone. A sender holding the
+lease finishes its (older) send, finds the version changed, releases the lease, and only
+then may anyone send the newer body. So per key at most one send is in flight, sends happen
+in enqueue order, and an unsent older body is simply never sent (latest wins).
+
+Senders in every process claim due documents with a lease (a conditional update); a
+process that dies leaves leases that expire, and another sender picks the work up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from bson import ObjectId
+from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError
+from quart import Blueprint
+
+from nf import logs
+from nf.clock import utc
+from nf.errors import Congestion
+from nf.notify.policy import Outcome, after_failure, backoff_s, classify
+from nf.notify.port import GoneHandler, Notification
+from nf.runtime import Role, Runtime, Worker
+from nf.store.mongo import Doc, translate_errors
+
+log = logging.getLogger("nf.notify")
+
+COLLECTION = "outbox"
+# Delivered notifications are kept this long (for inspection), then purged.
+SENT_RETENTION_S = 3600.0
+_PURGE_EVERY_S = 60.0
+
+
+def _lease_free(now: datetime) -> dict[str, Any]:
+    return {"$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}]}
+
+
+def _notification(doc: Doc) -> Notification:
+    return Notification(kind=doc["kind"], uri=doc["uri"], body=doc["body"],
+                        coalesce_key=doc.get("coalesce_key"), resource=doc.get("resource"),
+                        supi=doc.get("supi"))
+
+
+class MongoOutbox:
+    """``nf.notify.port.Outbox`` on MongoDB, and the ``Part`` (name ``notify``) whose worker
+    delivers over HTTP/2. Build one per process: ``MongoOutbox(rt)``."""
+
+    name = "notify"
+
+    def __init__(self, rt: Runtime, *, client: httpx.AsyncClient | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._rt = rt
+        self._cfg = rt.settings.notify
+        self._coll = rt.db[COLLECTION]
+        self._handlers: dict[str, GoneHandler] = {}
+        self._wake = asyncio.Event()
+        self._fresh: list[Any] = []  # ids enqueued here and not yet claimed: fast path
+        self._pending_estimate = 0
+        self._inflight = 0
+        self._client = client
+        self._own_client = client is None
+        self._rng = rng or random.Random()
+        self._owner = f"{rt.settings.instance_id}:{uuid.uuid4().hex[:8]}"
+        self._last_purge = float("-inf")
+        self._last_count = float("-inf")
+
+    # -- the port -------------------------------------------------------------------------
+
+    def on_gone(self, kind: str, handler: GoneHandler) -> None:
+        self._handlers[kind] = handler
+
+    async def enqueue(self, items: Sequence[Notification]) -> None:
+        if not items:
+            return
+        if self._pending_estimate + len(items) > self._cfg.outbox_max_pending:
+            self._rt.metrics.notifications.labels(items[0].kind, "refused").inc()
+            raise Congestion(
+                f"the outbox holds {self._pending_estimate} notifications "
+                f"(limit {self._cfg.outbox_max_pending}); retry later")
+        now = self._rt.clock.now()
+        ops: list[InsertOne[Doc] | UpdateOne] = []
+        ids: list[Any] = []
+        for n in items:
+            fields = {"kind": n.kind, "uri": n.uri, "body": n.body, "resource": n.resource,
+                      "supi": n.supi, "coalesce_key": n.coalesce_key, "status": "pending",
+                      "attempts": 0, "due_at": now, "enqueued_at": now, "last_error": None}
+            if n.coalesce_key is None:
+                oid = ObjectId()
+                ops.append(InsertOne({"_id": oid, **fields, "version": 1,
+                                      "lease_until": None, "lease_owner": None}))
+                ids.append(oid)
+            else:
+                key = f"ck:{n.coalesce_key}"
+                ops.append(UpdateOne({"_id": key},
+                                     {"$set": fields, "$inc": {"version": 1},
+                                      "$unset": {"sent_at": ""}}, upsert=True))
+                ids.append(key)
+        await self._write(ops)
+        self._pending_estimate += len(items)
+        self._fresh.extend(ids)
+        self._wake.set()
+
+    async def _write(self, ops: list[InsertOne[Doc] | UpdateOne]) -> None:
+        async with translate_errors("outbox enqueue"):
+            for attempt in range(3):
+                try:
+                    await self._coll.bulk_write(ops, ordered=True)
+                    return
+                except BulkWriteError as e:
+                    # Two processes upserting the same new slot at once: the loser gets a
+                    # duplicate key error; the slot exists now, so do the rest again.
+                    errs = e.details.get("writeErrors", [])
+                    if attempt == 2 or not errs or any(
+                            err.get("code") != 11000 for err in errs):
+                        raise
+                    ops = ops[min(int(err["index"]) for err in errs):]
+
+    def wake(self) -> None:
+        """Look for due notifications now (tests moving a fake clock use this)."""
+        self._wake.set()
+
+    # -- the Part -------------------------------------------------------------------------
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        return []
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("outbox indexes"):
+            await self._coll.create_index([("status", ASCENDING), ("due_at", ASCENDING)],
+                                          name="status_due")
+            await self._coll.create_index([("lease_owner", ASCENDING)], name="lease_owner")
+            await self._coll.create_index([("resource", ASCENDING)], name="resource")
+
+    def workers(self) -> list[Worker]:
+        return [self.run]
+
+    # -- the sender -----------------------------------------------------------------------
+
+    async def pending_count(self) -> int:
+        async with translate_errors("outbox count"):
+            return await self._coll.count_documents({"status": "pending"})
+
+    async def run(self) -> None:
+        """Deliver until ``rt.stopping`` is set, then finish the sends in flight."""
+        stopping = self._rt.stopping
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                http1=False, http2=True, timeout=self._cfg.request_timeout_s,
+                limits=httpx.Limits(max_connections=max(4, self._cfg.concurrency),
+                                    max_keepalive_connections=max(4, self._cfg.concurrency)))
+        done = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while not stopping.is_set():
+                    claimed = 0
+                    try:
+                        await self._housekeeping()
+                        capacity = self._cfg.concurrency - self._inflight
+                        if capacity > 0:
+                            docs = await self._claim(capacity)
+                            claimed = len(docs)
+                            for doc in docs:
+                                self._inflight += 1
+                                self._rt.metrics.outbox_pending.inc()
+                                tg.create_task(self._deliver(doc, done))
+                    except Exception:
+                        log.exception("outbox: claiming failed; will retry")
+                    if claimed and self._inflight < self._cfg.concurrency:
+                        continue  # there may be more due right now
+                    await self._idle(done)
+        finally:
+            if self._own_client and self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    async def _idle(self, done: asyncio.Event) -> None:
+        if self._fresh:
+            return
+        self._wake.clear()
+        waits = [asyncio.ensure_future(self._wake.wait()),
+                 asyncio.ensure_future(self._rt.stopping.wait())]
+        if self._inflight >= self._cfg.concurrency:
+            waits.append(asyncio.ensure_future(done.wait()))
+        try:
+            await asyncio.wait(waits, timeout=self._cfg.poll_interval_s,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            done.clear()
+
+    async def _housekeeping(self) -> None:
+        mono = self._rt.clock.monotonic()
+        if mono - self._last_count >= self._cfg.poll_interval_s * 4:
+            self._last_count = mono
+            self._pending_estimate = await self.pending_count()
+        if mono - self._last_purge >= _PURGE_EVERY_S:
+            self._last_purge = mono
+            cutoff = self._rt.clock.now() - timedelta(seconds=SENT_RETENTION_S)
+            async with translate_errors("outbox purge"):
+                await self._coll.delete_many({"status": {"$in": ["sent", "gone"]},
+                                              "sent_at": {"$lt": cutoff}})
+
+    async def _claim(self, limit: int) -> list[Doc]:
+        """Lease up to ``limit`` due notifications to this process."""
+        now = self._rt.clock.now()
+        lease = now + timedelta(seconds=self._cfg.lease_s)
+        due = {"status": "pending", "due_at": {"$lte": now}, **_lease_free(now)}
+        fresh, self._fresh = self._fresh[:limit], self._fresh[limit:]
+        async with translate_errors("outbox claim"):
+            if len(fresh) == 1:
+                token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+                doc = await self._coll.find_one_and_update(
+                    {"_id": fresh[0], **due},
+                    {"$set": {"lease_until": lease, "lease_owner": token}},
+                    return_document=ReturnDocument.AFTER)
+                if doc is not None:
+                    return [doc]
+                return []
+            if not fresh:
+                cursor = self._coll.find(due, {"_id": 1}).sort("due_at", ASCENDING)
+                fresh = [d["_id"] async for d in cursor.limit(limit)]
+                if not fresh:
+                    return []
+            token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+            res = await self._coll.update_many(
+                {"_id": {"$in": fresh}, **due},
+                {"$set": {"lease_until": lease, "lease_owner": token}})
+            if res.modified_count == 0:
+                return []
+            docs = [d async for d in self._coll.find({"lease_owner": token})]
+        docs.sort(key=lambda d: utc(d["due_at"]))
+        return docs
+
+    async def _deliver(self, doc: Doc, done: asyncio.Event) -> None:
+        n = _notification(doc)
+        status: int | None = None
+        error: str | None = None
+        try:
+            assert self._client is not None
+            try:
+                resp = await self._client.post(
+                    n.uri, content=json.dumps(n.body, separators=(",", ":")),
+                    headers={"content-type": "application/json"})
+                status = resp.status_code
+                if status >= 300:
+                    error = f"HTTP {status}"
+            except httpx.HTTPError as e:
+                error = f"{type(e).__name__}: {e}"
+            outcome = classify(status)
+            if outcome is Outcome.RETRY:
+                outcome = after_failure(int(doc.get("attempts", 0)), self._cfg)
+            await self._settle(doc, n, outcome, error)
+        except Exception:
+            log.exception("outbox: settling a delivery failed; the lease will expire",
+                          extra={"fields": {"kind": n.kind, "resource": n.resource}})
+        finally:
+            self._inflight -= 1
+            self._rt.metrics.outbox_pending.dec()
+            done.set()
+
+    async def _settle(self, doc: Doc, n: Notification, outcome: Outcome,
+                      error: str | None) -> None:
+        now = self._rt.clock.now()
+        m = self._rt.metrics
+        mine = {"_id": doc["_id"], "lease_owner": doc["lease_owner"]}
+        release = {"lease_until": None, "lease_owner": None}
+        if outcome is Outcome.GONE:
+            handler = self._handlers.get(n.kind)
+            if handler is not None:
+                await handler(n)
+        if outcome in (Outcome.SENT, Outcome.GONE, Outcome.DEAD):
+            update: dict[str, Any] = {"$set": {"status": outcome.value, "last_error": error,
+                                               "sent_at": now, **release}}
+            if outcome is Outcome.DEAD:
+                update["$inc"] = {"attempts": 1}
+        else:
+            delay = backoff_s(int(doc.get("attempts", 0)) + 1, self._cfg, self._rng)
+            update = {"$set": {"due_at": now + timedelta(seconds=delay), "last_error": error,
+                               **release}, "$inc": {"attempts": 1}}
+        async with translate_errors("outbox settle"):
+            res = await self._coll.update_one({**mine, "version": doc["version"]}, update)
+            if res.matched_count == 0:
+                # A newer notification replaced this one while it was in flight (or our
+                # lease was lost): free the slot so the newer one goes out now.
+                await self._coll.update_one(mine, {"$set": release})
+                self._wake.set()
+        m.notifications.labels(n.kind, outcome.value).inc()
+        if outcome is Outcome.SENT:
+            m.notification_latency.labels(n.kind).observe(
+                max(0.0, (now - utc(doc["enqueued_at"])).total_seconds()))
+        if outcome in (Outcome.DEAD, Outcome.GONE, Outcome.RETRY):
+            logs.log(log, logging.WARNING if outcome is Outcome.DEAD else logging.INFO,
+                     f"notification {outcome.value}", kind=n.kind, uri=n.uri,
+                     resource=n.resource, supi=n.supi, error=error,
+                     attempts=int(doc.get("attempts", 0)) + 1)

@@ -1,0 +1,263 @@
+"""Provisioning and care API on the OAM port (``openapi/provisioning.yaml``).
+
+Every call carries ``X-API-Key``; ``Settings.api_keys`` maps it to one brand or to ``*``
+(operator-wide admin). A brand key only ever sees its own brand: another brand's subscriber
+or group answers 404 exactly like a missing one, so keys cannot probe each other's bases.
+Input is validated completely before anything is written. Changes that affect sessions
+(purchase, status, group membership) are published to the counter listeners (PCF, CHF).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint, Response, request
+
+from nf.catalog import CatalogError, CatalogHolder
+from nf.catalog.model import AnyOffer
+from nf.errors import (
+    Forbidden,
+    InvalidParam,
+    NfError,
+    NotFound,
+    Unauthorized,
+    Unprocessable,
+)
+from nf.ledger.mongo import MongoLedger, NewSubscriber
+from nf.ledger.port import BalanceView, SubscriberStatus
+from nf.ledger.state import Member, Wallet
+from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
+from nf.runtime import Runtime
+from nf.sbi.body import read_model
+
+BASE = "/provisioning/v1"
+ADMIN = "*"
+SUPI = r"^imsi-[0-9]{5,15}$"
+MIB = 1024 * 1024
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NewSubscriberIn(_In):
+    supi: str = Field(pattern=SUPI)
+    gpsi: str | None = Field(None, pattern=r"^msisdn-[0-9]{5,15}$")
+    brand: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,31}$")
+    homeNetwork: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    planOfferId: str | None = Field(None, max_length=64)
+    status: Literal["active", "suspended", "blocked"] = "active"
+
+
+class StatusIn(_In):
+    status: Literal["active", "suspended", "blocked"]
+
+
+class PurchaseIn(_In):
+    offerId: str = Field(min_length=1, max_length=64)
+
+
+class NewGroupIn(_In):
+    ownerSupi: str = Field(pattern=SUPI)
+    offerId: str = Field(min_length=1, max_length=64)
+
+
+class JoinIn(_In):
+    supi: str = Field(pattern=SUPI)
+    # Cap on what this member may draw from the pool per period, MiB (default: the plan's).
+    capMb: int | None = Field(None, ge=0, le=100 * 1024 * 1024)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    import json
+
+    return Response(json.dumps(body, separators=(",", ":")), status=status,
+                    content_type="application/json")
+
+
+def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
+                           ) -> Blueprint:
+    bp = Blueprint("provisioning", __name__)
+    max_body = rt.settings.server.max_body_bytes
+
+    def scope() -> str:
+        key = request.headers.get("X-API-Key")
+        if not key:
+            raise Unauthorized("missing X-API-Key header")
+        brand = rt.settings.api_keys.get(key)
+        if brand is None:
+            raise Unauthorized("unknown API key")
+        return brand
+
+    def admin() -> None:
+        if scope() != ADMIN:
+            raise Forbidden("an operator-wide admin key is required")
+
+    def brand_ok(scope_brand: str, brand: str) -> bool:
+        return scope_brand in (ADMIN, brand)
+
+    def no_subscriber(supi: str) -> NotFound:
+        return NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
+
+    async def owned(supi: str, now: datetime) -> tuple[Wallet, Member]:
+        """The subscriber, if the key's brand may see them (else 404, as if missing)."""
+        s = scope()
+        got = await ledger.wallet(supi, now)
+        if got is None or not brand_ok(s, got[1].brand):
+            raise no_subscriber(supi)
+        return got
+
+    def group_brand(w: Wallet) -> str | None:
+        if w.family is None:
+            return None
+        found = catalog.current.offer(w.family.offer_id)
+        return found[0] if found else None
+
+    async def owned_group(group_id: str, now: datetime) -> Wallet:
+        s = scope()
+        g = await ledger.group(group_id, now)
+        if g is None or not brand_ok(s, group_brand(g) or ""):
+            raise NotFound(f"no family group {group_id}", cause="GROUP_NOT_FOUND")
+        return g
+
+    async def sub_out(supi: str, now: datetime) -> dict[str, Any]:
+        got = await ledger.wallet(supi, now)
+        view = await ledger.subscriber(supi, now)
+        if got is None or view is None:
+            raise no_subscriber(supi)
+        return subscriber_json(view, got[1])
+
+    @bp.post(f"{BASE}/subscribers")
+    async def create_subscriber() -> Response:
+        s = scope()
+        body = await read_model(request, NewSubscriberIn, max_body)
+        brand = body.brand or (s if s != ADMIN else None)
+        if brand is None:
+            raise Unprocessable("brand is required with the admin key",
+                                cause="MANDATORY_IE_MISSING")
+        if not brand_ok(s, brand):
+            raise Forbidden(f"this key may not create subscribers of brand {brand}")
+        now = rt.clock.now()
+        await ledger.create_subscriber(
+            NewSubscriber(supi=body.supi, brand=brand, home_network=body.homeNetwork,
+                          gpsi=body.gpsi, plan_offer_id=body.planOfferId,
+                          status=SubscriberStatus(body.status)), now)
+        resp = _json(await sub_out(body.supi, now), 201)
+        resp.headers["Location"] = f"{BASE}/subscribers/{body.supi}"
+        return resp
+
+    @bp.get(f"{BASE}/subscribers/<supi>")
+    async def read_subscriber(supi: str) -> Response:
+        now = rt.clock.now()
+        await owned(supi, now)
+        return _json(await sub_out(supi, now))
+
+    @bp.patch(f"{BASE}/subscribers/<supi>")
+    async def update_subscriber(supi: str) -> Response:
+        now = rt.clock.now()
+        body = await read_model(request, StatusIn, max_body)
+        await owned(supi, now)
+        changes = await ledger.set_status(supi, SubscriberStatus(body.status), now)
+        await rt.publish_counter_changes(changes)
+        return _json(await sub_out(supi, now))
+
+    @bp.delete(f"{BASE}/subscribers/<supi>")
+    async def delete_subscriber(supi: str) -> Response:
+        now = rt.clock.now()
+        await owned(supi, now)
+        if not await ledger.delete_subscriber(supi, now):
+            raise no_subscriber(supi)
+        return Response("", status=204)
+
+    @bp.post(f"{BASE}/subscribers/<supi>/purchases")
+    async def purchase(supi: str) -> Response:
+        now = rt.clock.now()
+        body = await read_model(request, PurchaseIn, max_body)
+        _w, m = await owned(supi, now)
+        found = catalog.current.offer(body.offerId)
+        if found is None or found[0] != m.brand:
+            raise Unprocessable(f"brand {m.brand} sells no offer {body.offerId!r}",
+                                cause="OFFER_NOT_FOUND")
+        changes = await ledger.purchase(supi, body.offerId, now)
+        await rt.publish_counter_changes(changes)
+        bal = await ledger.balance(supi, now)
+        assert bal is not None
+        return _json(balance_json(bal, now), 201)
+
+    @bp.get(f"{BASE}/subscribers/<supi>/balance")
+    async def balance(supi: str) -> Response:
+        now = rt.clock.now()
+        await owned(supi, now)
+        bal: BalanceView | None = await ledger.balance(supi, now)
+        if bal is None:
+            raise no_subscriber(supi)
+        return _json(balance_json(bal, now))
+
+    @bp.get(f"{BASE}/brands/<brand>/offers")
+    async def offers(brand: str) -> Response:
+        s = scope()
+        if not brand_ok(s, brand) or catalog.current.brand(brand) is None:
+            raise NotFound(f"no brand {brand}", cause="BRAND_NOT_FOUND")
+        items: list[AnyOffer] = catalog.current.offers_of(brand)
+        return _json({"brand": brand, "offers": [offer_json(o) for o in items]})
+
+    @bp.post(f"{BASE}/groups")
+    async def create_group() -> Response:
+        now = rt.clock.now()
+        body = await read_model(request, NewGroupIn, max_body)
+        _w, m = await owned(body.ownerSupi, now)
+        found = catalog.current.offer(body.offerId)
+        if found is None or found[0] != m.brand:
+            raise Unprocessable(f"brand {m.brand} sells no offer {body.offerId!r}",
+                                cause="OFFER_NOT_FOUND")
+        gid = await ledger.create_group(body.ownerSupi, body.offerId, now)
+        changes = await ledger.join_group(body.ownerSupi, gid, now)
+        await rt.publish_counter_changes(changes)
+        g = await ledger.group(gid, now)
+        assert g is not None
+        resp = _json(group_json(g, now), 201)
+        resp.headers["Location"] = f"{BASE}/groups/{gid}"
+        return resp
+
+    @bp.get(f"{BASE}/groups/<group_id>")
+    async def read_group(group_id: str) -> Response:
+        now = rt.clock.now()
+        return _json(group_json(await owned_group(group_id, now), now))
+
+    @bp.post(f"{BASE}/groups/<group_id>/members")
+    async def join(group_id: str) -> Response:
+        now = rt.clock.now()
+        body = await read_model(request, JoinIn, max_body)
+        await owned_group(group_id, now)
+        await owned(body.supi, now)
+        cap = None if body.capMb is None else body.capMb * MIB
+        changes = await ledger.join_group(body.supi, group_id, now, cap)
+        await rt.publish_counter_changes(changes)
+        return _json(group_json(await owned_group(group_id, now), now), 201)
+
+    @bp.delete(f"{BASE}/groups/<group_id>/members/<supi>")
+    async def leave(group_id: str, supi: str) -> Response:
+        now = rt.clock.now()
+        g = await owned_group(group_id, now)
+        if g.member(supi) is None:
+            raise NotFound(f"{supi} is not a member of group {group_id}",
+                           cause="USER_NOT_FOUND")
+        changes = await ledger.leave_group(supi, now)
+        await rt.publish_counter_changes(changes)
+        return Response("", status=204)
+
+    @bp.post(f"{BASE}/catalog/reload")
+    async def reload_catalog() -> Response:
+        admin()
+        try:
+            cat = catalog.reload()
+        except CatalogError as e:
+            raise NfError("the catalogue was not reloaded; the previous one stays in use",
+                          422, "INVALID_CATALOG", "Unprocessable request",
+                          [InvalidParam(param="catalog", reason=p) for p in e.problems[:50]]
+                          ) from None
+        return _json({"brands": len(cat.brands), "offers": len(cat)})
+
+    return bp

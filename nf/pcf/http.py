@@ -1,0 +1,59 @@
+"""HTTP handlers of Npcf_SMPolicyControl v1 on the SBI port. Parsing and rendering only."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from quart import Blueprint, Response, request
+
+from nf.config import Settings
+from nf.pcf.service import API_PREFIX, PcfService
+from nf.pcf.wire import SmPolicyContextData, SmPolicyDeleteData, SmPolicyUpdateContextData
+from nf.sbi.body import parse_model, read_json, read_model
+
+
+def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+          ) -> Response:
+    resp = Response(json.dumps(body, separators=(",", ":")), status=status,
+                    content_type="application/json")
+    for k, v in (headers or {}).items():
+        resp.headers[k] = v
+    return resp
+
+
+def api_root(settings: Settings) -> str:
+    if settings.server.api_root:
+        return settings.server.api_root
+    return request.host_url.rstrip("/")
+
+
+def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
+    bp = Blueprint("npcf_smpolicycontrol", __name__, url_prefix=API_PREFIX)
+    limit = settings.server.max_body_bytes
+
+    @bp.post("/sm-policies")
+    async def create_sm_policy() -> Response:
+        ctx = await read_model(request, SmPolicyContextData, limit)
+        location, decision = await service.create(ctx, api_root(settings))
+        return _json(decision, 201, {"Location": location})
+
+    @bp.get("/sm-policies/<sm_policy_id>")
+    async def get_sm_policy(sm_policy_id: str) -> Response:
+        return _json(await service.get(sm_policy_id))
+
+    @bp.post("/sm-policies/<sm_policy_id>/update")
+    async def update_sm_policy(sm_policy_id: str) -> Response:
+        upd = await read_model(request, SmPolicyUpdateContextData, limit)
+        return _json(await service.update(sm_policy_id, upd))
+
+    @bp.post("/sm-policies/<sm_policy_id>/delete")
+    async def delete_sm_policy(sm_policy_id: str) -> Response:
+        # The body (SmPolicyDeleteData) carries only reporting data; an SMF that sends
+        # none is not refused, but one that sends a malformed body is.
+        if request.content_length or request.mimetype:
+            parse_model(SmPolicyDeleteData, await read_json(request, limit))
+        await service.delete(sm_policy_id)
+        return Response(status=204)
+
+    return bp

@@ -1,0 +1,172 @@
+"""The SM policy associations in MongoDB (collection ``sm_policies``).
+
+One document per association. Every write that changes the decision is a compare-and-set
+on ``version`` (single-document atomic update), so concurrent re-evaluations of the same
+policy cannot interleave into a stale result. An association the SMF released (or no
+longer knows) is deleted; one the PCF terminated stays as a tombstone (``ended``) until the
+SMF's delete arrives or ``TOMBSTONE_TTL_S`` passes (TTL index), so the terminate can be
+re-sent if a concurrent push overtook it. Its EDRs remain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+
+from nf.clock import utc
+from nf.ledger.port import Speed
+from nf.pcf.core import PolicyState
+from nf.store.mongo import Db, Doc, translate_errors
+
+COLLECTION = "sm_policies"
+TOMBSTONE_TTL_S = 86_400
+_LIVE: Doc = {"ended": {"$exists": False}}
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    state: PolicyState
+    context: dict[str, Any]
+    resource_uri: str
+    brand: str | None
+    gpsi: str | None
+    host_network: str | None
+    decision: dict[str, Any]
+
+
+def _speed(d: Doc) -> Speed:
+    return Speed(uplink_kbps=int(d["ul"]), downlink_kbps=int(d["dl"]))
+
+
+def to_doc(p: StoredPolicy, now: datetime) -> Doc:
+    s = p.state
+    return {
+        "_id": s.sm_policy_id,
+        "supi": s.supi,
+        "notificationUri": s.notification_uri,
+        "servingPlmn": s.serving_plmn,
+        "roaming": s.roaming,
+        "speed": {"ul": s.speed.uplink_kbps, "dl": s.speed.downlink_kbps},
+        "reason": s.reason,
+        "version": s.version,
+        "recheckAt": s.recheck_at,
+        "context": p.context,
+        "resourceUri": p.resource_uri,
+        "brand": p.brand,
+        "gpsi": p.gpsi,
+        "hostNetwork": p.host_network,
+        "decision": p.decision,
+        "pduSessionId": p.context.get("pduSessionId"),
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+def from_doc(d: Doc) -> StoredPolicy:
+    recheck = d.get("recheckAt")
+    state = PolicyState(
+        sm_policy_id=str(d["_id"]), supi=str(d["supi"]),
+        notification_uri=str(d["notificationUri"]), serving_plmn=d.get("servingPlmn"),
+        roaming=bool(d.get("roaming")), speed=_speed(d["speed"]), reason=str(d["reason"]),
+        version=int(d["version"]), active=True,
+        recheck_at=utc(recheck) if recheck is not None else None)
+    return StoredPolicy(state=state, context=dict(d.get("context") or {}),
+                        resource_uri=str(d.get("resourceUri", "")), brand=d.get("brand"),
+                        gpsi=d.get("gpsi"), host_network=d.get("hostNetwork"),
+                        decision=dict(d.get("decision") or {}))
+
+
+class PolicyStore:
+    def __init__(self, db: Db) -> None:
+        self._c = db[COLLECTION]
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("creating sm_policies indexes"):
+            # The push path: every active policy of a set of subscribers in one query.
+            await self._c.create_index([("supi", ASCENDING)], name="by_supi")
+            await self._c.create_index([("recheckAt", ASCENDING)], name="by_recheck")
+            await self._c.create_index([("endedAt", ASCENDING)], name="tombstone_ttl",
+                                       expireAfterSeconds=TOMBSTONE_TTL_S)
+
+    async def insert(self, p: StoredPolicy, now: datetime) -> None:
+        """Store a new association; one with the same id (a repeated create for the same
+        PDU session) is replaced."""
+        async with translate_errors("storing an SM policy"):
+            await self._c.replace_one({"_id": p.state.sm_policy_id}, to_doc(p, now),
+                                      upsert=True)
+
+    async def get(self, sm_policy_id: str) -> StoredPolicy | None:
+        """The live association (not a terminated one)."""
+        async with translate_errors("reading an SM policy"):
+            d = await self._c.find_one({"_id": sm_policy_id, **_LIVE})
+        return from_doc(d) if d is not None else None
+
+    async def get_any(self, sm_policy_id: str) -> Doc | None:
+        """The document, live or terminated."""
+        async with translate_errors("reading an SM policy"):
+            return await self._c.find_one({"_id": sm_policy_id})
+
+    async def heads(self, ids: Sequence[str]) -> list[Doc]:
+        """What the SMF must end up with for each policy: version, decision, tombstone."""
+        async with translate_errors("reading SM policies"):
+            return await self._c.find(
+                {"_id": {"$in": list(ids)}},
+                {"version": 1, "decision": 1, "ended": 1, "notificationUri": 1,
+                 "resourceUri": 1, "supi": 1}).to_list(None)
+
+    async def for_subscribers(self, supis: Sequence[str]) -> list[StoredPolicy]:
+        """Every active policy of these subscribers, on any host network: one query."""
+        if not supis:
+            return []
+        flt: Doc = {"supi": supis[0]} if len(supis) == 1 else {"supi": {"$in": list(supis)}}
+        flt.update(_LIVE)
+        async with translate_errors("reading SM policies"):
+            docs = await self._c.find(flt).to_list(None)
+        return [from_doc(d) for d in docs]
+
+    async def due(self, now: datetime, limit: int) -> list[StoredPolicy]:
+        """Policies whose decision expires (a boost ending) at or before ``now``."""
+        async with translate_errors("reading SM policies due for revalidation"):
+            docs = await self._c.find({"recheckAt": {"$lte": now}, **_LIVE}).limit(
+                limit).to_list(None)
+        return [from_doc(d) for d in docs]
+
+    async def replace_state(self, new: PolicyState, expected_version: int,
+                            decision: dict[str, Any] | None, now: datetime) -> bool:
+        """Store ``new`` if the stored version is still ``expected_version``."""
+        s = new
+        update: Doc = {
+            "servingPlmn": s.serving_plmn, "roaming": s.roaming,
+            "speed": {"ul": s.speed.uplink_kbps, "dl": s.speed.downlink_kbps},
+            "reason": s.reason, "version": s.version, "recheckAt": s.recheck_at,
+            "updatedAt": now,
+        }
+        if decision is not None:
+            update["decision"] = decision
+        async with translate_errors("updating an SM policy"):
+            r = await self._c.update_one(
+                {"_id": s.sm_policy_id, "version": expected_version, **_LIVE},
+                {"$set": update})
+        return r.matched_count == 1
+
+    async def terminate(self, sm_policy_id: str, expected_version: int, new_version: int,
+                        now: datetime) -> bool:
+        """Turn the live association into a tombstone if it is still ``expected_version``."""
+        async with translate_errors("terminating an SM policy"):
+            r = await self._c.update_one(
+                {"_id": sm_policy_id, "version": expected_version, **_LIVE},
+                {"$set": {"ended": "terminated", "endedAt": now, "version": new_version,
+                          "recheckAt": None, "updatedAt": now}})
+        return r.matched_count == 1
+
+    async def remove(self, sm_policy_id: str, expected_version: int | None = None) -> bool:
+        flt: Doc = {"_id": sm_policy_id}
+        if expected_version is not None:
+            flt["version"] = expected_version
+        async with translate_errors("removing an SM policy"):
+            r = await self._c.delete_one(flt)
+        return r.deleted_count == 1

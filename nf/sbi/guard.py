@@ -1,0 +1,160 @@
+"""The outermost ASGI layer of every app: admission, request ids, metrics, last resort.
+
+It wraps Quart's ASGI callable so that the accounting below holds whatever happens inside
+(handler exceptions, client disconnects that cancel the handler, errors in error handlers):
+
+- **Admission.** At most ``limit`` requests are handled at once; past that the request is
+  answered at once with 503 ``NF_CONGESTION`` and ``Retry-After`` without touching the app.
+  The counter is released in a ``finally``, so it cannot leak.
+- **Request id.** ``x-request-id`` from the peer (if a plain short token) or a new one is
+  bound to every log line of the request and echoed on the response.
+- **Metrics.** Requests by service operation and status, latency, requests in flight.
+- **Whole requests.** The end of a response is held back until the request body has been
+  received (at most ``body_timeout_s``): a server must not close a stream its peer is still
+  sending on (Hypercorn drops the whole HTTP/2 connection when DATA arrives for a stream it
+  has closed, e.g. after an early 413).
+- **Last resort.** If the app itself raises (it should not: ``nf.sbi.app`` renders every
+  error), a 500 ProblemDetails is sent if nothing was sent yet. No stack trace leaves.
+
+It never parses bodies and never looks at charging or policy data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from nf import logs
+from nf.errors import Congestion, NfError
+from nf.sbi.metrics import Metrics
+from nf.sbi.problem import PROBLEM_JSON, problem_body
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Where a handler records which service operation it is (the metrics label).
+OPERATION_KEY = "nf.operation"
+UNMATCHED = "unmatched"
+
+log = logging.getLogger("nf.sbi")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers") or ():
+        if k.lower() == name:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+async def send_problem(send: Send, err: NfError, instance: str, request_id: str) -> None:
+    """Answer with a ProblemDetails straight at the ASGI level (no app involved)."""
+    body = json.dumps(problem_body(err, instance), separators=(",", ":")).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
+    if err.retry_after_s is not None:
+        headers.append((b"retry-after", str(err.retry_after_s).encode()))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+class Guard:
+    """ASGI middleware; one per app (per port and worker process)."""
+
+    def __init__(self, app: AsgiApp, *, limit: int, metrics: Metrics,
+                 exempt_paths: frozenset[str] = frozenset(), retry_after_s: int = 1,
+                 body_timeout_s: float = 10.0) -> None:
+        self.app = app
+        self.limit = limit
+        self.metrics = metrics
+        self.exempt_paths = exempt_paths
+        self.retry_after_s = retry_after_s
+        self.body_timeout_s = body_timeout_s
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = logs.request_id_from(_header(scope, b"x-request-id"))
+        token = logs.start_request(rid)
+        try:
+            await self._http(scope, receive, send, rid)
+        finally:
+            logs.end_request(token)
+
+    async def _discard_body(self, receive: Receive) -> None:
+        """Read (and drop) what is left of a refused request's body, within the deadline."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        path = str(scope.get("path") or "/")
+        counted = path not in self.exempt_paths
+        m = self.metrics
+        if counted and self.inflight >= self.limit:
+            m.rejected.labels("NF_CONGESTION").inc()
+            await self._discard_body(receive)
+            await send_problem(send, Congestion(
+                f"more than {self.limit} requests in flight; retry later",
+                retry_after_s=self.retry_after_s), path, rid)
+            return
+        if counted:
+            self.inflight += 1
+            m.inflight.inc()
+        scope[OPERATION_KEY] = UNMATCHED
+        status = 0
+        start = time.perf_counter()
+        body_done = asyncio.Event()
+
+        async def _receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_done.set()
+            return message
+
+        async def _send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                message = {**message, "headers": [
+                    *message.get("headers", ()), (b"x-request-id", rid.encode())]}
+            elif (message["type"] == "http.response.body" and not message.get("more_body")
+                  and not body_done.is_set()):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(body_done.wait(), self.body_timeout_s)
+            await send(message)
+
+        try:
+            await self.app(scope, _receive, _send)
+        except Exception:
+            log.exception("request failed outside the error handlers",
+                          extra={"fields": {"path": path}})
+            if status == 0:
+                status = 500
+                try:
+                    await send_problem(send, NfError(
+                        "an unexpected error occurred; it has been logged"), path, rid)
+                except Exception:  # the peer has gone: nothing more to tell it
+                    log.debug("could not send the 500 answer")
+        finally:
+            if counted:
+                self.inflight -= 1
+                m.inflight.dec()
+            op = str(scope.get(OPERATION_KEY, UNMATCHED))
+            m.requests.labels(op, str(status) if status else "aborted").inc()
+            m.latency.labels(op).observe(time.perf_counter() - start)

@@ -1,0 +1,49 @@
+"""A few seconds of the whole benchmark against the real NF: seeding, h2load ceiling, the
+load generator, CPU accounting and the report, with zero errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import h2load
+from bench.orchestrate import Options, run
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(shutil.which("go") is None and not Path("/usr/local/go/bin/go").is_file(),
+                       reason="Go is not installed"),
+]
+
+
+def test_tiny_benchmark_runs_end_to_end_without_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report.json"
+    opts = Options(subscribers=600, small_cap_share=0.5, conns=2, streams=8, concurrency=8,
+                   updates=3, duration_s=3, warmup_s=1, repeat=1,
+                   ceiling=h2load.binary() is not None, ceiling_duration_s=2,
+                   db="auto", out=out, label="smoke")
+    rep = run(opts)
+    assert json.loads(out.read_text())["median"] == rep["median"]
+    assert rep["seed"]["subscribers"] == 600 and rep["seed"]["small_cap"] == 300
+    (one,) = rep["runs"]
+    load = one["load"]
+    assert load["errors"] == {}, load["errors"]
+    assert load["warmup_errors"] == {}, load["warmup_errors"]
+    for op in ("pcf_create", "chf_create", "chf_update", "chf_release", "pcf_delete"):
+        assert load["ops"][op]["count"] > 0, op
+    # Every third update of a small-cap subscriber's first session crosses the cap: the
+    # PCF must have pushed the throttled speed for each crossing.
+    th = load["throttle"]
+    assert th["crossings"] > 0
+    assert th["missing"] == 0 and th["notified"] == th["crossings"]
+    assert load["notifications"]["unexpected_pcf_update"] == 0
+    assert one["cpu"]["nf"]["cpu_s"] > 0
+    if opts.ceiling:
+        assert one["ceiling"]["req_per_s"] > 0 and one["ceiling"]["status_2xx"] > 0
+        assert one["summary"]["ratio_to_ceiling"] > 0
+    text = capsys.readouterr().out
+    assert "chf_update" in text and "errors: none" in text

@@ -1,0 +1,165 @@
+"""A whole day of a subscriber in a few seconds of fake time, over real HTTP/2 both ways:
+the test SMF opens an SM policy and a charging session, uses data through the CHF until the
+cap, receives the throttle, the subscriber buys an add-on through the provisioning API, the
+SMF receives the restore, the UE roams into a pass zone, and the session is released.
+Then the same for a family whose pool runs dry. Every exchange is validated against the
+3GPP documents (TS 29.512, TS 32.291)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from nf.clock import FakeClock
+from nf.config import Settings
+from nf.store.mongo import Db
+from tests import conformance as c
+from tests.ledger import helpers as h
+from tests.pcf.harness import ambr_of as _ambr_of
+from tests.pcf.harness import serving
+from tests.pcf.harness import use_until_throttled as _use_until_throttled
+from tests.peers import NotificationReceiver
+from tests.smf_sim import PolicySim, SmfSim, Usage, session_ambr
+
+MIB = 1024 * 1024
+ADMIN = {"X-API-Key": "demo-admin-key"}
+PROV = "/provisioning/v1"
+HOUR = 3600.0
+
+
+@pytest.fixture
+def test_settings(settings: Settings) -> Settings:
+    # Small numbers: t-unlimited is 10 MiB at full speed, then 64/128 kbps.
+    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG})
+
+
+@pytest.fixture
+def nf_urls(test_settings: Settings, db: Db, clock: FakeClock) -> Iterator[tuple[str, str]]:
+    with serving(test_settings, clock) as urls:
+        yield urls
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as cl:
+        yield cl
+
+
+async def _provision(client: httpx.AsyncClient, oam: str, supi: str, plan: str | None
+                     ) -> None:
+    body: dict[str, Any] = {"supi": supi, "brand": "testco", "homeNetwork": "northwind"}
+    if plan:
+        body["planOfferId"] = plan
+    r = await client.post(oam + PROV + "/subscribers", headers=ADMIN, json=body)
+    assert r.status_code == 201, r.text
+
+
+async def _buy(client: httpx.AsyncClient, oam: str, supi: str, offer: str) -> None:
+    r = await client.post(f"{oam}{PROV}/subscribers/{supi}/purchases", headers=ADMIN,
+                          json={"offerId": offer})
+    assert r.status_code == 201, r.text
+
+
+def _check(chg: SmfSim, pol: PolicySim) -> None:
+    for r in pol.responses:
+        c.validate_exchange(c.PCF, r)
+    root = "/nchf-convergedcharging/v3"
+    for ex in chg.exchanges:
+        c.validate_request(c.CHF, ex.method, ex.path, ex.request)
+        assert ex.path.startswith(root)
+
+
+async def test_a_day_of_an_unlimited_then_throttled_subscriber(
+        nf_urls: tuple[str, str], client: httpx.AsyncClient, clock: FakeClock, db: Db) -> None:
+    sbi, oam = nf_urls
+    supi = "imsi-001010000000301"
+    await _provision(client, oam, supi, "t-unlimited")
+    with NotificationReceiver() as smf:
+        clock.advance(7 * HOUR)  # 07:00 the phone attaches
+        pol = PolicySim(client, sbi, supi, smf.url("/smf/pol-1"))
+        r = await pol.create()
+        assert r.status_code == 201 and session_ambr(r.json())["downlink"] == "10 Mbps"
+        chg = SmfSim(client, sbi, supi, notify_uri=smf.url("/smf/chg-1"))
+        assert (await chg.create(requested=2 * MIB)).status == 201
+
+        clock.advance(5 * HOUR)  # by noon the 10 MiB are used up
+        throttle = await _use_until_throttled(chg, smf, "/smf/pol-1/update")
+        assert _ambr_of(throttle) == {"uplink": "64 Kbps", "downlink": "128 Kbps"}
+        smf.clear()
+
+        clock.advance(3 * HOUR)  # 15:00 an add-on through the provisioning API
+        await _buy(client, oam, supi, "t-addon-2")
+        restore = await smf.wait_for(lambda r: r.path == "/smf/pol-1/update")
+        assert _ambr_of(restore) == {"uplink": "2 Mbps", "downlink": "10 Mbps"}
+        smf.clear()
+
+        clock.advance(4 * HOUR)  # 19:00 a roaming pass, and the UE crosses the border
+        await _buy(client, oam, supi, "t-roam-north")
+        r = await pol.move_to(h.NORTH_ZONE_PLMN)
+        assert r.status_code == 200 and session_ambr(r.json())["downlink"] == "10 Mbps"
+        chg.serving_plmn = h.NORTH_ZONE_PLMN
+        ex = await chg.update(Usage(100_000, 200_000), requested=MIB)
+        assert ex.status == 200
+
+        clock.advance(4 * HOUR)  # 23:00 the session ends
+        assert (await chg.release(Usage(1000, 2000))).status == 204
+        r = await pol.delete()
+        assert r.status_code == 204
+        assert (await pol.get()).status_code == 404
+        _check(chg, pol)
+    events = [e["event"] for e in await db["edrs"].find(
+        {"supi": supi, "kind": "policy"}).sort("time").to_list(None)]
+    assert events == ["created", "throttled", "restored", "released"]
+
+
+async def test_a_family_pool_running_dry_throttles_every_member(
+        nf_urls: tuple[str, str], client: httpx.AsyncClient, clock: FakeClock, db: Db) -> None:
+    sbi, oam = nf_urls
+    owner, kids = "imsi-001010000000310", ["imsi-001010000000311", "imsi-001010000000312"]
+    for s in (owner, *kids):
+        await _provision(client, oam, s, None)
+    r = await client.post(oam + PROV + "/groups", headers=ADMIN,
+                          json={"ownerSupi": owner, "offerId": "t-family"})
+    assert r.status_code == 201, r.text
+    gid = r.json()["groupId"]
+    # The owner joins with the plan's member cap (8 MiB), the kids with 12 MiB each.
+    for s in kids:
+        r = await client.post(f"{oam}{PROV}/groups/{gid}/members", headers=ADMIN,
+                              json={"supi": s, "capMb": 12})
+        assert r.status_code in (200, 201), r.text
+    with NotificationReceiver() as smf:
+        clock.advance(8 * HOUR)
+        pols = [PolicySim(client, sbi, s, smf.url(f"/smf/{i}")) for i, s in
+                enumerate((owner, *kids))]
+        for p in pols:
+            assert (await p.create()).status_code == 201
+        # The owner reaches their own 8 MiB member cap: only their session slows.
+        owner_chg = SmfSim(client, sbi, owner, notify_uri=smf.url("/chg/0"))
+        assert (await owner_chg.create(requested=2 * MIB)).status == 201
+        mine = await _use_until_throttled(owner_chg, smf, "/smf/0/update")
+        assert _ambr_of(mine)["downlink"] == "128 Kbps"
+        assert smf.matching(lambda r: r.path in ("/smf/1/update", "/smf/2/update")) == []
+        # The first kid takes the pool's other 12 MiB: the pool is dry, every member slows,
+        # including the second kid who used nothing.
+        clock.advance(2 * HOUR)
+        kid_chg = SmfSim(client, sbi, kids[0], notify_uri=smf.url("/chg/1"))
+        assert (await kid_chg.create(requested=2 * MIB)).status == 201
+        await _use_until_throttled(kid_chg, smf, "/smf/2/update")
+        got = await smf.wait_for_all(lambda r: r.path.endswith("/update"), count=3)
+        assert sorted(r.path for r in got) == ["/smf/0/update", "/smf/1/update",
+                                               "/smf/2/update"]
+        assert all(_ambr_of(r)["downlink"] == "128 Kbps" for r in got)
+        clock.advance(HOUR)
+        # A family add-on bought by the owner: the owner is back to full speed.
+        smf.clear()
+        await _buy(client, oam, owner, "t-addon-2")
+        back = await smf.wait_for(lambda r: r.path == "/smf/0/update")
+        assert _ambr_of(back)["downlink"] == "10 Mbps"
+        for p in pols:
+            for resp in p.responses:
+                c.validate_exchange(c.PCF, resp)
+    throttled = await db["edrs"].count_documents({"kind": "policy", "event": "throttled"})
+    assert throttled == 3

@@ -1,0 +1,5 @@
+"""Fixtures of the spending-limit tests (the in-process NF lives in ``tests.pcf.harness``)."""
+
+from tests.pcf.harness import nf
+
+__all__ = ["nf"]

@@ -1,0 +1,124 @@
+"""The ``nf`` command line: exit codes and messages (no servers started here)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from nf.cli import cli
+from nf.store import embedded
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_YAML = ROOT / "tests" / "data" / "nf-test.yaml"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k in list(os.environ):
+        if k.startswith("NF_"):
+            monkeypatch.delenv(k)
+
+
+runner = CliRunner()
+
+
+def test_check_config_accepts_a_good_file() -> None:
+    r = runner.invoke(cli, ["check-config", str(TEST_YAML)])
+    assert r.exit_code == 0, r.output
+    assert "ok:" in r.output and "3 host networks" in r.output
+
+
+def test_check_config_names_the_bad_key_and_exits_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  oam_port: -5\n  shutdown_grace: 3\n", encoding="utf-8")
+    r = runner.invoke(cli, ["check-config", str(bad)])
+    assert r.exit_code == 2
+    assert "server.oam_port" in r.output and "server.shutdown_grace" in r.output
+    assert "Traceback" not in r.output
+
+
+def test_check_config_sees_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NF_SERVER__H2_MAX_CONCURRENT_STREAMS", "3")
+    r = runner.invoke(cli, ["check-config", str(TEST_YAML)])
+    assert r.exit_code == 2 and "server.h2_max_concurrent_streams" in r.output
+
+
+def test_check_config_missing_file_exits_2(tmp_path: Path) -> None:
+    r = runner.invoke(cli, ["check-config", str(tmp_path / "nope.yaml")])
+    assert r.exit_code == 2 and "cannot read" in r.output
+
+
+def test_real_entry_point_exit_code(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("log_level: LOUD\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
+    p = subprocess.run([sys.executable, "-m", "nf.cli", "check-config", str(bad)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2 and "log_level" in p.stderr
+
+
+def test_serve_refuses_an_unknown_server() -> None:
+    r = runner.invoke(cli, ["serve", "--server", "nginx"])
+    assert r.exit_code == 2 and "granian or hypercorn" in r.output
+
+
+def test_demo_refuses_a_bad_port() -> None:
+    r = runner.invoke(cli, ["demo", "--sbi-port", "70000"])
+    assert r.exit_code == 2
+
+
+def test_demo_refuses_bad_environment_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("NF_SERVER__WORKERS", "many")
+    r = runner.invoke(cli, ["demo", "--data", str(tmp_path / "d"), "--db-port", "0"])
+    assert r.exit_code == 2 and "server.workers" in r.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_no_arguments_shows_every_command() -> None:
+    r = runner.invoke(cli, [])
+    for name in ("serve", "check-config", "db", "seed-demo", "demo"):
+        assert name in r.output
+
+
+def _script(path: Path, body: str) -> Path:
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_db_build_reports_an_existing_binary(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:
+    fake = _script(tmp_path / "secantusd-rs", "exit 0\n")
+    monkeypatch.setenv("NF_SECANTUS_BIN", str(fake))
+    r = runner.invoke(cli, ["db", "build"])
+    assert r.exit_code == 0 and "already built" in r.output
+
+
+def test_db_build_without_cargo_falls_back(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    r = runner.invoke(cli, ["db", "build"])
+    assert r.exit_code == 1 and "cargo not found" in r.output
+
+
+def test_failed_cargo_build_is_reported_with_its_log(monkeypatch: pytest.MonkeyPatch,
+                                                     tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    _script(bindir / "cargo", "echo 'error: could not compile secantus' >&2\nexit 101\n")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(bindir))
+    ok, msg = embedded.build_rust()
+    assert not ok and "exit 101" in msg and str(embedded.build_log()) in msg
+    assert "could not compile" in embedded.build_log().read_text()
+    r = runner.invoke(cli, ["db", "build"])
+    assert r.exit_code == 1

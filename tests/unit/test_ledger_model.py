@@ -1,0 +1,209 @@
+"""The pure ledger core driven by hypothesis.stateful against a small reference model.
+
+The model keeps, per member, the usage reported and the grants outstanding per (session,
+rating group), and knows nothing of buckets. After every step the invariants are checked:
+every bucket ``0 <= used + reserved <= quota``; reservations add up to the buckets'
+``reserved``; committed usage equals reported usage (used + after-cap + overage); no member
+above their cap and the pool never overdrawn; retries return the first answer and change
+nothing; a grant never exceeds the request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from nf.catalog import load_catalog
+from nf.catalog.model import FamilyPlan
+from nf.ledger import core
+from nf.ledger.port import ChargeResult, ChargeStep, SubscriberStatus
+from nf.ledger.state import AFTERCAP, POOL, Member, Wallet
+from tests.ledger.helpers import TEST_CATALOG
+
+CAT = load_catalog(TEST_CATALOG)
+HOME = frozenset({"00101"})
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MIB = 1024 * 1024
+SOLO = "imsi-001010000000001"
+FAMILY = ("imsi-001010000000002", "imsi-001010000000003", "imsi-001010000000004")
+
+
+def _offer(oid: str):  # type: ignore[no-untyped-def]
+    found = CAT.offer(oid)
+    assert found is not None
+    return found[1]
+
+
+def _solo(now: datetime, plan: str) -> Wallet:
+    w = Wallet(id=SOLO, members=(Member(supi=SOLO, brand="testco", home_network="n"),))
+    w, _ = core.purchase(w, SOLO, _offer(plan), now, "plan1")
+    w, _ = core.purchase(w, SOLO, _offer("t-addon-video"), now, "video")
+    w, _ = core.purchase(w, SOLO, _offer("t-addon-2"), now, "addon")
+    w, _ = core.purchase(w, SOLO, _offer("t-roam-north"), now, "pass")
+    return w
+
+
+def _family(now: datetime) -> Wallet:
+    offer = _offer("t-family")
+    assert isinstance(offer, FamilyPlan)
+    g = core.new_group("g1", offer, FAMILY[0], now)
+    for supi, cap in zip(FAMILY, (None, 3 * MIB, 6 * MIB), strict=True):
+        solo = Wallet(id=supi, members=(Member(supi=supi, brand="testco", home_network="n"),))
+        if supi == FAMILY[2]:
+            solo, _ = core.purchase(solo, supi, _offer("t-addon-2"), now, "addon-" + supi)
+        g, _ = core.attach(g, solo, supi, cap, now)
+    return g
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = T0
+        self.wallets: dict[str, Wallet] = {}
+        self.reported: dict[str, int] = {}
+        self.outstanding: dict[tuple[str, str, int], tuple[int, datetime]] = {}
+        self.history: list[tuple[str, ChargeStep, object]] = []
+        self.seq = 0
+
+    @initialize(plan=st.sampled_from(["t-capped", "t-unlimited", "t-roamer"]))
+    def setup(self, plan: str) -> None:
+        self.wallets = {SOLO: _solo(self.now, plan), "grp:g1": _family(self.now)}
+        self.reported = {s: 0 for s in (SOLO, *FAMILY)}
+
+    def _wallet_of(self, supi: str) -> str:
+        return SOLO if supi == SOLO else "grp:g1"
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["a", "b", "c"]),
+          rg=st.sampled_from([10, 20]),
+          used=st.integers(0, 4 * MIB), requested=st.integers(0, 6 * MIB),
+          roaming=st.booleans(), ttl=st.integers(1, 600))
+    def charge(self, supi: str, session: str, rg: int, used: int, requested: int,
+               roaming: bool, ttl: int) -> None:
+        self.seq += 1
+        step = ChargeStep(supi=supi, session_id=session, rating_group=rg,
+                          serving_plmn="99970" if roaming else "00101", used_bytes=used,
+                          requested_bytes=requested, op_key=f"op{self.seq}",
+                          reservation_expires_at=self.now + timedelta(seconds=ttl),
+                          now=self.now)
+        key = self._wallet_of(supi)
+        w = self.wallets[key]
+        new, out = core.charge(w, step, HOME, ring=64)
+        assert not out.replay
+        assert 0 <= out.granted_bytes <= requested
+        assert sum(p.bytes for p in out.committed) + out.overage_bytes == used
+        if out.result is not ChargeResult.SUCCESS:
+            assert out.granted_bytes == 0
+        if out.throttled:
+            assert all(p.bucket_id == AFTERCAP for p in out.reserved)
+        else:
+            assert all(p.bucket_id != AFTERCAP for p in out.reserved)
+        self.wallets[key] = new
+        self.reported[supi] += used
+        self.outstanding.pop((supi, session, rg), None)
+        if out.granted_bytes:
+            self.outstanding[(supi, session, rg)] = (out.granted_bytes,
+                                                     step.reservation_expires_at)
+        self.history.append((key, step, out))
+
+    @precondition(lambda self: bool(self.history))
+    @rule(pick=st.integers(0, 10_000))
+    def retry(self, pick: int) -> None:
+        key, step, first = self.history[pick % len(self.history)]
+        w = self.wallets[key]
+        new, out = core.charge(w, step, HOME, ring=64)
+        if pick % len(self.history) >= len(self.history) - 64:  # still in the ring
+            assert out.replay and new is w
+            assert replace(out, replay=False) == replace(
+                first, counter_changes=())  # type: ignore[type-var]
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["a", "b", "c"]))
+    def close(self, supi: str, session: str) -> None:
+        key = self._wallet_of(supi)
+        self.wallets[key], _ = core.close_session(self.wallets[key], supi, session, self.now)
+        for k in [k for k in self.outstanding if k[0] == supi and k[1] == session]:
+            del self.outstanding[k]
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(seconds=st.integers(1, 900))
+    def time_passes(self, seconds: int) -> None:
+        # Well inside the 30-day period and the add-ons' lives: no renewal here.
+        self.now += timedelta(seconds=seconds)
+        for key in self.wallets:
+            self.wallets[key], _ = core.sweep(self.wallets[key], self.now)
+        for k, (_n, exp) in list(self.outstanding.items()):
+            if exp <= self.now:
+                del self.outstanding[k]
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(status=st.sampled_from(list(SubscriberStatus)))
+    def status(self, status: SubscriberStatus) -> None:
+        self.wallets[SOLO], _ = core.set_status(self.wallets[SOLO], SOLO, status, self.now)
+
+    @invariant()
+    def buckets_within_quota(self) -> None:
+        for w in self.wallets.values():
+            for b in w.buckets:
+                assert b.used >= 0 and b.reserved >= 0 and b.used + b.reserved <= b.quota, b
+
+    @invariant()
+    def reservations_add_up(self) -> None:
+        for w in self.wallets.values():
+            per_bucket: dict[str, int] = {}
+            per_member_pool: dict[str, int] = {}
+            per_member_after: dict[str, int] = {}
+            for r in w.reservations:
+                assert r.expires_at > self.now
+                for p in r.portions:
+                    assert p.bytes > 0
+                    if p.bucket_id == AFTERCAP:
+                        per_member_after[r.supi] = per_member_after.get(r.supi, 0) + p.bytes
+                    else:
+                        per_bucket[p.bucket_id] = per_bucket.get(p.bucket_id, 0) + p.bytes
+                    if p.bucket_id == POOL:
+                        per_member_pool[r.supi] = per_member_pool.get(r.supi, 0) + p.bytes
+            for b in w.buckets:
+                assert per_bucket.get(b.id, 0) == b.reserved
+            for m in w.members:
+                assert per_member_pool.get(m.supi, 0) == m.pool_reserved
+                assert per_member_after.get(m.supi, 0) == m.aftercap_reserved
+
+    @invariant()
+    def matches_reference_model(self) -> None:
+        for w in self.wallets.values():
+            held = {(r.supi, r.session_id, r.rating_group): r.total for r in w.reservations}
+            mine = {k: n for k, (n, _e) in self.outstanding.items()
+                    if self._wallet_of(k[0]) == w.id}
+            assert held == mine
+            for m in w.members:
+                assert m.reported == self.reported[m.supi]
+                own = sum(b.used for b in w.buckets if b.owner == m.supi)
+                assert own + m.pool_used + m.aftercap_used + m.overage == m.reported
+
+    @invariant()
+    def family_caps_and_pool(self) -> None:
+        g = self.wallets.get("grp:g1")
+        if g is None:
+            return
+        pool = next(b for b in g.buckets if b.id == POOL)
+        assert sum(m.pool_used for m in g.members) == pool.used
+        assert sum(m.pool_reserved for m in g.members) == pool.reserved
+        for m in g.members:
+            if m.cap is not None:
+                assert m.pool_used + m.pool_reserved <= m.cap
+
+
+LedgerMachine.TestCase.settings = hyp_settings(max_examples=150, stateful_step_count=40,
+                                               deadline=None)
+TestLedgerModel = LedgerMachine.TestCase
