@@ -51,7 +51,7 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--ceiling-duration", type=float, default=d.ceiling_duration_s,
                    help="h2load duration per run, seconds (default %(default)s)")
     p.add_argument("--profile", action="store_true",
-                   help="sample the SBI worker with py-spy during the first run")
+                   help="sample the SBI worker with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
                    help="SecantusDB server (default %(default)s)")
     p.add_argument("--label", default="")

@@ -325,7 +325,8 @@ def run(opts: Options) -> dict[str, Any]:
         pop, seed_info = asyncio.run(seed_population(
             settings, opts.subscribers, opts.small_cap_share, cap_mb * MIB))
         rep["seed"] = seed_info
-        log(f"seeded in {seed_info['seconds']} s")
+        log(f"seeded in {seed_info['seconds']} s (first read afterwards: "
+            f"{seed_info['first_read_s']} s)")
         population = workdir / "population.json"
         population.write_text(json.dumps(pop))
         with running_nf(opts, db.uri, "nf_bench", workdir, catalog) as nf:
@@ -345,9 +346,10 @@ def run(opts: Options) -> dict[str, Any]:
                     if p is not None:
                         prof.append(p)
 
+                profiled = opts.profile and i == min(1, opts.repeat - 1)
                 load, used, dbops = run_loadgen(opts, nf, population, i, opts.repeat, roots,
                                                 workdir / f"load-{i}.json", db.uri,
-                                         _start_profile if opts.profile and i == 0 else None)
+                                                _start_profile if profiled else None)
                 if prof:
                     rep["profile"] = finish_profile(*prof[0])
                 one["load"], one["cpu"], one["db_ops"] = load, used, dbops

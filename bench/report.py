@@ -143,7 +143,8 @@ def table(report: Mapping[str, Any]) -> str:
     seed = report.get("seed")
     if seed:
         lines.append(f"seeding: {seed.get('subscribers')} subscribers in "
-                     f"{seed.get('seconds')} s ({seed.get('per_s')} /s)")
+                     f"{seed.get('seconds')} s ({seed.get('per_s')} /s); the database's first "
+                     f"read afterwards took {seed.get('first_read_s')} s")
     return "\n".join(lines)
 
 

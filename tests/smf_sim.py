@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,24 +53,44 @@ class Usage:
         return self.uplink + self.downlink
 
 
+# Sends one POST (path, JSON body) and returns (status, parsed body or None, headers).
+Transport = Callable[[str, dict[str, Any]], Awaitable[tuple[int, Any, dict[str, str]]]]
+
+
+def httpx_transport(client: httpx.AsyncClient, base_url: str) -> Transport:
+    """Real HTTP: give it ``httpx.AsyncClient(http2=True, http1=False)`` for h2c."""
+
+    async def post(path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        r = await client.post(base_url + path, json=body)
+        try:
+            payload: Any = r.json() if r.content else None
+        except ValueError:
+            payload = r.text
+        return r.status_code, payload, {k.lower(): v for k, v in r.headers.items()}
+
+    return post
+
+
 @dataclass
 class SmfSim:
-    """An SMF running one PDU session's charging over HTTP/2.
+    """An SMF running one PDU session's charging.
 
-    ``create`` opens the charging session (ISN 0), each ``update`` reports usage and asks
-    for more (ISN +1), ``release`` reports the last usage and closes. ``retransmit`` sends
-    the previous request again unchanged, as an SMF does when an answer got lost.
+    ``create`` opens the charging session, each ``update`` reports usage and asks for more
+    (``invocationSequenceNumber`` + 1), ``release`` reports the last usage and closes.
+    ``retransmit`` sends the previous request again unchanged, as an SMF does when an answer
+    got lost. ``transport`` carries the requests: ``httpx_transport(client, nf.sbi)`` over
+    real HTTP/2, or any coroutine with the same shape (an in-process test client).
     """
 
-    client: httpx.AsyncClient
-    base_url: str
+    transport: Transport
     supi: str
     plmn: str = "00101"  # the SMF's (host network's) PLMN: nfConsumerIdentification
     serving_plmn: str | None = None  # defaults to ``plmn`` (not roaming)
     notify_uri: str = "http://127.0.0.1:9/notify"
     rating_group: int = 10
-    gpsi: str | None = None
     pdu_session_id: int = 1
+    charging_id: int = field(default_factory=lambda: uuid.uuid4().int % 2**31)
+    nf_name: str = "0c5a6a9e-2a8f-4d4e-9d1f-5f1f1b1b1b1b"
     ref: str | None = None
     isn: int = -1
     exchanges: list[Exchange] = field(default_factory=list)
@@ -87,7 +108,7 @@ class SmfSim:
             "subscriberIdentifier": self.supi,
             "nfConsumerIdentification": {
                 "nodeFunctionality": "SMF",
-                "nFName": "0c5a6a9e-2a8f-4d4e-9d1f-5f1f1b1b1b1b",
+                "nFName": self.nf_name,
                 "nFPLMNID": self._plmn(self.plmn),
             },
             "invocationTimeStamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -95,7 +116,7 @@ class SmfSim:
             "notifyUri": self.notify_uri,
             "serviceSpecificationInfo": "32255-h00",
             "pDUSessionChargingInformation": {
-                "chargingId": 1000 + self.pdu_session_id,
+                "chargingId": self.charging_id,
                 "pduSessionInformation": {
                     "pduSessionID": self.pdu_session_id,
                     "networkSlicingInfo": {"sNSSAI": {"sst": 1}},
@@ -107,8 +128,6 @@ class SmfSim:
                 },
             },
         }
-        if self.gpsi:
-            body["subscriberIdentifier"] = self.supi
         mu: dict[str, Any] = {"ratingGroup": self.rating_group}
         if requested is not None and not final:
             mu["requestedUnit"] = {"totalVolume": requested} if requested else {}
@@ -132,15 +151,11 @@ class SmfSim:
     async def _post(self, path: str, body: dict[str, Any]) -> Exchange:
         self.last_request = (path, body)
         t0 = time.perf_counter()
-        r = await self.client.post(self.base_url + path, json=body)
-        dt = time.perf_counter() - t0
-        try:
-            payload: Any = r.json() if r.content else None
-        except ValueError:
-            payload = r.text
-        ex = Exchange("POST", path, body, r.status_code, payload, dict(r.headers), dt)
+        status, payload, headers = await self.transport(path, body)
+        ex = Exchange("POST", path, body, status, payload, headers,
+                      time.perf_counter() - t0)
         self.exchanges.append(ex)
-        if isinstance(payload, dict):
+        if isinstance(payload, dict) and status < 300:
             self.granted = granted_for(payload, self.rating_group)
         return ex
 

@@ -179,7 +179,7 @@ def charge_steps(session: Session, isn: int, units: Sequence[UnitRequest], terms
         serving_plmn=session.serving_plmn, used_bytes=u.used_total,
         requested_bytes=0 if closing else requested_bytes(u, terms),
         op_key=f"{session.ref}:{isn}:{u.rating_group}", reservation_expires_at=expires,
-        now=now) for u in units]
+        now=now, sequence=isn) for u in units]
 
 
 def _final_action(session: Session) -> tuple[str, str | None]:
@@ -232,7 +232,6 @@ class Decision:
     answer: Answer
     session: Session  # the session after this request
     records: tuple[UnitRecord, ...]
-    counter_changes: tuple[CounterChange, ...]
 
 
 def decide(session: Session, isn: int, units: Sequence[UnitRequest],
@@ -242,18 +241,16 @@ def decide(session: Session, isn: int, units: Sequence[UnitRequest],
     answers: list[UnitAnswer] = []
     records: list[UnitRecord] = []
     rgs = dict(session.rgs)
-    changes: list[CounterChange] = []
     for u, o in zip(units, outcomes, strict=True):
         a, st = unit_answer(session, u, o, terms, asked=u.requested is not None and not closing)
         if u.requested is not None or st.refused:
             rgs[u.rating_group] = st
         answers.append(a)
         records.append(unit_record(u, o, a))
-        changes.extend(o.counter_changes)
     answer = Answer(status, isn, tuple(answers) if not closing else ())
     new = replace(session, last_isn=isn, rgs=rgs, open=not closing,
                   reply=Reply(status, None))
-    return Decision(answer, new, tuple(records), tuple(changes))
+    return Decision(answer, new, tuple(records))
 
 
 def refuse_subscriber(view: SubscriberView | None, isn: int,

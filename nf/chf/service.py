@@ -17,14 +17,20 @@ from typing import Any
 
 from nf import logs
 from nf.chf import core
-from nf.chf.core import Reply, Session, Sequencing, Terms, UnitRequest
+from nf.chf.core import Reply, Sequencing, Session, Terms, UnitRequest
 from nf.chf.store import SessionStore, retention_cutoff
 from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, render_answer
 from nf.config import HostNetwork
 from nf.edr.port import EdrSink
 from nf.edr.records import Party, UnitRecord, charging_record
 from nf.errors import BadRequest, Conflict, InvalidParam, MandatoryIeMissing, NotFound
-from nf.ledger.port import ChargeOutcome, CounterChange, Ledger, SubscriberStatus
+from nf.ledger.port import (
+    ChargeOutcome,
+    ChargeStep,
+    CounterChange,
+    Ledger,
+    SubscriberStatus,
+)
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
 
@@ -68,6 +74,10 @@ def _terms(n: HostNetwork) -> Terms:
                  n.volume_quota_threshold_pct, n.quota_holding_time_s)
 
 
+# Only for an SMF of no configured host network asking about a subscriber of none either.
+_FALLBACK_TERMS = _terms(HostNetwork(id="default", name="default", plmn_ids=["00000"]))
+
+
 class ChargingService:
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink,
                  store: SessionStore) -> None:
@@ -94,8 +104,7 @@ class ChargingService:
             n = s.network(fallback_id)
             if n is not None:
                 return _terms(n)
-        d = HostNetwork(id="default", name="default", plmn_ids=["00000"])
-        return _terms(d)
+        return _FALLBACK_TERMS
 
     def _home_plmns(self, home_network: str, home_plmn: str) -> list[str]:
         n = self._rt.settings.network(home_network)
@@ -109,8 +118,15 @@ class ChargingService:
                                invocation_sequence_number=isn, result=result, units=units,
                                record_id=record_id)
 
-    async def _charge(self, steps: Sequence[Any]) -> list[ChargeOutcome]:
-        return [await self._ledger.charge(step) for step in steps]
+    async def _charge(self, steps: Sequence[ChargeStep]) -> list[ChargeOutcome]:
+        """Run the ledger steps; each one's counter changes are published as soon as it is
+        written, so a cap crossing reaches the policy side before anything else happens."""
+        outcomes = []
+        for step in steps:
+            outcome = await self._ledger.charge(step)
+            await self._publish(outcome.counter_changes)
+            outcomes.append(outcome)
+        return outcomes
 
     async def _publish(self, changes: Sequence[CounterChange]) -> None:
         if changes:
@@ -161,7 +177,6 @@ class ChargingService:
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
         outcomes = await self._charge(steps)
         decision = core.decide(session, isn, units, outcomes, terms, status=201)
-        await self._publish(decision.counter_changes)
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(201, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
@@ -177,17 +192,17 @@ class ChargingService:
             raise Conflict(f"charging session {ref} exists already")
         return 201, body, ref
 
-    async def _open_session(self, ref: str, isn: int) -> Session | Result:
-        """The open session, or the cached answer to replay."""
-        logs.bind(chargingDataRef=ref)
-        session = await self.store.get(ref)
+    async def _open_session(self, ref: str, isn: int, session: Session | None,
+                            replay_status: int | None) -> Session | Result:
+        """The open session, or the cached answer to replay (only an answer of the same
+        operation, ``replay_status``: an update reusing the create's number is refused)."""
         if session is None or not session.open:
             raise NotFound(f"no open charging session {ref}", cause="RESOURCE_NOT_FOUND")
         logs.bind(supi=session.supi)
         seq = core.check_sequence(session, isn)
-        if seq is Sequencing.REPLAY and session.reply is not None:
-            return session.reply.status, (dict(session.reply.body)
-                                          if session.reply.body is not None else None)
+        reply = session.reply
+        if seq is Sequencing.REPLAY and reply is not None and reply.status == replay_status:
+            return reply.status, dict(reply.body) if reply.body is not None else None
         if seq is not Sequencing.PROCEED:
             raise BadRequest(
                 f"invocationSequenceNumber {isn} is not after {session.last_isn}",
@@ -200,7 +215,8 @@ class ChargingService:
         now = self._rt.clock.now()
         isn = req.invocationSequenceNumber
         units = unit_requests(req, self._max_groups)
-        found = await self._open_session(ref, isn)
+        logs.bind(chargingDataRef=ref)
+        found = await self._open_session(ref, isn, await self.store.get(ref), 200)
         if not isinstance(found, Session):
             return found
         session = found
@@ -215,7 +231,6 @@ class ChargingService:
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
         outcomes = await self._charge(steps)
         decision = core.decide(session, isn, units, outcomes, terms, status=200)
-        await self._publish(decision.counter_changes)
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(200, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
@@ -232,13 +247,12 @@ class ChargingService:
         now = self._rt.clock.now()
         isn = req.invocationSequenceNumber
         units = unit_requests(req, self._max_groups)
+        logs.bind(chargingDataRef=ref)
         session = await self.store.get(ref)
         if session is not None and not session.open and session.last_isn == isn:
             return 204, None  # a retransmitted release
-        found = await self._open_session(ref, isn)
-        if not isinstance(found, Session):
-            raise BadRequest(f"invocationSequenceNumber {isn} was used by an earlier request",
-                             cause="MANDATORY_IE_INCORRECT")
+        found = await self._open_session(ref, isn, session, None)
+        assert isinstance(found, Session)  # nothing to replay: a release closes the session
         session = found
         if req.serving_plmn:
             session = replace(session, serving_plmn=req.serving_plmn)
@@ -249,7 +263,7 @@ class ChargingService:
         outcomes = await self._charge(steps)
         released = await self._ledger.close_session(session.supi, ref, now)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
-        await self._publish(decision.counter_changes + tuple(released))
+        await self._publish(released)
         await asyncio.gather(
             self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None)),
             self._edrs.write(self._record(session, "release", now, isn,

@@ -14,6 +14,14 @@ directly (``{_id: group, supis: member}``), falling back to the pointer when the
 not there any more. Joining or leaving a group moves the member between two documents with
 a fence (``moving``) that makes other writers wait; a fence left by a crash is finished or
 undone by whoever finds it stale.
+
+Each process also keeps the documents it last read or wrote (a bounded LRU, updated in
+place with exactly what it wrote). A charge or a close decides from that copy and writes
+with the version condition, so a warm step is one round trip; if anyone else wrote the
+wallet meanwhile the write matches nothing and the step reads and decides again. A
+decision that writes nothing (a replay, nothing to close) is only trusted from a fresh
+read. Versions start at a random number, so a deleted and re-created wallet never shows a
+version an old copy could match.
 """
 
 from __future__ import annotations
@@ -21,12 +29,14 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import bson
 from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -64,10 +74,29 @@ R = TypeVar("R")
 COLLECTION = "ledger_wallets"
 MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
+DOC_CACHE = 10_000  # wallet documents remembered per process (LRU)
 
 
 def _nothing(_k: str) -> bool:
     return False
+
+
+def _first_version() -> int:
+    return random.SystemRandom().randrange(1, 2 ** 52)
+
+
+def _put(doc: Doc, path: str, value: Any, unset: bool = False) -> None:
+    """Apply one ``$set``/``$unset`` path to a document held in memory."""
+    *parents, last = path.split(".")
+    cur: Any = doc
+    for p in parents:
+        cur = cur[int(p)] if isinstance(cur, list) else cur.setdefault(p, {})
+    if isinstance(cur, list):
+        cur[int(last)] = value
+    elif unset:
+        cur.pop(last, None)
+    else:
+        cur[last] = value
 
 
 def _quiet(doc: Doc, now: datetime) -> bool:
@@ -122,8 +151,12 @@ class MongoLedger:
     """The balance manager on MongoDB. Implements ``nf.ledger.port.Ledger``."""
 
     def __init__(self, db: Db, settings: Settings, catalog: CatalogHolder, *,
-                 metrics: Metrics | None = None, local_locks: bool = True) -> None:
+                 metrics: Metrics | None = None, local_locks: bool = True,
+                 doc_cache: int = DOC_CACHE) -> None:
         self._col = db[COLLECTION]
+        self._opts = self._col.codec_options
+        self._docs: OrderedDict[str, Doc] = OrderedDict()
+        self._docs_max = doc_cache
         self._settings = settings
         self._catalog = catalog
         self._metrics = metrics
@@ -154,6 +187,24 @@ class MongoLedger:
         async with translate_errors("ledger read"):
             return await self._col.find_one({"_id": key})
 
+    def _remember(self, doc: Doc) -> None:
+        if self._docs_max <= 0 or doc.get("kind") == "ptr" or doc.get("moving"):
+            return
+        self._docs[doc["_id"]] = doc
+        self._docs.move_to_end(doc["_id"])
+        while len(self._docs) > self._docs_max:
+            self._docs.popitem(last=False)
+
+    def _forget(self, key: str) -> None:
+        self._docs.pop(key, None)
+
+    def _cached(self, supi: str) -> Doc | None:
+        """This process's last copy of the wallet holding ``supi`` (may be stale)."""
+        doc = self._docs.get(self._homes.get(supi, supi))
+        if doc is None or supi not in doc.get("supis", ()):
+            return None
+        return doc
+
     async def _load(self, supi: str, now: datetime) -> Doc | None:
         """The wallet document holding ``supi`` (following a pointer), or None."""
         home = self._homes.get(supi)
@@ -161,8 +212,10 @@ class MongoLedger:
             async with translate_errors("ledger read"):
                 g = await self._col.find_one({"_id": home, "supis": supi})
             if g is not None:
+                self._remember(g)
                 return g
             self._homes.pop(supi, None)  # left the group: read the pointer again
+            self._forget(home)
         doc = await self._find(supi)
         if doc is None:
             return None
@@ -176,7 +229,9 @@ class MongoLedger:
             if len(self._homes) >= HOMES_MAX:
                 self._homes.clear()
             self._homes[supi] = g["_id"]
+            self._remember(g)
             return g
+        self._remember(doc)
         return doc
 
     async def _update(self, doc: Doc, old: Wallet, new: Wallet, now: datetime,
@@ -189,13 +244,25 @@ class MongoLedger:
             old_due = utc(doc["due_res"])
             due_res = old_due if due_res is None else min(due_res, old_due)
         upd = update_doc(old, new, due_res, due_life)
+        self._forget(old.id)
         async with translate_errors("ledger write"):
             r = await self._col.update_one({"_id": old.id, "v": old.version}, upd)
-        return r.matched_count == 1
+        if r.matched_count != 1:
+            return False
+        # Keep the copy in step with what was stored (as the server encodes it).
+        stored = bson.decode(bson.encode(upd, codec_options=self._opts),
+                             codec_options=self._opts)
+        for path, value in stored["$set"].items():
+            _put(doc, path, value)
+        for path in stored.get("$unset", {}):
+            _put(doc, path, None, unset=True)
+        self._remember(doc)
+        return True
 
     async def _replace(self, w: Wallet, expected_v: int, now: datetime) -> bool:
         due_res, due_life = core.due(w, now)
         doc = wallet_doc(replace(w, version=expected_v + 1), due_res, due_life)
+        self._forget(w.id)
         async with translate_errors("ledger write"):
             r = await self._col.replace_one({"_id": w.id, "v": expected_v}, doc)
         return r.matched_count == 1
@@ -214,25 +281,41 @@ class MongoLedger:
         ``pick``: the only reservations/sequence records ``fn`` may touch, when nothing is
         due (a partial wallet; ``with_ops=False`` also leaves out the op-key rings).
         ``peek``: answers from the raw document without decoding it (a replay)."""
-        async with self._locks.hold(supi):
+        # Family members known to share a wallet queue on it, not on their SUPI.
+        async with self._locks.hold(self._homes.get(supi, supi)):
+            fresh = False
             for attempt in range(self._attempts):
-                try:
-                    doc = await self._load(supi, now)
-                except _Busy:
-                    await self._backoff(attempt)
-                    continue
+                doc = None if fresh else self._cached(supi)
                 if doc is None:
-                    return None
+                    fresh = True
+                    try:
+                        doc = await self._load(supi, now)
+                    except _Busy:
+                        await self._backoff(attempt)
+                        continue
+                    if doc is None:
+                        return None
                 if peek is not None:
                     early = peek(doc)
                     if early is not None:
-                        return early
+                        if fresh:
+                            return early
+                        fresh = True  # confirm on a fresh read
+                        continue
                 partial = pick is not None and _quiet(doc, now)
                 w = wallet_from(doc, pick if partial else None,
                                 with_ops=with_ops or not partial)
                 new, result = fn(w)
-                if new is None or await self._update(doc, w, new, now, partial):
+                if new is None:
+                    if fresh:
+                        return result
+                    fresh = True  # writes nothing: confirm on a fresh read
+                    continue
+                if await self._update(doc, w, new, now, partial):
                     return result
+                if not fresh:
+                    fresh = True  # the copy was stale: no backoff, just read
+                    continue
                 await self._backoff(attempt)
         raise Congestion(f"ledger: too many concurrent writes for {supi}; retry")
 
@@ -385,8 +468,8 @@ class MongoLedger:
         due_res, due_life = core.due(w, now)
         async with translate_errors("subscriber creation"):
             try:
-                await self._col.insert_one(wallet_doc(replace(w, version=1), due_res,
-                                                      due_life))
+                await self._col.insert_one(wallet_doc(
+                    replace(w, version=_first_version()), due_res, due_life))
             except DuplicateKeyError:
                 raise Conflict(f"subscriber {s.supi} already exists",
                                cause="SUBSCRIBER_EXISTS") from None
@@ -418,7 +501,7 @@ class MongoLedger:
         for s in subs:
             w = self._new_wallet(s, now)
             due_res, due_life = core.due(w, now)
-            chunk.append(wallet_doc(replace(w, version=1), due_res, due_life))
+            chunk.append(wallet_doc(replace(w, version=_first_version()), due_res, due_life))
             if len(chunk) >= batch:
                 created += await flush()
         created += await flush()
@@ -461,6 +544,7 @@ class MongoLedger:
         return res
 
     async def delete_subscriber(self, supi: str, now: datetime) -> bool:
+        self._forget(supi)
         doc = await self._find(supi)
         if doc is None:
             return False
@@ -502,8 +586,8 @@ class MongoLedger:
         due_res, due_life = core.due(g, now)
         async with translate_errors("group creation"):
             try:
-                await self._col.insert_one(wallet_doc(replace(g, version=1), due_res,
-                                                      due_life))
+                await self._col.insert_one(wallet_doc(
+                    replace(g, version=_first_version()), due_res, due_life))
             except DuplicateKeyError:
                 raise Conflict(f"group {gid} already exists") from None
         return gid
@@ -513,6 +597,7 @@ class MongoLedger:
         return None if doc is None else core.advance(wallet_from(doc), now, self._retention)
 
     async def _fence(self, supi: str, kind: str, to: str, now: datetime) -> Doc:
+        self._forget(supi)
         for attempt in range(self._attempts):
             doc = await self._find(supi)
             if doc is None:

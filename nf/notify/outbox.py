@@ -197,12 +197,13 @@ class MongoOutbox:
                 self._client = None
 
     async def _idle(self, done: asyncio.Event) -> None:
-        if self._fresh:
-            return
+        full = self._inflight >= self._cfg.concurrency
+        if self._fresh and not full:
+            return  # more enqueued here while claiming: claim them now
         self._wake.clear()
         waits = [asyncio.ensure_future(self._wake.wait()),
                  asyncio.ensure_future(self._rt.stopping.wait())]
-        if self._inflight >= self._cfg.concurrency:
+        if full:
             waits.append(asyncio.ensure_future(done.wait()))
         try:
             await asyncio.wait(waits, timeout=self._cfg.poll_interval_s,

@@ -75,9 +75,8 @@ class Subscriber:
 
     view: SubscriberView
     home_plmns: frozenset[str]  # PLMNs of the subscriber's home host network
-    # A roaming pass valid now, with quota left, whose zone contains the serving PLMN.
+    # Visited PLMNs covered by the subscriber's roaming passes valid now with quota left.
     pass_zones: frozenset[str] = frozenset()
-    pass_anywhere: bool = False
 
     def roaming_at(self, plmn: str | None) -> bool:
         return plmn is not None and plmn not in self.home_plmns \
@@ -86,7 +85,7 @@ class Subscriber:
     def pass_applies(self, plmn: str) -> bool:
         if self.view.counters.roaming is not RoamingState.AVAILABLE:
             return False
-        return self.pass_anywhere or plmn in self.pass_zones
+        return plmn in self.pass_zones
 
 
 class Verdict(StrEnum):

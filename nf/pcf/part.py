@@ -55,6 +55,7 @@ class PcfPart:
         while not stopping.is_set():
             try:
                 await self.service.retry_backlog()
+                await self.service.resend_owed()
                 await self.service.revalidate_due()
             except NfError as e:
                 logs.log(log, logging.WARNING, "revalidation pass failed", cause=e.cause,

@@ -2,8 +2,10 @@
 
 The real-time path (``counters_changed``) is kept short on purpose: one indexed query for
 all affected policies, a fresh read of each subscriber from the ledger (so a change that
-arrives late can never install an older speed), a compare-and-set per policy, and one
-outbox insert for every notification of the batch.
+arrives late can never install an older speed), a compare-and-set per policy (which also
+marks the decision as owed to the SMF), and one outbox insert for every notification of
+the batch. Off that path: settling each push on its version (re-sending the newest decision
+where a concurrent one overtook it in the outbox) and writing the EDRs.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from nf import logs
@@ -49,6 +51,8 @@ API_PREFIX = "/npcf-smpolicycontrol/v1"
 KIND_UPDATE = "pcf.update"
 KIND_TERMINATE = "pcf.terminate"
 _CAS_ATTEMPTS = 5
+# A decision stored but not yet confirmed in the outbox for this long is re-sent.
+OWED_GRACE_S = 5.0
 BACKLOG_MAX = 100_000
 
 
@@ -326,7 +330,7 @@ class PcfService:
                 return False
         elif not await self._store.replace_state(
                 new, p.state.version, _merge(p.decision, decision) if decision else None,
-                now):
+                now, push=decision is not None):
             return False
         for e in effects:
             if isinstance(e, PushUpdate):
@@ -342,35 +346,42 @@ class PcfService:
         return True
 
     async def _converge(self, pushed: dict[str, int]) -> list[Notification]:
-        """Make sure the outbox ends on each policy's newest decision.
+        """Confirm each push, and make sure the outbox ends on each policy's newest
+        decision.
 
         Two re-evaluations (in two processes, say) commit versions n and n+1 in that order,
         but may reach the outbox in the other order; the coalescing outbox keeps the last
-        one it was given. So after enqueueing, look again: where the stored version moved
-        past what was just sent, send the stored (newest) decision. Whoever commits last
-        finds nothing newer, so the last word is always the newest decision."""
+        one it was given. So after enqueueing, settle each push on its version: where the
+        stored version moved past it, send the stored (newest) decision again and settle
+        that. Whoever commits last settles last, so the last word is the newest decision."""
         sent: list[Notification] = []
         for _ in range(_CAS_ATTEMPTS):
             if not pushed:
                 break
-            again: list[Notification] = []
-            for doc in await self._store.heads(list(pushed)):
-                sid = str(doc["_id"])
-                version = int(doc["version"])
-                if version == pushed[sid]:
-                    continue
-                pushed[sid] = version
-                uri, res, supi = str(doc["notificationUri"]), str(doc["resourceUri"]), \
-                    str(doc["supi"])
-                again.append(terminate_note(sid, supi, uri, res, "UE_SUBSCRIPTION")
-                             if doc.get("ended") else
-                             update_note(sid, supi, uri, res, dict(doc["decision"])))
+            ok = await asyncio.gather(*(self._store.settle(sid, v)
+                                        for sid, v in pushed.items()))
+            moved = [sid for sid, settled in zip(pushed, ok, strict=True) if not settled]
+            if not moved:
+                break
+            heads = await self._store.heads(moved)
+            again = [head_note(d) for d in heads]
             if not again:
                 break
             await self._outbox.enqueue(again)
             sent += again
-            pushed = {n.resource: pushed[n.resource] for n in again if n.resource}
+            pushed = {str(d["_id"]): int(d["version"]) for d in heads}
         return sent
+
+    async def resend_owed(self, grace_s: float = OWED_GRACE_S, limit: int = 500) -> int:
+        """Re-send decisions stored but never confirmed in the outbox (the process died
+        between the two writes, or the outbox refused the push)."""
+        now = self._clock.now()
+        docs = await self._store.owed(now - timedelta(seconds=grace_s), limit)
+        if not docs:
+            return 0
+        await self._outbox.enqueue([head_note(d) for d in docs])
+        await self._converge({str(d["_id"]): int(d["version"]) for d in docs})
+        return len(docs)
 
     async def revalidate_due(self, limit: int = 500) -> int:
         """Re-decide policies whose revalidation time (a boost's end) has come."""
@@ -426,6 +437,15 @@ class PcfService:
                 await self._edr.write(self._edr_doc(
                     p, e, now, version=p.state.version if version is None else version,
                     serving=serving))
+
+
+def head_note(doc: dict[str, Any]) -> Notification:
+    """The push that brings the SMF to the stored decision of a policy document."""
+    sid, supi = str(doc["_id"]), str(doc["supi"])
+    uri, res = str(doc["notificationUri"]), str(doc["resourceUri"])
+    if doc.get("ended"):
+        return terminate_note(sid, supi, uri, res, "UE_SUBSCRIPTION")
+    return update_note(sid, supi, uri, res, dict(doc["decision"]))
 
 
 def update_note(sid: str, supi: str, notification_uri: str, resource_uri: str,

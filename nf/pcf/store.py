@@ -6,6 +6,10 @@ policy cannot interleave into a stale result. An association the SMF released (o
 longer knows) is deleted; one the PCF terminated stays as a tombstone (``ended``) until the
 SMF's delete arrives or ``TOMBSTONE_TTL_S`` passes (TTL index), so the terminate can be
 re-sent if a concurrent push overtook it. Its EDRs remain.
+
+A decision that must reach the SMF is stored with ``pushOwed`` in the same write as the
+decision; the flag is cleared (``settle``) once the push is in the persisted outbox. A
+process that dies in between leaves the flag, and any process re-sends it (``owed``).
 """
 
 from __future__ import annotations
@@ -91,6 +95,8 @@ class PolicyStore:
             await self._c.create_index([("recheckAt", ASCENDING)], name="by_recheck")
             await self._c.create_index([("endedAt", ASCENDING)], name="tombstone_ttl",
                                        expireAfterSeconds=TOMBSTONE_TTL_S)
+            await self._c.create_index([("pushOwed", ASCENDING), ("updatedAt", ASCENDING)],
+                                       name="push_owed", sparse=True)
 
     async def insert(self, p: StoredPolicy, now: datetime) -> None:
         """Store a new association; one with the same id (a repeated create for the same
@@ -136,8 +142,10 @@ class PolicyStore:
         return [from_doc(d) for d in docs]
 
     async def replace_state(self, new: PolicyState, expected_version: int,
-                            decision: dict[str, Any] | None, now: datetime) -> bool:
-        """Store ``new`` if the stored version is still ``expected_version``."""
+                            decision: dict[str, Any] | None, now: datetime, *,
+                            push: bool = False) -> bool:
+        """Store ``new`` if the stored version is still ``expected_version``. ``push``
+        marks the decision as owed to the SMF until ``settle`` (see ``owed``)."""
         s = new
         update: Doc = {
             "servingPlmn": s.serving_plmn, "roaming": s.roaming,
@@ -147,6 +155,8 @@ class PolicyStore:
         }
         if decision is not None:
             update["decision"] = decision
+        if push:
+            update["pushOwed"] = True
         async with translate_errors("updating an SM policy"):
             r = await self._c.update_one(
                 {"_id": s.sm_policy_id, "version": expected_version, **_LIVE},
@@ -160,8 +170,24 @@ class PolicyStore:
             r = await self._c.update_one(
                 {"_id": sm_policy_id, "version": expected_version, **_LIVE},
                 {"$set": {"ended": "terminated", "endedAt": now, "version": new_version,
-                          "recheckAt": None, "updatedAt": now}})
+                          "recheckAt": None, "updatedAt": now, "pushOwed": True}})
         return r.matched_count == 1
+
+    async def settle(self, sm_policy_id: str, version: int) -> bool:
+        """The push of ``version`` is in the outbox. False if the policy moved on to a
+        newer version meanwhile (whose push may have been overtaken by this one)."""
+        async with translate_errors("settling an SM policy push"):
+            r = await self._c.update_one({"_id": sm_policy_id, "version": version},
+                                         {"$unset": {"pushOwed": ""}})
+        return r.matched_count == 1
+
+    async def owed(self, older_than: datetime, limit: int) -> list[Doc]:
+        """Policies whose last decision was stored but not confirmed in the outbox before
+        ``older_than`` (the process died between the two, or the outbox refused it)."""
+        async with translate_errors("reading SM policies owed a push"):
+            return await self._c.find(
+                {"pushOwed": True, "updatedAt": {"$lte": older_than}}).limit(
+                limit).to_list(None)
 
     async def remove(self, sm_policy_id: str, expected_version: int | None = None) -> bool:
         flt: Doc = {"_id": sm_policy_id}

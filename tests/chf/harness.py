@@ -24,6 +24,7 @@ from nf.runtime import Runtime
 from nf.sbi.app import create_app
 from nf.store.mongo import Db
 from tests import conformance as c
+from tests.smf_sim import SmfSim
 
 ROOT = Path(__file__).resolve().parents[2]
 OURS = ROOT / "openapi" / "chf.yaml"
@@ -59,10 +60,21 @@ class Nf:
         r = await self.client.post(path, json=body)
         raw = await r.get_data()
         ctype = r.headers.get("content-type", "application/json").split(";")[0]
-        headers = dict(r.headers)
+        headers = {k.lower(): v for k, v in r.headers.items()}
         if validate:
             validate_exchange("POST", path, body, r.status_code, raw, ctype, headers)
         return r.status_code, (await r.get_json()) if raw else None, headers
+
+    def smf(self, supi: str, **kw: Any) -> SmfSim:
+        """A simulated SMF whose requests go through this app (and are validated)."""
+        return SmfSim(self.post, supi, **kw)
+
+
+def with_grant(settings: Settings, grant_bytes: int) -> Settings:
+    """``settings`` with every host network granting ``grant_bytes`` at a time."""
+    nets = [n.model_copy(update={"default_grant_bytes": grant_bytes})
+            for n in settings.networks]
+    return settings.model_copy(update={"networks": nets})
 
 
 async def build(settings: Settings, db: Db, clock: FakeClock) -> AsyncIterator[Nf]:

@@ -1,11 +1,13 @@
 """Storms of concurrent reservers on one subscriber and on one family pool, against the
 real database, through several ledger instances (as several NF processes would be) that
-race on the same documents. Every reserver also retries each step once, concurrently.
+race on the same documents. Every reserver also retries each step once, concurrently; half
+of them send sequence numbers (as the CHF does), half only op keys.
 Afterwards the invariants must hold and no usage is lost or counted twice."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from nf.clock import FakeClock
 from nf.config import Settings
@@ -41,6 +43,8 @@ async def _reserver(ledgers: list[MongoLedger], supi: str, i: int, clock: FakeCl
         req = ASK if rnd < ROUNDS else 0
         step = h.step(supi, now, used=held, requested=req, session=f"s{i}",
                       op_key=f"s{i}:{rnd}", ttl_s=3600)
+        if i % 2:  # half the reservers send sequence numbers, as the CHF does
+            step = replace(step, sequence=rnd + 1)
         a, b = await asyncio.gather(led.charge(step), other.charge(step))
         # Both answers are the same decision: one applied it, the other replayed it.
         assert a.granted_bytes == b.granted_bytes and a.result == b.result

@@ -26,7 +26,6 @@ import os
 import pstats
 import statistics
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -58,8 +57,8 @@ def _step(supi: str, session: str, seq: int, used: int, requested: int) -> Charg
     kw: dict[str, Any] = {"sequence": seq} if _HAS_SEQ else {}
     return ChargeStep(supi=supi, session_id=session, rating_group=10, serving_plmn=h.HOME_PLMN,
                       used_bytes=used, requested_bytes=requested,
-                      op_key=f"{session}:{seq}:10", reservation_expires_at=now + timedelta(seconds=300),
-                      now=now, **kw)
+                      op_key=f"{session}:{seq}:10",
+                      reservation_expires_at=now + timedelta(seconds=300), now=now, **kw)
 
 
 async def _run(led: MongoLedger, supis: list[str], concurrency: int, seconds: float,
@@ -150,16 +149,16 @@ async def main(args: argparse.Namespace) -> None:
         scenarios: dict[str, tuple[list[str], int]] = {
             "distinct50": (many, 50), "distinct200": (many, 200), "busy50": (many[:1], 50),
             "family50": (fam, 50)}
-        only = args.only.split(",") if args.only else list(scenarios)
+        only = [o for o in args.only.split(",") if o] if args.only else list(scenarios)
         print(f"sequence numbers: {'yes' if _HAS_SEQ else 'no (op_key only)'}; "
               f"median of {args.runs} runs of {args.seconds:g} s")
         for name in only:
             supis, conc = scenarios[name]
             runs = [await _measure(led, pid, supis, conc, args.seconds, f"{name}r{r}")
                     for r in range(args.runs)]
-            med: Callable[[int], float] = lambda k: statistics.median(x[k] for x in runs)  # noqa: E731
-            print(f"{name:12s} {med(0):8,.0f} steps/s   client {med(1):6,.0f} us/step   "
-                  f"db {med(2):6,.0f} us/step   runs: "
+            med = [statistics.median(x[k] for x in runs) for k in range(3)]
+            print(f"{name:12s} {med[0]:8,.0f} steps/s   client {med[1]:6,.0f} us/step   "
+                  f"db {med[2]:6,.0f} us/step   runs: "
                   + ", ".join(f"{x[0]:,.0f}" for x in runs))
         if args.cpu_steps:
             per = await _sequential(led, many[-1], args.cpu_steps, args.profile)

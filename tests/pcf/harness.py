@@ -24,9 +24,11 @@ from nf.ledger.mongo import MongoLedger
 from nf.ledger.part import LedgerPart
 from nf.ledger.port import ChargeOutcome, CounterChange
 from nf.notify.outbox import MongoOutbox
+from nf.pcf import part as pcf_part
 from nf.pcf.part import PcfPart
 from nf.runtime import Runtime
 from nf.sbi.app import create_app
+from nf.slc import part as slc_part
 from nf.slc.part import SlcPart
 from nf.store.embedded import free_port
 from nf.store.mongo import Db, Doc
@@ -102,7 +104,12 @@ def context(supi: str, notification_uri: str, plmn: str = h.HOME_PLMN,
 
 
 @pytest.fixture
-async def nf(settings: Settings, db: Db, clock: FakeClock) -> AsyncIterator[Nf]:
+async def nf(settings: Settings, db: Db, clock: FakeClock,
+             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Nf]:
+    # The tests call the periodic passes themselves (after moving the fake clock): the
+    # workers run once at start and then stay out of the way.
+    monkeypatch.setattr(pcf_part, "REVALIDATE_INTERVAL_S", 3600.0)
+    monkeypatch.setattr(slc_part, "RETRY_INTERVAL_S", 3600.0)
     app = create_app(settings, role="sbi", clock=clock, db=db)
     async with app.test_app():
         rt: Runtime = app.extensions["nf.runtime"]

@@ -30,7 +30,7 @@ import httpx
 from nf.store import embedded
 from tests.e2e.nfproc import running_nf
 from tests.peers import NotificationReceiver
-from tests.smf_sim import PolicySim, SmfSim, Usage
+from tests.smf_sim import PolicySim, SmfSim, Usage, httpx_transport
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_CATALOG = ROOT / "tests" / "ledger" / "catalog"
@@ -57,7 +57,7 @@ async def _prepare(client: httpx.AsyncClient, sbi: str, oam: str, smf: Notificat
         assert r.status_code == 201, r.text
         pol = PolicySim(client, sbi, supi, smf.url(f"/smf/{i}"))
         assert (await pol.create()).status_code == 201
-        chg = SmfSim(client, sbi, supi, notify_uri=smf.url(f"/chf/{i}"))
+        chg = SmfSim(httpx_transport(client, sbi), supi, notify_uri=smf.url(f"/chf/{i}"))
         ex = await chg.create(requested=CAP)
         assert ex.status == 201, ex.response
         out.append((f"/smf/{i}/update", chg))

@@ -22,7 +22,7 @@ from tests.pcf.harness import ambr_of as _ambr_of
 from tests.pcf.harness import serving
 from tests.pcf.harness import use_until_throttled as _use_until_throttled
 from tests.peers import NotificationReceiver
-from tests.smf_sim import PolicySim, SmfSim, Usage, session_ambr
+from tests.smf_sim import PolicySim, SmfSim, Usage, httpx_transport, session_ambr
 
 MIB = 1024 * 1024
 ADMIN = {"X-API-Key": "demo-admin-key"}
@@ -82,7 +82,7 @@ async def test_a_day_of_an_unlimited_then_throttled_subscriber(
         pol = PolicySim(client, sbi, supi, smf.url("/smf/pol-1"))
         r = await pol.create()
         assert r.status_code == 201 and session_ambr(r.json())["downlink"] == "10 Mbps"
-        chg = SmfSim(client, sbi, supi, notify_uri=smf.url("/smf/chg-1"))
+        chg = SmfSim(httpx_transport(client, sbi), supi, notify_uri=smf.url("/smf/chg-1"))
         assert (await chg.create(requested=2 * MIB)).status == 201
 
         clock.advance(5 * HOUR)  # by noon the 10 MiB are used up
@@ -137,7 +137,7 @@ async def test_a_family_pool_running_dry_throttles_every_member(
         for p in pols:
             assert (await p.create()).status_code == 201
         # The owner reaches their own 8 MiB member cap: only their session slows.
-        owner_chg = SmfSim(client, sbi, owner, notify_uri=smf.url("/chg/0"))
+        owner_chg = SmfSim(httpx_transport(client, sbi), owner, notify_uri=smf.url("/chg/0"))
         assert (await owner_chg.create(requested=2 * MIB)).status == 201
         mine = await _use_until_throttled(owner_chg, smf, "/smf/0/update")
         assert _ambr_of(mine)["downlink"] == "128 Kbps"
@@ -145,7 +145,7 @@ async def test_a_family_pool_running_dry_throttles_every_member(
         # The first kid takes the pool's other 12 MiB: the pool is dry, every member slows,
         # including the second kid who used nothing.
         clock.advance(2 * HOUR)
-        kid_chg = SmfSim(client, sbi, kids[0], notify_uri=smf.url("/chg/1"))
+        kid_chg = SmfSim(httpx_transport(client, sbi), kids[0], notify_uri=smf.url("/chg/1"))
         assert (await kid_chg.create(requested=2 * MIB)).status == 201
         await _use_until_throttled(kid_chg, smf, "/smf/2/update")
         got = await smf.wait_for_all(lambda r: r.path.endswith("/update"), count=3)

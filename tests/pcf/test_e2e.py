@@ -17,7 +17,7 @@ from tests import conformance as c
 from tests.e2e.nfproc import running_nf
 from tests.pcf.harness import ambr_of, use_until_throttled
 from tests.peers import NotificationReceiver, Reply
-from tests.smf_sim import PolicySim, SmfSim, session_ambr
+from tests.smf_sim import PolicySim, SmfSim, httpx_transport, session_ambr
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +49,7 @@ async def test_throttle_at_the_cap_and_restore_after_an_addon(
             assert r.status_code == 201 and r.http_version == "HTTP/2"
             assert session_ambr(r.json()) == {"uplink": "4 Mbps", "downlink": "20 Mbps"}
 
-            chg = SmfSim(client, nf.sbi, supi, notify_uri=smf.url("/smf/chg"))
+            chg = SmfSim(httpx_transport(client, nf.sbi), supi, notify_uri=smf.url("/smf/chg"))
             assert (await chg.create(requested=8 * GIB)).status == 201
             throttle = await use_until_throttled(chg, smf, "/smf/pol/update", step=8 * GIB,
                                                  limit=6)
@@ -86,7 +86,7 @@ async def test_a_throttle_the_smf_could_not_take_survives_a_restart(
             assert r.status_code == 201, r.text
             pol = PolicySim(client, nf.sbi, supi, smf.url("/smf/pol"))
             assert (await pol.create()).status_code == 201
-            chg = SmfSim(client, nf.sbi, supi, notify_uri=smf.url("/smf/chg"))
+            chg = SmfSim(httpx_transport(client, nf.sbi), supi, notify_uri=smf.url("/smf/chg"))
             assert (await chg.create(requested=8 * GIB)).status == 201
             first = await use_until_throttled(chg, smf, "/smf/pol/update", step=8 * GIB,
                                               limit=6)
@@ -98,3 +98,50 @@ async def test_a_throttle_the_smf_could_not_take_survives_a_restart(
             ok = await smf.wait_for(lambda x: x.path == "/smf/pol/update" and x.status == 204,
                                     timeout_s=20)
             assert ambr_of(ok) == {"uplink": "64 Kbps", "downlink": "128 Kbps"}
+
+
+async def test_a_family_pool_running_dry_throttles_every_member_and_an_addon_restores(
+        db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
+    owner, kid, other = ("imsi-001010000000410", "imsi-001010000000411",
+                         "imsi-001010000000412")
+    env = {"NF_NETWORKS": _networks(settings)}
+    async with NotificationReceiver() as smf, httpx.AsyncClient(
+            http1=False, http2=True, timeout=10) as client:
+        with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                        extra_env=env) as nf:
+            for s in (owner, kid, other):
+                r = await client.post(nf.oam + PROV + "/subscribers", headers=LUMEN,
+                                      json={"supi": s, "homeNetwork": "northwind"})
+                assert r.status_code == 201, r.text
+            r = await client.post(nf.oam + PROV + "/groups", headers=LUMEN,
+                                  json={"ownerSupi": owner, "offerId": "lumen-family-30gb"})
+            assert r.status_code == 201, r.text
+            gid = r.json()["groupId"]
+            for s in (kid, other):
+                r = await client.post(f"{nf.oam}{PROV}/groups/{gid}/members", headers=LUMEN,
+                                      json={"supi": s})
+                assert r.status_code in (200, 201), r.text
+            pols = {s: PolicySim(client, nf.sbi, s, smf.url(f"/smf/{i}"))
+                    for i, s in enumerate((owner, kid, other))}
+            for p in pols.values():
+                assert (await p.create()).status_code == 201
+            # Owner and kid each use their 15 GiB member cap: 30 GiB, the pool is dry.
+            for i, s in enumerate((owner, kid)):
+                chg = SmfSim(httpx_transport(client, nf.sbi), s, notify_uri=smf.url(f"/chg/{i}"))
+                assert (await chg.create(requested=8 * GIB)).status == 201
+                await use_until_throttled(chg, smf, f"/smf/{i}/update", step=8 * GIB,
+                                          limit=6)
+            got = await smf.wait_for_all(lambda x: x.path.endswith("/update"), count=3)
+            assert sorted(x.path for x in got) == ["/smf/0/update", "/smf/1/update",
+                                                   "/smf/2/update"]
+            assert all(ambr_of(x)["downlink"] == "128 Kbps" for x in got)
+            # The third member, who used nothing, buys an add-on: full speed for them.
+            smf.clear()
+            r = await client.post(f"{nf.oam}{PROV}/subscribers/{other}/purchases",
+                                  headers=LUMEN, json={"offerId": "lumen-addon-1gb-7d"})
+            assert r.status_code == 201, r.text
+            back = await smf.wait_for(lambda x: x.path == "/smf/2/update")
+            assert ambr_of(back)["downlink"] == "20 Mbps"
+            for p in pols.values():
+                for resp in p.responses:
+                    c.validate_exchange(c.PCF, resp)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from nf.errors import StoreUnavailable
+from nf.errors import Congestion, StoreUnavailable
 from nf.ledger.port import SubscriberStatus
 from nf.pcf.store import StoredPolicy
 from tests import conformance as c
@@ -343,3 +343,30 @@ async def test_a_failed_reevaluation_is_retried_not_lost(
         got = await smf.wait_for(lambda r: r.path.endswith("/update"))
         assert _update(got)["downlink"] == "128 Kbps"
         assert await nf.pcf.service.retry_backlog() == 0
+
+
+async def test_a_decision_stored_but_never_enqueued_is_sent_later(
+        nf: Nf, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox refused the push after the new decision was stored (the same as a crash
+    between the two writes): the policy stays marked as owed and is sent later."""
+    await h.unlimited(nf.ledger, nf.clock.now(), SUPI)
+    async with NotificationReceiver() as smf:
+        pid, _ = await _create(nf, SUPI, smf.url("/s/p"))
+        real = nf.outbox.enqueue
+
+        async def full(items: object) -> None:
+            raise Congestion("the outbox is full")
+
+        monkeypatch.setattr(nf.pcf.service._outbox, "enqueue", full)
+        await nf.cross_cap(SUPI)
+        monkeypatch.setattr(nf.pcf.service._outbox, "enqueue", real)
+        doc = await nf.db["sm_policies"].find_one({"_id": pid})
+        assert doc is not None and doc["pushOwed"] is True and doc["speed"]["dl"] == 128
+        assert await nf.pcf.service.resend_owed() == 0  # not yet: it may still be on its way
+        nf.clock.advance(10)
+        assert await nf.pcf.service.resend_owed() == 1
+        got = await smf.wait_for(lambda r: r.path.endswith("/update"))
+        assert _update(got)["downlink"] == "128 Kbps"
+        doc = await nf.db["sm_policies"].find_one({"_id": pid})
+        assert doc is not None and "pushOwed" not in doc
+        assert await nf.pcf.service.resend_owed() == 0

@@ -5,7 +5,9 @@ rating group), and knows nothing of buckets. After every step the invariants are
 every bucket ``0 <= used + reserved <= quota``; reservations add up to the buckets'
 ``reserved``; committed usage equals reported usage (used + after-cap + overage); no member
 above their cap and the pool never overdrawn; retries return the first answer and change
-nothing; a grant never exceeds the request.
+nothing; a grant never exceeds the request. Steps with sequence numbers (as the CHF sends
+them) are retried too: the latest step of a rating group replays its first answer, an
+older one (a late duplicate) changes nothing and grants nothing.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.outstanding: dict[tuple[str, str, int], tuple[int, datetime]] = {}
         self.history: list[tuple[str, ChargeStep, object]] = []
         self.seq = 0
+        # (supi, session, rg) -> steps sent with a sequence number and their first outcome
+        self.sequenced: dict[tuple[str, str, int], list[tuple[ChargeStep, object]]] = {}
+        self.closed: dict[tuple[str, str], datetime] = {}
 
     @initialize(plan=st.sampled_from(["t-capped", "t-unlimited", "t-roamer"]))
     def setup(self, plan: str) -> None:
@@ -116,6 +121,57 @@ class LedgerMachine(RuleBasedStateMachine):
                                                      step.reservation_expires_at)
         self.history.append((key, step, out))
 
+    def _apply(self, supi: str, step: ChargeStep) -> None:
+        key = self._wallet_of(supi)
+        new, out = core.charge(self.wallets[key], step, HOME, ring=64)
+        assert not out.replay
+        assert 0 <= out.granted_bytes <= step.requested_bytes
+        assert sum(p.bytes for p in out.committed) + out.overage_bytes == step.used_bytes
+        self.wallets[key] = new
+        self.reported[supi] += step.used_bytes
+        k = (supi, step.session_id, step.rating_group)
+        self.outstanding.pop(k, None)
+        if out.granted_bytes:
+            self.outstanding[k] = (out.granted_bytes, step.reservation_expires_at)
+        self.sequenced.setdefault(k, []).append((step, out))
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["qa", "qb"]),
+          rg=st.sampled_from([10, 20]), gap=st.integers(1, 3),
+          used=st.integers(0, 4 * MIB), requested=st.integers(0, 6 * MIB),
+          roaming=st.booleans(), ttl=st.integers(1, 600))
+    def charge_sequenced(self, supi: str, session: str, rg: int, gap: int, used: int,
+                         requested: int, roaming: bool, ttl: int) -> None:
+        sent = self.sequenced.get((supi, session, rg), [])
+        seq = (sent[-1][0].sequence or 0) + gap if sent else gap
+        self.closed.pop((supi, session), None)
+        self._apply(supi, ChargeStep(
+            supi=supi, session_id=session, rating_group=rg,
+            serving_plmn="99970" if roaming else "00101", used_bytes=used,
+            requested_bytes=requested, op_key=f"{session}:{seq}:{rg}",
+            reservation_expires_at=self.now + timedelta(seconds=ttl), now=self.now,
+            sequence=seq))
+
+    @precondition(lambda self: bool(self.sequenced))
+    @rule(pick=st.integers(0, 10_000), older=st.booleans())
+    def retry_sequenced(self, pick: int, older: bool) -> None:
+        keys = sorted(self.sequenced)
+        k = keys[pick % len(keys)]
+        closed = self.closed.get((k[0], k[1]))
+        if closed is not None and self.now >= closed + core.DEFAULT_OP_RETENTION:
+            return  # forgotten after the retention time: the CHF never sends it again
+        sent = self.sequenced[k]
+        step, first = sent[-1] if not older else sent[pick % len(sent)]
+        key = self._wallet_of(k[0])
+        w = self.wallets[key]
+        new, out = core.charge(w, replace(step, now=self.now), HOME, ring=64)
+        assert out.replay and new is w and not out.counter_changes
+        if step is sent[-1][0]:
+            assert replace(out, replay=False) == replace(
+                first, counter_changes=())  # type: ignore[type-var]
+        else:  # a late duplicate of an older step: nothing granted, nothing debited
+            assert out.granted_bytes == 0 and not out.committed and not out.reserved
+
     @precondition(lambda self: bool(self.history))
     @rule(pick=st.integers(0, 10_000))
     def retry(self, pick: int) -> None:
@@ -134,6 +190,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.wallets[key], _ = core.close_session(self.wallets[key], supi, session, self.now)
         for k in [k for k in self.outstanding if k[0] == supi and k[1] == session]:
             del self.outstanding[k]
+        self.closed.setdefault((supi, session), self.now)
 
     @precondition(lambda self: bool(self.wallets))
     @rule(seconds=st.integers(1, 900))
@@ -150,6 +207,15 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(status=st.sampled_from(list(SubscriberStatus)))
     def status(self, status: SubscriberStatus) -> None:
         self.wallets[SOLO], _ = core.set_status(self.wallets[SOLO], SOLO, status, self.now)
+
+    @invariant()
+    def sequence_records_bounded(self) -> None:
+        for w in self.wallets.values():
+            keys = [(q.supi, q.session_id, q.rating_group) for q in w.seqs]
+            assert len(keys) == len(set(keys)) <= core.MAX_SEQS
+            for q in w.seqs:
+                sent = self.sequenced.get((q.supi, q.session_id, q.rating_group))
+                assert sent and sent[-1][0].sequence == q.seq
 
     @invariant()
     def buckets_within_quota(self) -> None:

@@ -120,7 +120,8 @@ async def test_dead_after_max_attempts_and_4xx_is_permanent(
     async with NotificationReceiver(default=Reply(500)) as rx, sender(outbox, rt):
         rx.respond("/bad", Reply(400))
         await outbox.enqueue([note(rx.url("/x")), note(rx.url("/bad"))])
-        await rx.wait_for_all(None, 10, count=2)
+        await until_count(db, {"status": "dead"}, 1)  # the 400, at once
+        await until_count(db, {"attempts": 1, "status": "pending"}, 1)  # the 500, once
         clock.advance(1)
         outbox.wake()
         await until_count(db, {"status": "dead"}, 2)
@@ -244,3 +245,31 @@ async def test_full_outbox_refuses_with_congestion(
     # A fresh process learns the backlog from the database before it accepts more.
     rt2 = _rt(settings, db, clock, outbox_max_pending=10)
     assert await MongoOutbox(rt2).pending_count() == 10
+
+
+async def test_enqueue_wakes_the_sender_without_waiting_for_a_poll(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    rt = _rt(settings, db, clock, poll_interval_s=60.0)
+    outbox = MongoOutbox(rt)
+    async with NotificationReceiver() as rx, sender(outbox, rt):
+        await asyncio.sleep(0.2)  # the sender has polled once and sleeps for a minute now
+        await outbox.enqueue([note(rx.url("/w"), 7)])
+        got = await rx.wait_for_all(None, 10, count=1)  # far less than the poll interval
+        assert got[0].json == {"n": 7}
+
+
+async def test_stopping_finishes_the_sends_in_flight(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    rt = _rt(settings, db, clock)
+    outbox = MongoOutbox(rt)
+    async with NotificationReceiver(default=Reply(204, delay_s=0.5)) as rx:
+        task = asyncio.create_task(outbox.run())
+        await outbox.enqueue([note(rx.url("/f"), 1)])
+        await rx.wait_for_all(None, 10, count=1)  # arrived; the answer takes 0.5 s
+        rt.stopping.set()
+        await asyncio.wait_for(task, 10)
+        doc = await db["outbox"].find_one({})
+        assert doc is not None and doc["status"] == "sent" and doc["lease_owner"] is None
+        # A notification enqueued after the stop stays stored for the next process.
+        await outbox.enqueue([note(rx.url("/f"), 2)])
+        assert await db["outbox"].count_documents({"status": "pending"}) == 1
