@@ -46,7 +46,7 @@ BENCH_CONFIG = HERE / "nf-bench.yaml"
 class Options:
     subscribers: int = 100_000
     small_cap_share: float = 0.1
-    workers: int = 1
+    workers: int = 2  # measured: more throughput than 1 on 2 cores (BENCHMARKS.md)
     server: str = "granian"
     conns: int = 4
     streams: int = 64
@@ -250,10 +250,11 @@ def run_loadgen(opts: Options, nf: Nf, population: Path, part: int, parts: int,
     try:
         proc.wait(limit)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
         raise RuntimeError(f"the load generator did not stop within {limit} s") from None
     finally:
+        if proc.poll() is None:  # timed out, or we are being interrupted
+            proc.kill()
+            proc.wait()
         t.join(5)
         if proc.stderr is not None:
             proc.stderr.close()

@@ -42,6 +42,11 @@ class ServerSettings(_Frozen):
     h2_keep_alive_interval_s: float = Field(30.0, gt=0.0, le=3600.0)
     # The public base of this NF's SBI, used in Location headers.
     api_root: str | None = None
+    # Granian's event loop ("auto": uvloop when installed, as the NF's dependencies have it).
+    granian_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    # OAM /readyz also requires the SBI port to accept connections. ``nf serve`` turns it
+    # on (it runs both servers); an app built alone (tests) has no SBI listener to check.
+    readyz_checks_sbi: bool = False
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -72,6 +77,9 @@ class ChfSettings(_Frozen):
     reservation_grace_s: int = Field(60, ge=0, le=3600)
     supervision_sweep_interval_s: float = Field(5.0, gt=0, le=3600)
     max_rating_groups_per_request: int = Field(32, ge=1, le=1000)
+    # Open charging sessions each process keeps a copy of, so a warm update skips the
+    # session read (0: always read).
+    session_cache_size: int = Field(10_000, ge=0, le=10_000_000)
 
 
 class PcfSettings(_Frozen):
@@ -122,6 +130,8 @@ class Settings(BaseSettings):
     mongodb_database: str = "nf"
     mongodb_timeout_ms: int = Field(5_000, ge=100, le=120_000)
     mongodb_max_pool_size: int = Field(100, ge=1, le=10_000)
+    # Connections opened ahead of traffic, so the first requests do not pay for them.
+    mongodb_min_pool_size: int = Field(4, ge=0, le=10_000)
     catalog_dir: Path | None = None
     # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
     api_keys: dict[str, str] = Field(default_factory=dict)

@@ -354,7 +354,9 @@ func (r *runner) run(c *conn, sub *subscriber, sid, smf string, n uint64) bool {
 		}
 		b.seq++
 		used := min(granted, r.p.usageBytes)
-		crosses := sub.capBytes > 0 && sub.used < sub.capBytes && sub.used+used >= sub.capBytes
+		// Only a session with a policy gets a throttle notification.
+		crosses := r.p.mix == "full" && sub.capBytes > 0 && sub.used < sub.capBytes &&
+			sub.used+used >= sub.capBytes
 		sub.used += used
 		body := b.chfUsage(used, false)
 		if crosses {

@@ -6,7 +6,6 @@ is an ``NfError`` rendered once by the app as ProblemDetails.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -15,17 +14,17 @@ from nf.chf.service import ChargingService
 from nf.chf.wire import ChargingDataRequest
 from nf.config import Settings
 from nf.sbi.body import read_model
+from nf.sbi.responses import api_root, json_response, no_content
 
 API_ROOT = "/nchf-convergedcharging/v3"
 
 
 def _json(status: int, body: dict[str, Any] | None) -> Response:
     if body is None:
-        return Response(b"", status=status)
+        return no_content()
     # Refusals carry a ChargingDataResponse with invocationResult as problem+json (TS 32.291).
     ctype = "application/json" if status < 400 else "application/problem+json"
-    return Response(json.dumps(body, separators=(",", ":")), status=status,
-                    content_type=ctype)
+    return json_response(body, status, content_type=ctype)
 
 
 def chf_blueprint(settings: Settings, service: ChargingService) -> Blueprint:
@@ -33,8 +32,7 @@ def chf_blueprint(settings: Settings, service: ChargingService) -> Blueprint:
     max_bytes = settings.server.max_body_bytes
 
     def location(ref: str) -> str:
-        base = settings.server.api_root or request.host_url
-        return f"{base.rstrip('/')}{API_ROOT}/chargingdata/{ref}"
+        return f"{api_root(settings)}{API_ROOT}/chargingdata/{ref}"
 
     @bp.post("/chargingdata")
     async def create() -> Response:

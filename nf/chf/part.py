@@ -32,7 +32,7 @@ class ChfPart:
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox,
                  edrs: EdrSink) -> None:
         self._rt = rt
-        self.store = SessionStore(rt.db)
+        self.store = SessionStore(rt.db, rt.settings.chf.session_cache_size)
         self.service = ChargingService(rt, ledger=ledger, outbox=outbox, edrs=edrs,
                                        store=self.store)
         outbox.on_gone(KIND_REAUTH, self.service.peer_gone)

@@ -216,10 +216,14 @@ class ChargingService:
         isn = req.invocationSequenceNumber
         units = unit_requests(req, self._max_groups)
         logs.bind(chargingDataRef=ref)
-        found = await self._open_session(ref, isn, await self.store.get(ref), 200)
-        if not isinstance(found, Session):
-            return found
-        session = found
+        cached = self.store.cached(ref, now)
+        if cached is not None and units and core.check_sequence(cached, isn) \
+                is Sequencing.PROCEED:
+            logs.bind(supi=cached.supi)
+            return await self._update_cached(ref, req, isn, units, now, cached)
+        return await self._update_fresh(ref, req, isn, units, now)
+
+    def _updated(self, session: Session, req: ChargingDataRequest) -> tuple[Session, Terms]:
         serving = req.serving_plmn or session.serving_plmn
         terms = self._network(req.consumer_plmn, serving, fallback_id=session.host_network)
         session = replace(
@@ -228,6 +232,51 @@ class ChargingService:
                                                               session.home_plmn)),
             notify_uri=req.notifyUri or session.notify_uri,
             validity_time_s=terms.validity_time_s)
+        return session, terms
+
+    async def _update_cached(self, ref: str, req: ChargingDataRequest, isn: int,
+                             units: list[UnitRequest], now: datetime,
+                             cached: Session) -> Result:
+        """The warm update: this process's copy of the session instead of a read. The
+        ledger steps are idempotent per (session, rating group, sequence number), so if the
+        copy turns out stale (a ledger replay, or the conditional write matching nothing),
+        the request is simply run again on a fresh read, which replays the same steps."""
+        session, terms = self._updated(cached, req)
+        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
+        outcomes = await self._charge(steps)
+        if any(o.replay for o in outcomes):
+            self.store.forget(ref)
+            return await self._update_fresh(ref, req, isn, units, now)
+        decision = core.decide(session, isn, units, outcomes, terms, status=200)
+        body = render_answer(decision.answer, now)
+        new = replace(decision.session, reply=Reply(200, body),
+                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
+        stored, _ = await asyncio.gather(
+            self.store.advance(new, now, expect_isn=cached.last_isn),
+            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
+                                          decision.records, f"{ref}:{isn}")))
+        if stored:
+            return 200, body
+        fresh = await self.store.get(ref)
+        if fresh is not None and fresh.open:
+            if core.check_sequence(fresh, isn) is Sequencing.PROCEED:
+                return await self._update_fresh(ref, req, isn, units, now, fresh)
+        else:
+            # Closed meanwhile (its SMF released it elsewhere): the usage is charged and
+            # recorded; the quota just reserved is given back.
+            await self._publish(await self._ledger.close_session(session.supi, ref, now))
+        logs.log(log, logging.WARNING, "charging session moved on during an update",
+                 isn=isn)
+        return 200, body
+
+    async def _update_fresh(self, ref: str, req: ChargingDataRequest, isn: int,
+                            units: list[UnitRequest], now: datetime,
+                            read: Session | None = None) -> Result:
+        found = await self._open_session(
+            ref, isn, read if read is not None else await self.store.get(ref), 200)
+        if not isinstance(found, Session):
+            return found
+        session, terms = self._updated(found, req)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
         outcomes = await self._charge(steps)
         decision = core.decide(session, isn, units, outcomes, terms, status=200)

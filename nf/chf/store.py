@@ -4,10 +4,17 @@
 Every write is a single-document conditional update, so a late or concurrent request can
 never move a session backwards: a request is stored only if its sequence number is higher
 than the stored one, and only an open session is closed (once).
+
+Each process keeps a bounded copy of the open sessions it last read or wrote (``cached``).
+The copy is only a hint for the update path: its write (``advance(expect_isn=...)``) matches
+only if the stored session is still exactly the one the copy describes, so a stale copy is
+detected by the write and the caller re-reads. A copy is not offered once its supervision
+deadline has passed (another process may have closed the session by then).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,8 +68,36 @@ def from_doc(d: Doc) -> Session:
 
 
 class SessionStore:
-    def __init__(self, db: Db) -> None:
+    def __init__(self, db: Db, cache_size: int = 10_000) -> None:
         self._coll = db[COLLECTION]
+        self._cache: OrderedDict[str, Session] = OrderedDict()
+        self._cache_size = cache_size
+
+    # -- the per-process copy -------------------------------------------------------------
+
+    def cached(self, ref: str, now: datetime) -> Session | None:
+        """This process's copy of an open session, if it has one and the session cannot
+        have been closed by supervision yet; may be stale (see ``advance``)."""
+        s = self._cache.get(ref)
+        if s is None:
+            return None
+        if not s.open or s.expires_at is None or now >= s.expires_at:
+            self._cache.pop(ref, None)
+            return None
+        self._cache.move_to_end(ref)
+        return s
+
+    def _remember(self, s: Session) -> None:
+        if self._cache_size <= 0 or not s.open:
+            self._cache.pop(s.ref, None)
+            return
+        self._cache[s.ref] = s
+        self._cache.move_to_end(s.ref)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def forget(self, ref: str) -> None:
+        self._cache.pop(ref, None)
 
     async def ensure_indexes(self) -> None:
         async with translate_errors("charging session indexes"):
@@ -74,7 +109,12 @@ class SessionStore:
     async def get(self, ref: str) -> Session | None:
         async with translate_errors("charging session read"):
             d = await self._coll.find_one({"_id": ref})
-        return None if d is None else from_doc(d)
+        if d is None:
+            self.forget(ref)
+            return None
+        s = from_doc(d)
+        self._remember(s)
+        return s
 
     async def insert(self, s: Session, now: datetime) -> bool:
         """Store a new session; False if it exists already (a retransmitted create)."""
@@ -83,11 +123,15 @@ class SessionStore:
                 await self._coll.insert_one(_to_doc(s, now))
             except DuplicateKeyError:
                 return False
+        self._remember(s)
         return True
 
-    async def advance(self, s: Session, now: datetime) -> bool:
+    async def advance(self, s: Session, now: datetime, *,
+                      expect_isn: int | None = None) -> bool:
         """Store the session after request ``s.last_isn``; False if the session was closed
-        meanwhile or a later request was stored first."""
+        meanwhile or a later request was stored first. With ``expect_isn``, only if the
+        stored session is still open at exactly that sequence number (the state ``s`` was
+        derived from)."""
         update: dict[str, Any] = {"$set": {
             "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
             "expires_at": s.expires_at, "serving_plmn": s.serving_plmn,
@@ -95,10 +139,15 @@ class SessionStore:
             "validity_time_s": s.validity_time_s, "updated_at": now}}
         if s.notify_uri:
             update["$set"]["notify_uri"] = s.notify_uri
+        isn: Any = {"$lt": s.last_isn} if expect_isn is None else expect_isn
+        self.forget(s.ref)
         async with translate_errors("charging session update"):
             res = await self._coll.update_one(
-                {"_id": s.ref, "status": "open", "isn": {"$lt": s.last_isn}}, update)
-        return res.modified_count == 1
+                {"_id": s.ref, "status": "open", "isn": isn}, update)
+        if res.modified_count != 1:
+            return False
+        self._remember(s)
+        return True
 
     async def close(self, ref: str, reason: str, now: datetime, *, isn: int | None = None,
                     reply: Reply | None = None, only_if_due: bool = False) -> Session | None:
@@ -114,6 +163,7 @@ class SessionStore:
         if isn is not None:
             fields["isn"] = isn
             fields["reply"] = _reply(reply)
+        self.forget(ref)
         async with translate_errors("charging session close"):
             d = await self._coll.find_one_and_update(
                 query, {"$set": fields}, return_document=ReturnDocument.BEFORE)

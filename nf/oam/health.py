@@ -1,7 +1,8 @@
 """Liveness, readiness and Prometheus metrics on the OAM port.
 
 ``/healthz`` says the process answers; ``/readyz`` says it should get traffic (database
-reachable and every part's indexes created); ``/metrics`` is Prometheus text, aggregated
+reachable, every part's indexes created and, under ``nf serve``, the SBI port listening);
+``/metrics`` is Prometheus text, aggregated
 over all worker processes when ``PROMETHEUS_MULTIPROC_DIR`` is set. Never on the SBI port
 (apart from the trivial ``/healthz``).
 """
@@ -9,6 +10,7 @@ over all worker processes when ``PROMETHEUS_MULTIPROC_DIR`` is set. Never on the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 
@@ -19,6 +21,24 @@ from nf.store.mongo import ping
 
 # A readiness probe must answer quickly even while the database hangs.
 READINESS_DB_TIMEOUT_S = 2.0
+READINESS_SBI_TIMEOUT_S = 0.5
+
+
+async def sbi_listening(host: str, port: int) -> bool:
+    """Whether the SBI server accepts TCP connections (it runs in another process)."""
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port),
+                                           READINESS_SBI_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
@@ -36,9 +56,12 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
         except TimeoutError:
             db_ok = False
         indexes = ready()
-        ok = db_ok and indexes
+        srv = rt.settings.server
+        sbi_ok = (await sbi_listening(srv.sbi_host, srv.sbi_port)
+                  if srv.readyz_checks_sbi else True)
+        ok = db_ok and indexes and sbi_ok
         body = {"status": "ready" if ok else "not-ready", "database": db_ok,
-                "indexes": indexes}
+                "indexes": indexes, "sbi": sbi_ok}
         return Response(json.dumps(body), status=200 if ok else 503,
                         content_type="application/json")
 

@@ -31,6 +31,7 @@ from nf.ledger.state import Member, Wallet
 from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
+from nf.sbi.responses import json_response, no_content
 
 BASE = "/provisioning/v1"
 ADMIN = "*"
@@ -71,10 +72,7 @@ class JoinIn(_In):
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    import json
-
-    return Response(json.dumps(body, separators=(",", ":")), status=status,
-                    content_type="application/json")
+    return json_response(body, status)
 
 
 def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
@@ -169,7 +167,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         await owned(supi, now)
         if not await ledger.delete_subscriber(supi, now):
             raise no_subscriber(supi)
-        return Response("", status=204)
+        return no_content()
 
     @bp.post(f"{BASE}/subscribers/<supi>/purchases")
     async def purchase(supi: str) -> Response:
@@ -246,7 +244,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
                            cause="USER_NOT_FOUND")
         changes = await ledger.leave_group(supi, now)
         await rt.publish_counter_changes(changes)
-        return Response("", status=204)
+        return no_content()
 
     @bp.post(f"{BASE}/catalog/reload")
     async def reload_catalog() -> Response:

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from quart import Blueprint, Response, request
 
 from nf.config import Settings
 from nf.pcf.service import API_PREFIX, PcfService
 from nf.pcf.wire import SmPolicyContextData, SmPolicyDeleteData, SmPolicyUpdateContextData
 from nf.sbi.body import parse_model, read_json, read_model
+from nf.sbi.responses import api_root, json_response, no_content
 
-
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-          ) -> Response:
-    resp = Response(json.dumps(body, separators=(",", ":")), status=status,
-                    content_type="application/json")
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
-
-
-def api_root(settings: Settings) -> str:
-    if settings.server.api_root:
-        return settings.server.api_root
-    return request.host_url.rstrip("/")
+_json = json_response
 
 
 def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
@@ -51,9 +36,12 @@ def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
     async def delete_sm_policy(sm_policy_id: str) -> Response:
         # The body (SmPolicyDeleteData) carries only reporting data; an SMF that sends
         # none is not refused, but one that sends a malformed body is.
+        # A JSON ``null`` is the same as no body (some generated clients send it).
         if request.content_length or request.mimetype:
-            parse_model(SmPolicyDeleteData, await read_json(request, limit))
+            data = await read_json(request, limit)
+            if data is not None:
+                parse_model(SmPolicyDeleteData, data)
         await service.delete(sm_policy_id)
-        return Response(status=204)
+        return no_content()
 
     return bp

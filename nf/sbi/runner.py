@@ -54,7 +54,7 @@ def _log_config(level: str) -> dict[str, Any]:
 def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
              log_level: str) -> None:
     from granian import Granian
-    from granian.constants import HTTPModes, Interfaces
+    from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP2Settings
     from granian.log import LogLevels
 
@@ -67,6 +67,7 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         # SBI peers speak HTTP/2 only; OAM also takes HTTP/1.1 (curl, Prometheus).
         http=HTTPModes.http2 if role == "sbi" else HTTPModes.auto,
         workers=workers,
+        loop=Loops(srv.granian_loop),
         http2_settings=HTTP2Settings(
             max_concurrent_streams=srv.h2_max_concurrent_streams,
             keep_alive_interval=int(srv.h2_keep_alive_interval_s * 1000),
@@ -142,6 +143,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     """
     logs.setup(settings.log_level)
     child_env = dict(os.environ if env is None else env)
+    child_env.setdefault("NF_SERVER__READYZ_CHECKS_SBI", "true")
     metrics_dir = prepare_metrics_dir(child_env)
     children = [
         subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=child_env,

@@ -2,37 +2,25 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from quart import Blueprint, Response, request
 
 from nf.config import Settings
 from nf.sbi.body import read_model
+from nf.sbi.responses import api_root, json_response, no_content
 from nf.slc.service import API_PREFIX, SlcService
 from nf.slc.wire import SpendingLimitContext
 
-
-def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
-          ) -> Response:
-    resp = Response(json.dumps(body, separators=(",", ":")), status=status,
-                    content_type="application/json")
-    for k, v in (headers or {}).items():
-        resp.headers[k] = v
-    return resp
+_json = json_response
 
 
 def slc_blueprint(settings: Settings, service: SlcService) -> Blueprint:
     bp = Blueprint("nchf_spendinglimitcontrol", __name__, url_prefix=API_PREFIX)
     limit = settings.server.max_body_bytes
 
-    def api_root() -> str:
-        return settings.server.api_root or request.host_url.rstrip("/")
-
     @bp.post("/subscriptions")
     async def subscribe() -> Response:
         ctx = await read_model(request, SpendingLimitContext, limit)
-        location, status = await service.subscribe(ctx, api_root())
+        location, status = await service.subscribe(ctx, api_root(settings))
         return _json(status, 201, {"Location": location})
 
     @bp.put("/subscriptions/<subscription_id>")
@@ -43,6 +31,6 @@ def slc_blueprint(settings: Settings, service: SlcService) -> Blueprint:
     @bp.delete("/subscriptions/<subscription_id>")
     async def unsubscribe(subscription_id: str) -> Response:
         await service.unsubscribe(subscription_id)
-        return Response(status=204)
+        return no_content()
 
     return bp

@@ -24,6 +24,7 @@ def make_client(settings: Settings) -> AsyncMongoClient[Doc]:
         settings.mongodb_uri,
         tz_aware=True,
         maxPoolSize=settings.mongodb_max_pool_size,
+        minPoolSize=min(settings.mongodb_min_pool_size, settings.mongodb_max_pool_size),
         serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
         connectTimeoutMS=settings.mongodb_timeout_ms,
         timeoutMS=settings.mongodb_timeout_ms,

@@ -117,7 +117,8 @@ async def test_start_creates_indexes_then_is_ready_and_runs_workers(
         assert probe.indexed
         r = await client.get("/readyz")
         assert r.status_code == 200
-        assert await r.get_json() == {"status": "ready", "database": True, "indexes": True}
+        assert await r.get_json() == {"status": "ready", "database": True, "indexes": True,
+                                      "sbi": True}
         async with asyncio.timeout(5):
             while await db[MARKERS].count_documents({"kind": "started"}) == 0:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)

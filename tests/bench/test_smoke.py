@@ -22,8 +22,8 @@ pytestmark = [
 def test_tiny_benchmark_runs_end_to_end_without_errors(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report.json"
-    opts = Options(subscribers=600, small_cap_share=0.5, conns=2, streams=8, concurrency=8,
-                   updates=3, duration_s=3, warmup_s=1, repeat=1,
+    opts = Options(subscribers=600, small_cap_share=0.5, workers=1, conns=2, streams=8,
+                   concurrency=8, updates=3, duration_s=3, warmup_s=1, repeat=1,
                    ceiling=h2load.binary() is not None, ceiling_duration_s=2,
                    db="auto", out=out, label="smoke")
     rep = run(opts)

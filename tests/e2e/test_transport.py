@@ -42,6 +42,7 @@ def test_h2c_prior_knowledge_unknown_path_is_problem_404(
             assert c.get(nf.sbi + "/x").status_code == 404
         ready = httpx.get(nf.oam + "/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert ready.json()["sbi"] is True  # nf serve: readiness includes the SBI listener
         assert "nf_sbi_requests_total" in httpx.get(nf.oam + "/metrics").text
 
 
