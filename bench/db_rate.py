@@ -26,7 +26,7 @@ from nf.store import embedded
 DOCS = 2_000
 CONCURRENCY = 16
 REPETITIONS = 3
-STATUS_FILE = Path("/tmp/nf-status/foundation.md")
+RESULTS_FILE = Path(__file__).parent / "results" / "db_rate.md"
 
 
 async def _seed(uri: str) -> None:
@@ -131,7 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--servers", default="rust,python")
-    ap.add_argument("--out", type=Path, default=STATUS_FILE)
+    ap.add_argument("--out", type=Path, default=RESULTS_FILE)
     args = ap.parse_args()
     results = []
     for kind in args.servers.split(","):

@@ -46,7 +46,7 @@ BENCH_CONFIG = HERE / "nf-bench.yaml"
 class Options:
     subscribers: int = 100_000
     small_cap_share: float = 0.1
-    workers: int = 2  # measured: more throughput than 1 on 2 cores (BENCHMARKS.md)
+    workers: int = 1  # measured: as much throughput as 2 on 2 cores, shorter tails (BENCHMARKS.md)
     server: str = "granian"
     conns: int = 4
     streams: int = 64

@@ -4,7 +4,7 @@ SMF (``tests.peers.NotificationReceiver``, its own thread and event loop).
 
 Not a test (speed targets belong in benchmarks): run it and read the numbers::
 
-    .venv/bin/python -m tests.pcf.latency --crossings 200 [--out /tmp/nf-status/pcf.md]
+    .venv/bin/python -m tests.pcf.latency --crossings 200 [--out FILE]
 
 It starts SecantusDB and the real ``nf serve`` (both ports) with the small test catalogue
 (``t-unlimited``: 10 MiB at full speed, then 128 kbps), provisions subscribers through the
