@@ -30,7 +30,7 @@ async def test_readyz_is_503_while_the_database_is_down(
             r = await client.get("/readyz")
             assert r.status_code == 503
             assert await r.get_json() == {"status": "not-ready", "database": False,
-                                          "indexes": True}
+                                          "indexes": True, "sbi": True}
             assert time.monotonic() - started < 5  # a probe never hangs
             # Liveness does not depend on the database.
             assert (await client.get("/healthz")).status_code == 200
