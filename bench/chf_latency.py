@@ -20,12 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.profile_chf import chf_body
 from nf.catalog import CatalogHolder
 from nf.clock import SystemClock
 from nf.config import Settings
@@ -44,28 +44,6 @@ def _percentiles(samples_s: list[float]) -> dict[str, float]:
     q = statistics.quantiles(ms, n=100, method="inclusive")
     return {"n": len(ms), "p50_ms": round(q[49], 3), "p90_ms": round(q[89], 3),
             "p99_ms": round(q[98], 3), "max_ms": round(ms[-1], 3)}
-
-
-def _body(supi: str, isn: int, charging_id: int, used: int | None) -> dict[str, Any]:
-    mu: dict[str, Any] = {"ratingGroup": 10, "requestedUnit": {}}
-    if used is not None:
-        mu["usedUnitContainer"] = [{"localSequenceNumber": isn, "totalVolume": used,
-                                    "uplinkVolume": used // 4,
-                                    "downlinkVolume": used - used // 4}]
-    return {
-        "subscriberIdentifier": supi,
-        "nfConsumerIdentification": {"nodeFunctionality": "SMF",
-                                     "nFName": str(uuid.UUID(int=charging_id)),
-                                     "nFPLMNID": {"mcc": "001", "mnc": "01"}},
-        "invocationTimeStamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "invocationSequenceNumber": isn,
-        "notifyUri": "http://127.0.0.1:9/notify",
-        "pDUSessionChargingInformation": {
-            "chargingId": charging_id,
-            "pduSessionInformation": {"pduSessionID": 1, "dnnId": "internet",
-                                      "servingCNPlmnId": {"mcc": "001", "mnc": "01"}}},
-        "multipleUnitUsage": [mu],
-    }
 
 
 async def _seed(settings: Settings, supis: list[str]) -> None:
@@ -110,17 +88,17 @@ async def _round(client: httpx.AsyncClient, sbi: str, supis: list[str], r: int
     for i, supi in enumerate(supis):
         cid = r * 1_000_000 + i + 1
         t0 = time.perf_counter()
-        resp = await client.post(sbi + CHF, json=_body(supi, 0, cid, None))
+        resp = await client.post(sbi + CHF, json=chf_body(supi, 0, cid, None))
         times["create"].append(time.perf_counter() - t0)
         assert resp.status_code == 201, resp.text
         refs.append((supi, resp.headers["location"].rsplit("/", 1)[1], cid))
     for supi, ref, cid in refs:
         t0 = time.perf_counter()
-        resp = await client.post(f"{sbi}{CHF}/{ref}/update", json=_body(supi, 1, cid, MIB))
+        resp = await client.post(f"{sbi}{CHF}/{ref}/update", json=chf_body(supi, 1, cid, MIB))
         times["update"].append(time.perf_counter() - t0)
         assert resp.status_code == 200, resp.text
     for supi, ref, cid in refs:
-        body = _body(supi, 2, cid, MIB)
+        body = chf_body(supi, 2, cid, MIB)
         del body["multipleUnitUsage"][0]["requestedUnit"]
         t0 = time.perf_counter()
         resp = await client.post(f"{sbi}{CHF}/{ref}/release", json=body)
