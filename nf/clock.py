@@ -55,6 +55,11 @@ class FakeClock:
         await asyncio.sleep(0)
 
 
+def iso_z(dt: datetime) -> str:
+    """An aware UTC datetime as ISO 8601 with ``Z`` (the 3GPP DateTime form)."""
+    return utc(dt).isoformat().replace("+00:00", "Z")
+
+
 def utc(dt: datetime) -> datetime:
     """MongoDB returns naive UTC datetimes unless told otherwise; normalise to aware UTC."""
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)

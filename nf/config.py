@@ -101,7 +101,6 @@ class NotifySettings(_Frozen):
 class EdrSettings(_Frozen):
     buffer_max: int = Field(50_000, ge=10, le=10_000_000)
     batch_max: int = Field(500, ge=1, le=100_000)
-    flush_interval_s: float = Field(0.05, gt=0, le=60)
 
 
 class LedgerSettings(_Frozen):

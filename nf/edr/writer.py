@@ -56,9 +56,7 @@ class EdrWriter:
     # -- the port -------------------------------------------------------------------------
 
     async def write(self, edr: Mapping[str, Any]) -> None:
-        doc = dict(edr)
-        if "day" not in doc and "time" in doc and hasattr(doc["time"], "strftime"):
-            doc["day"] = doc["time"].strftime("%Y-%m-%d")
+        doc = dict(edr)  # built by nf.edr.records, which sets ``day`` from ``time``
         if not self._running:
             error = await self._store([_Pending(doc)], resolve=False)
             if error is not None:

@@ -628,13 +628,14 @@ class MongoLedger:
     async def join_group(self, supi: str, group_id: str, now: datetime,
                          cap_bytes: int | None = None) -> tuple[CounterChange, ...]:
         gkey = f"grp:{group_id}"
-        if await self._find(gkey) is None:
+        g = await self._find(gkey)
+        if g is None:
             raise NotFound(f"no family group {group_id}", cause="GROUP_NOT_FOUND")
+        # A group's family offer never changes: this read also serves the brand check.
+        fam = wallet_from(g).family
         doc = await self._fence(supi, "solo", gkey, now)
         solo = wallet_from(doc)
         try:
-            g = await self._find(gkey)
-            fam = wallet_from(g).family if g is not None else None
             owner = self._catalog.current.offer(fam.offer_id) if fam else None
             if owner is not None and owner[0] != solo.members[0].brand:
                 raise Forbidden(f"group {group_id} belongs to another brand")

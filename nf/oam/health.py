@@ -41,13 +41,22 @@ async def sbi_listening(host: str, port: int) -> bool:
     return True
 
 
-def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
-    bp = Blueprint("oam_health", __name__)
-    timeout_s = min(READINESS_DB_TIMEOUT_S, rt.settings.mongodb_timeout_ms / 1000)
+def liveness_blueprint(name: str) -> Blueprint:
+    """``GET /healthz``: the process answers. Served on both ports."""
+    bp = Blueprint(name, __name__)
 
     @bp.get("/healthz")
     async def healthz() -> Response:
         return Response('{"status":"alive"}', content_type="application/json")
+
+    return bp
+
+
+def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
+    """Liveness, readiness and metrics for the OAM port."""
+    bp = Blueprint("oam_health", __name__)
+    bp.register_blueprint(liveness_blueprint("oam_liveness"))
+    timeout_s = min(READINESS_DB_TIMEOUT_S, rt.settings.mongodb_timeout_ms / 1000)
 
     @bp.get("/readyz")
     async def readyz() -> Response:

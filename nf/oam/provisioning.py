@@ -173,11 +173,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def purchase(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
-        _w, m = await owned(supi, now)
-        found = catalog.current.offer(body.offerId)
-        if found is None or found[0] != m.brand:
-            raise Unprocessable(f"brand {m.brand} sells no offer {body.offerId!r}",
-                                cause="OFFER_NOT_FOUND")
+        await owned(supi, now)  # brand scope first: another brand's subscriber is a 404
         changes = await ledger.purchase(supi, body.offerId, now)
         await rt.publish_counter_changes(changes)
         bal = await ledger.balance(supi, now)
@@ -205,11 +201,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def create_group() -> Response:
         now = rt.clock.now()
         body = await read_model(request, NewGroupIn, max_body)
-        _w, m = await owned(body.ownerSupi, now)
-        found = catalog.current.offer(body.offerId)
-        if found is None or found[0] != m.brand:
-            raise Unprocessable(f"brand {m.brand} sells no offer {body.offerId!r}",
-                                cause="OFFER_NOT_FOUND")
+        await owned(body.ownerSupi, now)
         gid = await ledger.create_group(body.ownerSupi, body.offerId, now)
         changes = await ledger.join_group(body.ownerSupi, gid, now)
         await rt.publish_counter_changes(changes)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from nf.catalog.model import AnyOffer
+from nf.clock import iso_z
 from nf.ledger import core
 from nf.ledger.port import BalanceView, SpeedView, SubscriberView
 from nf.ledger.state import Member, Wallet
@@ -15,7 +16,7 @@ MIB = 1024**2
 
 
 def _ts(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.isoformat().replace("+00:00", "Z")
+    return None if dt is None else iso_z(dt)
 
 
 def _speed(s: SpeedView) -> dict[str, Any]:

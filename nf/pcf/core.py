@@ -17,6 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from nf.clock import iso_z
 from nf.ledger.port import RoamingState, Speed, SubscriberStatus, SubscriberView
 
 # What the PCF asks the SMF to report (TS 29.512 PolicyControlRequestTrigger).
@@ -249,7 +250,7 @@ def session_decision(state: PolicyState, qos: DefaultQos, *, initial: bool,
     decision: dict[str, Any] = {"sessRules": {SESS_RULE_ID: rule}}
     triggers = list(TRIGGERS)
     if state.recheck_at is not None and state.recheck_at > now:
-        decision["revalidationTime"] = _iso(state.recheck_at)
+        decision["revalidationTime"] = iso_z(state.recheck_at)
         triggers.append("RE_TIMEOUT")
     if initial:
         decision["pccRules"] = {PCC_RULE_ID: {
@@ -263,10 +264,6 @@ def session_decision(state: PolicyState, qos: DefaultQos, *, initial: bool,
                                         "defQosFlowIndication": True}}
     decision["policyCtrlReqTriggers"] = triggers
     return decision
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")
 
 
 def speed_event_kind(before: Speed, after: Speed, reason_after: str) -> str:

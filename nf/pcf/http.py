@@ -10,8 +10,6 @@ from nf.pcf.wire import SmPolicyContextData, SmPolicyDeleteData, SmPolicyUpdateC
 from nf.sbi.body import parse_model, read_json, read_model
 from nf.sbi.responses import api_root, json_response, no_content
 
-_json = json_response
-
 
 def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
     bp = Blueprint("npcf_smpolicycontrol", __name__, url_prefix=API_PREFIX)
@@ -21,16 +19,16 @@ def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
     async def create_sm_policy() -> Response:
         ctx = await read_model(request, SmPolicyContextData, limit)
         location, decision = await service.create(ctx, api_root(settings))
-        return _json(decision, 201, {"Location": location})
+        return json_response(decision, 201, {"Location": location})
 
     @bp.get("/sm-policies/<sm_policy_id>")
     async def get_sm_policy(sm_policy_id: str) -> Response:
-        return _json(await service.get(sm_policy_id))
+        return json_response(await service.get(sm_policy_id))
 
     @bp.post("/sm-policies/<sm_policy_id>/update")
     async def update_sm_policy(sm_policy_id: str) -> Response:
         upd = await read_model(request, SmPolicyUpdateContextData, limit)
-        return _json(await service.update(sm_policy_id, upd))
+        return json_response(await service.update(sm_policy_id, upd))
 
     @bp.post("/sm-policies/<sm_policy_id>/delete")
     async def delete_sm_policy(sm_policy_id: str) -> Response:

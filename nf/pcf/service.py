@@ -100,7 +100,6 @@ class PcfService:
         self._qos = DefaultQos(settings.pcf.default_5qi, settings.pcf.default_arp_priority)
         # Subscribers to re-decide because a re-evaluation failed (bounded, in order).
         self._backlog: dict[str, None] = {}
-        self._backlog_max = BACKLOG_MAX
         outbox.on_gone(KIND_UPDATE, self._gone)
         outbox.on_gone(KIND_TERMINATE, self._gone_quietly)
 
@@ -248,7 +247,7 @@ class PcfService:
         try:
             await self.reevaluate(await self._store.for_subscribers(supis))
         except NfError as e:
-            if len(self._backlog) + len(supis) > self._backlog_max:
+            if len(self._backlog) + len(supis) > BACKLOG_MAX:
                 raise
             self._backlog.update(dict.fromkeys(supis))
             logs.log(log, logging.WARNING, "policy re-evaluation failed; retrying later",
@@ -305,8 +304,9 @@ class PcfService:
             if not retry:
                 return out
             # Someone else re-decided these meanwhile: read both sides again.
-            fresh = [await self._store.get(p.state.sm_policy_id) for p in retry]
-            pending = [p for p in fresh if p is not None]
+            ids = {p.state.sm_policy_id for p in retry}
+            pending = [p for p in await self._store.for_subscribers([supi])
+                       if p.state.sm_policy_id in ids]
             if not pending:
                 return out
             now = self._clock.now()

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from pymongo import AsyncMongoClient
-from quart import Blueprint, Quart, Response, request
+from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from nf import logs
@@ -34,10 +34,11 @@ from nf.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
+from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
-from nf.store.mongo import Db, Doc, make_client, ping
+from nf.store.mongo import Db, Doc, make_client
 
 log = logging.getLogger("nf.app")
 
@@ -62,16 +63,6 @@ def _http_error(e: HTTPException) -> NfError:
     if code >= 500:
         return NfError("an unexpected error occurred; it has been logged")
     return NfError(e.name, status=code, cause="INVALID_MSG_FORMAT", title=e.name)
-
-
-def _sbi_health() -> Blueprint:
-    bp = Blueprint("sbi_health", __name__)
-
-    @bp.get("/healthz")
-    async def healthz() -> Response:
-        return Response('{"status":"alive"}', content_type="application/json")
-
-    return bp
 
 
 class _Lifecycle:
@@ -178,18 +169,15 @@ def create_app(
     app.extensions["nf.runtime"] = rt
     app.extensions["nf.parts"] = parts
     app.extensions["nf.guard"] = guard
-    app.extensions["nf.lifecycle"] = life
 
     for part in parts:
         for bp in part.blueprints(role):
             app.register_blueprint(bp)
 
     if role == "oam":
-        from nf.oam.health import health_blueprint
-
         app.register_blueprint(health_blueprint(rt, lambda: life.ready))
     else:
-        app.register_blueprint(_sbi_health())
+        app.register_blueprint(liveness_blueprint("sbi_health"))
 
     @app.before_request
     async def _operation() -> None:
@@ -215,7 +203,6 @@ def create_app(
 
     app.before_serving(life.start)
     app.after_serving(life.stop)
-    app.extensions["nf.ping"] = lambda: ping(rt.db)
     return app
 
 

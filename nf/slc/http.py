@@ -10,8 +10,6 @@ from nf.sbi.responses import api_root, json_response, no_content
 from nf.slc.service import API_PREFIX, SlcService
 from nf.slc.wire import SpendingLimitContext
 
-_json = json_response
-
 
 def slc_blueprint(settings: Settings, service: SlcService) -> Blueprint:
     bp = Blueprint("nchf_spendinglimitcontrol", __name__, url_prefix=API_PREFIX)
@@ -21,12 +19,12 @@ def slc_blueprint(settings: Settings, service: SlcService) -> Blueprint:
     async def subscribe() -> Response:
         ctx = await read_model(request, SpendingLimitContext, limit)
         location, status = await service.subscribe(ctx, api_root(settings))
-        return _json(status, 201, {"Location": location})
+        return json_response(status, 201, {"Location": location})
 
     @bp.put("/subscriptions/<subscription_id>")
     async def modify(subscription_id: str) -> Response:
         ctx = await read_model(request, SpendingLimitContext, limit)
-        return _json(await service.modify(subscription_id, ctx))
+        return json_response(await service.modify(subscription_id, ctx))
 
     @bp.delete("/subscriptions/<subscription_id>")
     async def unsubscribe(subscription_id: str) -> Response:

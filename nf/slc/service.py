@@ -12,7 +12,7 @@ from typing import Any
 from pymongo import ASCENDING
 
 from nf import logs
-from nf.clock import Clock, utc
+from nf.clock import Clock, iso_z, utc
 from nf.errors import BadRequest, NfError, NotFound
 from nf.ledger.port import CounterChange, Ledger, PolicyCounters
 from nf.notify.port import Notification, Outbox
@@ -26,10 +26,6 @@ API_PREFIX = "/nchf-spendinglimitcontrol/v1"
 COLLECTION = "slc_subscriptions"
 KIND_NOTIFY = "slc.notify"
 BACKLOG_MAX = 100_000
-
-
-def _iso(dt: datetime) -> str:
-    return utc(dt).isoformat().replace("+00:00", "Z")
 
 
 def subscription_not_found(sub_id: str) -> NotFound:
@@ -97,7 +93,7 @@ class SlcService:
         location = f"{api_root.rstrip('/')}{API_PREFIX}/subscriptions/{sub_id}"
         return location, core.spending_limit_status(
             ctx.supi, counters, ids, notif_id=ctx.notif_id,
-            expiry=_iso(expiry) if expiry else None)
+            expiry=iso_z(expiry) if expiry else None)
 
     async def modify(self, sub_id: str, ctx: SpendingLimitContext) -> dict[str, Any]:
         now = self._clock.now()
@@ -124,7 +120,7 @@ class SlcService:
             raise subscription_not_found(sub_id)
         return core.spending_limit_status(
             supi, counters, ids, notif_id=update.get("notifId", doc.get("notifId")),
-            expiry=_iso(expiry) if expiry else None)
+            expiry=iso_z(expiry) if expiry else None)
 
     async def unsubscribe(self, sub_id: str) -> None:
         async with translate_errors("removing a spending limit subscription"):
