@@ -8,6 +8,7 @@ create at start, and background workers the app's lifespan runs and stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -36,6 +37,12 @@ class Runtime:
     # Told when subscribers' policy counters or speed change (the PCF, spending-limit
     # subscriptions). Filled by ``nf.wiring``.
     counter_listeners: list[CounterListener] = field(default_factory=list)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` between rounds of a background worker, or less if the app is
+        stopping (check ``stopping`` after)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
     async def publish_counter_changes(self, changes: Sequence[CounterChange]) -> None:
         if not changes:

@@ -3,8 +3,6 @@ listener that turns purchases and blocks into notifications towards SMFs."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -63,5 +61,4 @@ class ChfPart:
             except NfError as e:
                 logs.log(log, logging.WARNING, "supervision pass failed", cause=e.cause,
                          detail=e.detail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=interval)
+            await self._rt.pause(interval)

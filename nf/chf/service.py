@@ -247,14 +247,8 @@ class ChargingService:
         if any(o.replay for o in outcomes):
             self.store.forget(ref)
             return await self._update_fresh(ref, req, isn, units, now)
-        decision = core.decide(session, isn, units, outcomes, terms, status=200)
-        body = render_answer(decision.answer, now)
-        new = replace(decision.session, reply=Reply(200, body),
-                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        stored, _ = await asyncio.gather(
-            self.store.advance(new, now, expect_isn=cached.last_isn),
-            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
-                                          decision.records, f"{ref}:{isn}")))
+        stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
+                                                 now, expect_isn=cached.last_isn)
         if stored:
             return 200, body
         fresh = await self.store.get(ref)
@@ -269,6 +263,22 @@ class ChargingService:
                  isn=isn)
         return 200, body
 
+    async def _commit_update(self, ref: str, session: Session, isn: int,
+                             units: list[UnitRequest], outcomes: list[ChargeOutcome],
+                             terms: Terms, now: datetime, expect_isn: int | None = None
+                             ) -> tuple[bool, dict[str, Any]]:
+        """Decide the answer from the ledger's outcomes, then store the session (with the
+        answer, for retransmissions) and its EDR together. Returns (stored, answer)."""
+        decision = core.decide(session, isn, units, outcomes, terms, status=200)
+        body = render_answer(decision.answer, now)
+        new = replace(decision.session, reply=Reply(200, body),
+                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
+        stored, _ = await asyncio.gather(
+            self.store.advance(new, now, expect_isn=expect_isn),
+            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
+                                          decision.records, f"{ref}:{isn}")))
+        return stored, body
+
     async def _update_fresh(self, ref: str, req: ChargingDataRequest, isn: int,
                             units: list[UnitRequest], now: datetime,
                             read: Session | None = None) -> Result:
@@ -279,14 +289,8 @@ class ChargingService:
         session, terms = self._updated(found, req)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
         outcomes = await self._charge(steps)
-        decision = core.decide(session, isn, units, outcomes, terms, status=200)
-        body = render_answer(decision.answer, now)
-        new = replace(decision.session, reply=Reply(200, body),
-                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        stored, _ = await asyncio.gather(
-            self.store.advance(new, now),
-            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
-                                          decision.records, f"{ref}:{isn}")))
+        stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
+                                                 now)
         if not stored:
             logs.log(log, logging.WARNING, "charging session moved on during an update",
                      isn=isn)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from quart import Blueprint
@@ -55,7 +53,6 @@ class LedgerPart:
                     logs.log(log, logging.DEBUG, "ledger sweep", which=which,
                              changes=len(changes))
                     await rt.publish_counter_changes(changes)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(rt.stopping.wait(), timeout=interval_s)
+                await rt.pause(interval_s)
 
         return run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -60,5 +58,4 @@ class PcfPart:
             except NfError as e:
                 logs.log(log, logging.WARNING, "revalidation pass failed", cause=e.cause,
                          detail=e.detail)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=REVALIDATE_INTERVAL_S)
+            await self._rt.pause(REVALIDATE_INTERVAL_S)

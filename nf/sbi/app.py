@@ -103,8 +103,7 @@ class _Lifecycle:
             except Exception:
                 log.exception("background worker failed; restarting",
                               extra={"fields": {"part": name}})
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.rt.stopping.wait(), timeout=1.0)
+                await self.rt.pause(1.0)
 
     async def stop(self) -> None:
         self.ready = False

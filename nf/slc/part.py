@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 
@@ -44,5 +43,4 @@ class SlcPart:
         while not stopping.is_set():
             with contextlib.suppress(NfError):  # kept in the backlog; logged when queued
                 await self.service.retry_backlog()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), timeout=RETRY_INTERVAL_S)
+            await self._rt.pause(RETRY_INTERVAL_S)
