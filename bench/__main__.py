@@ -50,6 +50,8 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--no-ceiling", action="store_true", help="skip h2load")
     p.add_argument("--ceiling-duration", type=float, default=d.ceiling_duration_s,
                    help="h2load duration per run, seconds (default %(default)s)")
+    p.add_argument("--no-warm-probe", action="store_true",
+                   help="skip the database-operations-per-warm-update probe after each run")
     p.add_argument("--profile", action="store_true",
                    help="sample the SBI worker with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
@@ -68,7 +70,7 @@ def parse(argv: list[str]) -> Options:
         concurrency=a.concurrency, rate=a.rate, updates=a.updates, usage_bytes=a.usage_bytes,
         think_s=a.think, duration_s=a.duration, warmup_s=a.warmup, repeat=a.repeat,
         ceiling=not a.no_ceiling, ceiling_duration_s=a.ceiling_duration, profile=a.profile,
-        db=a.db, label=a.label, out=a.out)
+        warm_probe=not a.no_warm_probe, db=a.db, label=a.label, out=a.out)
 
 
 def main(argv: list[str] | None = None) -> int:

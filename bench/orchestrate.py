@@ -29,7 +29,7 @@ import httpx
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from bench import cpu, h2load, profile, report
+from bench import cpu, h2load, profile, report, warm_ops
 from bench.seed import MIB, seed_population, write_catalog
 from nf.config import Settings
 from nf.store import embedded
@@ -63,6 +63,7 @@ class Options:
     ceiling: bool = True
     ceiling_duration_s: float = 10.0
     profile: bool = False
+    warm_probe: bool = True
     label: str = ""
     out: Path | None = None
     db: str = "rust"
@@ -357,6 +358,12 @@ def run(opts: Options) -> dict[str, Any]:
                 one["summary"] = report.run_summary(load, one.get("ceiling"), used)
                 one["summary"]["db_ops_per_nf_request"] = dbops.get("per_nf_request")
                 one["summary"]["db_ops_per_s"] = dbops.get("per_s")
+                if opts.warm_probe:
+                    log(f"run {i + 1}/{opts.repeat}: warm-update probe (database operations)")
+                    probe = warm_ops.measure(settings, nf.sbi,
+                                             lambda: db_opcounters(db.uri), i)
+                    one["warm_update_probe"] = probe
+                    one["summary"]["db_ops_per_warm_update"] = probe["per_update"]
                 rep["runs"].append(one)
         rep["median"] = report.medians([r["summary"] for r in rep["runs"]])
     finally:

@@ -116,6 +116,24 @@ class LedgerSettings(_Frozen):
     max_write_attempts: int = Field(200, ge=1, le=10_000)
 
 
+class EffectsSettings(_Frozen):
+    """Pending effects of ledger and charging writes (counter changes, EDRs): written in
+    the same conditional update as the state they come from, delivered at once by this
+    process, and picked up by any process's sweeper when left behind (a crash)."""
+
+    # Effects handed to this process's delivery worker and not yet delivered (past it,
+    # they stay pending in the database and the sweeper delivers them).
+    queue_max: int = Field(20_000, ge=10, le=10_000_000)
+    # Effects delivered together (one listener call, one acknowledgement write).
+    batch_max: int = Field(200, ge=1, le=100_000)
+    # A pending effect older than this is taken over by the sweeper.
+    sweep_grace_s: float = Field(3.0, ge=0.1, le=3600)
+    sweep_interval_s: float = Field(1.0, gt=0, le=3600)
+    sweep_batch: int = Field(200, ge=1, le=100_000)
+    # Off only for tests that need effects left to the sweeper (crash simulation).
+    immediate: bool = True
+
+
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
 
@@ -141,6 +159,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     edr: EdrSettings = EdrSettings()
     ledger: LedgerSettings = LedgerSettings()
+    effects: EffectsSettings = EffectsSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \

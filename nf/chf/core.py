@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from nf.edr.records import UnitRecord
+from nf.ledger import roaming
 from nf.ledger.port import (
     CapAction,
     ChargeOutcome,
@@ -157,7 +158,7 @@ def charging_data_ref(supi: str, consumer: str, charging_id: int | None,
 
 
 def is_roaming(serving_plmn: str, home_plmns: Sequence[str]) -> bool:
-    return serving_plmn not in home_plmns
+    return roaming.is_roaming(serving_plmn, home_plmns)
 
 
 def requested_bytes(u: UnitRequest, terms: Terms) -> int:

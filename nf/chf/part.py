@@ -11,7 +11,8 @@ from quart import Blueprint
 from nf import logs
 from nf.chf.http import chf_blueprint
 from nf.chf.service import KIND_ABORT, KIND_REAUTH, ChargingService
-from nf.chf.store import SessionStore
+from nf.chf.store import COLLECTION, SessionStore
+from nf.edr.pending import edr_drain
 from nf.edr.port import EdrSink
 from nf.errors import NfError
 from nf.ledger.port import CounterChange, Ledger
@@ -31,8 +32,11 @@ class ChfPart:
                  edrs: EdrSink) -> None:
         self._rt = rt
         self.store = SessionStore(rt.db, rt.settings.chf.session_cache_size)
+        # EDRs of charging steps: pending entries of the session writes, stored after the
+        # answer has left (and after a crash, by any process's sweeper).
+        self.edr_fx = edr_drain(rt, COLLECTION, "chf_edrs", edrs)
         self.service = ChargingService(rt, ledger=ledger, outbox=outbox, edrs=edrs,
-                                       store=self.store)
+                                       store=self.store, pending_edrs=self.edr_fx)
         outbox.on_gone(KIND_REAUTH, self.service.peer_gone)
         outbox.on_gone(KIND_ABORT, self.service.peer_gone)
 
@@ -44,9 +48,10 @@ class ChfPart:
 
     async def ensure_indexes(self) -> None:
         await self.store.ensure_indexes()
+        await self.edr_fx.ensure_indexes()
 
     def workers(self) -> list[Worker]:
-        return [self._supervise]
+        return [self._supervise, *self.edr_fx.workers()]
 
     async def _supervise(self) -> None:
         """Close sessions the SMF stopped reporting on (every process runs this; closing is

@@ -1,14 +1,16 @@
-"""The CHF's async shell: load the session, ask the core, run the ledger, store, notify.
+"""The CHF's async shell: load the session, ask the core, run the ledger, store.
 
 Round trips per request on the hot path: create = subscriber read + one ledger step per
-rating group + (session insert || EDR group commit); update = session read + ledger steps +
-(session update || EDR group commit). Counter changes are published right after the ledger
-writes, before anything else, so the policy side hears about a cap crossing at once.
+rating group + session insert; update = session read (none when this process holds the
+session) + ledger steps + session update. Effects leave after the answer, durably: the
+ledger writes counter changes as pending entries of its own update (delivered to the PCF
+and the others by ``nf.ledger.effects``), and the session write carries the step's EDR as a
+pending entry (stored in ``edrs`` by ``nf.edr.pending``). A crash after the answer loses
+neither: any process's sweeper delivers what was left pending.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,7 +25,9 @@ from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, re
 from nf.config import HostNetwork
 from nf.edr.port import EdrSink
 from nf.edr.records import Party, UnitRecord, charging_record
+from nf.effects import Drain, entry
 from nf.errors import BadRequest, Conflict, InvalidParam, MandatoryIeMissing, NotFound
+from nf.ledger import roaming
 from nf.ledger.port import (
     ChargeOutcome,
     ChargeStep,
@@ -33,6 +37,7 @@ from nf.ledger.port import (
 )
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
+from nf.store.mongo import Doc
 
 log = logging.getLogger("nf.chf")
 
@@ -80,8 +85,11 @@ _FALLBACK_TERMS = _terms(HostNetwork(id="default", name="default", plmn_ids=["00
 
 class ChargingService:
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink,
-                 store: SessionStore) -> None:
+                 store: SessionStore, pending_edrs: Drain[Doc] | None = None) -> None:
         self._rt = rt
+        # Where EDRs written as pending entries of session writes go; without it, they are
+        # stored before answering.
+        self._pending_edrs = pending_edrs
         self._ledger = ledger
         self._outbox = outbox
         self._edrs = edrs
@@ -108,7 +116,8 @@ class ChargingService:
 
     def _home_plmns(self, home_network: str, home_plmn: str) -> list[str]:
         n = self._rt.settings.network(home_network)
-        return list(n.plmn_ids) if n is not None else [home_plmn]
+        return list(roaming.home_plmns(self._rt.settings, home_network,
+                                       "" if n is not None else home_plmn))
 
     def _record(self, s: Session, event: str, now: datetime, isn: int | None, result: str,
                 units: Sequence[UnitRecord], record_id: str) -> dict[str, Any]:
@@ -119,18 +128,23 @@ class ChargingService:
                                record_id=record_id)
 
     async def _charge(self, steps: Sequence[ChargeStep]) -> list[ChargeOutcome]:
-        """Run the ledger steps; each one's counter changes are published as soon as it is
-        written, so a cap crossing reaches the policy side before anything else happens."""
-        outcomes = []
-        for step in steps:
-            outcome = await self._ledger.charge(step)
-            await self._publish(outcome.counter_changes)
-            outcomes.append(outcome)
-        return outcomes
+        """Run the ledger steps (their counter changes leave as the ledger's effects)."""
+        return [await self._ledger.charge(step) for step in steps]
 
-    async def _publish(self, changes: Sequence[CounterChange]) -> None:
-        if changes:
-            await self._rt.publish_counter_changes(changes)
+    def _fx(self, record: dict[str, Any], now: datetime) -> list[Doc]:
+        """The EDR as a pending entry of the session write (none without a drain)."""
+        if self._pending_edrs is None:
+            return []
+        return [entry(record, now, entry_id=str(record["_id"]))]
+
+    async def _settle(self, ref: str, stored: bool, fx: list[Doc],
+                      record: dict[str, Any]) -> None:
+        """After the session write: hand its pending EDR over, or, when the write stored
+        nothing (the session moved on; the ledger did charge), store the EDR now."""
+        if stored and fx and self._pending_edrs is not None:
+            self._pending_edrs.hand_off(ref, fx)
+        elif not stored or not fx:
+            await self._edrs.write(record)
 
     # -- service operations ---------------------------------------------------------------
 
@@ -180,10 +194,11 @@ class ChargingService:
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(201, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        inserted, _ = await asyncio.gather(
-            self.store.insert(new, now),
-            self._edrs.write(self._record(new, "create", now, isn, decision.answer.result,
-                                          decision.records, f"{ref}:{isn}")))
+        record = self._record(new, "create", now, isn, decision.answer.result,
+                              decision.records, f"{ref}:{isn}")
+        fx = self._fx(record, now)
+        inserted = await self.store.insert(new, now, fx)
+        await self._settle(ref, inserted, fx, record)
         if not inserted:
             existing = await self.store.get(ref)
             if existing is not None and existing.last_isn == isn and existing.reply \
@@ -258,7 +273,7 @@ class ChargingService:
         else:
             # Closed meanwhile (its SMF released it elsewhere): the usage is charged and
             # recorded; the quota just reserved is given back.
-            await self._publish(await self._ledger.close_session(session.supi, ref, now))
+            await self._ledger.close_session(session.supi, ref, now)
         logs.log(log, logging.WARNING, "charging session moved on during an update",
                  isn=isn)
         return 200, body
@@ -273,10 +288,11 @@ class ChargingService:
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(200, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        stored, _ = await asyncio.gather(
-            self.store.advance(new, now, expect_isn=expect_isn),
-            self._edrs.write(self._record(new, "update", now, isn, decision.answer.result,
-                                          decision.records, f"{ref}:{isn}")))
+        record = self._record(new, "update", now, isn, decision.answer.result,
+                              decision.records, f"{ref}:{isn}")
+        fx = self._fx(record, now)
+        stored = await self.store.advance(new, now, expect_isn=expect_isn, fx=fx)
+        await self._settle(ref, stored, fx, record)
         return stored, body
 
     async def _update_fresh(self, ref: str, req: ChargingDataRequest, isn: int,
@@ -314,14 +330,14 @@ class ChargingService:
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s,
                                   closing=True)
         outcomes = await self._charge(steps)
-        released = await self._ledger.close_session(session.supi, ref, now)
+        await self._ledger.close_session(session.supi, ref, now)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
-        await self._publish(released)
-        await asyncio.gather(
-            self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None)),
-            self._edrs.write(self._record(session, "release", now, isn,
-                                          decision.answer.result, decision.records,
-                                          f"{ref}:{isn}")))
+        record = self._record(session, "release", now, isn, decision.answer.result,
+                              decision.records, f"{ref}:{isn}")
+        fx = self._fx(record, now)
+        closed = await self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None),
+                                        fx=fx)
+        await self._settle(ref, closed is not None, fx, record)
         return 204, None
 
     # -- supervision, notifications, peers gone -------------------------------------------
@@ -331,8 +347,7 @@ class ChargingService:
         s = await self.store.close(ref, reason, now, only_if_due=only_if_due)
         if s is None:
             return False
-        changes = await self._ledger.close_session(s.supi, ref, now)
-        await self._publish(changes)
+        await self._ledger.close_session(s.supi, ref, now)
         await self._edrs.write(self._record(s, reason, now, None, "SUCCESS", [],
                                             f"{ref}:{reason}"))
         logs.log(log, logging.INFO, "charging session closed", chargingDataRef=ref,

@@ -10,6 +10,10 @@ The copy is only a hint for the update path: its write (``advance(expect_isn=...
 only if the stored session is still exactly the one the copy describes, so a stale copy is
 detected by the write and the caller re-reads. A copy is not offered once its supervision
 deadline has passed (another process may have closed the session by then).
+
+Each write may carry pending effects (``fx``: the step's EDR, see ``nf.effects``), pushed
+by the same conditional update, so the state and its record are stored together or not
+at all.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pymongo.errors import DuplicateKeyError
 
 from nf.chf.core import Reply, RgState, Session
 from nf.clock import utc
+from nf.effects import FIELD as FX
 from nf.store.mongo import Db, Doc, translate_errors
 
 COLLECTION = "charging_sessions"
@@ -116,18 +121,22 @@ class SessionStore:
         self._remember(s)
         return s
 
-    async def insert(self, s: Session, now: datetime) -> bool:
-        """Store a new session; False if it exists already (a retransmitted create)."""
+    async def insert(self, s: Session, now: datetime, fx: Sequence[Doc] = ()) -> bool:
+        """Store a new session (with pending effects ``fx``); False if it exists already
+        (a retransmitted create)."""
+        doc = _to_doc(s, now)
+        if fx:
+            doc[FX] = list(fx)
         async with translate_errors("charging session create"):
             try:
-                await self._coll.insert_one(_to_doc(s, now))
+                await self._coll.insert_one(doc)
             except DuplicateKeyError:
                 return False
         self._remember(s)
         return True
 
     async def advance(self, s: Session, now: datetime, *,
-                      expect_isn: int | None = None) -> bool:
+                      expect_isn: int | None = None, fx: Sequence[Doc] = ()) -> bool:
         """Store the session after request ``s.last_isn``; False if the session was closed
         meanwhile or a later request was stored first. With ``expect_isn``, only if the
         stored session is still open at exactly that sequence number (the state ``s`` was
@@ -139,6 +148,8 @@ class SessionStore:
             "validity_time_s": s.validity_time_s, "updated_at": now}}
         if s.notify_uri:
             update["$set"]["notify_uri"] = s.notify_uri
+        if fx:
+            update["$push"] = {FX: {"$each": list(fx)}}
         isn: Any = {"$lt": s.last_isn} if expect_isn is None else expect_isn
         self.forget(s.ref)
         async with translate_errors("charging session update"):
@@ -150,7 +161,8 @@ class SessionStore:
         return True
 
     async def close(self, ref: str, reason: str, now: datetime, *, isn: int | None = None,
-                    reply: Reply | None = None, only_if_due: bool = False) -> Session | None:
+                    reply: Reply | None = None, only_if_due: bool = False,
+                    fx: Sequence[Doc] = ()) -> Session | None:
         """Close an open session once; returns it as it was, or None if it was not open
         (or, with ``only_if_due``, no longer due for supervision)."""
         query: dict[str, Any] = {"_id": ref, "status": "open"}
@@ -163,10 +175,13 @@ class SessionStore:
         if isn is not None:
             fields["isn"] = isn
             fields["reply"] = _reply(reply)
+        update: dict[str, Any] = {"$set": fields}
+        if fx:
+            update["$push"] = {FX: {"$each": list(fx)}}
         self.forget(ref)
         async with translate_errors("charging session close"):
             d = await self._coll.find_one_and_update(
-                query, {"$set": fields}, return_document=ReturnDocument.BEFORE)
+                query, update, return_document=ReturnDocument.BEFORE)
         return None if d is None else from_doc(d)
 
     async def due(self, now: datetime, limit: int) -> list[str]:
@@ -182,8 +197,10 @@ class SessionStore:
 
     async def purge_closed(self, before: datetime) -> int:
         async with translate_errors("charging session purge"):
+            # Never one whose EDR is still pending.
             res = await self._coll.delete_many({"status": "closed",
-                                                "closed_at": {"$lt": before}})
+                                                "closed_at": {"$lt": before},
+                                                f"{FX}.at": {"$exists": False}})
         return res.deleted_count
 
 

@@ -1,4 +1,5 @@
-"""The ledger's part of the NF: the provisioning API on the OAM port, indexes, sweepers."""
+"""The ledger's part of the NF: the provisioning API on the OAM port, indexes, sweepers,
+and the delivery of counter changes to ``rt.counter_listeners`` (``nf.ledger.effects``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from quart import Blueprint
 
 from nf import logs
 from nf.catalog import CatalogHolder
+from nf.ledger.effects import counter_drain
 from nf.ledger.mongo import MongoLedger
 from nf.runtime import Role, Runtime, Worker
 
@@ -26,7 +28,11 @@ class LedgerPart:
             d = rt.settings.catalog_dir
             catalog = CatalogHolder.from_dir(d) if d is not None else CatalogHolder.empty()
         self.catalog = catalog
-        self.ledger = MongoLedger(rt.db, rt.settings, catalog, metrics=rt.metrics)
+        # Every counter change the ledger writes reaches every listener of the runtime,
+        # at least once, even across a crash.
+        self.effects = counter_drain(rt)
+        self.ledger = MongoLedger(rt.db, rt.settings, catalog, metrics=rt.metrics,
+                                  effects=self.effects)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         if role != "oam":
@@ -37,22 +43,23 @@ class LedgerPart:
 
     async def ensure_indexes(self) -> None:
         await self.ledger.ensure_indexes()
+        await self.effects.ensure_indexes()
 
     def workers(self) -> list[Worker]:
         cfg = self.rt.settings.ledger
         return [self._sweeper("res", cfg.reservation_sweep_interval_s),
-                self._sweeper("life", cfg.renewal_sweep_interval_s)]
+                self._sweeper("life", cfg.renewal_sweep_interval_s), *self.effects.workers()]
 
     def _sweeper(self, which: str, interval_s: float) -> Worker:
         rt, ledger, batch = self.rt, self.ledger, self.rt.settings.ledger.sweep_batch
 
         async def run() -> None:
             while not rt.stopping.is_set():
+                # The changes are delivered by the effects drain (written with the sweep).
                 changes = await ledger.sweep_due(which, rt.clock.now(), batch)
                 if changes:
                     logs.log(log, logging.DEBUG, "ledger sweep", which=which,
                              changes=len(changes))
-                    await rt.publish_counter_changes(changes)
                 await rt.pause(interval_s)
 
         return run

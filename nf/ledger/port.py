@@ -209,6 +209,16 @@ class Ledger(Protocol):
 
 
 class CounterListener(Protocol):
-    """Told after the fact that subscribers' policy counters or speed changed."""
+    """Told after the fact that subscribers' policy counters or speed changed.
+
+    Every listener in ``Runtime.counter_listeners`` is told of every change, durably: the
+    ledger writes each change as a pending entry of the same update that caused it, and
+    delivers it after the write (``nf.ledger.effects``), again after a crash or when a
+    listener raised. Delivery is at least once and not necessarily in order across
+    batches: a listener must tolerate a change it has seen before (re-read the current
+    state rather than act on ``before``/``after`` alone, or remember what it already did).
+    Raising ``nf.errors.NfError`` leaves the whole batch pending; it is delivered again to
+    every listener, after ``effects.sweep_grace_s``.
+    """
 
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None: ...

@@ -157,8 +157,8 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         now = rt.clock.now()
         body = await read_model(request, StatusIn, max_body)
         await owned(supi, now)
-        changes = await ledger.set_status(supi, SubscriberStatus(body.status), now)
-        await rt.publish_counter_changes(changes)
+        # Counter changes reach the listeners through the ledger's pending effects.
+        await ledger.set_status(supi, SubscriberStatus(body.status), now)
         return _json(await sub_out(supi, now))
 
     @bp.delete(f"{BASE}/subscribers/<supi>")
@@ -174,8 +174,8 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
         await owned(supi, now)  # brand scope first: another brand's subscriber is a 404
-        changes = await ledger.purchase(supi, body.offerId, now)
-        await rt.publish_counter_changes(changes)
+        # Counter changes reach the listeners through the ledger's pending effects.
+        await ledger.purchase(supi, body.offerId, now)
         bal = await ledger.balance(supi, now)
         assert bal is not None
         return _json(balance_json(bal, now), 201)
@@ -203,8 +203,8 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         body = await read_model(request, NewGroupIn, max_body)
         await owned(body.ownerSupi, now)
         gid = await ledger.create_group(body.ownerSupi, body.offerId, now)
-        changes = await ledger.join_group(body.ownerSupi, gid, now)
-        await rt.publish_counter_changes(changes)
+        # Counter changes reach the listeners through the ledger's pending effects.
+        await ledger.join_group(body.ownerSupi, gid, now)
         g = await ledger.group(gid, now)
         assert g is not None
         resp = _json(group_json(g, now), 201)
@@ -223,8 +223,8 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         await owned_group(group_id, now)
         await owned(body.supi, now)
         cap = None if body.capMb is None else body.capMb * MIB
-        changes = await ledger.join_group(body.supi, group_id, now, cap)
-        await rt.publish_counter_changes(changes)
+        # Counter changes reach the listeners through the ledger's pending effects.
+        await ledger.join_group(body.supi, group_id, now, cap)
         return _json(group_json(await owned_group(group_id, now), now), 201)
 
     @bp.delete(f"{BASE}/groups/<group_id>/members/<supi>")
@@ -234,8 +234,8 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         if g.member(supi) is None:
             raise NotFound(f"{supi} is not a member of group {group_id}",
                            cause="USER_NOT_FOUND")
-        changes = await ledger.leave_group(supi, now)
-        await rt.publish_counter_changes(changes)
+        # Counter changes reach the listeners through the ledger's pending effects.
+        await ledger.leave_group(supi, now)
         return no_content()
 
     @bp.post(f"{BASE}/catalog/reload")

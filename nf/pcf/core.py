@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from nf.clock import iso_z
+from nf.ledger import roaming
 from nf.ledger.port import RoamingState, Speed, SubscriberStatus, SubscriberView
 
 # What the PCF asks the SMF to report (TS 29.512 PolicyControlRequestTrigger).
@@ -80,13 +81,12 @@ class Subscriber:
     pass_zones: frozenset[str] = frozenset()
 
     def roaming_at(self, plmn: str | None) -> bool:
-        return plmn is not None and plmn not in self.home_plmns \
-            and plmn != self.view.home_plmn
+        return roaming.is_roaming(plmn, self.home_plmns | {self.view.home_plmn})
 
     def pass_applies(self, plmn: str) -> bool:
         if self.view.counters.roaming is not RoamingState.AVAILABLE:
             return False
-        return plmn in self.pass_zones
+        return roaming.covers(self.pass_zones, plmn)
 
 
 class Verdict(StrEnum):

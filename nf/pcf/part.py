@@ -52,7 +52,6 @@ class PcfPart:
         stopping = self._rt.stopping
         while not stopping.is_set():
             try:
-                await self.service.retry_backlog()
                 await self.service.resend_owed()
                 await self.service.revalidate_due()
             except NfError as e:

@@ -24,6 +24,7 @@ from nf.config import Settings
 from nf.edr.port import EdrSink
 from nf.edr.records import Party, SpeedRecord, policy_record
 from nf.errors import BadRequest, Forbidden, NfError, NotFound
+from nf.ledger import roaming
 from nf.ledger.port import CounterChange, Ledger, Speed
 from nf.notify.port import Notification, Outbox
 from nf.pcf import core
@@ -53,7 +54,6 @@ KIND_TERMINATE = "pcf.terminate"
 _CAS_ATTEMPTS = 5
 # A decision stored but not yet confirmed in the outbox for this long is re-sent.
 OWED_GRACE_S = 5.0
-BACKLOG_MAX = 100_000
 
 
 def policy_id(supi: str, pdu_session_id: int, notification_uri: str) -> str:
@@ -98,8 +98,6 @@ class PcfService:
         self._outbox = outbox
         self._edr = edr
         self._qos = DefaultQos(settings.pcf.default_5qi, settings.pcf.default_arp_priority)
-        # Subscribers to re-decide because a re-evaluation failed (bounded, in order).
-        self._backlog: dict[str, None] = {}
         outbox.on_gone(KIND_UPDATE, self._gone)
         outbox.on_gone(KIND_TERMINATE, self._gone_quietly)
 
@@ -110,21 +108,14 @@ class PcfService:
         view = await self._ledger.subscriber(supi, now)
         if view is None:
             return None
-        net = self._settings.network(view.home_network)
-        home = frozenset(net.plmn_ids if net is not None else ()) | {view.home_plmn}
+        home = roaming.home_plmns(self._settings, view.home_network, view.home_plmn)
         sub = Subscriber(view=view, home_plmns=home)
         if not any(sub.roaming_at(p) for p in plmns):
             return sub
         # Roaming: which zones do the subscriber's valid passes with quota left cover.
         balance = await self._ledger.balance(supi, now)
-        zones: set[str] = set()
-        for b in balance.buckets if balance is not None else ():
-            if b.kind != "roaming" or b.remaining_bytes <= 0 or b.valid_from > now \
-                    or (b.valid_to is not None and b.valid_to <= now):
-                continue
-            if b.zone is not None:  # a pass names its zone; the ledger needs one too
-                zones.update(b.zone)
-        return Subscriber(view=view, home_plmns=home, pass_zones=frozenset(zones))
+        zones = roaming.pass_zones(balance.buckets if balance is not None else (), now)
+        return Subscriber(view=view, home_plmns=home, pass_zones=zones)
 
     # -- service operations --------------------------------------------------------------
 
@@ -239,33 +230,11 @@ class PcfService:
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
         """Re-decide every active policy of the subscribers concerned; push what changed.
 
-        The change is already committed in the ledger (and the CHF's answer depends on
-        this call returning), so a failure here does not fail the caller: the subscribers
-        are kept for the revalidation worker to re-decide once the database answers again.
-        Only when that backlog is full does the error reach the caller."""
+        The changes come from the ledger's pending effects (``nf.ledger.effects``): if this
+        raises, they stay pending and are delivered again, so there is no backlog here. A
+        change delivered twice re-decides from a fresh read and pushes nothing new."""
         supis = list(dict.fromkeys(c.supi for c in changes))
-        try:
-            await self.reevaluate(await self._store.for_subscribers(supis))
-        except NfError as e:
-            if len(self._backlog) + len(supis) > BACKLOG_MAX:
-                raise
-            self._backlog.update(dict.fromkeys(supis))
-            logs.log(log, logging.WARNING, "policy re-evaluation failed; retrying later",
-                     cause=e.cause, detail=e.detail, subscribers=len(supis))
-
-    async def retry_backlog(self, limit: int = 500) -> int:
-        """Re-decide subscribers whose earlier re-evaluation failed; returns how many."""
-        supis = list(self._backlog)[:limit]
-        if not supis:
-            return 0
-        for s in supis:
-            self._backlog.pop(s, None)
-        try:
-            await self.reevaluate(await self._store.for_subscribers(supis))
-        except NfError:
-            self._backlog.update(dict.fromkeys(supis))
-            raise
-        return len(supis)
+        await self.reevaluate(await self._store.for_subscribers(supis))
 
     async def reevaluate(self, policies: Sequence[StoredPolicy]) -> int:
         """Re-judge the policies against the ledger now; returns notifications sent."""

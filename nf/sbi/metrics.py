@@ -47,6 +47,15 @@ class Metrics:
         self.ledger_conflicts = Counter(
             "nf_ledger_write_conflicts_total", "Optimistic ledger writes retried",
             registry=r)
+        self.effects_delivered = Counter(
+            "nf_effects_delivered_total", "Pending effects delivered, by kind",
+            ["effect"], registry=r)
+        self.effects_failed = Counter(
+            "nf_effects_failed_total", "Pending effects whose delivery failed (retried by "
+            "the sweeper), by kind", ["effect"], registry=r)
+        self.effects_overflow = Counter(
+            "nf_effects_overflow_total", "Pending effects left to the sweeper because the "
+            "delivery queue was full, by kind", ["effect"], registry=r)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

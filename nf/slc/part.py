@@ -1,20 +1,17 @@
-"""The spending-limit slice's ``Part``: its SBI blueprint, index and retry worker."""
+"""The spending-limit slice's ``Part``: its SBI blueprint and index. Counter changes reach it
+through the ledger's pending effects, which retry a failed delivery (no backlog here)."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
 from quart import Blueprint
 
-from nf.errors import NfError
 from nf.ledger.port import CounterChange, Ledger
 from nf.notify.port import Outbox
 from nf.runtime import Role, Runtime, Worker
 from nf.slc.http import slc_blueprint
 from nf.slc.service import SlcService
-
-RETRY_INTERVAL_S = 1.0
 
 
 class SlcPart:
@@ -36,11 +33,4 @@ class SlcPart:
         await self.service.ensure_indexes()
 
     def workers(self) -> list[Worker]:
-        return [self._retry]
-
-    async def _retry(self) -> None:
-        stopping = self._rt.stopping
-        while not stopping.is_set():
-            with contextlib.suppress(NfError):  # kept in the backlog; logged when queued
-                await self.service.retry_backlog()
-            await self._rt.pause(RETRY_INTERVAL_S)
+        return []

@@ -13,7 +13,7 @@ from pymongo import ASCENDING
 
 from nf import logs
 from nf.clock import Clock, iso_z, utc
-from nf.errors import BadRequest, NfError, NotFound
+from nf.errors import BadRequest, NotFound
 from nf.ledger.port import CounterChange, Ledger, PolicyCounters
 from nf.notify.port import Notification, Outbox
 from nf.slc import core
@@ -25,7 +25,6 @@ log = logging.getLogger("nf.slc")
 API_PREFIX = "/nchf-spendinglimitcontrol/v1"
 COLLECTION = "slc_subscriptions"
 KIND_NOTIFY = "slc.notify"
-BACKLOG_MAX = 100_000
 
 
 def subscription_not_found(sub_id: str) -> NotFound:
@@ -41,7 +40,6 @@ class SlcService:
         self._ledger = ledger
         self._outbox = outbox
         outbox.on_gone(KIND_NOTIFY, self._gone)
-        self._backlog: dict[str, None] = {}
 
     async def ensure_indexes(self) -> None:
         async with translate_errors("creating slc_subscriptions indexes"):
@@ -131,33 +129,14 @@ class SlcService:
     # -- notifications -------------------------------------------------------------------
 
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
-        """Notify the subscriptions of these subscribers; on a database failure keep them
-        for ``retry_backlog`` (bounded) instead of failing the caller, whose change is
-        already committed."""
+        """Notify the subscriptions of these subscribers. The changes come from the ledger's
+        pending effects: if this raises, they stay pending and are delivered again (a
+        repeated change sends nothing: each subscription remembers what it was sent)."""
         moved = [c.supi for c in changes if c.before != c.after or c.status != c.status_before]
         supis = list(dict.fromkeys(moved))
         if not supis:
             return
-        try:
-            await self.notify(supis)
-        except NfError as e:
-            if len(self._backlog) + len(supis) > BACKLOG_MAX:
-                raise
-            self._backlog.update(dict.fromkeys(supis))
-            logs.log(log, logging.WARNING, "spending limit notification failed; retrying",
-                     cause=e.cause, detail=e.detail)
-
-    async def retry_backlog(self, limit: int = 500) -> int:
-        supis = list(self._backlog)[:limit]
-        for s in supis:
-            self._backlog.pop(s, None)
-        if supis:
-            try:
-                await self.notify(supis)
-            except NfError:
-                self._backlog.update(dict.fromkeys(supis))
-                raise
-        return len(supis)
+        await self.notify(supis)
 
     async def notify(self, supis: Sequence[str]) -> None:
         """Notify every live subscription of these subscribers whose counters' status moved.

@@ -9,6 +9,7 @@ from quart import Quart
 
 from nf.clock import FakeClock
 from nf.config import Settings
+from nf.ledger.part import LedgerPart
 from nf.ledger.port import CounterChange
 from nf.runtime import Runtime
 from nf.sbi.app import create_app
@@ -87,6 +88,9 @@ async def test_purchase_and_balance_publish_changes(app: Quart, recorder: Record
     assert r.status_code == 201
     bal = await r.get_json()
     assert bal["speed"]["reason"] == "boost" and bal["speed"]["boostEndsAt"]
+    # The change left with the purchase's write; its worker (not running here) delivers.
+    ledger = next(p for p in app.extensions["nf.parts"] if isinstance(p, LedgerPart))
+    assert await ledger.effects.flush() == 1
     assert recorder.changes and recorder.changes[-1].speed.reason == "boost"
     r = await c.post(f"{BASE}/subscribers/{S1}/purchases",
                      json={"offerId": "lumen-roam-north-1gb-1d"}, headers=LUMEN)

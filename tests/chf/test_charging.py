@@ -216,6 +216,11 @@ async def test_smf_answering_404_ends_the_session_locally(nf: Nf) -> None:
                 break
             await asyncio.sleep(0.02)
         assert doc is not None and doc["close_reason"] == "peer_gone"
+    for _ in range(200):  # the ledger's release and the EDRs follow the session's close
+        if (await used_and_reserved(nf, SUPI))[1] == 0 \
+                and len(await edrs(nf, smf.ref or "")) == 2:
+            break
+        await asyncio.sleep(0.02)
     assert (await used_and_reserved(nf, SUPI))[1] == 0
     assert [r["event"] for r in await edrs(nf, smf.ref or "")] == ["create", "peer_gone"]
     ex = await smf.update(Usage(1, 1))

@@ -37,11 +37,16 @@ class NfProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def kill_group(self) -> None:
+        """SIGKILL every process of the NF at once (needs ``new_session=True``)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
 
 @contextmanager
 def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "granian",
                extra_env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
-               workers: int = 1) -> Iterator[NfProcess]:
+               workers: int = 1, new_session: bool = False) -> Iterator[NfProcess]:
     sbi_port, oam_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
     env.update({
@@ -63,7 +68,8 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
     log = tmp / f"nf-{sbi_port}.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=new_session)
     nf = NfProcess(proc, f"{scheme}://127.0.0.1:{sbi_port}", f"{scheme}://127.0.0.1:{oam_port}",
                    log)
     try:

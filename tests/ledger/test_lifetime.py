@@ -102,14 +102,14 @@ async def test_addon_and_boost_expire_and_sweeper_publishes(
     changes = await led.purchase(supi, "t-boost", clock.now())
     assert changes[0].speed.reason == "boost"
     clock.advance(3601)  # the boost ends with no traffic
-    workers = part.workers()
-    task = asyncio.create_task(workers[1]())
+    workers = part.workers()  # the renewal sweeper; the changes leave as pending effects
+    tasks = [asyncio.create_task(workers[1]()), asyncio.create_task(part.effects.run())]
     for _ in range(100):
         if got:
             break
         await asyncio.sleep(0.02)
     rt.stopping.set()
-    await asyncio.wait_for(task, 5)
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
     assert got and got[0].supi == supi and got[0].speed.reason == "plan"
     clock.advance(7 * DAY)
     changes = await led.sweep_due("life", clock.now(), 100)

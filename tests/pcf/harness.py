@@ -20,6 +20,7 @@ from quart.typing import TestClientProtocol
 
 from nf.clock import FakeClock
 from nf.config import Settings
+from nf.effects import Drain
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.part import LedgerPart
 from nf.ledger.port import ChargeOutcome, CounterChange
@@ -28,7 +29,6 @@ from nf.pcf import part as pcf_part
 from nf.pcf.part import PcfPart
 from nf.runtime import Runtime
 from nf.sbi.app import create_app
-from nf.slc import part as slc_part
 from nf.slc.part import SlcPart
 from nf.store.embedded import free_port
 from nf.store.mongo import Db, Doc
@@ -56,6 +56,7 @@ class Nf:
     outbox: MongoOutbox
     clock: FakeClock
     db: Db
+    effects: Drain[CounterChange]
 
     async def call(self, method: str, path: str, body: Any = None, *,
                    spec: str = c.PCF, valid_request: bool = True
@@ -78,18 +79,35 @@ class Nf:
     async def publish(self, changes: Sequence[CounterChange]) -> None:
         await self.rt.publish_counter_changes(changes)
 
-    async def cross_cap(self, supi: str, cap: int = UNLIMITED_CAP, session: str = "c1"
-                        ) -> ChargeOutcome:
-        """Charge the whole full-speed allowance (as the CHF does) and publish the change."""
+    async def cross_cap(self, supi: str, cap: int = UNLIMITED_CAP, session: str = "c1",
+                        publish: bool = True) -> ChargeOutcome:
+        """Charge the whole full-speed allowance (as the CHF does). The ledger's pending
+        effects deliver the change; with ``publish`` it is also published at once."""
         now = self.clock.now()
         first = await self.ledger.charge(h.step(supi, now, requested=cap, session=session,
                                                 seq=1))
-        await self.publish(first.counter_changes)
+        if publish:
+            await self.publish(first.counter_changes)
         second = await self.ledger.charge(h.step(supi, now, used=first.granted_bytes,
                                                  requested=1024 * 1024, session=session,
                                                  seq=2))
-        await self.publish(second.counter_changes)
+        if publish:
+            await self.publish(second.counter_changes)
         return second
+
+    async def delivery_failed(self, timeout_s: float = 5.0) -> None:
+        """Wait until a delivery of pending counter changes failed."""
+        failed = self.rt.metrics.effects_failed.labels("counter_changes")
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not failed._value.get():
+            assert asyncio.get_running_loop().time() < deadline, "no delivery failed"
+            await asyncio.sleep(0.02)
+
+    async def sweep_effects(self) -> int:
+        """Let the grace time pass and take over pending counter changes (as the sweeper
+        of any process does)."""
+        self.clock.advance(self.rt.settings.effects.sweep_grace_s + 1)
+        return await self.effects.sweep_once()
 
 
 def context(supi: str, notification_uri: str, plmn: str = h.HOME_PLMN,
@@ -109,16 +127,17 @@ async def nf(settings: Settings, db: Db, clock: FakeClock,
     # The tests call the periodic passes themselves (after moving the fake clock): the
     # workers run once at start and then stay out of the way.
     monkeypatch.setattr(pcf_part, "REVALIDATE_INTERVAL_S", 3600.0)
-    monkeypatch.setattr(slc_part, "RETRY_INTERVAL_S", 3600.0)
     app = create_app(settings, role="sbi", clock=clock, db=db)
     async with app.test_app():
         rt: Runtime = app.extensions["nf.runtime"]
         parts = app.extensions["nf.parts"]
-        ledger = next(p for p in parts if isinstance(p, LedgerPart)).ledger
+        ledger_part = next(p for p in parts if isinstance(p, LedgerPart))
+        ledger = ledger_part.ledger
         pcf = next(p for p in parts if isinstance(p, PcfPart))
         slc = next(p for p in parts if isinstance(p, SlcPart))
         outbox = next(p for p in parts if isinstance(p, MongoOutbox))
-        yield Nf(app, app.test_client(), rt, ledger, pcf, slc, outbox, clock, db)
+        yield Nf(app, app.test_client(), rt, ledger, pcf, slc, outbox, clock, db,
+                 ledger_part.effects)
 
 
 def ambr_of(r: Received) -> dict[str, str]:

@@ -32,8 +32,11 @@ HOUR = 3600.0
 
 @pytest.fixture
 def test_settings(settings: Settings) -> Settings:
-    # Small numbers: t-unlimited is 10 MiB at full speed, then 64/128 kbps.
-    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG})
+    # Small numbers: t-unlimited is 10 MiB at full speed, then 64/128 kbps. The day jumps
+    # hours at a time with one charging session: CHF supervision (real-time rounds over
+    # the fake clock) stays out of the way.
+    chf = settings.chf.model_copy(update={"supervision_sweep_interval_s": 3600.0})
+    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG, "chf": chf})
 
 
 @pytest.fixture

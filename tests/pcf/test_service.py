@@ -336,13 +336,14 @@ async def test_a_failed_reevaluation_is_retried_not_lost(
             raise StoreUnavailable("database unreachable during reading SM policies")
 
         monkeypatch.setattr(store, "for_subscribers", down)
-        await nf.cross_cap(SUPI)  # the CHF's call does not fail: the charge is committed
+        await nf.cross_cap(SUPI, publish=False)  # the charge is committed regardless
+        await nf.delivery_failed()  # the change stays pending in the wallet
         monkeypatch.setattr(store, "for_subscribers", real)
         assert smf.matching(lambda r: r.path.endswith("/update")) == []
-        assert await nf.pcf.service.retry_backlog() == 1
+        assert await nf.sweep_effects() == 1
         got = await smf.wait_for(lambda r: r.path.endswith("/update"))
         assert _update(got)["downlink"] == "128 Kbps"
-        assert await nf.pcf.service.retry_backlog() == 0
+        assert await nf.sweep_effects() == 0
 
 
 async def test_a_decision_stored_but_never_enqueued_is_sent_later(
@@ -358,7 +359,8 @@ async def test_a_decision_stored_but_never_enqueued_is_sent_later(
             raise Congestion("the outbox is full")
 
         monkeypatch.setattr(nf.pcf.service._outbox, "enqueue", full)
-        await nf.cross_cap(SUPI)
+        await nf.cross_cap(SUPI, publish=False)
+        await nf.delivery_failed()
         monkeypatch.setattr(nf.pcf.service._outbox, "enqueue", real)
         doc = await nf.db["sm_policies"].find_one({"_id": pid})
         assert doc is not None and doc["pushOwed"] is True and doc["speed"]["dl"] == 128

@@ -116,8 +116,9 @@ async def test_a_failed_notification_round_is_retried(nf: Nf,
             raise StoreUnavailable("database unreachable during reading subscriptions")
 
         monkeypatch.setattr(svc, "notify", down)
-        await nf.cross_cap(SUPI)  # does not raise into the charging path
+        await nf.cross_cap(SUPI, publish=False)  # the charge is committed regardless
+        await nf.delivery_failed()  # the change stays pending in the wallet
         monkeypatch.setattr(svc, "notify", real)
-        assert await svc.retry_backlog() == 1
+        assert await nf.sweep_effects() == 1
         got = await pcf.wait_for(lambda r: r.path == "/p/notify")
         assert got.json["statusInfos"]["data-cap"]["currentStatus"] == "exhausted"

@@ -8,6 +8,13 @@ above their cap and the pool never overdrawn; retries return the first answer an
 nothing; a grant never exceeds the request. Steps with sequence numbers (as the CHF sends
 them) are retried too: the latest step of a rating group replays its first answer, an
 older one (a late duplicate) changes nothing and grants nothing.
+
+Time also crosses period boundaries (plans and the family pool renew, add-ons expire),
+possibly with reservations open across the boundary: what a renewal or an expiry takes
+out of the books is *retired* (never negative, reported usage never changes), and the
+books balance again from there. A family member may leave the group with reservations
+open: their holds on the pool are released, those on their own buckets move with them,
+and their usage so far stays in the pool (``departed``) until the pool renews.
 """
 
 from __future__ import annotations
@@ -79,14 +86,52 @@ class LedgerMachine(RuleBasedStateMachine):
         # (supi, session, rg) -> steps sent with a sequence number and their first outcome
         self.sequenced: dict[tuple[str, str, int], list[tuple[ChargeStep, object]]] = {}
         self.closed: dict[tuple[str, str], datetime] = {}
+        self.home: dict[str, str] = {}  # member -> wallet key
+        self.retired: dict[str, int] = {}  # usage taken out of the books by time
+        self.departed = 0  # pool usage of members who left, until the pool renews
+        self.renewals = 0
 
     @initialize(plan=st.sampled_from(["t-capped", "t-unlimited", "t-roamer"]))
     def setup(self, plan: str) -> None:
         self.wallets = {SOLO: _solo(self.now, plan), "grp:g1": _family(self.now)}
         self.reported = {s: 0 for s in (SOLO, *FAMILY)}
+        self.retired = {s: 0 for s in (SOLO, *FAMILY)}
+        self.home = {SOLO: SOLO, **{s: "grp:g1" for s in FAMILY}}
 
     def _wallet_of(self, supi: str) -> str:
-        return SOLO if supi == SOLO else "grp:g1"
+        return self.home[supi]
+
+    @staticmethod
+    def _accounted(w: Wallet) -> dict[str, int]:
+        return {m.supi: sum(b.used for b in w.buckets if b.owner == m.supi) + m.pool_used
+                + m.aftercap_used + m.overage for m in w.members}
+
+    def _advance_to(self, now: datetime) -> None:
+        """Time passes to ``now``: every wallet swept; what left the books is retired."""
+        self.now = now
+        for key in self.wallets:
+            w = self.wallets[key]
+            before, reported = self._accounted(w), {m.supi: m.reported for m in w.members}
+            fam_end = w.family_period_end
+            new, _ = core.sweep(w, now)
+            after = self._accounted(new)
+            for supi, n in before.items():
+                assert n - after[supi] >= 0, "time added usage"
+                self.retired[supi] += n - after[supi]
+            assert {m.supi: m.reported for m in new.members} == reported
+            if fam_end is not None and new.family_period_end != fam_end:
+                self.departed = 0  # the pool renewed
+                assert next(b for b in new.buckets if b.id == POOL).used == 0
+            for m in new.members:
+                old = w.member(m.supi)
+                if old is not None and old.period_end != m.period_end:
+                    self.renewals += 1
+                    assert all(b.used == 0 for b in new.buckets
+                               if b.owner == m.supi and b.kind == "plan")
+            self.wallets[key] = new
+        for k, (_n, exp) in list(self.outstanding.items()):
+            if exp <= self.now:
+                del self.outstanding[k]
 
     @precondition(lambda self: bool(self.wallets))
     @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["a", "b", "c"]),
@@ -161,6 +206,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if closed is not None and self.now >= closed + core.DEFAULT_OP_RETENTION:
             return  # forgotten after the retention time: the CHF never sends it again
         sent = self.sequenced[k]
+        if self.now - sent[-1][0].now >= core.SEQ_IDLE:
+            return  # idle for a day: supervision closed the session long ago
         step, first = sent[-1] if not older else sent[pick % len(sent)]
         key = self._wallet_of(k[0])
         w = self.wallets[key]
@@ -175,7 +222,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.history))
     @rule(pick=st.integers(0, 10_000))
     def retry(self, pick: int) -> None:
-        key, step, first = self.history[pick % len(self.history)]
+        _key, step, first = self.history[pick % len(self.history)]
+        key = self._wallet_of(step.supi)  # the member may have left the group since
         w = self.wallets[key]
         new, out = core.charge(w, step, HOME, ring=64)
         if pick % len(self.history) >= len(self.history) - 64:  # still in the ring
@@ -196,12 +244,47 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(seconds=st.integers(1, 900))
     def time_passes(self, seconds: int) -> None:
         # Well inside the 30-day period and the add-ons' lives: no renewal here.
-        self.now += timedelta(seconds=seconds)
-        for key in self.wallets:
-            self.wallets[key], _ = core.sweep(self.wallets[key], self.now)
-        for k, (_n, exp) in list(self.outstanding.items()):
-            if exp <= self.now:
-                del self.outstanding[k]
+        self._advance_to(self.now + timedelta(seconds=seconds))
+
+    @precondition(lambda self: bool(self.wallets))
+    @rule(before=st.integers(1, 600))
+    def to_period_end(self, before: int) -> None:
+        """Jump to just before the next renewal (plan or pool): the next steps may open
+        reservations that ``time_passes`` then carries across the boundary."""
+        ends = [m.period_end for w in self.wallets.values() for m in w.members
+                if m.period_end is not None]
+        ends += [w.family_period_end for w in self.wallets.values()
+                 if w.family_period_end is not None]
+        target = min(ends) - timedelta(seconds=before)
+        if target > self.now:
+            self._advance_to(target)
+
+    @precondition(lambda self: "grp:g1" in self.wallets
+                  and len(self.wallets["grp:g1"].members) > 1)
+    @rule(which=st.sampled_from(FAMILY[1:]))
+    def detach(self, which: str) -> None:
+        g = self.wallets["grp:g1"]
+        m = g.member(which)
+        if m is None:
+            return
+        mine = [r for r in g.reservations if r.supi == which]
+        new_g, solo, _changes = core.detach(g, which, self.now)
+        pool_before = next(b for b in g.buckets if b.id == POOL)
+        pool_after = next(b for b in new_g.buckets if b.id == POOL)
+        assert pool_after.reserved == pool_before.reserved - m.pool_reserved
+        assert pool_after.used == pool_before.used  # what they used stays used
+        self.departed += m.pool_used
+        self.retired[which] += m.pool_used
+        for r in mine:  # holds on the pool released, those on own buckets kept
+            k = (r.supi, r.session_id, r.rating_group)
+            own = sum(p.bytes for p in r.portions if p.bucket_id != POOL)
+            if own:
+                self.outstanding[k] = (own, r.expires_at)
+            else:
+                self.outstanding.pop(k, None)
+        self.wallets["grp:g1"] = new_g
+        self.wallets[which] = solo
+        self.home[which] = which
 
     @precondition(lambda self: bool(self.wallets))
     @rule(status=st.sampled_from(list(SubscriberStatus)))
@@ -255,7 +338,8 @@ class LedgerMachine(RuleBasedStateMachine):
             for m in w.members:
                 assert m.reported == self.reported[m.supi]
                 own = sum(b.used for b in w.buckets if b.owner == m.supi)
-                assert own + m.pool_used + m.aftercap_used + m.overage == m.reported
+                assert own + m.pool_used + m.aftercap_used + m.overage \
+                    == m.reported - self.retired[m.supi]
 
     @invariant()
     def family_caps_and_pool(self) -> None:
@@ -263,7 +347,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if g is None:
             return
         pool = next(b for b in g.buckets if b.id == POOL)
-        assert sum(m.pool_used for m in g.members) == pool.used
+        assert sum(m.pool_used for m in g.members) + self.departed == pool.used
         assert sum(m.pool_reserved for m in g.members) == pool.reserved
         for m in g.members:
             if m.cap is not None:

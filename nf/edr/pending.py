@@ -1,0 +1,24 @@
+"""EDRs as durable effects (see ``nf.effects``): a service that stores its state writes
+the EDR of a step as a pending entry of the same conditional update, and this drain stores
+it in the ``edrs`` collection through the ``EdrSink`` (the writer's batched insert) after
+the answer has left. A record stored twice (a retry after a crash) keeps its ``_id``, so it
+is stored once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from nf.edr.port import EdrSink
+from nf.effects import Drain
+from nf.runtime import Runtime
+from nf.store.mongo import Doc
+
+
+def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink) -> Drain[Doc]:
+    """The drain for EDRs pending in ``collection``'s documents."""
+
+    async def deliver(records: Sequence[Doc]) -> None:
+        await asyncio.gather(*(sink.write(r) for r in records))
+
+    return Drain(rt, collection, name, decode=dict, deliver=deliver)

@@ -1,0 +1,200 @@
+"""Effects that must survive a crash, kept as pending entries next to the state they
+come from.
+
+A write that produces an effect (a ledger step whose counter changes must reach the PCF and
+the spending-limit subscribers; a charging step whose EDR must reach the ``edrs``
+collection) pushes, in the same conditional update, one entry per effect into the
+document's ``fx`` array::
+
+    {"id": <unique>, "at": <when written>, "p": <the effect, encoded>}
+
+Right after the write the caller hands the entries to this process's ``Drain``
+(``hand_off``: no I/O, never blocks). The drain's worker delivers them in batches and then
+pulls the delivered entries from their documents with one ``update_many``. Whatever a
+process leaves behind (it died between the write and the pull, its queue was full, a
+delivery failed) stays in the documents; every process's sweeper looks for entries older
+than ``sweep_grace_s`` and delivers them. Delivery is therefore *at least once*: whoever
+receives effects must tolerate receiving one twice.
+
+Each kind of effect has its own drain (its own queue and worker), so a backlog of EDRs never
+delays a throttle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from pymongo import ASCENDING
+from quart import Blueprint
+
+from nf import logs
+from nf.clock import utc
+from nf.config import EffectsSettings
+from nf.errors import NfError
+from nf.runtime import Role, Runtime, Worker
+from nf.store.mongo import Doc, translate_errors
+
+log = logging.getLogger("nf.effects")
+
+T = TypeVar("T")
+FIELD = "fx"
+_DONE_MEMORY = 20_000  # ids of entries delivered lately (not to be written back)
+
+
+def entry(payload: Doc, now: datetime, entry_id: str | None = None) -> Doc:
+    """A pending entry to push into a document's ``fx`` array."""
+    return {"id": entry_id or uuid.uuid4().hex, "at": now, "p": payload}
+
+
+@dataclass(frozen=True)
+class _Item:
+    doc_id: Any
+    entry_id: str
+    payload: Doc
+
+
+class Drain(Generic[T]):
+    """Delivers the pending entries of one collection. A ``Part`` (its workers: the
+    delivery worker and the sweeper); build one per kind of effect and process."""
+
+    def __init__(self, rt: Runtime, collection: str, name: str, *,
+                 decode: Callable[[Doc], T],
+                 deliver: Callable[[Sequence[T]], Awaitable[None]],
+                 settings: EffectsSettings | None = None) -> None:
+        self.name = name
+        self._rt = rt
+        self._coll = rt.db[collection]
+        self._cfg = settings or rt.settings.effects
+        self._decode = decode
+        self._deliver = deliver
+        self._queue: deque[_Item] = deque()
+        self._queued: set[str] = set()
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._wake = asyncio.Event()
+
+    # -- what writers call ----------------------------------------------------------------
+
+    def hand_off(self, doc_id: Any, entries: Sequence[Doc]) -> None:
+        """Entries just written into document ``doc_id``: deliver them soon. Past the queue
+        bound (or with immediate delivery off) they wait for the sweeper."""
+        if not self._cfg.immediate:
+            return
+        for e in entries:
+            if len(self._queue) >= self._cfg.queue_max:
+                self._rt.metrics.effects_overflow.labels(self.name).inc()
+                return
+            if e["id"] in self._queued:
+                continue
+            self._queue.append(_Item(doc_id, e["id"], e["p"]))
+            self._queued.add(e["id"])
+        self._wake.set()
+
+    def unsettled(self, entries: Sequence[Doc]) -> list[Doc]:
+        """``entries`` without those this process delivered lately (for writers that copy
+        a document's pending entries into its replacement)."""
+        return [e for e in entries if e.get("id") not in self._done]
+
+    # -- the Part -------------------------------------------------------------------------
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        return []
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("pending effects index"):
+            await self._coll.create_index([(f"{FIELD}.at", ASCENDING)],
+                                          name=f"{FIELD}_at", sparse=True)
+
+    def workers(self) -> list[Worker]:
+        return [self.run, self.sweep]
+
+    async def run(self) -> None:
+        """Deliver what is handed off, in batches, until stopping (then flush)."""
+        stopping = self._rt.stopping
+        while True:
+            if not self._queue:
+                if stopping.is_set():
+                    return
+                self._wake.clear()
+                waits = [asyncio.ensure_future(self._wake.wait()),
+                         asyncio.ensure_future(stopping.wait())]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for w in waits:
+                        w.cancel()
+                continue
+            await self._next_batch()
+
+    async def flush(self) -> int:
+        """Deliver everything handed off so far, now; returns how many entries."""
+        n = 0
+        while self._queue:
+            n += await self._next_batch()
+        return n
+
+    async def _next_batch(self) -> int:
+        n = min(len(self._queue), self._cfg.batch_max)
+        batch = [self._queue.popleft() for _ in range(n)]
+        try:
+            await self._settle(batch)
+        finally:
+            for it in batch:
+                self._queued.discard(it.entry_id)
+        return n
+
+    async def sweep(self) -> None:
+        """Take over entries left pending longer than the grace time, every interval."""
+        while not self._rt.stopping.is_set():
+            await self._rt.pause(self._cfg.sweep_interval_s)
+            if self._rt.stopping.is_set():
+                return
+            try:
+                found = await self.sweep_once()
+            except NfError as e:
+                logs.log(log, logging.WARNING, "pending effects sweep failed",
+                         effect=self.name, cause=e.cause, detail=e.detail)
+                continue
+            if found:
+                logs.log(log, logging.INFO, "pending effects taken over", effect=self.name,
+                         entries=found)
+
+    async def sweep_once(self) -> int:
+        """Deliver pending entries older than the grace time; returns how many."""
+        cutoff = self._rt.clock.now() - timedelta(seconds=self._cfg.sweep_grace_s)
+        async with translate_errors("pending effects sweep"):
+            docs = [d async for d in self._coll.find(
+                {f"{FIELD}.at": {"$lte": cutoff}}, {FIELD: 1}).limit(self._cfg.sweep_batch)]
+        items = [_Item(d["_id"], e["id"], e["p"]) for d in docs for e in d.get(FIELD) or ()
+                 if e.get("at") is not None and utc(e["at"]) <= cutoff
+                 and e["id"] not in self._queued]
+        for i in range(0, len(items), self._cfg.batch_max):
+            await self._settle(items[i:i + self._cfg.batch_max])
+        return len(items)
+
+    # -- delivery -------------------------------------------------------------------------
+
+    async def _settle(self, batch: list[_Item]) -> None:
+        """Deliver one batch and acknowledge it; on failure leave it to the sweeper."""
+        try:
+            await self._deliver([self._decode(it.payload) for it in batch])
+            async with translate_errors("pending effects acknowledgement"):
+                await self._coll.update_many(
+                    {"_id": {"$in": list({it.doc_id: None for it in batch})}},
+                    {"$pull": {FIELD: {"id": {"$in": [it.entry_id for it in batch]}}}})
+        except NfError as e:
+            self._rt.metrics.effects_failed.labels(self.name).inc(len(batch))
+            logs.log(log, logging.WARNING, "effects not delivered; the sweeper retries",
+                     effect=self.name, entries=len(batch), cause=e.cause, detail=e.detail)
+            return
+        self._rt.metrics.effects_delivered.labels(self.name).inc(len(batch))
+        for it in batch:
+            self._done[it.entry_id] = None
+        while len(self._done) > _DONE_MEMORY:
+            self._done.popitem(last=False)

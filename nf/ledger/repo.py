@@ -1,0 +1,439 @@
+"""The wallet repository under ``MongoLedger``: one document per wallet, read, decided and
+written back conditionally.
+
+Every operation is: read the wallet document, let ``nf.ledger.core`` decide, write back
+what changed with ``update_one({_id, v: version}, {$set, $unset})`` (or ``replace_one``
+for whole-wallet moves); if another writer got there first, read again and decide again
+(bounded, with jittered backoff). When nothing is due in the wallet (``due_res`` and
+``due_life`` lie ahead), a charge or a close decodes only the reservations and sequence
+records of its own session (a *partial* wallet); ``due_res`` then stays a lower bound
+(the sweeper or the next full decode makes it exact). No multi-document
+transactions: all a charge touches is in one document. A subscriber alone owns the wallet
+whose ``_id`` is their SUPI; a family member's document is a pointer (``kind: ptr``) to the
+group's wallet; each process remembers the member -> group mapping and reads the group
+directly (``{_id: group, supis: member}``), falling back to the pointer when the member is
+not there any more. Joining or leaving a group moves the member between two documents with
+a fence (``moving``) that makes other writers wait; a fence left by a crash is finished or
+undone by whoever finds it stale.
+
+Each process also keeps the documents it last read or wrote (a bounded LRU, updated in
+place with exactly what it wrote). A charge or a close decides from that copy and writes
+with the version condition, so a warm step is one round trip; if anyone else wrote the
+wallet meanwhile the write matches nothing and the step reads and decides again. A
+decision that writes nothing (a replay, nothing to close) is only trusted from a fresh
+read. Versions start at a random number, so a deleted and re-created wallet never shows a
+version an old copy could match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import bson
+from pymongo import ASCENDING
+
+from nf.catalog import CatalogHolder
+from nf.clock import utc
+from nf.config import Settings
+from nf.effects import FIELD as FX
+from nf.effects import Drain, entry
+from nf.errors import Congestion
+from nf.ledger import core
+from nf.ledger.codec import (
+    Doc,
+    Pick,
+    update_doc,
+    wallet_doc,
+    wallet_from,
+)
+from nf.ledger.effects import WALLETS, change_doc
+from nf.ledger.port import (
+    CapAction,
+    ChargeOutcome,
+    CounterChange,
+    SubscriberView,
+)
+from nf.ledger.state import Member, Wallet
+from nf.sbi.metrics import Metrics
+from nf.store.mongo import Db, translate_errors
+
+R = TypeVar("R")
+COLLECTION = WALLETS
+MOVE_STALE = timedelta(seconds=10)
+HOMES_MAX = 200_000  # member -> group mappings remembered per process
+DOC_CACHE = 10_000  # wallet documents remembered per process (LRU)
+
+
+def nothing(_k: str) -> bool:
+    return False
+
+
+def first_version() -> int:
+    return random.SystemRandom().randrange(1, 2 ** 52)
+
+
+def _put(doc: Doc, path: str, value: Any, unset: bool = False) -> None:
+    """Apply one ``$set``/``$unset`` path to a document held in memory."""
+    *parents, last = path.split(".")
+    cur: Any = doc
+    for p in parents:
+        cur = cur[int(p)] if isinstance(cur, list) else cur.setdefault(p, {})
+    if isinstance(cur, list):
+        cur[int(last)] = value
+    elif unset:
+        cur.pop(last, None)
+    else:
+        cur[last] = value
+
+
+def _quiet(doc: Doc, now: datetime) -> bool:
+    """Nothing in the wallet is due: time alone would change nothing (see ``core.due``)."""
+    dr, dl = doc.get("due_res"), doc.get("due_life")
+    return (dr is None or utc(dr) > now) and (dl is None or utc(dl) > now)
+
+
+class Busy(Exception):
+    """The document is fenced by a join/leave in progress: wait and read again."""
+
+
+class _KeyLocks:
+    """Per-key asyncio locks so writers in one process queue instead of conflicting.
+    Entries are dropped when nobody holds or waits for them (bounded by concurrency)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, n = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, n + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, n = self._locks[key]
+            if n <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, n - 1)
+
+
+class _NoLocks:
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        yield
+
+
+class WalletRepo:
+    """Reading and conditionally writing wallet documents (``MongoLedger``'s base)."""
+
+    def __init__(self, db: Db, settings: Settings, catalog: CatalogHolder, *,
+                 metrics: Metrics | None = None, local_locks: bool = True,
+                 doc_cache: int = DOC_CACHE,
+                 effects: Drain[CounterChange] | None = None) -> None:
+        self._col = db[COLLECTION]
+        self._opts = self._col.codec_options
+        self._docs: OrderedDict[str, Doc] = OrderedDict()
+        self._docs_max = doc_cache
+        self._settings = settings
+        self._catalog = catalog
+        self._metrics = metrics
+        # Counter changes are written as pending entries of the same update and handed to
+        # this drain (``nf.effects``); without one they are only returned to the caller.
+        self._effects = effects
+        self._ring = settings.ledger.op_ring_size
+        self._retention = timedelta(seconds=settings.ledger.op_retention_s)
+        self._attempts = settings.ledger.max_write_attempts
+        self._locks: _KeyLocks | _NoLocks = _KeyLocks() if local_locks else _NoLocks()
+        self._rng = random.Random()
+        self._homes: dict[str, str] = {}  # family member -> group wallet id (a hint)
+        self._plmns: dict[str, frozenset[str]] = {
+            n.id: frozenset(n.plmn_ids) for n in settings.networks}
+
+    @property
+    def catalog(self) -> CatalogHolder:
+        return self._catalog
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("ledger index creation"):
+            await self._col.create_index([("supis", ASCENDING)], name="supis")
+            await self._col.create_index([("brands", ASCENDING)], name="brands")
+            await self._col.create_index([("due_res", ASCENDING)], name="due_res", sparse=True)
+            await self._col.create_index([("due_life", ASCENDING)], name="due_life",
+                                         sparse=True)
+
+    # ---------------------------------------------------------------- reading and writing
+
+    async def _find(self, key: str) -> Doc | None:
+        async with translate_errors("ledger read"):
+            return await self._col.find_one({"_id": key})
+
+    def _remember(self, doc: Doc) -> None:
+        if self._docs_max <= 0 or doc.get("kind") == "ptr" or doc.get("moving"):
+            return
+        self._docs[doc["_id"]] = doc
+        self._docs.move_to_end(doc["_id"])
+        while len(self._docs) > self._docs_max:
+            self._docs.popitem(last=False)
+
+    def _forget(self, key: str) -> None:
+        self._docs.pop(key, None)
+
+    def _cached(self, supi: str) -> Doc | None:
+        """This process's last copy of the wallet holding ``supi`` (may be stale)."""
+        doc = self._docs.get(self._homes.get(supi, supi))
+        if doc is None or supi not in doc.get("supis", ()):
+            return None
+        return doc
+
+    async def _load(self, supi: str, now: datetime) -> Doc | None:
+        """The wallet document holding ``supi`` (following a pointer), or None."""
+        home = self._homes.get(supi)
+        if home is not None:
+            async with translate_errors("ledger read"):
+                g = await self._col.find_one({"_id": home, "supis": supi})
+            if g is not None:
+                self._remember(g)
+                return g
+            self._homes.pop(supi, None)  # left the group: read the pointer again
+            self._forget(home)
+        doc = await self._find(supi)
+        if doc is None:
+            return None
+        if doc.get("moving"):
+            await self._repair_if_stale(doc, now)
+            raise Busy
+        if doc.get("kind") == "ptr":
+            g = await self._find(doc["home"])
+            if g is None or supi not in g.get("supis", ()):
+                raise Busy  # mid-move; the fence is being lifted
+            if len(self._homes) >= HOMES_MAX:
+                self._homes.clear()
+            self._homes[supi] = g["_id"]
+            self._remember(g)
+            return g
+        self._remember(doc)
+        return doc
+
+    def _fx(self, changes: Sequence[CounterChange], now: datetime) -> list[Doc]:
+        if self._effects is None or not changes:
+            return []
+        return [entry(change_doc(c), now) for c in changes]
+
+    def _hand_off(self, key: str, fx: list[Doc]) -> None:
+        if fx and self._effects is not None:
+            self._effects.hand_off(key, fx)
+
+    def _carried(self, doc: Doc) -> list[Doc]:
+        """The pending entries of ``doc`` a replacement must keep."""
+        fx = list(doc.get(FX) or ())
+        return self._effects.unsettled(fx) if self._effects is not None and fx else fx
+
+    async def _update(self, doc: Doc, old: Wallet, new: Wallet, now: datetime,
+                      partial: bool, fx: list[Doc] | None = None) -> bool:
+        """Write what changed from ``old`` (read as ``doc``) to ``new``, if nobody wrote the
+        wallet since; ``fx``: pending entries pushed by the same update."""
+        due_res, due_life = core.due(new, now)
+        if partial and doc.get("due_res") is not None:
+            # Reservations left out of a partial wallet expire no earlier than before.
+            old_due = utc(doc["due_res"])
+            due_res = old_due if due_res is None else min(due_res, old_due)
+        upd = update_doc(old, new, due_res, due_life)
+        if fx:
+            upd["$push"] = {FX: {"$each": fx}}
+        self._forget(old.id)
+        async with translate_errors("ledger write"):
+            r = await self._col.update_one({"_id": old.id, "v": old.version}, upd)
+        if r.matched_count != 1:
+            return False
+        # Keep the copy in step with what was stored (as the server encodes it).
+        stored = bson.decode(bson.encode(upd, codec_options=self._opts),
+                             codec_options=self._opts)
+        for path, value in stored["$set"].items():
+            _put(doc, path, value)
+        for path in stored.get("$unset", {}):
+            _put(doc, path, None, unset=True)
+        self._remember(doc)
+        self._hand_off(old.id, fx or [])
+        return True
+
+    async def _replace(self, w: Wallet, expected_v: int, now: datetime,
+                       carry: list[Doc] | None = None, fx: list[Doc] | None = None) -> bool:
+        """Replace the wallet if nobody wrote it since; ``carry``: the pending entries the
+        stored document holds, ``fx``: new ones."""
+        due_res, due_life = core.due(w, now)
+        doc = wallet_doc(replace(w, version=expected_v + 1), due_res, due_life)
+        if carry or fx:
+            doc[FX] = [*(carry or ()), *(fx or ())]
+        self._forget(w.id)
+        async with translate_errors("ledger write"):
+            r = await self._col.replace_one({"_id": w.id, "v": expected_v}, doc)
+        if r.matched_count != 1:
+            return False
+        self._hand_off(w.id, fx or [])
+        return True
+
+    async def _backoff(self, attempt: int) -> None:
+        if self._metrics is not None:
+            self._metrics.ledger_conflicts.inc()
+        await asyncio.sleep(self._rng.uniform(0, min(0.02, 0.0002 * 2 ** min(attempt, 7))))
+
+    async def _mutate(self, supi: str, now: datetime,
+                      fn: Callable[[Wallet], tuple[Wallet | None, R]],
+                      changes: Callable[[R], Sequence[CounterChange]], *,
+                      pick: Pick | None = None, with_ops: bool = True,
+                      peek: Callable[[Doc], R | None] | None = None) -> R | None:
+        """Apply ``fn`` to the subscriber's wallet atomically; None if unknown.
+
+        ``changes``: the counter changes in ``fn``'s result, written as pending effects.
+
+        ``pick``: the only reservations/sequence records ``fn`` may touch, when nothing is
+        due (a partial wallet; ``with_ops=False`` also leaves out the op-key rings).
+        ``peek``: answers from the raw document without decoding it (a replay)."""
+        # Family members known to share a wallet queue on it, not on their SUPI.
+        async with self._locks.hold(self._homes.get(supi, supi)):
+            fresh = False
+            for attempt in range(self._attempts):
+                doc = None if fresh else self._cached(supi)
+                if doc is None:
+                    fresh = True
+                    try:
+                        doc = await self._load(supi, now)
+                    except Busy:
+                        await self._backoff(attempt)
+                        continue
+                    if doc is None:
+                        return None
+                if peek is not None:
+                    early = peek(doc)
+                    if early is not None:
+                        if fresh:
+                            return early
+                        fresh = True  # confirm on a fresh read
+                        continue
+                partial = pick is not None and _quiet(doc, now)
+                w = wallet_from(doc, pick if partial else None,
+                                with_ops=with_ops or not partial)
+                new, result = fn(w)
+                if new is None:
+                    if fresh:
+                        return result
+                    fresh = True  # writes nothing: confirm on a fresh read
+                    continue
+                if await self._update(doc, w, new, now, partial,
+                                      self._fx(changes(result), now)):
+                    return result
+                if not fresh:
+                    fresh = True  # the copy was stale: no backoff, just read
+                    continue
+                await self._backoff(attempt)
+        raise Congestion(f"ledger: too many concurrent writes for {supi}; retry")
+
+    async def _mutate_doc(self, key: str, now: datetime,
+                          fn: Callable[[Wallet], tuple[Wallet | None, R]],
+                          changes: Callable[[R], Sequence[CounterChange]],
+                          skip_busy: bool = False) -> R | None:
+        """Like ``_mutate`` for a wallet addressed by its own id (groups, sweepers)."""
+        for attempt in range(self._attempts):
+            doc = await self._find(key)
+            if doc is None or doc.get("kind") == "ptr":
+                return None
+            if doc.get("moving"):
+                await self._repair_if_stale(doc, now)
+                if skip_busy:
+                    return None
+                await self._backoff(attempt)
+                continue
+            w = wallet_from(doc)
+            new, result = fn(w)
+            if new is None or await self._replace(new, w.version, now, self._carried(doc),
+                                                  self._fx(changes(result), now)):
+                return result
+            await self._backoff(attempt)
+        raise Congestion(f"ledger: too many concurrent writes for {key}; retry")
+
+    async def _read(self, supi: str, now: datetime, full: bool = False
+                    ) -> tuple[Wallet, Member] | None:
+        """The member's wallet as of ``now``; without ``full``, without the reservations,
+        sequence records and op rings (the views do not depend on them)."""
+        for attempt in range(self._attempts):
+            try:
+                doc = await self._load(supi, now)
+            except Busy:
+                await self._backoff(attempt)
+                continue
+            if doc is None:
+                return None
+            w = core.advance(wallet_from(doc, None if full else nothing, with_ops=full),
+                             now, self._retention)
+            m = w.member(supi)
+            return (w, m) if m is not None else None
+        raise Congestion(f"ledger: {supi} is being moved; retry")
+
+    def _view(self, w: Wallet, m: Member, now: datetime) -> SubscriberView:
+        terms = core.terms_of(w, m)
+        net = self._settings.network(m.home_network)
+        brand = self._catalog.current.brand(m.brand)
+        return SubscriberView(
+            supi=m.supi, gpsi=m.gpsi, brand=m.brand, home_network=m.home_network,
+            home_plmn=net.plmn_ids[0] if net else "", status=m.status, group_id=w.group_id,
+            counters=core.counters(w, m, now), speed=core.speed(w, m, now),
+            cap_action=terms.cap_action if terms else CapAction.BLOCK,
+            roaming_allowed_without_pass=bool(terms and terms.roaming_allowed),
+            block_final_unit_action=brand.block_final_unit_action if brand else "TERMINATE",
+            topup_url=brand.topup_url if brand else None)
+
+    async def _unfence(self, supi: str, v: int) -> None:
+        async with translate_errors("ledger unfence"):
+            await self._col.update_one({"_id": supi, "v": v},
+                                       {"$unset": {"moving": "", "pending": ""},
+                                        "$set": {"v": v + 1}})
+
+    async def _repair_if_stale(self, doc: Doc, now: datetime) -> None:
+        """Finish or undo a join/leave that a crash left half done."""
+        mv = doc.get("moving") or {}
+        at = mv.get("at")
+        if at is None or now - _aware(at) < MOVE_STALE:
+            return
+        supi, v = doc["_id"], doc["v"]
+        if doc.get("kind") == "ptr":
+            g = await self._find(doc["home"])
+            if g is not None and supi in g.get("supis", ()):
+                await self._unfence(supi, v)
+            elif doc.get("pending"):
+                async with translate_errors("ledger repair"):
+                    await self._col.replace_one({"_id": supi, "v": v}, doc["pending"])
+            return
+        g = await self._find(mv.get("to", ""))
+        if g is not None and supi in g.get("supis", ()):
+            async with translate_errors("ledger repair"):
+                await self._col.replace_one(
+                    {"_id": supi, "v": v},
+                    {"_id": supi, "kind": "ptr", "home": g["_id"], "v": v + 1,
+                     "brands": doc.get("brands", []), FX: list(doc.get(FX) or ())})
+        else:
+            await self._unfence(supi, v)
+
+
+def same_changes(changes: tuple[CounterChange, ...]) -> tuple[CounterChange, ...]:
+    return changes
+
+
+def outcome_changes(o: ChargeOutcome) -> tuple[CounterChange, ...]:
+    return o.counter_changes
+
+
+def _aware(v: Any) -> datetime:
+    return utc(v)
+
+
+def new_bucket_id() -> str:
+    return uuid.uuid4().hex[:12]

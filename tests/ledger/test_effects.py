@@ -1,0 +1,158 @@
+"""Counter changes as pending effects of ledger writes, against the real database: written
+in the same update, delivered at once, left pending when delivery fails or the process is
+gone, taken over by the sweeper, delivered to every listener, acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from nf.catalog import CatalogHolder
+from nf.clock import FakeClock
+from nf.config import Settings
+from nf.effects import FIELD
+from nf.errors import StoreUnavailable
+from nf.ledger.effects import change_doc, change_from, counter_drain
+from nf.ledger.mongo import COLLECTION, MongoLedger
+from nf.ledger.port import (
+    CapState,
+    CounterChange,
+    PolicyCounters,
+    RoamingState,
+    Speed,
+    SpeedView,
+    SubscriberStatus,
+)
+from nf.runtime import Runtime
+from nf.store.mongo import Db
+from tests.ledger import helpers as h
+
+MIB = h.MIB
+
+
+class Listener:
+    def __init__(self, fail: int = 0) -> None:
+        self.got: list[CounterChange] = []
+        self.fail = fail
+
+    async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StoreUnavailable("listener down")
+        self.got += changes
+
+
+def _settings(settings: Settings, immediate: bool) -> Settings:
+    fx = settings.effects.model_copy(update={"immediate": immediate, "sweep_grace_s": 1.0})
+    return settings.model_copy(update={"effects": fx})
+
+
+def _ledger(db: Db, settings: Settings, clock: FakeClock, immediate: bool
+            ) -> tuple[Runtime, MongoLedger]:
+    s = _settings(settings, immediate)
+    rt = Runtime(settings=s, clock=clock, db=db)
+    drain = counter_drain(rt)
+    led = MongoLedger(db, s, CatalogHolder.from_dir(h.TEST_CATALOG), effects=drain)
+    return rt, led
+
+
+def test_counter_change_round_trip() -> None:
+    c = CounterChange(
+        supi="imsi-1", before=PolicyCounters(CapState.NORMAL, RoamingState.NONE),
+        after=PolicyCounters(CapState.EXHAUSTED, RoamingState.AVAILABLE),
+        speed=SpeedView(Speed(64, 128), "boost",
+                        boost_ends_at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)),
+        status=SubscriberStatus.BLOCKED, status_before=SubscriberStatus.ACTIVE,
+        quota_restored=True)
+    assert change_from(change_doc(c)) == c
+
+
+async def _pending(db: Db, key: str) -> list[dict[str, object]]:
+    d = await db[COLLECTION].find_one({"_id": key})
+    assert d is not None
+    return list(d.get(FIELD) or [])
+
+
+async def test_left_behind_is_swept_once_and_acknowledged(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """A process that wrote a crossing and died before delivering it: another process's
+    sweeper delivers it to every listener, after the grace time, and only once."""
+    _rt, led = _ledger(db, settings, clock, immediate=False)  # the "dead" process
+    now = clock.now()
+    supi = await h.unlimited(led, now, "imsi-001010000000201", "testco", "t-unlimited")
+    await h.charge(led, supi, now, requested=20 * MIB, seq=1)
+    out = await h.charge(led, supi, now, used=10 * MIB, requested=5 * MIB, seq=2)
+    assert out.counter_changes and out.counter_changes[0].after.data_cap is CapState.EXHAUSTED
+    pending = await _pending(db, supi)
+    assert len(pending) == 1  # written by the charge's own update
+
+    rt2, _led2 = _ledger(db, settings, clock, immediate=True)
+    pcf, slc = Listener(), Listener()
+    rt2.counter_listeners += [pcf, slc]
+    drain = counter_drain(rt2)
+    await drain.ensure_indexes()
+    assert await drain.sweep_once() == 0  # younger than the grace time: not taken over
+    clock.advance(2)
+    assert await drain.sweep_once() == 1
+    assert [c.supi for c in pcf.got] == [supi] and pcf.got == slc.got
+    assert pcf.got[0] == out.counter_changes[0]
+    assert await _pending(db, supi) == []
+    assert await drain.sweep_once() == 0
+
+
+async def test_failed_delivery_stays_pending_and_is_retried(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    rt, led = _ledger(db, settings, clock, immediate=True)
+    flaky = Listener(fail=1)
+    rt.counter_listeners.append(flaky)
+    drain = led._effects
+    assert drain is not None
+    task = asyncio.create_task(drain.run())
+    try:
+        now = clock.now()
+        supi = await h.capped(led, now, "imsi-001010000000202", "testco", "t-capped")
+        await h.charge(led, supi, now, requested=10 * MIB, seq=1)
+        await h.charge(led, supi, now, used=10 * MIB, requested=MIB, seq=2)  # cap reached
+        for _ in range(100):
+            if rt.metrics.effects_failed.labels(drain.name)._value.get():
+                break
+            await asyncio.sleep(0.02)
+        assert flaky.got == [] and len(await _pending(db, supi)) == 1
+        clock.advance(2)
+        assert await drain.sweep_once() == 1
+        assert [c.after.data_cap for c in flaky.got] == [CapState.EXHAUSTED]
+        assert await _pending(db, supi) == []
+    finally:
+        rt.stopping.set()
+        await task
+
+
+async def test_family_changes_survive_a_detach(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """Changes of a pool running dry, and of a member leaving, are pending in the group's
+    document (carried through its replacement) until delivered."""
+    _rt, led = _ledger(db, settings, clock, immediate=False)
+    now = clock.now()
+    owner, kid, kid2 = "imsi-001010000000210", "imsi-001010000000211", "imsi-001010000000212"
+    gid = await h.family(led, now, owner, [kid, kid2], "testco", "t-family")  # 20 MiB pool
+    for k in (kid, kid2):  # each uses up their 8 MiB cap
+        await h.charge(led, k, now, requested=8 * MIB, seq=1)
+        out = await h.charge(led, k, now, used=8 * MIB, seq=2)
+        assert [c.supi for c in out.counter_changes] == [k]
+    got4 = await h.charge(led, owner, now, requested=8 * MIB, session="o", seq=1)
+    assert got4.granted_bytes == 4 * MIB and got4.final
+    dry = await h.charge(led, owner, now, used=4 * MIB, session="o", seq=2)
+    assert [c.after.data_cap for c in dry.counter_changes] == [CapState.EXHAUSTED]
+    left = await led.leave_group(kid, now)
+    key = f"grp:{gid}"
+    pending = await _pending(db, key)
+    assert len(pending) >= 3 + len(left)  # and the joins' own
+
+    rt2, _ = _ledger(db, settings, clock, immediate=True)
+    got = Listener()
+    rt2.counter_listeners.append(got)
+    clock.advance(2)
+    assert await counter_drain(rt2).sweep_once() == len(pending)
+    assert {c.supi for c in got.got} >= {owner, kid, kid2}
+    assert await _pending(db, key) == []
