@@ -66,6 +66,11 @@ def _api(mod: ModuleType, host: str, **config: Any) -> Any:
     return mod.DefaultApi(mod.ApiClient(cfg))
 
 
+def _location(answer: Any) -> str:
+    headers = {k.lower(): v for k, v in (answer.headers or {}).items()}
+    return str(headers["location"]).rstrip("/")
+
+
 def _ambr(policy: Any) -> dict[str, str]:
     rules = policy.to_dict()["sessRules"]
     (rule,) = rules.values()
@@ -121,18 +126,18 @@ def test_generated_clients_run_a_whole_flow(
         assert {b.offer_id for b in bal.buckets} >= {"lumen-unlimited", "lumen-addon-1gb-7d"}
 
         created = pcf.create_sm_policy_with_http_info(pcf_mod.SmPolicyContextData.from_dict({
-            "supi": supi, "pduSessionId": 5, "dnn": "internet",
+            "supi": supi, "pduSessionId": 5, "pduSessionType": "IPV4", "dnn": "internet",
             "notificationUri": "http://127.0.0.1:9/smf", "sliceInfo": {"sst": 1},
             "servingNetwork": {"mcc": "001", "mnc": "01"}}))
         assert created.status_code == 201
-        policy_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        policy_id = _location(created).rsplit("/", 1)[-1]
         assert _ambr(created.data) == {"uplink": "4 Mbps", "downlink": "20 Mbps"}
 
         req = chf_mod.ChargingDataRequest
         opened = chf.charging_data_create_with_http_info(
             req.from_dict(_charging_request(supi, 1, requested=8 * GIB)))
         assert opened.status_code == 201
-        ref = opened.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        ref = _location(opened).rsplit("/", 1)[-1]
         isn = 1
         for _ in range(3):  # 8 + 8 + 8 GiB used: past the 16 GiB at full speed
             isn += 1
