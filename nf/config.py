@@ -47,6 +47,11 @@ class ServerSettings(_Frozen):
     # OAM /readyz also requires the SBI port to accept connections. ``nf serve`` turns it
     # on (it runs both servers); an app built alone (tests) has no SBI listener to check.
     readyz_checks_sbi: bool = False
+    # Also accept HTTP/1.1 on the SBI port (besides h2c with prior knowledge, and ALPN
+    # ``http/1.1`` next to ``h2`` under TLS), for clients generated from the OpenAPI
+    # documents that speak HTTP/1.1. TS 29.500 requires HTTP/2, so production keeps it off;
+    # then an HTTP/1.1 request gets 505 with a ProblemDetails that says how to connect.
+    sbi_http1: bool = False
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

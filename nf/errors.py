@@ -94,6 +94,14 @@ class Unprocessable(NfError):
         super().__init__(detail, 422, cause, "Unprocessable request")
 
 
+class HttpVersionNotSupported(NfError):
+    """An HTTP/1.x request on a port that serves HTTP/2 only (the SBI, TS 29.500)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, 505, "HTTP_VERSION_NOT_SUPPORTED",
+                         "HTTP version not supported")
+
+
 class Congestion(NfError):
     def __init__(self, detail: str, *, retry_after_s: int = 1) -> None:
         super().__init__(detail, 503, "NF_CONGESTION", "Service unavailable",

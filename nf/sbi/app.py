@@ -28,12 +28,14 @@ from nf.clock import Clock, SystemClock
 from nf.config import Settings
 from nf.errors import (
     BadRequest,
+    HttpVersionNotSupported,
     MethodNotAllowed,
     NfError,
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
 )
+from nf.oam.apidocs import apidocs_blueprint
 from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
@@ -41,6 +43,13 @@ from nf.sbi.problem import problem_response
 from nf.store.mongo import Db, Doc, make_client
 
 log = logging.getLogger("nf.app")
+
+# What an HTTP/1.x client on the SBI port is told (``server.sbi_http1`` off).
+SBI_NEEDS_HTTP2 = (
+    "this port is the 5G service-based interface and speaks HTTP/2 only (TS 29.500): "
+    "connect with HTTP/2 prior knowledge in cleartext (h2c; e.g. curl --http2-prior-knowledge"
+    ", or httpx.Client(http1=False, http2=True)) or with ALPN h2 over TLS; the operator "
+    "can also accept HTTP/1.1 here with the setting server.sbi_http1: true")
 
 # Never refused for congestion: probes must answer while the NF is busy.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -175,6 +184,7 @@ def create_app(
 
     if role == "oam":
         app.register_blueprint(health_blueprint(rt, lambda: life.ready))
+        app.register_blueprint(apidocs_blueprint(settings.server))
     else:
         app.register_blueprint(liveness_blueprint("sbi_health"))
 
@@ -182,6 +192,12 @@ def create_app(
     async def _operation() -> None:
         if request.url_rule is not None and request.url_rule.endpoint:
             cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
+
+    if role == "sbi" and not settings.server.sbi_http1:
+        @app.before_request
+        async def _http2_only() -> None:
+            if request.http_version.startswith("1"):
+                raise HttpVersionNotSupported(SBI_NEEDS_HTTP2)
 
     @app.errorhandler(NfError)
     async def _nf_error(e: NfError) -> Response:

@@ -64,8 +64,10 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         address=host,
         port=port,
         interface=Interfaces.ASGI,
-        # SBI peers speak HTTP/2 only; OAM also takes HTTP/1.1 (curl, Prometheus).
-        http=HTTPModes.http2 if role == "sbi" else HTTPModes.auto,
+        # Both ports take HTTP/1.1 and HTTP/2 (h2c prior knowledge, or ALPN under TLS);
+        # with ``server.sbi_http1`` off the SBI app answers HTTP/1.1 with 505, which says
+        # how to connect, instead of the reset an HTTP/2-only listener would give.
+        http=HTTPModes.auto,
         workers=workers,
         loop=Loops(srv.granian_loop),
         http2_settings=HTTP2Settings(
@@ -102,7 +104,9 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
     if srv.tls_cert_file and srv.tls_key_file:
         cfg.certfile = str(srv.tls_cert_file)
         cfg.keyfile = str(srv.tls_key_file)
-        cfg.alpn_protocols = ["h2"] if role == "sbi" else ["h2", "http/1.1"]
+        # ``http/1.1`` is offered on the SBI too, so that an HTTP/1.1-only client gets the
+        # app's 505 explanation rather than a failed handshake (``server.sbi_http1``).
+        cfg.alpn_protocols = ["h2", "http/1.1"]
     run(cfg)
 
 
