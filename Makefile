@@ -8,7 +8,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers db-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ test: $(STAMP) db-build lint typecheck pytest
 
 bench: $(STAMP) db-build
 	$(BIN)/python -m bench
+
+# The population curve: 100k and 1M subscribers (~15 min here); 10M on request (about an
+# hour more, most of it seeding): make bench-scale SCALE_SIZES="100000 1000000 10000000"
+SCALE_SIZES ?= 100000 1000000
+bench-scale: $(STAMP) db-build
+	$(BIN)/python -m bench --scale --sizes $(SCALE_SIZES)
+
+# Client CPU per operation of PyMongo's async API against mongojet (bench/drivers.py).
+bench-drivers: $(STAMP) db-build
+	$(BIN)/python -m pip install --quiet -e '.[embedded,dev,bench]'
+	$(BIN)/python -m bench.drivers
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -74,7 +74,11 @@ def parse(argv: list[str]) -> Options:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opts = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--scale"]:  # the population curve: its own options (bench/scale.py)
+        from bench import scale
+        return scale.main(argv[1:])
+    opts = parse(argv)
     rep = run(opts)
     return 0 if rep.get("median", {}).get("errors_total", 1) == 0 else 1
 

@@ -133,11 +133,12 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes],
 
 def start(storage: Path | None, *, host: str = "127.0.0.1", port: int = 0,
           prefer: str = "auto", log: Path | None = None,
-          startup_timeout_s: float = 60.0) -> EmbeddedDb:
+          startup_timeout_s: float = 60.0, cache_size: str = "1G") -> EmbeddedDb:
     """Start SecantusDB on ``host:port`` (0 picks a free port) storing under ``storage``.
 
     ``storage=None`` keeps data in a temporary directory dropped at exit.
     ``prefer``: "auto" (Rust if built, else Python), "rust" or "python".
+    ``cache_size``: the Rust server's storage cache (its memory beyond that is small).
     """
     if port == 0:
         port = free_port(host)
@@ -162,7 +163,7 @@ def start(storage: Path | None, *, host: str = "127.0.0.1", port: int = 0,
     cmd = [str(binary), "--host", host, "--port", str(port), "--storage-path", str(storage),
            "--log-level", "WARNING"]
     if kind == "rust":
-        cmd += ["--cache-size", "1G", "--log-file-max", "32MB"]
+        cmd += ["--cache-size", cache_size, "--log-file-max", "32MB"]
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     # Its own session: a terminal's Ctrl-C reaches the NF first, which drains, then stops the
     # database. It dies with its parent, never left behind.
