@@ -364,6 +364,7 @@ def run(opts: Options) -> dict[str, Any]:
                                              lambda: db_opcounters(db.uri), i)
                     one["warm_update_probe"] = probe
                     one["summary"]["db_ops_per_warm_update"] = probe["per_update"]
+                    one["summary"]["db_writes_per_warm_update"] = probe["writes_per_update"]
                 rep["runs"].append(one)
         rep["median"] = report.medians([r["summary"] for r in rep["runs"]])
     finally:

@@ -1,8 +1,10 @@
 """The CHF's async shell: load the session, ask the core, run the ledger, store.
 
-Round trips per request on the hot path: create = subscriber read + one ledger step per
-rating group + session insert; update = session read (none when this process holds the
-session) + ledger steps + session update. Effects leave after the answer, durably: the
+Round trips per request on the hot path: create = subscriber read + one ledger write (all
+rating groups of the request at once) + session insert; update = session read (none when
+this process holds the session) + one ledger write + session update; release = session
+read + one ledger write (usage committed and the session's holds released together) +
+session close. Effects leave after the answer, durably: the
 ledger writes counter changes as pending entries of its own update (delivered to the PCF
 and the others by ``nf.ledger.effects``), and the session write carries the step's EDR as a
 pending entry (stored in ``edrs`` by ``nf.edr.pending``). A crash after the answer loses
@@ -127,9 +129,13 @@ class ChargingService:
                                invocation_sequence_number=isn, result=result, units=units,
                                record_id=record_id)
 
-    async def _charge(self, steps: Sequence[ChargeStep]) -> list[ChargeOutcome]:
-        """Run the ledger steps (their counter changes leave as the ledger's effects)."""
-        return [await self._ledger.charge(step) for step in steps]
+    async def _charge(self, session: Session, steps: Sequence[ChargeStep], now: datetime,
+                      close: bool = False) -> list[ChargeOutcome]:
+        """Every rating group of the request as one ledger step (one conditional write;
+        with ``close``, the session's remaining holds released by the same write). The
+        counter changes leave as the ledger's effects."""
+        return list(await self._ledger.charge_request(session.supi, session.ref, steps, now,
+                                                      close=close))
 
     def _fx(self, record: dict[str, Any], now: datetime) -> list[Doc]:
         """The EDR as a pending entry of the session write (none without a drain)."""
@@ -189,7 +195,7 @@ class ChargingService:
             topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
             last_isn=-1, reply=None)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(steps)
+        outcomes = await self._charge(session, steps, now)
         decision = core.decide(session, isn, units, outcomes, terms, status=201)
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(201, body),
@@ -258,7 +264,7 @@ class ChargingService:
         the request is simply run again on a fresh read, which replays the same steps."""
         session, terms = self._updated(cached, req)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(steps)
+        outcomes = await self._charge(session, steps, now)
         if any(o.replay for o in outcomes):
             self.store.forget(ref)
             return await self._update_fresh(ref, req, isn, units, now)
@@ -304,7 +310,7 @@ class ChargingService:
             return found
         session, terms = self._updated(found, req)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(steps)
+        outcomes = await self._charge(session, steps, now)
         stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
                                                  now)
         if not stored:
@@ -329,8 +335,7 @@ class ChargingService:
                               fallback_id=session.host_network)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s,
                                   closing=True)
-        outcomes = await self._charge(steps)
-        await self._ledger.close_session(session.supi, ref, now)
+        outcomes = await self._charge(session, steps, now, close=True)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
         record = self._record(session, "release", now, isn, decision.answer.result,
                               decision.records, f"{ref}:{isn}")

@@ -11,6 +11,7 @@ used up answers ``QUOTA_LIMIT_REACHED``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -232,6 +233,29 @@ def close_session(w: Wallet, supi: str, session_id: str, now: datetime,
                  else q for q in work.seqs]
     new = work.freeze()
     return refresh(new, now)
+
+
+def charge_request(w: Wallet, steps: Sequence[ChargeStep], home_plmns: frozenset[str],
+                   ring: int = DEFAULT_OP_RING, retention: timedelta = DEFAULT_OP_RETENTION,
+                   close: tuple[str, str, datetime] | None = None
+                   ) -> tuple[Wallet, tuple[ChargeOutcome, ...], tuple[CounterChange, ...]]:
+    """Every rating group of one charging request, in order, as one step of the wallet;
+    then, with ``close`` = (supi, session, now), the session closed (what it still holds
+    released). Returns the wallet (``w`` itself when nothing changed: every step a replay
+    and nothing to close), the outcomes, and every counter change on the way."""
+    cur = w
+    outs: list[ChargeOutcome] = []
+    changes: list[CounterChange] = []
+    for step in steps:
+        new, out = charge(cur, step, home_plmns, ring, retention)
+        if not out.replay:
+            cur = new
+        outs.append(out)
+        changes += out.counter_changes
+    if close is not None and session_open(cur, close[0], close[1]):
+        cur, closed = close_session(cur, close[0], close[1], close[2], retention)
+        changes += closed
+    return cur, tuple(outs), tuple(changes)
 
 
 def session_open(w: Wallet, supi: str, session_id: str) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from nf.ledger.charge import (
     charge,
+    charge_request,
     close_session,
     find_op,
     find_seq,
@@ -53,7 +54,8 @@ from nf.ledger.views import (
 
 __all__ = [
     "DEFAULT_OP_RETENTION", "DEFAULT_OP_RING", "DEFAULT_SPEED", "MAX_SEQS", "SEQ_IDLE",
-    "advance", "attach", "charge", "close_session", "counters", "detach", "due", "eligible",
+    "advance", "attach", "charge", "charge_request", "close_session", "counters", "detach",
+    "due", "eligible",
     "find_op", "find_seq", "new_group", "plain_outcome", "plan_terms", "prune_seqs",
     "purchase", "refresh", "seen_of", "seq_replay", "session_open", "set_cap",
     "set_status", "speed", "sweep", "terms_of", "unknown_outcome", "valid_passes",

@@ -9,6 +9,7 @@ effects of the same update (``nf.ledger.effects``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -65,6 +66,31 @@ class MongoLedger(SubscriberOps):
                                  peek=peek if step.sequence is None else None)
         return out if out is not None else core.unknown_outcome()
 
+    async def charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
+                             now: datetime, *, close: bool = False
+                             ) -> tuple[ChargeOutcome, ...]:
+        unknown = tuple(core.unknown_outcome() for _ in steps)
+        if not steps and not close:
+            return ()
+        keys = {sub_key(s.supi, s.session_id, s.rating_group) for s in steps}
+        prefix = session_prefix(supi, session_id)
+        pick: Callable[[str], bool] = ((lambda k: k.startswith(prefix)) if close
+                                       else keys.__contains__)
+        m_net = self._plmns
+
+        def fn(w: Wallet) -> tuple[Wallet | None, _Request]:
+            m = w.member(supi)
+            if m is None:
+                return None, (unknown, ())
+            new, outs, changes = core.charge_request(
+                w, steps, m_net.get(m.home_network, frozenset()), self._ring,
+                self._retention, (supi, session_id, now) if close else None)
+            return (None if new is w else new), (outs, changes)
+
+        got = await self._mutate(supi, now, fn, _changes_of, pick=pick,
+                                 with_ops=any(s.sequence is None for s in steps))
+        return got[0] if got is not None else unknown
+
     async def close_session(self, supi: str, session_id: str, now: datetime
                             ) -> tuple[CounterChange, ...]:
         prefix = session_prefix(supi, session_id)
@@ -119,6 +145,13 @@ class MongoLedger(SubscriberOps):
                 continue  # busy wallets are swept by their own traffic; next round
             out.extend(got or ())
         return tuple(out)
+
+
+_Request = tuple[tuple[ChargeOutcome, ...], tuple[CounterChange, ...]]
+
+
+def _changes_of(r: _Request) -> tuple[CounterChange, ...]:
+    return r[1]
 
 
 __all__ = ["COLLECTION", "DOC_CACHE", "MongoLedger", "NewSubscriber"]

@@ -199,6 +199,14 @@ class Ledger(Protocol):
         """Commit reported usage and reserve new quota for one rating group, atomically."""
         ...
 
+    async def charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
+                             now: datetime, *, close: bool = False
+                             ) -> tuple[ChargeOutcome, ...]:
+        """Every rating group of one charging request (``steps``, all of ``supi`` and
+        ``session_id``) applied as one atomic step, in order; with ``close``, the session
+        is then closed in the same write. One outcome per step."""
+        ...
+
     async def close_session(self, supi: str, session_id: str, now: datetime) -> tuple[
             CounterChange, ...]:
         """Release every reservation the session still holds (nothing is debited)."""

@@ -42,6 +42,10 @@ def test_tiny_benchmark_runs_end_to_end_without_errors(
     assert th["missing"] == 0 and th["notified"] == th["crossings"]
     assert load["notifications"]["unexpected_pcf_update"] == 0
     assert one["cpu"]["nf"]["cpu_s"] > 0
+    probe = one["warm_update_probe"]
+    assert probe["errors"] == 0 and probe["updates"] > 0
+    assert one["summary"]["db_ops_per_warm_update"] > 0
+    assert one["summary"]["nf_cpu_ms_per_request"] > 0
     if opts.ceiling:
         assert one["ceiling"]["req_per_s"] > 0 and one["ceiling"]["status_2xx"] > 0
         assert one["summary"]["ratio_to_ceiling"] > 0

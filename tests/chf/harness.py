@@ -4,6 +4,7 @@ own description of the service (``openapi/chf.yaml``)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,17 @@ class Nf:
     def smf(self, supi: str, **kw: Any) -> SmfSim:
         """A simulated SMF whose requests go through this app (and are validated)."""
         return SmfSim(self.post, supi, **kw)
+
+
+async def settled(db: Db, timeout_s: float = 10.0) -> None:
+    """Wait until every pending effect (EDRs of charging steps, counter changes) has been
+    delivered: they leave after the answer (``nf.effects``)."""
+    pending = {"fx.at": {"$exists": True}}
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await db["charging_sessions"].count_documents(pending) \
+            or await db["ledger_wallets"].count_documents(pending):
+        assert asyncio.get_running_loop().time() < deadline, "effects still pending"
+        await asyncio.sleep(0.02)
 
 
 def with_grant(settings: Settings, grant_bytes: int) -> Settings:

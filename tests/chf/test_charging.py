@@ -12,7 +12,7 @@ from nf.config import Settings
 from nf.ledger.port import CapState, CounterChange, SubscriberStatus
 from nf.store.mongo import Db
 from tests import conformance as c
-from tests.chf.harness import CHF_ROOT, MIB, Nf, build, with_grant
+from tests.chf.harness import CHF_ROOT, MIB, Nf, build, settled, with_grant
 from tests.ledger import helpers as h
 from tests.peers import NotificationReceiver, Reply
 from tests.smf_sim import SmfSim, Usage, unit_info
@@ -31,7 +31,9 @@ class Recorder:
 
 
 async def edrs(nf: Nf, ref: str) -> list[dict[str, Any]]:
-    """The session's EDRs in request order; closes without a request come last."""
+    """The session's EDRs in request order; closes without a request come last (once the
+    pending ones are stored)."""
+    await settled(nf.db)
     docs = [d async for d in nf.db["edrs"].find({"charging_data_ref": ref})]
     isn = "invocation_sequence_number"
     return sorted(docs, key=lambda d: (d[isn] is None, d[isn] or 0))
@@ -91,6 +93,7 @@ async def test_capped_plan_is_granted_until_the_balance_is_gone_then_refused(
         assert info["finalUnitIndication"] == {"finalUnitAction": "TERMINATE"}
         assert sum(granted) == 1024 * MIB == reported
         # The cap crossing was published for the policy side.
+        await settled(nf.db)
         assert any(ch.after.data_cap is CapState.EXHAUSTED for ch in recorder.changes)
         released = await smf.release(Usage(0, 0, "FINAL"))
         assert released.status == 204 and released.response is None

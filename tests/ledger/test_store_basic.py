@@ -73,3 +73,34 @@ async def test_family_and_roaming(db: Db, settings: Settings, clock: FakeClock) 
     assert v is not None and v.counters.roaming is RoamingState.AVAILABLE
     out = await h.charge(led, supi, now, requested=5 * MIB, plmn=h.NORTH_ZONE_PLMN, seq=9)
     assert out.granted_bytes == MIB and out.final
+
+
+async def test_a_request_with_several_rating_groups_is_one_write(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """All rating groups of one charging request, and the close of a release, are decided
+    together and stored with one conditional update of the wallet."""
+    led = h.make_ledger(db, settings, h.TEST_CATALOG)
+    now = clock.now()
+    supi = await h.capped(led, now, "imsi-001010000000005", "testco", "t-capped")
+
+    async def version() -> int:
+        d = await db["ledger_wallets"].find_one({"_id": supi})
+        assert d is not None
+        return int(d["v"])
+
+    v0 = await version()
+    steps = [h.step(supi, now, requested=3 * MIB, session="m", rg=rg, seq=1)
+             for rg in (10, 20, 30)]
+    outs = await led.charge_request(supi, "m", steps, now)
+    assert [o.granted_bytes for o in outs] == [3 * MIB, 3 * MIB, 3 * MIB]
+    assert await version() == v0 + 1
+    again = await led.charge_request(supi, "m", steps, now)  # a retransmission
+    assert all(o.replay for o in again) and await version() == v0 + 1
+    used = [h.step(supi, now, used=MIB, session="m", rg=rg, seq=2) for rg in (10, 20)]
+    closed = await led.charge_request(supi, "m", used, now, close=True)
+    assert [sum(p.bytes for p in o.committed) for o in closed] == [MIB, MIB]
+    assert await version() == v0 + 2
+    bal = await led.balance(supi, now)
+    assert bal is not None
+    assert sum(b.used_bytes for b in bal.buckets) == 2 * MIB
+    assert sum(b.reserved_bytes for b in bal.buckets) == 0  # rating group 30 released too
