@@ -68,7 +68,7 @@ from nf.ledger.port import (
 )
 from nf.ledger.state import Member, Wallet
 from nf.sbi.metrics import Metrics
-from nf.store.mongo import Db, translate_errors
+from nf.store.mongo import Db, money_collection, translate_errors
 
 R = TypeVar("R")
 COLLECTION = "ledger_wallets"
@@ -153,7 +153,7 @@ class MongoLedger:
     def __init__(self, db: Db, settings: Settings, catalog: CatalogHolder, *,
                  metrics: Metrics | None = None, local_locks: bool = True,
                  doc_cache: int = DOC_CACHE) -> None:
-        self._col = db[COLLECTION]
+        self._col = money_collection(db, COLLECTION)
         self._opts = self._col.codec_options
         self._docs: OrderedDict[str, Doc] = OrderedDict()
         self._docs_max = doc_cache
