@@ -77,6 +77,9 @@ class EdrWriter:
         try:
             await asyncio.wait_for(asyncio.shield(item.done), self._cfg.wait_timeout_s)
         except TimeoutError:
+            # Still stored later if the database recovers (the id makes a retry's copy a
+            # duplicate); nobody waits for the outcome any more.
+            item.done.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise StoreUnavailable(
                 f"the EDR was not stored within {self._cfg.wait_timeout_s:g} s") from None
 
