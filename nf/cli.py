@@ -153,6 +153,7 @@ def demo(
     Addresses and ports also follow the environment (NF_SERVER__SBI_PORT, ...).
     """
     from nf.demo import DEMO_CONFIG, seed
+    from nf.sbi.runner import EXIT_PORT_IN_USE, PortInUse, claim_check
     from nf.sbi.runner import serve as run_servers
     from nf.store import embedded
 
@@ -163,7 +164,13 @@ def demo(
     env.setdefault("NF_CONFIG", str(DEMO_CONFIG))
     env.update({k: str(v) for k, v in overrides.items() if v is not None})
     os.environ.update(env)
-    _load(None)  # a bad option or variable stops here, before anything starts
+    first = _load(None)  # a bad option or variable stops here, before anything starts
+    try:  # and so does a port in use (``nf serve`` checks again)
+        claim_check("SBI", first.server.sbi_host, first.server.sbi_port)
+        claim_check("OAM", first.server.oam_host, first.server.oam_port)
+    except PortInUse as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(EXIT_PORT_IN_USE) from None
     code = 1
     try:
         db = embedded.start(data / "db", port=db_port, log=data / "db.log")

@@ -106,6 +106,8 @@ class NotifySettings(_Frozen):
 class EdrSettings(_Frozen):
     buffer_max: int = Field(50_000, ge=10, le=10_000_000)
     batch_max: int = Field(500, ge=1, le=100_000)
+    # A request waits at most this long for its EDR to be stored (then 503).
+    wait_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 class LedgerSettings(_Frozen):
@@ -138,6 +140,10 @@ class EffectsSettings(_Frozen):
     # Off only for tests that need effects left to the sweeper (crash simulation).
     immediate: bool = True
 
+class CareSettings(_Frozen):
+    # How long an ``Idempotency-Key`` of the care API is remembered (at least a day).
+    idempotency_retention_s: float = Field(172_800.0, ge=86_400, le=90 * 86_400)
+
 
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
@@ -156,7 +162,10 @@ class Settings(BaseSettings):
     mongodb_min_pool_size: int = Field(4, ge=0, le=10_000)
     catalog_dir: Path | None = None
     # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
+    # The key may be given as "sha256:<hex digest>", "env:VAR" or "file:/path" instead of
+    # in plain text (nf.oam.keys).
     api_keys: dict[str, str] = Field(default_factory=dict)
+    care: CareSettings = CareSettings()
     server: ServerSettings = ServerSettings()
     networks: list[HostNetwork] = Field(default_factory=list)
     chf: ChfSettings = ChfSettings()

@@ -39,7 +39,7 @@ from nf.clock import utc
 from nf.config import EffectsSettings
 from nf.errors import NfError
 from nf.runtime import Role, Runtime, Worker
-from nf.store.mongo import Doc, translate_errors
+from nf.store.mongo import Doc, money_collection, translate_errors
 
 log = logging.getLogger("nf.effects")
 
@@ -70,7 +70,7 @@ class Drain(Generic[T]):
                  settings: EffectsSettings | None = None) -> None:
         self.name = name
         self._rt = rt
-        self._coll = rt.db[collection]
+        self._coll = money_collection(rt.db, collection)
         self._cfg = settings or rt.settings.effects
         self._decode = decode
         self._deliver = deliver

@@ -41,4 +41,8 @@ def build_parts(rt: Runtime) -> list[Part]:
     chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
     parts.append(chf)
     rt.counter_listeners.append(chf)
+    # Care API idempotency keys (used by the provisioning blueprint): their TTL index.
+    from nf.oam.idempotency import IdempotencyKeys
+
+    parts.append(IdempotencyKeys(rt))
     return parts

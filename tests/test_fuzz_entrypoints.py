@@ -57,6 +57,8 @@ CONTENT_TYPES = ["application/json", "application/json", "application/json",
                  "application/x-www-form-urlencoded", ""]
 AUTH = {"x-api-key": "demo-admin-key", "authorization": "Bearer demo-admin-key"}
 
+BOUNDARY_INTS = [2**63, 2**63 - 1, -(2**63), -(2**63) - 1, 2**64, 2**64 - 1, 2**32,
+                 2**32 - 1, -1, 0, 10**15, 10**15 + 1, 2**53 + 1]
 scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
            | st.sampled_from(["", "imsi-001010000000001", "2026-01-01T00:00:00Z", "00101",
@@ -76,7 +78,8 @@ def _encode(value: Any, ascii_only: bool) -> bytes:
 @st.composite
 def bodies(draw: st.DrawFn) -> bytes:
     kind = draw(st.sampled_from(["object", "object", "object", "any", "bytes", "nesting",
-                                 "numbers", "unicode", "truncated"]))
+                                 "numbers", "unicode", "truncated", "boundary", "nul-key",
+                                 "wide", "deep-valid"]))
     if kind == "object":
         return _encode(draw(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=10)),
                        draw(st.booleans()))
@@ -94,6 +97,30 @@ def bodies(draw: st.DrawFn) -> bytes:
         num = draw(st.sampled_from(["1e999", "-1e999", "1" * 5000, "NaN", "Infinity",
                                     "-0", "1.7976931348623157e308", "123456789" * 40]))
         return f'{{"{key}": {num}}}'.encode()
+    if kind == "boundary":
+        # Integers at and just past every storage bound, anywhere in a plausible body.
+        obj = draw(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6))
+        path = draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4))
+        leaf: Any = draw(st.sampled_from(BOUNDARY_INTS))
+        for k in reversed(path[1:]):
+            leaf = draw(st.sampled_from([{k: leaf}, [{k: leaf}], [leaf]]))
+        obj[path[0]] = leaf
+        return _encode(obj, True)
+    if kind == "nul-key":
+        obj = draw(st.dictionaries(st.sampled_from(KEYS), json_values, max_size=6))
+        key = draw(st.sampled_from(KEYS)) + "\u0000" + draw(st.text("ab$.", max_size=3))
+        inner = json.dumps(obj)[1:-1]
+        return ("{" + f'"{key}": 1' + (", " + inner if inner else "") + "}").encode()
+    if kind == "wide":
+        n = draw(st.integers(500, 4000))
+        if draw(st.booleans()):
+            return _encode({f"k{i}": i for i in range(n)}, True)
+        return _encode({"multipleUnitUsage": [{"ratingGroup": i} for i in range(n // 4)]},
+                       True)
+    if kind == "deep-valid":
+        n = draw(st.integers(25, 40))
+        return ('{"supi": "imsi-001010000000001", "x": ' + '{"a": ' * n + "1" + "}" * n
+                + "}").encode()
     if kind == "unicode":
         key = draw(st.sampled_from(KEYS))
         s = draw(st.sampled_from(["\\ud800", "\\udfff\\ud800", "\\u0000", "\\ud83d\\ude00"]))

@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 from nf.chf.core import Reply, RgState, Session
 from nf.clock import utc
 from nf.effects import FIELD as FX
-from nf.store.mongo import Db, Doc, translate_errors
+from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
 COLLECTION = "charging_sessions"
 
@@ -74,7 +74,7 @@ def from_doc(d: Doc) -> Session:
 
 class SessionStore:
     def __init__(self, db: Db, cache_size: int = 10_000) -> None:
-        self._coll = db[COLLECTION]
+        self._coll = money_collection(db, COLLECTION)
         self._cache: OrderedDict[str, Session] = OrderedDict()
         self._cache_size = cache_size
 

@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from nf.chf.core import Answer, Refusal, UnitAnswer
 
 UINT32_MAX = 2**32 - 1
-UINT64_MAX = 2**64 - 1
+# Volumes are Uint64 in TS 32.291 but are stored, summed and compared as signed 64-bit
+# integers: one report or request is bounded at 1 PB, so any sum of them stays far inside
+# int64 and a larger value is a 400 naming the field instead of a failure in storage.
+VOLUME_MAX = 10**15
 
 
 class _Wire(BaseModel):
@@ -45,9 +48,9 @@ class Trigger(_Wire):
 
 
 class RequestedUnit(_Wire):
-    totalVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
-    uplinkVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
-    downlinkVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
+    totalVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
+    uplinkVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
+    downlinkVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
 
     @property
     def volume(self) -> int | None:
@@ -59,10 +62,10 @@ class RequestedUnit(_Wire):
 
 
 class UsedUnitContainer(_Wire):
-    localSequenceNumber: int
-    totalVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
-    uplinkVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
-    downlinkVolume: int | None = Field(None, ge=0, le=UINT64_MAX)
+    localSequenceNumber: int = Field(ge=0, le=UINT32_MAX)
+    totalVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
+    uplinkVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
+    downlinkVolume: int | None = Field(None, ge=0, le=VOLUME_MAX)
     triggers: list[Trigger] | None = None
 
     @property

@@ -7,6 +7,11 @@ for about one insert and the database sees one round trip per batch, not per req
 Records with an ``_id`` already stored (a retransmission writing the same record again)
 count as stored. On shutdown the buffer is flushed; a ``write`` after the flusher has
 stopped stores its record directly.
+
+A bad record never hurts its batch: if a batch cannot be encoded or the database refuses
+some of its records, the others are stored (one by one if need be) and only the bad
+records' writers get an error. Every writer waits at most ``edr.wait_timeout_s``; the
+flusher itself never fails on a record.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson.errors import BSONError
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import BulkWriteError
 from quart import Blueprint
 
-from nf.errors import Congestion, StoreUnavailable
+from nf.errors import Congestion, NfError, StoreUnavailable
 from nf.runtime import Role, Runtime, Worker
-from nf.store.mongo import Doc, translate_errors
+from nf.store.mongo import Doc, money_collection, translate_errors
 
 log = logging.getLogger("nf.edr")
 
@@ -48,7 +54,7 @@ class EdrWriter:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._cfg = rt.settings.edr
-        self._coll = rt.db[COLLECTION]
+        self._coll = money_collection(rt.db, COLLECTION)
         self._buffer: deque[_Pending] = deque()
         self._wake = asyncio.Event()
         self._running = False
@@ -68,7 +74,14 @@ class EdrWriter:
         self._buffer.append(item)
         self._rt.metrics.edr_buffered.inc()
         self._wake.set()
-        await asyncio.shield(item.done)
+        try:
+            await asyncio.wait_for(asyncio.shield(item.done), self._cfg.wait_timeout_s)
+        except TimeoutError:
+            # Still stored later if the database recovers (the id makes a retry's copy a
+            # duplicate); nobody waits for the outcome any more.
+            item.done.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise StoreUnavailable(
+                f"the EDR was not stored within {self._cfg.wait_timeout_s:g} s") from None
 
     # -- the Part -------------------------------------------------------------------------
 
@@ -122,28 +135,59 @@ class EdrWriter:
         return n
 
     async def _store(self, batch: list[_Pending], *,
-                     resolve: bool = True) -> StoreUnavailable | None:
-        error: StoreUnavailable | None = None
+                     resolve: bool = True) -> NfError | None:
+        """Store ``batch``; answer each waiter. Returns the first record's error, if any
+        (for a single direct write). Never raises."""
+        errors = await self._insert(batch)
+        for i, p in enumerate(batch):
+            if not resolve or p.done.done():
+                continue
+            err = errors.get(i)
+            if err is None:
+                p.done.set_result(None)
+            else:
+                p.done.set_exception(err)
+        for i, p in enumerate(batch):
+            if i not in errors:
+                self._rt.metrics.edrs.labels(str(p.doc.get("kind", "other"))).inc()
+        return errors.get(0)
+
+    async def _insert(self, batch: list[_Pending]) -> dict[int, NfError]:
+        """Insert; the records that could not be stored, by index in ``batch``."""
+        refused: dict[int, NfError] = {}
         try:
             async with translate_errors("edr insert"):
                 try:
                     await self._coll.insert_many([p.doc for p in batch], ordered=False)
                 except BulkWriteError as e:
-                    errs = e.details.get("writeErrors", [])
-                    if not errs or any(x.get("code") != _DUPLICATE_KEY for x in errs):
+                    if e.details.get("writeConcernErrors"):
+                        raise
+                    for x in e.details.get("writeErrors", []):
+                        if x.get("code") != _DUPLICATE_KEY:
+                            refused[int(x["index"])] = NfError(
+                                f"the database refused the EDR (code {x.get('code')})")
+                    if not e.details.get("writeErrors"):
                         raise
         except StoreUnavailable as e:
             log.error("EDR batch not stored", extra={"fields": {"records": len(batch),
                                                                 "error": e.detail}})
-            error = e
-        for p in batch:
-            if not resolve or p.done.done():
-                continue
-            if error is None:
-                p.done.set_result(None)
-            else:
-                p.done.set_exception(error)
-        if error is None:
-            for p in batch:
-                self._rt.metrics.edrs.labels(str(p.doc.get("kind", "other"))).inc()
-        return error
+            return dict.fromkeys(range(len(batch)), e)
+        except (BSONError, OverflowError, ValueError, TypeError) as e:
+            # A record that cannot be encoded: nothing of the batch was sent. Store the
+            # records one by one so only the bad one fails.
+            if len(batch) > 1:
+                for i, p in enumerate(batch):
+                    one = await self._insert([p])
+                    if one:
+                        refused[i] = one[0]
+                return refused
+            refused[0] = NfError(f"the EDR cannot be stored: {type(e).__name__}")
+        except Exception as e:  # the flusher must never die on a record
+            log.exception("EDR batch failed", extra={"fields": {"records": len(batch)}})
+            return dict.fromkeys(range(len(batch)), NfError(
+                f"the EDR was not stored: {type(e).__name__}"))
+        for i, err in refused.items():
+            log.error("EDR not stored", extra={"fields": {
+                "error": err.detail, "edr_id": str(batch[i].doc.get("_id")),
+                "supi": batch[i].doc.get("supi")}})
+        return refused

@@ -63,7 +63,7 @@ from nf.ledger.port import (
 )
 from nf.ledger.state import Member, Wallet
 from nf.sbi.metrics import Metrics
-from nf.store.mongo import Db, translate_errors
+from nf.store.mongo import Db, money_collection, translate_errors
 
 R = TypeVar("R")
 COLLECTION = WALLETS
@@ -139,7 +139,7 @@ class WalletRepo:
                  metrics: Metrics | None = None, local_locks: bool = True,
                  doc_cache: int = DOC_CACHE,
                  effects: Drain[CounterChange] | None = None) -> None:
-        self._col = db[COLLECTION]
+        self._col = money_collection(db, COLLECTION)
         self._opts = self._col.codec_options
         self._docs: OrderedDict[str, Doc] = OrderedDict()
         self._docs_max = doc_cache

@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 from bson import ObjectId
+from bson.errors import BSONError
 from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 from quart import Blueprint
@@ -44,7 +45,7 @@ from nf.errors import Congestion
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
 from nf.notify.port import GoneHandler, Notification
 from nf.runtime import Role, Runtime, Worker
-from nf.store.mongo import Doc, translate_errors
+from nf.store.mongo import Doc, money_collection, translate_errors
 
 log = logging.getLogger("nf.notify")
 
@@ -74,7 +75,7 @@ class MongoOutbox:
                  rng: random.Random | None = None) -> None:
         self._rt = rt
         self._cfg = rt.settings.notify
-        self._coll = rt.db[COLLECTION]
+        self._coll = money_collection(rt.db, COLLECTION)
         self._handlers: dict[str, GoneHandler] = {}
         self._wake = asyncio.Event()
         self._fresh: list[Any] = []  # ids enqueued here and not yet claimed: fast path
@@ -118,10 +119,35 @@ class MongoOutbox:
                                      {"$set": fields, "$inc": {"version": 1},
                                       "$unset": {"sent_at": ""}}, upsert=True))
                 ids.append(key)
-        await self._write(ops)
+        try:
+            await self._write(ops)
+        except (BSONError, OverflowError, ValueError, TypeError):
+            # One notification cannot be stored (encoding): store the others, and the bad
+            # one as a dead letter saying why, so it is neither lost silently nor retried.
+            for n, op, oid in zip(items, ops, ids, strict=True):
+                try:
+                    await self._write([op])
+                except (BSONError, OverflowError, ValueError, TypeError) as e:
+                    await self._dead_letter(n, oid, now, f"cannot be stored: {e}")
         self._pending_estimate += len(items)
         self._fresh.extend(ids)
         self._wake.set()
+
+    async def _dead_letter(self, n: Notification, oid: Any, now: datetime,
+                           error: str) -> None:
+        self._rt.metrics.notifications.labels(n.kind, "dead").inc()
+        logs.log(log, logging.ERROR, "notification not storable", kind=n.kind, uri=n.uri,
+                 resource=n.resource, supi=n.supi, error=error[:300])
+        doc = {"kind": n.kind, "uri": n.uri[:2048], "body": {"unstorable": repr(n.body)[:2000]},
+               "resource": str(n.resource)[:256], "supi": str(n.supi)[:64],
+               "coalesce_key": None, "status": "dead", "attempts": 0, "due_at": now,
+               "enqueued_at": now, "last_error": error[:1000], "sent_at": now,
+               "version": 1, "lease_until": None, "lease_owner": None}
+        try:
+            async with translate_errors("outbox dead letter"):
+                await self._coll.replace_one({"_id": oid}, doc, upsert=True)
+        except (BSONError, OverflowError, ValueError, TypeError):
+            pass  # logged above; nothing more can be kept
 
     async def _write(self, ops: list[InsertOne[Doc] | UpdateOne]) -> None:
         async with translate_errors("outbox enqueue"):
@@ -257,14 +283,20 @@ class MongoOutbox:
         return docs
 
     async def _deliver(self, doc: Doc, done: asyncio.Event) -> None:
-        n = _notification(doc)
         status: int | None = None
         error: str | None = None
         try:
+            try:
+                n = _notification(doc)
+                content = json.dumps(n.body, separators=(",", ":"))
+            except (KeyError, TypeError, ValueError) as e:
+                # A record no sender can ever send: settle it dead at once, never retry.
+                await self._poisoned(doc, f"not sendable: {type(e).__name__}: {e}")
+                return
             assert self._client is not None
             try:
                 resp = await self._client.post(
-                    n.uri, content=json.dumps(n.body, separators=(",", ":")),
+                    n.uri, content=content,
                     headers={"content-type": "application/json"})
                 status = resp.status_code
                 if status >= 300:
@@ -277,11 +309,23 @@ class MongoOutbox:
             await self._settle(doc, n, outcome, error)
         except Exception:
             log.exception("outbox: settling a delivery failed; the lease will expire",
-                          extra={"fields": {"kind": n.kind, "resource": n.resource}})
+                          extra={"fields": {"kind": doc.get("kind"),
+                                            "resource": doc.get("resource")}})
         finally:
             self._inflight -= 1
             self._rt.metrics.outbox_pending.dec()
             done.set()
+
+    async def _poisoned(self, doc: Doc, error: str) -> None:
+        logs.log(log, logging.ERROR, "notification dead", kind=doc.get("kind"),
+                 resource=doc.get("resource"), error=error[:300])
+        async with translate_errors("outbox settle"):
+            await self._coll.update_one(
+                {"_id": doc["_id"], "lease_owner": doc.get("lease_owner")},
+                {"$set": {"status": "dead", "last_error": error[:1000],
+                          "sent_at": self._rt.clock.now(), "lease_until": None,
+                          "lease_owner": None}})
+        self._rt.metrics.notifications.labels(str(doc.get("kind")), "dead").inc()
 
     async def _settle(self, doc: Doc, n: Notification, outcome: Outcome,
                       error: str | None) -> None:

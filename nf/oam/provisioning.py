@@ -5,6 +5,8 @@ Every call carries ``X-API-Key``; ``Settings.api_keys`` maps it to one brand or 
 or group answers 404 exactly like a missing one, so keys cannot probe each other's bases.
 Input is validated completely before anything is written. Changes that affect sessions
 (purchase, status, group membership) are published to the counter listeners (PCF, CHF).
+The POSTs that create or buy something honour ``Idempotency-Key`` (``nf.oam.idempotency``).
+Keys are checked by ``nf.oam.keys`` (digests, constant-time).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from nf.errors import (
 from nf.ledger.mongo import MongoLedger, NewSubscriber
 from nf.ledger.port import BalanceView, SubscriberStatus
 from nf.ledger.state import Member, Wallet
+from nf.oam.idempotency import IdempotencyKeys
+from nf.oam.keys import KeyRing
 from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
@@ -79,12 +83,14 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
                            ) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes
+    keys = KeyRing.from_settings(rt.settings.api_keys)
+    once = IdempotencyKeys(rt)
 
     def scope() -> str:
         key = request.headers.get("X-API-Key")
         if not key:
             raise Unauthorized("missing X-API-Key header")
-        brand = rt.settings.api_keys.get(key)
+        brand = keys.brand(key)
         if brand is None:
             raise Unauthorized("unknown API key")
         return brand
@@ -137,14 +143,18 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
                                 cause="MANDATORY_IE_MISSING")
         if not brand_ok(s, brand):
             raise Forbidden(f"this key may not create subscribers of brand {brand}")
-        now = rt.clock.now()
-        await ledger.create_subscriber(
-            NewSubscriber(supi=body.supi, brand=brand, home_network=body.homeNetwork,
-                          gpsi=body.gpsi, plan_offer_id=body.planOfferId,
-                          status=SubscriberStatus(body.status)), now)
-        resp = _json(await sub_out(body.supi, now), 201)
-        resp.headers["Location"] = f"{BASE}/subscribers/{body.supi}"
-        return resp
+
+        async def create() -> Response:
+            now = rt.clock.now()
+            await ledger.create_subscriber(
+                NewSubscriber(supi=body.supi, brand=brand, home_network=body.homeNetwork,
+                              gpsi=body.gpsi, plan_offer_id=body.planOfferId,
+                              status=SubscriberStatus(body.status)), now)
+            resp = _json(await sub_out(body.supi, now), 201)
+            resp.headers["Location"] = f"{BASE}/subscribers/{body.supi}"
+            return resp
+
+        return await once.run(s, body.model_dump(mode="json"), create)
 
     @bp.get(f"{BASE}/subscribers/<supi>")
     async def read_subscriber(supi: str) -> Response:
@@ -174,11 +184,15 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
         await owned(supi, now)  # brand scope first: another brand's subscriber is a 404
-        # Counter changes reach the listeners through the ledger's pending effects.
-        await ledger.purchase(supi, body.offerId, now)
-        bal = await ledger.balance(supi, now)
-        assert bal is not None
-        return _json(balance_json(bal, now), 201)
+
+        async def buy() -> Response:
+            # Counter changes reach the listeners through the ledger's pending effects.
+            await ledger.purchase(supi, body.offerId, now)
+            bal = await ledger.balance(supi, now)
+            assert bal is not None
+            return _json(balance_json(bal, now), 201)
+
+        return await once.run(scope(), body.model_dump(mode="json"), buy)
 
     @bp.get(f"{BASE}/subscribers/<supi>/balance")
     async def balance(supi: str) -> Response:
@@ -202,14 +216,18 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         now = rt.clock.now()
         body = await read_model(request, NewGroupIn, max_body)
         await owned(body.ownerSupi, now)
-        gid = await ledger.create_group(body.ownerSupi, body.offerId, now)
-        # Counter changes reach the listeners through the ledger's pending effects.
-        await ledger.join_group(body.ownerSupi, gid, now)
-        g = await ledger.group(gid, now)
-        assert g is not None
-        resp = _json(group_json(g, now), 201)
-        resp.headers["Location"] = f"{BASE}/groups/{gid}"
-        return resp
+
+        async def create() -> Response:
+            gid = await ledger.create_group(body.ownerSupi, body.offerId, now)
+            # Counter changes reach the listeners through the ledger's pending effects.
+            await ledger.join_group(body.ownerSupi, gid, now)
+            g = await ledger.group(gid, now)
+            assert g is not None
+            resp = _json(group_json(g, now), 201)
+            resp.headers["Location"] = f"{BASE}/groups/{gid}"
+            return resp
+
+        return await once.run(scope(), body.model_dump(mode="json"), create)
 
     @bp.get(f"{BASE}/groups/<group_id>")
     async def read_group(group_id: str) -> Response:
@@ -223,9 +241,13 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         await owned_group(group_id, now)
         await owned(body.supi, now)
         cap = None if body.capMb is None else body.capMb * MIB
-        # Counter changes reach the listeners through the ledger's pending effects.
-        await ledger.join_group(body.supi, group_id, now, cap)
-        return _json(group_json(await owned_group(group_id, now), now), 201)
+
+        async def join() -> Response:
+            # Counter changes reach the listeners through the ledger's pending effects.
+            await ledger.join_group(body.supi, group_id, now, cap)
+            return _json(group_json(await owned_group(group_id, now), now), 201)
+
+        return await once.run(scope(), body.model_dump(mode="json"), join)
 
     @bp.delete(f"{BASE}/groups/<group_id>/members/<supi>")
     async def leave(group_id: str, supi: str) -> Response:

@@ -24,7 +24,7 @@ from pymongo import ASCENDING
 from nf.clock import utc
 from nf.ledger.port import Speed
 from nf.pcf.core import PolicyState
-from nf.store.mongo import Db, Doc, translate_errors
+from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
 COLLECTION = "sm_policies"
 TOMBSTONE_TTL_S = 86_400
@@ -86,7 +86,7 @@ def from_doc(d: Doc) -> StoredPolicy:
 
 class PolicyStore:
     def __init__(self, db: Db) -> None:
-        self._c = db[COLLECTION]
+        self._c = money_collection(db, COLLECTION)
 
     async def ensure_indexes(self) -> None:
         async with translate_errors("creating sm_policies indexes"):

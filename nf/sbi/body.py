@@ -5,7 +5,10 @@ bad input always becomes a clear ProblemDetails and never reaches the service lo
 half-checked. Besides syntax, a body is refused if it nests deeper than ``MAX_DEPTH``
 (MongoDB stores at most 100 levels and recursion must stay bounded), if it carries lone
 UTF-16 surrogates (they cannot be stored or re-encoded), or non-standard numbers (NaN,
-Infinity, integers of thousands of digits).
+Infinity, integers of thousands of digits), if any integer lies outside what MongoDB
+stores (a signed 64-bit integer), or if an object key holds a NUL character (a stored key
+cannot): each of those is a 400 whose ``invalidParams`` names the place, so no request can
+carry a value that would only fail when a shared batch writes it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ JSON_TYPES = ("application/json", "application/problem+json")
 MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
 MAX_DEPTH = 32
 MAX_INVALID_PARAMS = 50
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Only a body with a run of 19+ digits can hold an integer beyond int64, and only one with
+# an escaped NUL can hold a NUL key: the walk below runs only for those.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_NUL_ESCAPE = b"\\u0000"
 
 
 def _pointer(loc: tuple[int | str, ...]) -> str:
@@ -45,22 +54,38 @@ def _no_constant(name: str) -> Any:
 
 
 def _check_shape(value: Any) -> None:
-    """Refuse nesting beyond ``MAX_DEPTH`` and strings with lone surrogates."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    """Refuse nesting beyond ``MAX_DEPTH``, strings with lone surrogates, integers outside
+    int64 and NUL characters in keys (the last two listed in ``invalidParams``)."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    bad: list[InvalidParam] = []
     while stack:
-        v, depth = stack.pop()
+        v, depth, path = stack.pop()
         if isinstance(v, dict):
             if depth > MAX_DEPTH:
                 raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
             for k, item in v.items():
                 _check_text(k)
-                stack.append((item, depth + 1))
+                if "\0" in k:
+                    bad.append(InvalidParam(param=path + "/" + k.replace("\0", "\\u0000"),
+                                            reason="a key must not contain a NUL character"))
+                stack.append((item, depth + 1, f"{path}/{k}"))
         elif isinstance(v, list):
             if depth > MAX_DEPTH:
                 raise BadRequest(f"the body nests deeper than {MAX_DEPTH} levels")
-            stack.extend((item, depth + 1) for item in v)
+            stack.extend((item, depth + 1, f"{path}/{i}") for i, item in enumerate(v))
         elif isinstance(v, str):
             _check_text(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and not (
+                INT64_MIN <= v <= INT64_MAX):
+            bad.append(InvalidParam(param=path or "/",
+                                    reason="integer outside the signed 64-bit range"))
+        if len(bad) >= MAX_INVALID_PARAMS:
+            break
+    if bad:
+        bad.sort(key=lambda p: p.param)
+        raise BadRequest("the body holds values that cannot be stored: " + "; ".join(
+            f"{p.param}: {p.reason}" for p in bad[:5]), cause="MANDATORY_IE_INCORRECT",
+            invalid_params=bad)
 
 
 def _check_text(s: str) -> None:
@@ -83,7 +108,8 @@ def parse_json(raw: bytes) -> Any:
     except ValueError as e:  # NaN/Infinity, integers beyond the digit limit
         raise BadRequest(f"the body is not valid JSON: {e}") from None
     # Cheap pre-checks keep the walk off the common path.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(raw):
+    if (raw.count(b"{") + raw.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(raw)
+            or _LONG_DIGITS.search(raw) or _NUL_ESCAPE in raw):
         _check_shape(value)
     return value
 

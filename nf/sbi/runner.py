@@ -7,13 +7,20 @@ Each child runs the chosen server with the app factory in ``nf.sbi.entry``; HTTP
 with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
 
 Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
+
+The servers bind with ``SO_REUSEPORT`` so that several SBI workers share one port. That
+would also let a second NF on the same host join the port and split the SMFs' traffic;
+so before starting anything the supervisor binds each address itself *without*
+``SO_REUSEPORT`` and refuses to start (exit code 3, naming the port) if that fails.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -139,13 +146,62 @@ def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str]
     return tmp
 
 
+EXIT_PORT_IN_USE = 3
+
+
+class PortInUse(Exception):
+    """An address the NF must own is already bound by someone else."""
+
+
+def claim_check(what: str, host: str, port: int) -> None:
+    """Raise ``PortInUse`` unless ``host:port`` can be bound exclusively right now.
+
+    The probe socket has ``SO_REUSEADDR`` (connections of a previous run lingering in
+    TIME_WAIT do not block a restart) but not ``SO_REUSEPORT``: any listener, including
+    another NF's servers, makes the bind fail.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise PortInUse(f"{what} address {host}:{port} cannot be resolved: {e}") from None
+    for family, stype, proto, _name, addr in infos:
+        with socket.socket(family, stype, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(addr)
+            except OSError as e:
+                why = "is already in use" if e.errno == errno.EADDRINUSE else \
+                    f"cannot be bound ({e.strerror})"
+                raise PortInUse(f"{what} port {port} on {host} {why}; is another NF "
+                                f"running? Set another with server.{what.lower()}_port") \
+                    from None
+
+
 def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     """Start the SBI and OAM servers as child processes; return when both have ended.
 
     Exit code 0 after a requested stop in which both servers drained in time; 1 if a server
-    died on its own or had to be killed.
+    died on its own or had to be killed; ``EXIT_PORT_IN_USE`` (3) if the SBI or OAM address
+    is taken (nothing is started then).
     """
     logs.setup(settings.log_level)
+    srv = settings.server
+    from nf.errors import ConfigError
+    from nf.oam.keys import KeyRing
+
+    try:
+        KeyRing.from_settings(settings.api_keys)  # a missing key file stops us here
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        claim_check("SBI", srv.sbi_host, srv.sbi_port)
+        claim_check("OAM", srv.oam_host, srv.oam_port)
+    except PortInUse as e:
+        logs.log(log, logging.ERROR, "not starting", reason=str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_PORT_IN_USE
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("NF_SERVER__READYZ_CHECKS_SBI", "true")
     metrics_dir = prepare_metrics_dir(child_env)

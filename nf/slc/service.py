@@ -18,7 +18,7 @@ from nf.ledger.port import CounterChange, Ledger, PolicyCounters
 from nf.notify.port import Notification, Outbox
 from nf.slc import core
 from nf.slc.wire import SpendingLimitContext
-from nf.store.mongo import Db, Doc, translate_errors
+from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
 log = logging.getLogger("nf.slc")
 
@@ -35,7 +35,7 @@ class SlcService:
     """Nchf_SpendingLimitControl operations over the ledger's policy counters."""
 
     def __init__(self, db: Db, clock: Clock, ledger: Ledger, outbox: Outbox) -> None:
-        self._c = db[COLLECTION]
+        self._c = money_collection(db, COLLECTION)
         self._clock = clock
         self._ledger = ledger
         self._outbox = outbox

@@ -131,15 +131,27 @@ def _wait_listening(host: str, port: int, proc: subprocess.Popen[bytes],
     raise RuntimeError(f"database server did not listen on {host}:{port} in {timeout_s}s")
 
 
+def durable_default() -> bool:
+    """Durable unless ``NF_DB_SYNC_ON_COMMIT=0`` (benchmarks measuring the cost only)."""
+    return os.environ.get("NF_DB_SYNC_ON_COMMIT", "1").strip().lower() not in (
+        "0", "false", "no", "off")
+
+
 def start(storage: Path | None, *, host: str = "127.0.0.1", port: int = 0,
           prefer: str = "auto", log: Path | None = None,
-          startup_timeout_s: float = 60.0, cache_size: str = "1G") -> EmbeddedDb:
+          startup_timeout_s: float = 60.0, cache_size: str = "1G",
+          durable: bool | None = None) -> EmbeddedDb:
     """Start SecantusDB on ``host:port`` (0 picks a free port) storing under ``storage``.
 
     ``storage=None`` keeps data in a temporary directory dropped at exit.
     ``prefer``: "auto" (Rust if built, else Python), "rust" or "python".
     ``cache_size``: the Rust server's storage cache (its memory beyond that is small).
+    ``durable`` (default: yes, see ``durable_default``): the server syncs its log on
+    every commit (``--sync-on-commit``), so a write it acknowledged survives a SIGKILL or a
+    power cut; without it the last acknowledged writes can be lost, ``j: true`` or not.
     """
+    if durable is None:
+        durable = durable_default()
     if port == 0:
         port = free_port(host)
     rust = rust_binary() if prefer in ("auto", "rust") else None
@@ -164,6 +176,8 @@ def start(storage: Path | None, *, host: str = "127.0.0.1", port: int = 0,
            "--log-level", "WARNING"]
     if kind == "rust":
         cmd += ["--cache-size", cache_size, "--log-file-max", "32MB"]
+    if durable:
+        cmd.append("--sync-on-commit")  # both servers take it
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115
     # Its own session: a terminal's Ctrl-C reaches the NF first, which drains, then stops the
     # database. It dies with its parent, never left behind.

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
@@ -16,6 +17,21 @@ from nf.errors import StoreUnavailable
 Doc = dict[str, Any]
 Db = AsyncDatabase[Doc]
 IndexSetup = Callable[[Db], Awaitable[None]]
+Collection = AsyncCollection[Doc]
+
+# The write concern of everything money depends on (wallets, charging sessions, policies,
+# the outbox, EDRs): acknowledged only once a majority of the replica set has the write in
+# its journal, so an acknowledged grant, debit, EDR or notification survives the loss of
+# any minority of nodes and a crash of every process. On a single node (the embedded
+# database) "majority" is that node; the journal flush there is the server's own
+# ``--sync-on-commit``. ``wtimeout`` bounds how long a write waits for a lagging majority;
+# past it the request fails (503) instead of hanging.
+MONEY_WRITE_CONCERN = WriteConcern(w="majority", j=True, wtimeout=10_000)
+
+
+def money_collection(db: Db, name: str) -> Collection:
+    """A collection on the money path: every write uses ``MONEY_WRITE_CONCERN``."""
+    return db.get_collection(name, write_concern=MONEY_WRITE_CONCERN)
 
 
 def make_client(settings: Settings) -> AsyncMongoClient[Doc]:

@@ -213,9 +213,10 @@ async def test_smf_answering_404_ends_the_session_locally(nf: Nf) -> None:
         changes = await nf.ledger.set_status(SUPI, SubscriberStatus.BLOCKED, nf.clock.now())
         await nf.rt.publish_counter_changes(changes)
         await smf_peer.wait_for(lambda r: r.path == "/gone/1", 10)
-        for _ in range(200):
+        # Closing ends with the session's EDR (after the reservation is released).
+        for _ in range(500):
             doc = await nf.db["charging_sessions"].find_one({"_id": smf.ref})
-            if doc and doc["status"] == "closed":
+            if doc and doc["status"] == "closed" and len(await edrs(nf, smf.ref or "")) == 2:
                 break
             await asyncio.sleep(0.02)
         assert doc is not None and doc["close_reason"] == "peer_gone"

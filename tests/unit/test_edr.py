@@ -11,7 +11,7 @@ from nf.clock import FakeClock
 from nf.config import EdrSettings, Settings
 from nf.edr.records import Party, SpeedRecord, UnitRecord, charging_record, policy_record
 from nf.edr.writer import EdrWriter
-from nf.errors import Congestion
+from nf.errors import Congestion, NfError, StoreUnavailable
 from nf.runtime import Runtime
 from nf.store.mongo import Db
 
@@ -112,3 +112,43 @@ async def test_write_without_a_running_flusher_stores_directly(
     d = await db["edrs"].find_one({"sm_policy_id": "p1"})
     assert d is not None and d["speed_after"] == {"uplink_kbps": 128, "downlink_kbps": 128}
     assert d["kind"] == "policy" and d["event"] == "throttled"
+
+
+async def test_a_bad_record_fails_alone_and_the_flusher_keeps_going(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """A record the database cannot store (an integer beyond int64, a NUL in a key) fails
+    only its own writer: the rest of its batch is stored, nobody waits forever and the
+    flusher task does not die."""
+    rt = _rt(settings, db, clock, batch_max=50)
+    w = EdrWriter(rt)
+    await w.ensure_indexes()
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(0)
+    bad_int = {**record(1000, clock), "used_total": 2**63}
+    bad_key = {**record(1001, clock), "extra": {"a\x00b": 1}}
+    good = [record(i, clock) for i in range(20)]
+    results = await asyncio.wait_for(asyncio.gather(
+        *(w.write(r) for r in [*good[:10], bad_int, bad_key, *good[10:]]),
+        return_exceptions=True), 10)
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert len(errors) == 2 and all(isinstance(e, NfError) for e in errors), results
+    assert results[10] is errors[0] and results[11] is errors[1]
+    assert await db["edrs"].count_documents({}) == 20
+    assert not task.done(), "the flusher must survive a bad record"
+    # ... and keeps storing afterwards.
+    await asyncio.wait_for(w.write(record(2000, clock)), 5)
+    assert await db["edrs"].count_documents({}) == 21
+    rt.stopping.set()
+    await asyncio.wait_for(task, 10)
+
+
+async def test_a_waiter_gives_up_after_its_deadline(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """With no flusher making progress, a writer gets a 503 after ``wait_timeout_s``."""
+    rt = _rt(settings, db, clock, wait_timeout_s=0.2)
+    w = EdrWriter(rt)
+    w._running = True  # a flusher that never runs
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(StoreUnavailable):
+        await w.write(record(1, clock))
+    assert asyncio.get_running_loop().time() - t0 < 2

@@ -273,3 +273,22 @@ async def test_stopping_finishes_the_sends_in_flight(
         # A notification enqueued after the stop stays stored for the next process.
         await outbox.enqueue([note(rx.url("/f"), 2)])
         assert await db["outbox"].count_documents({"status": "pending"}) == 1
+
+
+async def test_an_unstorable_notification_is_a_dead_letter_and_the_rest_go_out(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """One notification of a batch that cannot be stored (an integer beyond int64) is
+    kept as ``dead`` with the reason; the others of the same enqueue are sent."""
+    rt = _rt(settings, db, clock)
+    outbox = MongoOutbox(rt)
+    await outbox.ensure_indexes()
+    async with NotificationReceiver() as rx, sender(outbox, rt):
+        bad = Notification(kind="test.kind", uri=rx.url("/bad"), body={"n": 2**63})
+        await asyncio.wait_for(outbox.enqueue(
+            [note(rx.url("/a"), 1), bad, note(rx.url("/b"), 2, coalesce_key="k")]), 10)
+        got = await rx.wait_for_all(None, 10, count=2)
+        assert sorted(g.path for g in got) == ["/a", "/b"]
+        await until_count(db, {"status": "sent"}, 2)
+    dead = await db["outbox"].find_one({"status": "dead"})
+    assert dead is not None and "cannot be stored" in dead["last_error"]
+    assert await db["outbox"].count_documents({}) == 3

@@ -1,0 +1,250 @@
+"""Crash-test plumbing: ``nf serve`` and SecantusDB as real processes on fixed ports that
+are SIGKILLed and started again on the same ports and data; SMFs that retransmit.
+
+Everything the SMFs do goes over HTTP/2 to the NF, and everything checked afterwards is
+read back through the provisioning API: the tests hold whatever the NF keeps inside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from nf.sbi.runner import PortInUse, claim_check
+from nf.store import embedded
+from tests.smf_sim import Exchange, SmfSim, Usage
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).resolve().parent / "nf-crash.yaml"
+ADMIN = {"x-api-key": "crash-admin-key"}
+MIB = 1024 * 1024
+GRANT = MIB  # default_grant_bytes in nf-crash.yaml
+RETRY_S = 0.15
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: list[int] = []
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``'s process group and the group of every process below it (the
+    servers run in their own sessions): the whole NF dies at once, as in a host crash."""
+    pids = [pid, *descendants(pid)]
+    groups = set()
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p))
+    for g in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(g, signal.SIGKILL)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+@dataclass
+class Nf:
+    """``nf serve`` on fixed ports, startable again after a kill."""
+
+    db_uri: str
+    database: str
+    log_dir: Path
+    sbi_port: int = field(default_factory=embedded.free_port)
+    oam_port: int = field(default_factory=embedded.free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def sbi(self) -> str:
+        return f"http://127.0.0.1:{self.sbi_port}"
+
+    @property
+    def oam(self) -> str:
+        return f"http://127.0.0.1:{self.oam_port}"
+
+    def spawn(self, timeout_s: float = 30) -> None:
+        """Start ``nf serve`` (not waiting for it to be ready)."""
+        # Ports of a killed NF are free at once; check anyway (never share them).
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                claim_check("SBI", "127.0.0.1", self.sbi_port)
+                claim_check("OAM", "127.0.0.1", self.oam_port)
+                break
+            except PortInUse:
+                assert time.monotonic() < deadline, "the killed NF's ports stay taken"
+                time.sleep(0.05)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
+        env.update({"NF_CONFIG": str(CONFIG), "NF_MONGODB_URI": self.db_uri,
+                    "NF_MONGODB_DATABASE": self.database,
+                    "NF_SERVER__SBI_PORT": str(self.sbi_port),
+                    "NF_SERVER__OAM_PORT": str(self.oam_port),
+                    "NF_SERVER__SHUTDOWN_GRACE_S": "5", "NF_LOG_LEVEL": "WARNING"})
+        self.starts += 1
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
+                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                         start_new_session=True)
+
+    @property
+    def log(self) -> Path:
+        return self.log_dir / f"nf-{self.starts}.log"
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"nf exited {self.proc.returncode}:\n{self.log.read_text()}")
+        try:
+            if httpx.get(self.oam + "/readyz", timeout=1).status_code == 200:
+                with httpx.Client(http1=False, http2=True, timeout=1) as c:
+                    return c.get(self.sbi + "/healthz").status_code == 200
+        except httpx.HTTPError:
+            pass
+        return False
+
+    def start(self, timeout_s: float = 60) -> None:
+        self.spawn()
+        deadline = time.monotonic() + timeout_s
+        while not self.ready():
+            assert time.monotonic() < deadline, f"nf not ready:\n{self.log.read_text()}"
+            time.sleep(0.1)
+
+    async def restart(self, timeout_s: float = 60) -> None:
+        """Start again after a kill; the event loop (the SMFs) keeps running meanwhile."""
+        self.spawn()
+        deadline = time.monotonic() + timeout_s
+        while not await asyncio.to_thread(self.ready):
+            assert time.monotonic() < deadline, f"nf not ready:\n{self.log.read_text()}"
+            await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        kill_tree(self.proc.pid)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                kill_tree(self.proc.pid)
+                self.proc.wait()
+        if self.proc is not None:
+            kill_tree(self.proc.pid)  # nothing may be left behind
+
+
+@dataclass
+class Db:
+    """SecantusDB on a fixed port and data directory, started durably."""
+
+    data: Path
+    port: int = field(default_factory=embedded.free_port)
+    server: embedded.EmbeddedDb | None = None
+
+    def start(self) -> None:
+        # From the main thread only: the server dies with the thread that started it.
+        self.server = embedded.start(self.data, port=self.port, durable=True,
+                                     prefer=os.environ.get("NF_TEST_DB", "auto"),
+                                     log=self.data.parent / "db.log")
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def kill(self) -> None:
+        assert self.server is not None
+        self.server.process.kill()
+        self.server.process.wait(10)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+# -- SMFs that retransmit ---------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What the SMFs reported and had acknowledged, per subscriber (each sequence once)."""
+
+    reported: dict[str, int] = field(default_factory=dict)
+    answered: int = 0
+    retransmissions: int = 0
+
+    def add(self, supi: str, volume: int) -> None:
+        self.reported[supi] = self.reported.get(supi, 0) + volume
+
+
+async def reliably(sim: SmfSim, first: Callable[[], Awaitable[Exchange]], book: Ledger,
+                   deadline: float) -> Exchange:
+    """Send, and until answered (no transport error, no 5xx) retransmit the very same
+    request with the same sequence number, as an SMF does."""
+    try:
+        ex: Exchange | None = await first()
+    except httpx.TransportError:
+        ex = None
+    pause = RETRY_S
+    while ex is None or ex.status >= 500:
+        assert time.monotonic() < deadline, f"{sim.supi}: no answer in time ({ex})"
+        await asyncio.sleep(pause)
+        pause = min(1.0, pause * 1.5)
+        book.retransmissions += 1
+        try:
+            ex = await sim.retransmit()
+        except httpx.TransportError:
+            ex = None
+    book.answered += 1
+    return ex
+
+
+async def drive_to_cap(sim: SmfSim, book: Ledger, deadline: float) -> None:
+    """One PDU session: create, then report each grant as fully used and ask for more
+    until nothing more is granted, then release."""
+    ex = await reliably(sim, lambda: sim.create(requested=GRANT), book, deadline)
+    assert ex.status == 201, (sim.supi, ex.status, ex.response)
+    sim.ref = ex.headers["location"].rstrip("/").rsplit("/", 1)[-1]
+    granted = sim.granted
+    while granted > 0:
+        await asyncio.sleep(0.02)  # an SMF's traffic takes a moment
+        used = Usage(granted // 4, granted - granted // 4)
+        ex = await reliably(sim, lambda u=used: sim.update(u, requested=GRANT),  # type: ignore[misc]
+                            book, deadline)
+        assert ex.status == 200, (sim.supi, ex.status, ex.response)
+        book.add(sim.supi, used.total)
+        granted = sim.granted
+    ex = await reliably(sim, lambda: sim.release(None), book, deadline)
+    assert ex.status == 204, (sim.supi, ex.status, ex.response)
