@@ -223,3 +223,17 @@ async def test_metrics_count_operations_and_status(app: Quart,
     assert 'nf_sbi_requests_total{operation="unmatched",status="404"} 1.0' in text
     assert 'nf_sbi_request_duration_seconds_count{operation="probe_sbi.create_item"} 2.0' in text
     assert "nf_sbi_inflight_requests 0.0" in text
+
+
+async def test_http1_on_the_sbi_is_505_when_not_enabled(settings: Settings, db: Db) -> None:
+    strict = settings.model_copy(update={"server": settings.server.model_copy(
+        update={"sbi_http1": False})})
+    app = create_app(strict, role="sbi", db=db, parts=[])
+    async with app.test_app():
+        client = app.test_client()
+        r = await client.get("/healthz", http_version="1.1")
+        assert r.status_code == 505
+        body = await r.get_json()
+        assert body["cause"] == "HTTP_VERSION_NOT_SUPPORTED"
+        assert r.headers["content-type"] == "application/problem+json"
+        assert (await client.get("/healthz", http_version="2")).status_code == 200

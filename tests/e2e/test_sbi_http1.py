@@ -42,7 +42,9 @@ def _curl_http1(url: str, *extra: str) -> tuple[int, dict[str, str], str]:
 @pytest.mark.parametrize("server", ["granian", "hypercorn"])
 def test_http1_off_gets_an_explanation_and_h2c_still_works(
         server: str, db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
-    with running_nf(db_server.uri, settings.mongodb_database, tmp_path, server=server) as nf:
+    env = {"NF_SERVER__SBI_HTTP1": "false"}
+    with running_nf(db_server.uri, settings.mongodb_database, tmp_path, server=server,
+                    extra_env=env) as nf:
         status, headers, body = _curl_http1(nf.sbi + CHF, "-X", "POST", "-H",
                                             "content-type: application/json", "-d", "{}")
         assert status == 505
