@@ -48,6 +48,8 @@ def ceil_hour(t: datetime) -> datetime:
 
 def hours(start: datetime, end: datetime) -> list[datetime]:
     """The UTC hours that cover ``[start, end)``, rounded outwards to whole hours."""
+    if end <= start:
+        return []
     h, stop = floor_hour(start), ceil_hour(end)
     out = []
     while h < stop:
