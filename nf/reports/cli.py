@@ -83,11 +83,15 @@ def _bar(total: int, what: str) -> Iterator[Callable[[int, int], None]]:
 
 
 async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``fn(db)``; the EDRs' time index (the TTL index, as the NF makes it) first."""
+    from nf.reports.part import ensure_retention
     from nf.store.mongo import make_client
 
     client = make_client(settings)
     try:
-        return await fn(client[settings.mongodb_database])
+        db = client[settings.mongodb_database]
+        await ensure_retention(db, settings.edr.retention_days)
+        return await fn(db)
     finally:
         await client.close()
 
@@ -117,8 +121,12 @@ def export(
                    f"(before {oldest:%Y-%m-%d %H:%M}) have expired from the database", err=True)
     t0 = time.monotonic()
     with _bar(len(hours(start, end)), "exporting hours") as bar:
+        def progress(done: int, _total: int, edrs: int) -> None:
+            bar(done, edrs)
+
         stats = _run(_with_db(settings, lambda db: Exporter(
-            db, out, fmt, batch_rows=batch_rows, progress=bar).export(start, end, brand)))  # type: ignore[arg-type]
+            db, out, "csv" if fmt == "csv" else "parquet", batch_rows=batch_rows,
+            progress=progress).export(start, end, brand)))
     dt = time.monotonic() - t0
     rows = ", ".join(f"{k}={v}" for k, v in stats.rows.items())
     typer.echo(f"exported {stats.edrs:,} EDRs ({rows}) of {stats.hours} hours into {out}: "

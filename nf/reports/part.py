@@ -30,7 +30,7 @@ from nf.errors import StoreUnavailable
 from nf.ledger.mongo import MongoLedger
 from nf.reports.export import COLLECTION, Exporter, floor_hour
 from nf.runtime import Role, Runtime, Worker
-from nf.store.mongo import translate_errors
+from nf.store.mongo import Db, translate_errors
 
 log = logging.getLogger("nf.reports")
 
@@ -61,7 +61,7 @@ class ReportsPart:
         return [reports_blueprint(self.rt, self.ledger, self.catalog)]
 
     async def ensure_indexes(self) -> None:
-        await ensure_retention(self.rt)
+        await ensure_retention(self.rt.db, self.rt.settings.edr.retention_days)
 
     def workers(self) -> list[Worker]:
         return [] if self.rt.settings.edr.export.schedule == "off" else [self.run]
@@ -145,11 +145,11 @@ def _utc(v: datetime) -> datetime:
     return v if v.tzinfo is not None else v.replace(tzinfo=UTC)
 
 
-async def ensure_retention(rt: Runtime) -> None:
+async def ensure_retention(db: Db, retention_days: int) -> None:
     """The TTL index on ``edrs.time`` (``edr.retention_days``); changed in place when the
     setting changes. It also serves the export's time-range reads."""
-    coll = rt.db[COLLECTION]
-    seconds = rt.settings.edr.retention_days * 86_400
+    coll = db[COLLECTION]
+    seconds = retention_days * 86_400
     async with translate_errors("EDR retention index"):
         try:
             await coll.create_index([("time", ASCENDING)], name=TTL_INDEX,
@@ -157,5 +157,5 @@ async def ensure_retention(rt: Runtime) -> None:
         except OperationFailure as e:
             if e.code not in _INDEX_OPTIONS_CONFLICT:
                 raise
-            await rt.db.command({"collMod": COLLECTION, "index": {
+            await db.command({"collMod": COLLECTION, "index": {
                 "name": TTL_INDEX, "expireAfterSeconds": seconds}})

@@ -110,12 +110,10 @@ async def test_csv_and_small_batches(db: Db, tmp_path: Path) -> None:
 
 async def test_retention_index_is_a_ttl_index_and_follows_the_setting(
         db: Db, settings: Settings, clock: FakeClock) -> None:
-    await ensure_retention(Runtime(settings=settings, clock=clock, db=db))
+    await ReportsPart(Runtime(settings=settings, clock=clock, db=db)).ensure_indexes()
     info = await db.edrs.index_information()
     assert info[TTL_INDEX]["expireAfterSeconds"] == settings.edr.retention_days * 86_400
-    other = settings.model_copy(update={"edr": settings.edr.model_copy(
-        update={"retention_days": 30})})
-    await ensure_retention(Runtime(settings=other, clock=clock, db=db))
+    await ensure_retention(db, 30)
     info = await db.edrs.index_information()
     assert info[TTL_INDEX]["expireAfterSeconds"] == 30 * 86_400
 
