@@ -150,10 +150,16 @@ def seed(
     settings = _settings(config)
     brands = ["lumen", "harbor", "cartwheel", "nimbus", "pebble", "orbit", "tidal", "sprout",
               "quarry"]
+    sales: dict[str, list[tuple[str, str, int, str, str | None]]] = {}
     if settings.catalog_dir is not None:
         from nf.catalog import load_catalog
 
-        brands = sorted(load_catalog(settings.catalog_dir).brands) or brands
+        cat = load_catalog(settings.catalog_dir)
+        brands = sorted(cat.brands) or brands
+        for b, o in cat:
+            if o.kind != "plan":
+                sales.setdefault(b, []).append((o.id, o.kind, o.price_cents, o.currency,
+                                                getattr(o, "zone_name", None)))
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
     t0 = time.monotonic()
@@ -166,7 +172,7 @@ def seed(
 
         n = _run(_with_db(settings, lambda db: seed_edrs(
             db, settings, count=count, start=start, end=end, subscribers=subscribers,
-            brands=brands, seed=seed_, progress=tick)))
+            brands=brands, seed=seed_, sales=sales, progress=tick)))
     dt = time.monotonic() - t0
     typer.echo(f"seeded {n:,} new EDRs ({count:,} asked) from {start:%Y-%m-%d %H:%M} to "
                f"{end:%Y-%m-%d %H:%M} UTC in {dt:.1f} s ({count / dt:,.0f}/s)")

@@ -32,8 +32,13 @@ BATCH = 5_000
 CONCURRENCY = 4
 
 
+# What a seeded purchase buys: (offer id, kind, price in cents, currency, zone name).
+Sale = tuple[str, str, int, str, str | None]
+
+
 def _doc(i: int, rng: random.Random, start: datetime, span_s: float, subscribers: int,
-         brands: list[str], networks: list[tuple[str, str]]) -> dict[str, Any]:
+         brands: list[str], networks: list[tuple[str, str]],
+         sales: dict[str, list[Sale]]) -> dict[str, Any]:
     sub = rng.randrange(subscribers)
     brand = brands[sub % len(brands)]
     net, plmn = networks[sub % len(networks)]
@@ -50,9 +55,11 @@ def _doc(i: int, rng: random.Random, start: datetime, span_s: float, subscribers
                              speed_after=SpeedRecord(64, 128), reason="throttled",
                              record_id=rid)
     if r < 0.015:
-        return purchase_record(time=t, party=party, offer_id=f"{brand}-addon-1gb-7d",
-                               offer_version=1, offer_kind="addon", price_cents=300,
-                               currency="USD", bucket_ids=[f"sb{i:x}"], record_id=rid)
+        offer, kind, price, currency, zone = rng.choice(
+            sales.get(brand) or [(f"{brand}-addon", "addon", 300, "USD", None)])
+        return purchase_record(time=t, party=party, offer_id=offer, offer_version=1,
+                               offer_kind=kind, price_cents=price, currency=currency,
+                               bucket_ids=[f"sb{i:x}"], zone_name=zone, record_id=rid)
     ul, dl = rng.randrange(2 * MIB), rng.randrange(20 * MIB)
     unit = UnitRecord(rating_group=10, used_ul=ul, used_dl=dl, used_total=ul + dl,
                       granted=10 * MIB, debited=((f"plan-{sub}", ul + dl),),
@@ -65,8 +72,10 @@ def _doc(i: int, rng: random.Random, start: datetime, span_s: float, subscribers
 
 async def seed_edrs(db: Db, settings: Settings, *, count: int, start: datetime,
                     end: datetime, subscribers: int, brands: list[str], seed: int = 1,
+                    sales: dict[str, list[Sale]] | None = None,
                     progress: Callable[[int], None] | None = None) -> int:
-    """Insert ``count`` EDRs spread over ``[start, end)``; returns how many are new."""
+    """Insert ``count`` EDRs spread over ``[start, end)``; returns how many are new.
+    Purchases pick from ``sales`` (per brand; the catalogue's offers)."""
     networks = [(n.id, n.plmn_ids[0]) for n in settings.networks] or [("default", "00101")]
     rng = random.Random(seed)
     span = (end - start).total_seconds()
@@ -89,7 +98,7 @@ async def seed_edrs(db: Db, settings: Settings, *, count: int, start: datetime,
     i = 0
     while i < count:
         n = min(BATCH, count - i)
-        docs = [_doc(i + k, rng, start, span, subscribers, brands, networks)
+        docs = [_doc(i + k, rng, start, span, subscribers, brands, networks, sales or {})
                 for k in range(n)]
         i += n
         task = asyncio.ensure_future(put(docs))
