@@ -70,8 +70,11 @@ def main() -> None:
             out["seed"] = {"seconds": round(dt, 1), "edrs_per_s": round(a.count / dt),
                            "peak_rss_mib": round(rss), "output": text.strip()}
             print(json.dumps(out["seed"]), file=sys.stderr, flush=True)
-            dt, rss, text = _run(["edr", "export", "--from", "2000-01-01", "--to",
-                                  "2100-01-01", "--out", str(export)], env)
+            now = datetime.now(UTC)
+            dt, rss, text = _run(["edr", "export", "--from",
+                                  (now - timedelta(days=a.days + 1)).isoformat(), "--to",
+                                  (now + timedelta(hours=1)).isoformat(), "--out",
+                                  str(export)], env)
             out["export"] = {"seconds": round(dt, 1), "edrs_per_s": round(a.count / dt),
                              "peak_rss_mib": round(rss), "output": text.strip()}
             print(json.dumps(out["export"]), file=sys.stderr, flush=True)

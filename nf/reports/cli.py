@@ -61,10 +61,11 @@ def peak_rss_mib() -> float:
 
 
 @contextmanager
-def _bar(total: int, what: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on a terminal (stderr); nothing when not a terminal."""
+def _bar(total: int, what: str) -> Iterator[Callable[[int, int, int], None]]:
+    """A progress bar on a terminal (stderr); nothing when not a terminal. Yields
+    ``update(done, total, edrs)``."""
     if not sys.stderr.isatty():
-        yield lambda done, n: None
+        yield lambda done, total, n: None
         return
     from rich.progress import (
         BarColumn,
@@ -79,7 +80,8 @@ def _bar(total: int, what: str) -> Iterator[Callable[[int, int], None]]:
                   TextColumn("{task.fields[extra]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), transient=False) as p:
         task = p.add_task(what, total=total, extra="")
-        yield lambda done, n: p.update(task, completed=done, extra=f"{n:,} EDRs")
+        yield lambda done, total, n: p.update(task, completed=done, total=total,
+                                              extra=f"{n:,} EDRs")
 
 
 async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
@@ -121,12 +123,9 @@ def export(
                    f"(before {oldest:%Y-%m-%d %H:%M}) have expired from the database", err=True)
     t0 = time.monotonic()
     with _bar(len(hours(start, end)), "exporting hours") as bar:
-        def progress(done: int, _total: int, edrs: int) -> None:
-            bar(done, edrs)
-
         stats = _run(_with_db(settings, lambda db: Exporter(
             db, out, "csv" if fmt == "csv" else "parquet", batch_rows=batch_rows,
-            progress=progress).export(start, end, brand)))
+            progress=bar).export(start, end, brand)))
     dt = time.monotonic() - t0
     rows = ", ".join(f"{k}={v}" for k, v in stats.rows.items())
     typer.echo(f"exported {stats.edrs:,} EDRs ({rows}) of {stats.hours} hours into {out}: "
@@ -168,7 +167,7 @@ def seed(
 
         def tick(n: int) -> None:
             done[0] += n
-            bar(done[0], done[0])
+            bar(done[0], count, done[0])
 
         n = _run(_with_db(settings, lambda db: seed_edrs(
             db, settings, count=count, start=start, end=end, subscribers=subscribers,

@@ -167,3 +167,8 @@ async def test_scheduled_export_takes_over_a_lapsed_lease(
 def test_scheduled_export_needs_a_directory(settings: Settings) -> None:
     with pytest.raises(ValueError, match="needs dir"):
         settings.edr.export.model_validate({"schedule": "daily"})
+
+
+def test_the_schema_document_is_current() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "EDR_SCHEMA.md").read_text()
+    assert doc.endswith(schema.describe() + "\n"), "regenerate docs/EDR_SCHEMA.md"
