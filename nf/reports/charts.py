@@ -45,17 +45,18 @@ def render_chart(report: Report, fmt: str = "png") -> bytes:
         title, ylabel = "Offer purchases per day", "purchases"
     else:
         raise BadRequest(f"no chart for the {report.name} report (usage or uptake)")
-    fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=100)
+    colours = plt.get_cmap("tab20")
     try:
         bottom = [0.0] * len(days)
-        for name, vals in series.items():
-            ax.bar(days, vals, bottom=bottom, label=name)
+        for i, (name, vals) in enumerate(series.items()):
+            ax.bar(days, vals, bottom=bottom, label=name, color=colours(i % 20))
             bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set_title(title)
         ax.set_ylabel(ylabel)
         ax.tick_params(axis="x", labelrotation=45)
         if series:
-            ax.legend(fontsize="small", ncols=2)
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, metadata={"Software": None} if fmt == "png" else None)
