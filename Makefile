@@ -8,7 +8,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers bench-edr db-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,8 @@ bench-drivers: $(STAMP) db-build
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# EDR export and reports at scale (see BENCHMARKS.md): seeds EDR_COUNT synthetic EDRs.
+EDR_COUNT ?= 10000000
+bench-edr: $(STAMP) db-build
+	$(BIN)/python -m bench.edr_scale --count $(EDR_COUNT)

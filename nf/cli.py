@@ -20,6 +20,10 @@ db_cli = typer.Typer(no_args_is_help=True, help="The embedded database (Secantus
 cli.add_typer(db_cli, name="db")
 catalog_cli = typer.Typer(no_args_is_help=True, help="The offer catalogue.")
 cli.add_typer(catalog_cli, name="catalog")
+from nf.reports.cli import edr_cli, report_cli  # noqa: E402
+
+cli.add_typer(edr_cli, name="edr")
+cli.add_typer(report_cli, name="report")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file")]
 

@@ -103,11 +103,37 @@ class NotifySettings(_Frozen):
     concurrency: int = Field(32, ge=1, le=1000)
 
 
+class EdrExportSettings(_Frozen):
+    """The scheduled export of EDRs to Parquet/CSV files (``nf.reports``); off by default."""
+
+    # "hourly" / "daily": export each closed hour / day into ``dir``.
+    schedule: Literal["off", "hourly", "daily"] = "off"
+    dir: Path | None = None
+    format: Literal["parquet", "csv"] = "parquet"
+    # Wait this long after an hour closes before exporting it (late EDRs still land).
+    delay_s: float = Field(300.0, ge=0, le=86_400)
+    # Rows buffered per table and brand before they are written out (memory bound).
+    batch_rows: int = Field(50_000, ge=100, le=10_000_000)
+    # How long one process holds the export marker; another takes over after it lapses.
+    lease_s: float = Field(900.0, ge=10, le=86_400)
+    poll_interval_s: float = Field(60.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _dir_when_on(self) -> EdrExportSettings:
+        if self.schedule != "off" and self.dir is None:
+            raise ValueError("a scheduled export needs dir")
+        return self
+
+
 class EdrSettings(_Frozen):
     buffer_max: int = Field(50_000, ge=10, le=10_000_000)
     batch_max: int = Field(500, ge=1, le=100_000)
     # A request waits at most this long for its EDR to be stored (then 503).
     wait_timeout_s: float = Field(10.0, gt=0, le=300)
+    # EDRs are deleted from MongoDB this long after their time (TTL index on ``time``);
+    # export them before (``nf edr export`` or ``export.schedule``).
+    retention_days: int = Field(90, ge=1, le=3660)
+    export: EdrExportSettings = EdrExportSettings()
 
 
 class LedgerSettings(_Frozen):

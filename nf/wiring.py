@@ -22,7 +22,7 @@ def build_parts(rt: Runtime) -> list[Part]:
     # API take ``ledger_part.ledger`` (a ``nf.ledger.port.Ledger``) and ``.catalog``.
     from nf.ledger.part import LedgerPart
 
-    ledger_part = LedgerPart(rt)
+    ledger_part = LedgerPart(rt, edrs=edrs)
     parts.append(ledger_part)
     # Policy: the built-in PCF (Npcf_SMPolicyControl) and the spending-limit service for
     # external PCFs (Nchf_SpendingLimitControl). Both hear every counter change the ledger
@@ -45,4 +45,9 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.oam.idempotency import IdempotencyKeys
 
     parts.append(IdempotencyKeys(rt))
+
+    # Reporting: the EDRs' retention index, the scheduled export, reports on OAM.
+    from nf.reports.part import ReportsPart
+
+    parts.append(ReportsPart(rt, ledger=ledger_part.ledger, catalog=ledger_part.catalog))
     return parts

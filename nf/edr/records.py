@@ -1,9 +1,10 @@
-"""The layout of an EDR document, shared by the CHF and the PCF.
+"""The layout of an EDR document, shared by the CHF, the PCF and provisioning.
 
 Every record carries ``time`` (aware UTC), ``day`` ("YYYY-MM-DD", for per-brand daily
-reports), ``kind`` ("charging" or "policy"), ``event`` and the subscriber (``supi``,
-``gpsi``, ``brand``) and network (``host_network``, ``serving_plmn``, ``roaming``) it
-concerns. Volumes are bytes; speeds are kbit/s.
+reports), ``kind`` ("charging", "policy" or "purchase"), ``event`` and the subscriber
+(``supi``, ``gpsi``, ``brand``) and network (``host_network``, ``serving_plmn``,
+``roaming``) it concerns. Volumes are bytes; speeds are kbit/s; prices are minor currency
+units. Readers (``nf.reports``) ignore fields they do not know, so fields may be added.
 """
 
 from __future__ import annotations
@@ -107,4 +108,20 @@ def policy_record(*, event: str, time: datetime, party: Party, sm_policy_id: str
         doc["_id"] = record_id
     if extra:
         doc.update(extra)
+    return doc
+
+
+def purchase_record(*, time: datetime, party: Party, offer_id: str, offer_version: int,
+                    offer_kind: str, price_cents: int, currency: str,
+                    bucket_ids: Sequence[str] = (), zone_name: str | None = None,
+                    record_id: str | None = None) -> dict[str, Any]:
+    """A purchase through provisioning or care: what was bought, at which price (minor
+    units of ``currency``), and the ledger buckets it created (to tell later which pass or
+    add-on a usage was debited from)."""
+    doc = _base("purchase", "purchase", time, party)
+    doc.update({"offer_id": offer_id, "offer_version": offer_version,
+                "offer_kind": offer_kind, "price_cents": price_cents, "currency": currency,
+                "bucket_ids": list(bucket_ids), "zone_name": zone_name})
+    if record_id is not None:
+        doc["_id"] = record_id
     return doc

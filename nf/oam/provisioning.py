@@ -11,6 +11,8 @@ Keys are checked by ``nf.oam.keys`` (digests, constant-time).
 
 from __future__ import annotations
 
+import logging
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogError, CatalogHolder
-from nf.catalog.model import AnyOffer
+from nf.catalog.model import AnyOffer, RoamingPass
+from nf.edr.port import EdrSink
+from nf.edr.records import Party, purchase_record
 from nf.errors import (
     Forbidden,
     InvalidParam,
@@ -36,6 +40,8 @@ from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response, no_content
+
+log = logging.getLogger("nf.oam")
 
 BASE = "/provisioning/v1"
 ADMIN = "*"
@@ -79,8 +85,8 @@ def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status)
 
 
-def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
-                           ) -> Blueprint:
+def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
+                           edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes
     keys = KeyRing.from_settings(rt.settings.api_keys)
@@ -183,16 +189,40 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def purchase(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
-        await owned(supi, now)  # brand scope first: another brand's subscriber is a 404
+        _, member = await owned(supi, now)  # brand scope first: another brand's is a 404
 
         async def buy() -> Response:
             # Counter changes reach the listeners through the ledger's pending effects.
             await ledger.purchase(supi, body.offerId, now)
             bal = await ledger.balance(supi, now)
             assert bal is not None
+            if edrs is not None:
+                await purchase_edr(edrs, member, body.offerId, bal, now)
             return _json(balance_json(bal, now), 201)
 
         return await once.run(scope(), body.model_dump(mode="json"), buy)
+
+    async def purchase_edr(sink: EdrSink, m: Member, offer_id: str, bal: BalanceView,
+                           now: datetime) -> None:
+        found = catalog.current.offer(offer_id)
+        if found is None:
+            return
+        offer = found[1]
+        buckets = [b.bucket_id for b in bal.buckets
+                   if b.offer_id == offer_id and b.valid_from == now]
+        doc = purchase_record(
+            time=now, party=Party(supi=m.supi, gpsi=m.gpsi, brand=m.brand,
+                                  host_network=m.home_network),
+            offer_id=offer_id, offer_version=offer.version, offer_kind=offer.kind,
+            price_cents=offer.price_cents, currency=offer.currency, bucket_ids=buckets,
+            zone_name=offer.zone_name if isinstance(offer, RoamingPass) else None,
+            record_id=f"buy:{m.supi}:{buckets[0] if buckets else uuid.uuid4().hex}")
+        try:
+            await sink.write(doc)
+        except NfError as e:
+            # The purchase is done and must not be bought twice by a retry: answer 201.
+            log.error("purchase EDR not stored", extra={"fields": {
+                "supi": m.supi, "offer": offer_id, "error": e.detail}})
 
     @bp.get(f"{BASE}/subscribers/<supi>/balance")
     async def balance(supi: str) -> Response:
