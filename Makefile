@@ -7,8 +7,9 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scaling chart-check db-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +38,17 @@ pytest: $(STAMP)
 test: $(STAMP) db-build lint typecheck pytest
 
 bench: $(STAMP) db-build
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The same benchmark with 1 and then 2 NF instances on one database, side by side.
+bench-scaling: $(STAMP) db-build
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
+
+# Helm chart: pinned helm (built once per machine with Go) and Kubernetes schemas
+# (kubernetes-validate), lint, render with default and production values, strict offline
+# validation. `make test` runs the same checks (tests/chart), skipped only without Go.
+chart-check: $(STAMP)
+	$(BIN)/python -m tests.chart
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis
