@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench bench-scaling chart-check db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scaling chart-check chart-tools db-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: $(STAMP) db-build lint typecheck pytest
+test: $(STAMP) db-build chart-tools lint typecheck pytest
+
+# Best effort, never fails: the chart tests' pinned helm (built with Go, once per machine)
+# and Kubernetes schemas, fetched before pytest so its per-test timeout never includes them.
+chart-tools: $(STAMP)
+	-@$(BIN)/python -m tests.chart.tools
 
 bench: $(STAMP) db-build
 	$(BIN)/python -m bench $(BENCH_ARGS)

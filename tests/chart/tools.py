@@ -97,3 +97,17 @@ def kubernetes_validate() -> Path:
                                   f"{r.stderr.strip()[-500:]}")
         os.replace(tmp, target)
     return target
+
+
+def main() -> int:
+    """Fetch both tools (``make chart-tools``); say why not, without failing."""
+    try:
+        print(f"helm {HELM_VERSION}: {helm()}")
+        print(f"kubernetes-validate {KUBERNETES_VALIDATE_VERSION}: {kubernetes_validate()}")
+    except ToolUnavailable as e:
+        print(f"note: {e}; the chart tests will skip or fail saying so", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

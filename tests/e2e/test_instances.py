@@ -328,8 +328,8 @@ async def test_three_instances_share_one_database_safely(
                 d.requests += 1
                 d.last_grant = d.sim.granted
                 await _release(d)
-            for name, p in pols.items():
-                p.base_url = fleet.at(len(name)).sbi
+            for i, p in enumerate(pols.values()):
+                p.base_url = fleet.at(i).sbi
                 assert (await p.delete()).status_code == 204
             assert set(fleet.sent) == {a.sbi, b.sbi, c.sbi}
             bal = _bucket(await _balance(care, c.oam, unlimited), "lumen-unlimited")
