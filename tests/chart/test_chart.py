@@ -135,9 +135,16 @@ def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> Non
     ("config.mongodb_uri=mongodb://x", "config"),
     ("config.server.shutdown_grace_s=-1", "shutdown_grace_s"),
     ("replicas=3", "replicas"),
+    ("tls.enabled=true", "crt"),  # TLS without a key pair and without an existing Secret
 ])
 def test_a_wrong_value_is_refused_by_the_schema(helm: Path, setting: str, why: str) -> None:
     r = check.render(sets=[setting])
     assert not r.ok
     assert "values don't meet the specifications of the schema" in r.stderr, r.stderr
     assert why in r.stderr, r.stderr
+
+
+def test_autoscaling_bounds_must_be_ordered(helm: Path) -> None:
+    r = check.render(sets=["autoscaling.enabled=true", "autoscaling.minReplicas=5",
+                           "autoscaling.maxReplicas=3"])
+    assert not r.ok and "minReplicas must not exceed" in r.stderr, r.stderr

@@ -86,7 +86,7 @@ def _networks(settings: Settings) -> str:
         d = n.model_dump()
         d["default_grant_bytes"] = grants[n.id]
         if n.id == "redmoor":  # only the abandoned session below lives here
-            d["validity_time_s"] = 1
+            d["validity_time_s"] = 2
         nets.append(d)
     return json.dumps(nets)
 
