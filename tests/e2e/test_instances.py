@@ -99,7 +99,7 @@ def fleet_env(settings: Settings) -> dict[str, str]:
         "NF_CHF__RESERVATION_GRACE_S": "0",
         "NF_LEDGER__RESERVATION_SWEEP_INTERVAL_S": "0.3",
         "NF_NOTIFY__POLL_INTERVAL_S": "0.2",
-        "NF_NOTIFY__LEASE_S": "3",
+        "NF_NOTIFY__LEASE_S": "5",
         "NF_NOTIFY__MAX_BACKOFF_S": "0.5",
     }
 
