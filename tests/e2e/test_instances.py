@@ -25,6 +25,7 @@ import json
 import os
 import signal
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,11 +108,22 @@ def fleet_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def three(db_server: EmbeddedDb, settings: Settings, tmp_path: Path,
           fleet_env: dict[str, str]) -> Iterator[list[NfProcess]]:
-    with ExitStack() as stack:
-        yield [stack.enter_context(running_nf(
-            db_server.uri, settings.mongodb_database, tmp_path,
-            extra_env={**fleet_env, "NF_INSTANCE_ID": f"nf-{i}"}, own_group=True))
-            for i in range(3)]
+    """Three instances, started at the same time (each waits for its own readiness)."""
+    cms = [running_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                      extra_env={**fleet_env, "NF_INSTANCE_ID": f"nf-{i}"}, own_group=True)
+           for i in range(3)]
+    with ExitStack() as stack, ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(cm.__enter__) for cm in cms]
+        nfs, errors = [], []
+        for cm, f in zip(cms, futures, strict=True):
+            try:
+                nfs.append(f.result())
+                stack.push(cm.__exit__)  # every instance that started is stopped
+            except Exception as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        yield nfs
 
 
 async def _provision(client: httpx.AsyncClient, oam: str, supi: str, network: str,
