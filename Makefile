@@ -7,8 +7,9 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers bench-edr db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers bench-edr bench-scaling chart-check chart-tools db-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,10 +35,25 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest -q
 
-test: $(STAMP) db-build lint typecheck pytest
+test: $(STAMP) db-build chart-tools lint typecheck pytest
+
+# Best effort, never fails: the chart tests' pinned helm (built with Go, once per machine)
+# and Kubernetes schemas, fetched before pytest so its per-test timeout never includes them.
+chart-tools: $(STAMP)
+	-@$(BIN)/python -m tests.chart.tools
 
 bench: $(STAMP) db-build
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The same benchmark with 1 and then 2 NF instances on one database, side by side.
+bench-scaling: $(STAMP) db-build
+	$(BIN)/python -m bench.scaling $(BENCH_ARGS)
+
+# Helm chart: pinned helm (built once per machine with Go) and Kubernetes schemas
+# (kubernetes-validate), lint, render with default and production values, strict offline
+# validation. `make test` runs the same checks (tests/chart), skipped only without Go.
+chart-check: $(STAMP)
+	$(BIN)/python -m tests.chart
 
 # The population curve: 100k and 1M subscribers (~15 min here); 10M on request (about an
 # hour more, most of it seeding): make bench-scale SCALE_SIZES="100000 1000000 10000000"

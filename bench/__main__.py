@@ -22,6 +22,9 @@ def parse(argv: list[str]) -> Options:
                         "(default %(default)s)")
     p.add_argument("--workers", type=int, default=d.workers,
                    help="SBI worker processes (default %(default)s)")
+    p.add_argument("--instances", type=int, default=d.instances,
+                   help="NF instances (nf serve processes) sharing the database; the "
+                        "connections are spread over them (default %(default)s)")
     p.add_argument("--server", choices=("granian", "hypercorn"), default=d.server)
     p.add_argument("--conns", type=int, default=d.conns,
                    help="HTTP/2 connections, one per SMF (default %(default)s)")
@@ -62,6 +65,8 @@ def parse(argv: list[str]) -> Options:
     a = p.parse_args(argv)
     if not 0 <= a.small_cap_share <= 1:
         p.error("--small-cap-share must be within [0, 1]")
+    if not 1 <= a.instances <= a.conns:
+        p.error("--instances must be within [1, --conns]")
     if a.subscribers < 1 or a.repeat < 1 or a.duration <= 0 or a.duration > 3600:
         p.error("--subscribers, --repeat must be >= 1 and --duration within (0, 3600]")
     return Options(
@@ -70,7 +75,8 @@ def parse(argv: list[str]) -> Options:
         concurrency=a.concurrency, rate=a.rate, updates=a.updates, usage_bytes=a.usage_bytes,
         think_s=a.think, duration_s=a.duration, warmup_s=a.warmup, repeat=a.repeat,
         ceiling=not a.no_ceiling, ceiling_duration_s=a.ceiling_duration, profile=a.profile,
-        warm_probe=not a.no_warm_probe, db=a.db, label=a.label, out=a.out)
+        warm_probe=not a.no_warm_probe, db=a.db, label=a.label, out=a.out,
+        instances=a.instances)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ that exits in between loses its share: the NF's processes live for the whole run
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,10 +71,12 @@ def tree(root: int) -> list[ProcTimes]:
             for pid in sorted(keep) if pid in info]
 
 
-def snapshot(roots: dict[str, int]) -> dict[str, list[ProcTimes]]:
-    """Every tree, plus the whole machine as a pseudo-process under the label "machine"
-    (busy CPU seconds of all cores, from /proc/stat)."""
-    snap = {label: tree(pid) for label, pid in roots.items()}
+def snapshot(roots: Mapping[str, int | Sequence[int]]) -> dict[str, list[ProcTimes]]:
+    """Every tree (a label may name several roots: NF instances), plus the whole machine
+    as a pseudo-process under the label "machine" (busy CPU seconds of all cores, from
+    /proc/stat)."""
+    snap = {label: [p for r in ([pids] if isinstance(pids, int) else pids) for p in tree(r)]
+            for label, pids in roots.items()}
     snap["machine"] = [ProcTimes(0, "all", "", machine_busy_s())]
     return snap
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +67,9 @@ class Options:
     label: str = ""
     out: Path | None = None
     db: str = "rust"
+    # NF instances (separate `nf serve` processes on their own ports, one database); the
+    # load generator spreads its connections over them.
+    instances: int = 1
 
 
 def log(msg: str) -> None:
@@ -139,10 +142,10 @@ def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
 
 
 @contextmanager
-def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog: Path
-               ) -> Iterator[Nf]:
+def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog: Path,
+               index: int = 0) -> Iterator[Nf]:
     sbi, oam = embedded.free_port(), embedded.free_port()
-    logfile = logdir / "nf.log"
+    logfile = logdir / ("nf.log" if index == 0 else f"nf-{index}.log")
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"],
                                 env=nf_env(opts, db_uri, database, sbi, oam, catalog), cwd=ROOT,
@@ -213,13 +216,14 @@ def db_ops(before: dict[str, int], after: dict[str, int], seconds: float,
             "per_nf_request": round(total / nf_requests, 2) if nf_requests else None}
 
 
-def run_loadgen(opts: Options, nf: Nf, population: Path, part: int, parts: int,
-                roots: dict[str, int], out: Path, db_uri: str,
+def run_loadgen(opts: Options, nfs: list[Nf], population: Path, part: int, parts: int,
+                roots: dict[str, list[int]], out: Path, db_uri: str,
                 on_window: Callable[[], None] | None = None,
                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Run the load generator; returns (its result, CPU used over its window, database
     operations over its window). ``on_window`` is called when the window begins."""
-    cmd = [str(LOADGEN_BIN), "-target", nf.sbi, "-mode", opts.mode, "-mix", opts.mix,
+    cmd = [str(LOADGEN_BIN), "-target", ",".join(n.sbi for n in nfs),
+           "-mode", opts.mode, "-mix", opts.mix,
            "-conns", str(opts.conns), "-streams", str(opts.streams),
            "-concurrency", str(opts.concurrency), "-rate", str(opts.rate),
            "-duration", f"{opts.duration_s}s", "-warmup", f"{opts.warmup_s}s",
@@ -230,7 +234,7 @@ def run_loadgen(opts: Options, nf: Nf, population: Path, part: int, parts: int,
     samples: dict[str, tuple[float, dict[str, list[cpu.ProcTimes]]]] = {}
     counters: dict[str, dict[str, int]] = {}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    roots = {**roots, "loadgen": proc.pid}
+    roots = {**roots, "loadgen": [proc.pid]}
 
     def watch() -> None:
         assert proc.stderr is not None
@@ -280,7 +284,7 @@ def ceiling_streams(opts: Options) -> int:
     return opts.streams
 
 
-def ceiling(opts: Options, exe: str, nf: Nf, roots: dict[str, int]) -> dict[str, Any]:
+def ceiling(opts: Options, exe: str, nf: Nf, roots: dict[str, list[int]]) -> dict[str, Any]:
     warm = min(2.0, opts.ceiling_duration_s / 5)
     streams = ceiling_streams(opts)
     before, t0 = cpu.snapshot(roots), time.monotonic()
@@ -299,7 +303,8 @@ def run(opts: Options) -> dict[str, Any]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = Path(tempfile.mkdtemp(prefix="nf-bench-"))
     rep: dict[str, Any] = {
-        "label": opts.label or f"{opts.mode} loop, {opts.workers} SBI worker(s)",
+        "label": opts.label or f"{opts.mode} loop, {opts.workers} SBI worker(s)"
+                 + (f", {opts.instances} NF instances" if opts.instances > 1 else ""),
         "started_at": stamp, "machine": machine(), "cores": os.cpu_count(),
         "options": {k: (str(v) if isinstance(v, Path) else v)
                     for k, v in opts.__dict__.items()},
@@ -331,9 +336,13 @@ def run(opts: Options) -> dict[str, Any]:
             f"{seed_info['first_read_s']} s)")
         population = workdir / "population.json"
         population.write_text(json.dumps(pop))
-        with running_nf(opts, db.uri, "nf_bench", workdir, catalog) as nf:
-            roots = {"nf": nf.proc.pid, "db": db.process.pid}
-            log(f"nf serve ({opts.server}, {opts.workers} SBI worker(s)) on {nf.sbi}")
+        with ExitStack() as stack:
+            nfs = [stack.enter_context(running_nf(opts, db.uri, "nf_bench", workdir, catalog, i))
+                   for i in range(opts.instances)]
+            nf = nfs[0]
+            roots = {"nf": [n.proc.pid for n in nfs], "db": [db.process.pid]}
+            log(f"{len(nfs)} x nf serve ({opts.server}, {opts.workers} SBI worker(s)) on "
+                f"{', '.join(n.sbi for n in nfs)}")
             for i in range(opts.repeat):
                 one: dict[str, Any] = {"index": i}
                 if exe is not None:
@@ -349,7 +358,7 @@ def run(opts: Options) -> dict[str, Any]:
                         prof.append(p)
 
                 profiled = opts.profile and i == min(1, opts.repeat - 1)
-                load, used, dbops = run_loadgen(opts, nf, population, i, opts.repeat, roots,
+                load, used, dbops = run_loadgen(opts, nfs, population, i, opts.repeat, roots,
                                                 workdir / f"load-{i}.json", db.uri,
                                                 _start_profile if profiled else None)
                 if prof:

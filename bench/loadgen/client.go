@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -24,32 +25,41 @@ import (
 // of concurrent streams this client opens on it.
 type conn struct {
 	id    int
+	base  *url.URL // the NF instance this connection talks to
 	tr    *http2.Transport
 	slots chan struct{}
 	dials atomic.Int64
 }
 
 type pool struct {
-	base  *url.URL
 	conns []*conn
 	next  atomic.Uint64
 }
 
-func newPool(base string, nconns, streams int) (*pool, error) {
-	u, err := url.Parse(base)
-	if err != nil {
-		return nil, err
+// newPool opens nconns connections; with several targets (comma-separated NF instances),
+// connection i goes to target i mod len(targets), as SMFs spread over a Service's pods.
+func newPool(targets string, nconns, streams int) (*pool, error) {
+	var bases []*url.URL
+	for _, base := range strings.Split(targets, ",") {
+		u, err := url.Parse(strings.TrimSpace(base))
+		if err != nil {
+			return nil, err
+		}
+		if u.Scheme != "http" {
+			return nil, fmt.Errorf("target %q: only h2c (http://) is supported", base)
+		}
+		host := u.Hostname()
+		if host != "127.0.0.1" && host != "localhost" && host != "::1" {
+			return nil, fmt.Errorf("target %q: traffic is only allowed to the loopback address", base)
+		}
+		bases = append(bases, u)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("target %q: only h2c (http://) is supported", base)
+	if nconns < len(bases) {
+		return nil, fmt.Errorf("%d connections cannot reach %d targets", nconns, len(bases))
 	}
-	host := u.Hostname()
-	if host != "127.0.0.1" && host != "localhost" && host != "::1" {
-		return nil, fmt.Errorf("target %q: traffic is only allowed to the loopback address", base)
-	}
-	p := &pool{base: u}
+	p := &pool{}
 	for i := 0; i < nconns; i++ {
-		c := &conn{id: i, slots: make(chan struct{}, streams)}
+		c := &conn{id: i, base: bases[i%len(bases)], slots: make(chan struct{}, streams)}
 		c.tr = &http2.Transport{
 			AllowHTTP:                  true,
 			StrictMaxConcurrentStreams: true,
@@ -108,7 +118,7 @@ func (c *conn) do(ctx context.Context, p *pool, method, path string, body []byte
 		return reply{}, "cancelled", ctx.Err()
 	}
 	defer func() { <-c.slots }()
-	u := *p.base
+	u := *c.base
 	u.Path = path
 	var rd io.Reader
 	if body != nil {

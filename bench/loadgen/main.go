@@ -41,7 +41,7 @@ func cpuSeconds() float64 {
 }
 
 func main() {
-	target := flag.String("target", "http://127.0.0.1:8000", "the NF's SBI base URI (loopback only)")
+	target := flag.String("target", "http://127.0.0.1:8000", "the NF's SBI base URI (loopback only); several instances comma-separated")
 	mode := flag.String("mode", "closed", "closed (N concurrent sessions), open (sessions/s) or healthz (GET /healthz, closed loop)")
 	conns := flag.Int("conns", 4, "HTTP/2 connections (one per simulated SMF)")
 	streams := flag.Int("streams", 64, "max concurrent streams per connection")

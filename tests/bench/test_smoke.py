@@ -25,7 +25,7 @@ def test_tiny_benchmark_runs_end_to_end_without_errors(
     opts = Options(subscribers=600, small_cap_share=0.5, workers=1, conns=2, streams=8,
                    concurrency=8, updates=3, duration_s=3, warmup_s=1, repeat=1,
                    ceiling=h2load.binary() is not None, ceiling_duration_s=2,
-                   db="auto", out=out, label="smoke")
+                   db="auto", out=out, label="smoke", instances=2)
     rep = run(opts)
     assert json.loads(out.read_text())["median"] == rep["median"]
     assert rep["seed"]["subscribers"] == 600 and rep["seed"]["small_cap"] == 300
@@ -46,6 +46,8 @@ def test_tiny_benchmark_runs_end_to_end_without_errors(
     assert probe["errors"] == 0 and probe["updates"] > 0
     assert one["summary"]["db_ops_per_warm_update"] > 0
     assert one["summary"]["nf_cpu_ms_per_request"] > 0
+    # Two NF instances on one database, one connection each.
+    assert len(load["config"]["target"].split(",")) == 2
     if opts.ceiling:
         assert one["ceiling"]["req_per_s"] > 0 and one["ceiling"]["status_2xx"] > 0
         assert one["summary"]["ratio_to_ceiling"] > 0

@@ -46,7 +46,11 @@ class NfProcess:
 @contextmanager
 def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "granian",
                extra_env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
-               workers: int = 1, new_session: bool = False) -> Iterator[NfProcess]:
+               workers: int = 1, new_session: bool = False,
+               own_group: bool = False) -> Iterator[NfProcess]:
+    """``own_group`` (or ``new_session``): the NF gets its own process group, which a
+    test may SIGKILL whole (``os.killpg(nf.proc.pid, signal.SIGKILL)``) without touching
+    the test runner."""
     sbi_port, oam_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
     env.update({
@@ -69,7 +73,7 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=new_session)
+                                start_new_session=new_session or own_group)
     nf = NfProcess(proc, f"{scheme}://127.0.0.1:{sbi_port}", f"{scheme}://127.0.0.1:{oam_port}",
                    log)
     try:

@@ -1,0 +1,1 @@
+"""The Helm chart (``helm/nf``): pinned tools, lint, render, offline strict validation."""

@@ -1,0 +1,5 @@
+import sys
+
+from tests.chart.check import main
+
+sys.exit(main())

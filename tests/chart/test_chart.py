@@ -1,0 +1,150 @@
+"""The Helm chart: lint, render, validate offline in strict mode (``make chart-check``'s
+steps), what the rendered objects promise, and values the schema must refuse.
+
+The pinned helm is built once per machine with Go (several minutes the first time); the
+tests skip, saying so, only where Go is missing."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart import check, tools
+
+pytestmark = pytest.mark.timeout(1200)  # the first run builds helm
+
+
+@pytest.fixture(scope="module")
+def helm() -> Path:
+    try:
+        return tools.helm()
+    except tools.ToolUnavailable as e:
+        if shutil.which("go") is None:
+            pytest.skip(f"Go is missing: {e}")
+        raise
+
+
+@pytest.fixture(scope="module")
+def production(helm: Path) -> list[dict[str, Any]]:
+    r = check.render(check.PRODUCTION)
+    assert r.ok, r.stderr
+    return r.manifests
+
+
+@pytest.fixture(scope="module")
+def defaults(helm: Path) -> list[dict[str, Any]]:
+    r = check.render()
+    assert r.ok, r.stderr
+    return r.manifests
+
+
+@pytest.mark.parametrize("values", [None, check.PRODUCTION], ids=["default", "production"])
+def test_lint_passes(helm: Path, values: Path | None) -> None:
+    r = check.lint(values)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_every_manifest_is_valid_kubernetes(defaults: list[dict[str, Any]],
+                                            production: list[dict[str, Any]]) -> None:
+    assert check.validate(defaults) == []
+    assert check.validate(production) == []
+    kinds = {m["kind"] for m in production}
+    assert kinds == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
+                     "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy"}
+
+
+def test_the_validator_catches_a_misspelt_field(defaults: list[dict[str, Any]]) -> None:
+    dep = check.find(defaults, "Deployment")
+    broken = {**dep, "spec": {**dep["spec"], "replicas": 2, "replica": 2}}
+    problems = check.validate([broken])
+    assert problems and all("replica" in p for p in problems), problems
+
+
+def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> None:
+    dep = check.find(production, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    nf = pod["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in nf["ports"]} == {"sbi": 8000, "oam": 8080}
+    assert nf["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "oam"}
+    assert nf["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "oam"}
+    # Graceful stop: the preStop pause, then shutdown_grace_s (20) and the supervisor's 5 s.
+    assert nf["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "10"]
+    assert pod["terminationGracePeriodSeconds"] >= 10 + 20 + 5
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert nf["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e for e in nf["env"]}
+    # Secrets never in the ConfigMap: from the operator's Secret, as environment and files.
+    assert env["NF_MONGODB_URI"]["valueFrom"]["secretKeyRef"] == {
+        "name": "nf-secrets", "key": "mongodb-uri"}
+    assert env["NF_API_KEYS"]["valueFrom"]["secretKeyRef"]["key"] == "api-keys.json"
+    assert env["NF_SERVER__TLS_CERT_FILE"]["value"] == "/etc/nf/secrets/tls.crt"
+    assert not [m for m in production if m["kind"] == "Secret"]
+    config = yaml.safe_load(check.find(production, "ConfigMap")["data"]["nf.yaml"])
+    assert not {"mongodb_uri", "api_keys"} & set(config)
+    settings = check.pod_settings(production, tmp_path)
+    assert settings.server.shutdown_grace_s == 20 and settings.server.workers == 2
+    assert settings.server.sbi_host == "0.0.0.0" and settings.server.tls
+    assert [n.id for n in settings.networks] == ["northwind", "bluepeak", "redmoor"]
+
+
+def test_sbi_and_oam_are_separate_services_and_the_sbi_is_fenced(
+        production: list[dict[str, Any]]) -> None:
+    sbi = check.find(production, "Service", "-sbi")
+    oam = check.find(production, "Service", "-oam")
+    assert [p["name"] for p in sbi["spec"]["ports"]] == ["sbi"]
+    assert [p["name"] for p in oam["spec"]["ports"]] == ["oam"]
+    assert oam["spec"]["type"] == "ClusterIP"
+    pol = check.find(production, "NetworkPolicy")
+    rules = pol["spec"]["ingress"]
+    sbi_rule = next(r for r in rules if r["ports"] == [{"port": "sbi", "protocol": "TCP"}])
+    assert [b["ipBlock"]["cidr"] for b in sbi_rule["from"]] == [
+        "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+    mon = check.find(production, "ServiceMonitor")
+    assert mon["spec"]["endpoints"][0]["port"] == "oam"
+
+
+def test_default_values_create_their_own_secret(defaults: list[dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    secret = check.find(defaults, "Secret")
+    assert set(secret["data"]) == {"mongodb-uri"}
+    pol = check.find(defaults, "NetworkPolicy")
+    assert pol["spec"]["ingress"] == []  # no SBI ranges configured: nothing gets in
+    check.pod_settings(defaults, tmp_path)
+
+
+def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> None:
+    digest = "sha256:" + "ab" * 32
+    r = check.render(sets=[f"secrets.apiKeys.{digest}=lumen",
+                           "secrets.oauth2.oauth2-jwks\\.json=jwks"])
+    assert r.ok, r.stderr
+    data = check.find(r.manifests, "Secret")["data"]
+    assert set(data) == {"mongodb-uri", "api-keys.json", "oauth2-jwks.json"}
+
+
+@pytest.mark.parametrize(("setting", "why"), [
+    ("replicaCount=0", "replicaCount"),
+    ("ports.sbi=70000", "sbi"),
+    ("image.pullPolicy=Sometimes", "pullPolicy"),
+    ("networkPolicy.sbiCidrs[0]=10.1.2.3", "sbiCidrs"),
+    ("secrets.apiKeys.short=lumen", "short"),  # a key of fewer than 16 characters
+    ("config.server.sbi_port=9000", "server"),
+    ("config.mongodb_uri=mongodb://x", "config"),
+    ("config.server.shutdown_grace_s=-1", "shutdown_grace_s"),
+    ("replicas=3", "replicas"),
+    ("tls.enabled=true", "crt"),  # TLS without a key pair and without an existing Secret
+])
+def test_a_wrong_value_is_refused_by_the_schema(helm: Path, setting: str, why: str) -> None:
+    r = check.render(sets=[setting])
+    assert not r.ok
+    assert "values don't meet the specifications of the schema" in r.stderr, r.stderr
+    assert why in r.stderr, r.stderr
+
+
+def test_autoscaling_bounds_must_be_ordered(helm: Path) -> None:
+    r = check.render(sets=["autoscaling.enabled=true", "autoscaling.minReplicas=5",
+                           "autoscaling.maxReplicas=3"])
+    assert not r.ok and "minReplicas must not exceed" in r.stderr, r.stderr

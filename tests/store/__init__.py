@@ -1,0 +1,1 @@
+"""Storage-level checks against the real database."""
