@@ -17,14 +17,11 @@ from quart import Blueprint, Response, request
 from nf.catalog import CatalogHolder
 from nf.errors import BadRequest, Congestion, Forbidden, InvalidParam, Unauthorized
 from nf.ledger.mongo import MongoLedger
-from nf.reports import queries
-from nf.reports.charts import render_chart
-from nf.reports.render import as_json, render
-from nf.reports.run import Request, run_report
 from nf.runtime import Runtime
 from nf.sbi.responses import json_response
 
 BASE = "/provisioning/v1/reports"
+REPORTS = ("usage", "caps", "uptake", "roaming", "top")
 LIVE_MAX_DAYS = 2
 DEFAULT_DAYS = 7
 
@@ -53,8 +50,8 @@ def reports_blueprint(rt: Runtime, ledger: MongoLedger | None,
         scope = rt.settings.api_keys.get(key)
         if scope is None:
             raise Unauthorized("unknown API key")
-        if name not in queries.REPORTS:
-            raise BadRequest(f"unknown report {name!r} ({', '.join(queries.REPORTS)})",
+        if name not in REPORTS:
+            raise BadRequest(f"unknown report {name!r} ({', '.join(REPORTS)})",
                              cause="INVALID_QUERY_PARAM")
         brand = request.args.get("brand") or (None if scope == "*" else scope)
         if scope != "*" and brand != scope:
@@ -68,6 +65,11 @@ def reports_blueprint(rt: Runtime, ledger: MongoLedger | None,
         source = request.args.get("source", "export")
         if source not in ("export", "live"):
             raise BadRequest("source must be export or live", cause="INVALID_QUERY_PARAM")
+        # DuckDB and Arrow are loaded on the first report, not by every NF process.
+        from nf.reports.charts import render_chart
+        from nf.reports.render import as_json, render
+        from nf.reports.run import Request, run_report
+
         try:
             n = int(request.args.get("n", "10"))
         except ValueError:

@@ -28,12 +28,12 @@ from nf import logs
 from nf.catalog import CatalogHolder
 from nf.errors import StoreUnavailable
 from nf.ledger.mongo import MongoLedger
-from nf.reports.export import COLLECTION, Exporter, floor_hour
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Db, translate_errors
 
 log = logging.getLogger("nf.reports")
 
+COLLECTION = "edrs"
 MARKERS = "edr_exports"
 MARKER_ID = "scheduled"
 TTL_INDEX = "time_ttl"
@@ -83,12 +83,15 @@ class ReportsPart:
             else timedelta(hours=1)
 
     def _floor(self, t: datetime) -> datetime:
-        h = floor_hour(t)
+        h = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return h.replace(hour=0) if self.rt.settings.edr.export.schedule == "daily" else h
 
     async def export_round(self) -> int:
         """Export the closed units not yet exported, if this process gets the lease.
         Returns how many units it exported."""
+        # Arrow is loaded only by a process that exports (not by every NF process).
+        from nf.reports.export import Exporter
+
         cfg = self.rt.settings.edr.export
         assert cfg.dir is not None
         coll = self.rt.db[MARKERS]
