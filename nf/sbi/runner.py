@@ -75,6 +75,10 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         backpressure=srv.max_inflight_requests + _BACKPRESSURE_HEADROOM,
         ssl_cert=srv.tls_cert_file,
         ssl_key=srv.tls_key_file,
+        # mTLS: the handshake fails without a client certificate signed by this CA.
+        # SBI only (OAM's probes and Prometheus carry no certificates).
+        ssl_ca=srv.tls_client_ca_file if role == "sbi" else None,
+        ssl_client_verify=role == "sbi" and srv.tls_client_ca_file is not None,
         workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
         respawn_failed_workers=True,
         log_level=LogLevels(log_level.lower()),
@@ -103,6 +107,11 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
         cfg.certfile = str(srv.tls_cert_file)
         cfg.keyfile = str(srv.tls_key_file)
         cfg.alpn_protocols = ["h2"] if role == "sbi" else ["h2", "http/1.1"]
+        if role == "sbi" and srv.tls_client_ca_file is not None:  # mTLS, SBI only
+            import ssl
+
+            cfg.ca_certs = str(srv.tls_client_ca_file)
+            cfg.verify_mode = ssl.CERT_REQUIRED
     run(cfg)
 
 
