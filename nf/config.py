@@ -160,6 +160,9 @@ class NrfSettings(_Frozen):
     capacity: int = Field(100, ge=0, le=65535)
     priority: int = Field(1, ge=0, le=65535)
     request_timeout_s: float = Field(3.0, gt=0, le=60)
+    # HTTP/2 (h2c prior knowledge, or ALPN h2 over TLS) as TS 29.500 requires; false:
+    # HTTP/1.1, for an NRF whose HTTP/2 server is unreliable.
+    http2: bool = True
     initial_backoff_s: float = Field(1.0, gt=0, le=60)
     max_backoff_s: float = Field(60.0, gt=0, le=3600)
 

@@ -157,14 +157,25 @@ class NrfProcess:
         p = self.workdir / "nrf.log"
         return p.read_text(errors="replace")[-3000:] if p.exists() else ""
 
+    def get(self, path: str, **params: str) -> httpx.Response:
+        """GET over h2c on a new connection. Its h2c server sometimes ends a new connection
+        (GOAWAY, no stream processed) before answering: tried up to 5 times."""
+        for attempt in range(5):
+            try:
+                with httpx.Client(http1=False, http2=True, timeout=5.0) as c:
+                    return c.get(f"{self.uri}{path}", params=params)
+            except httpx.RemoteProtocolError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
     def discover(self, nf_type: str) -> httpx.Response:
-        with httpx.Client(http1=False, http2=True, timeout=5.0) as c:
-            return c.get(f"{self.uri}/nnrf-disc/v1/nf-instances",
-                         params={"target-nf-type": nf_type, "requester-nf-type": "SMF"})
+        return self.get("/nnrf-disc/v1/nf-instances", **{"target-nf-type": nf_type,
+                                                           "requester-nf-type": "SMF"})
 
     def profile(self, instance_id: str) -> httpx.Response:
-        with httpx.Client(http1=False, http2=True, timeout=5.0) as c:
-            return c.get(f"{self.uri}/nnrf-nfm/v1/nf-instances/{instance_id}")
+        return self.get(f"/nnrf-nfm/v1/nf-instances/{instance_id}")
 
 
 @contextlib.contextmanager

@@ -68,8 +68,12 @@ class NrfPart:
 
     async def run(self) -> None:
         own = self._client is None
+        # A new connection per request: a few requests per heartbeat period, and some NRFs
+        # close an h2c connection after one exchange.
+        h2 = self._cfg.http2
         client = self._client or httpx.AsyncClient(
-            http1=False, http2=True, timeout=self._cfg.request_timeout_s)
+            http1=not h2, http2=h2, timeout=self._cfg.request_timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=0))
         clock = self._rt.clock
         try:
             while not self._rt.stopping.is_set():
@@ -111,15 +115,15 @@ class NrfPart:
     async def _register(self, client: httpx.AsyncClient, r: core.Registration
                         ) -> float | None:
         profile = nf_profile(self._rt.settings, r.nf_type)
-        resp = await client.put(self._url(r), json=profile)
+        resp = await _send(client, "PUT", self._url(r), json=profile)
         if resp.status_code not in (200, 201):
             raise NrfError(f"NFRegister answered {resp.status_code}: {resp.text[:200]}")
         return _heartbeat_timer(resp)
 
     async def _heartbeat(self, client: httpx.AsyncClient, r: core.Registration
                          ) -> tuple[bool, float | None]:
-        resp = await client.patch(self._url(r), json=_HEARTBEAT_PATCH,
-                                  headers={"content-type": "application/json-patch+json"})
+        resp = await _send(client, "PATCH", self._url(r), json=_HEARTBEAT_PATCH,
+                           headers={"content-type": "application/json-patch+json"})
         if resp.status_code == 404:
             return False, None
         if resp.status_code not in (200, 204):
@@ -132,7 +136,7 @@ class NrfPart:
             if not r.registered and not r.registrations:
                 continue
             try:
-                resp = await client.delete(self._url(r))
+                resp = await _send(client, "DELETE", self._url(r))
                 ok = resp.status_code in (200, 204, 404)
                 logs.log(log, logging.INFO if ok else logging.WARNING,
                          "deregistered from the NRF" if ok else "NFDeregister refused",
@@ -141,6 +145,16 @@ class NrfPart:
                 logs.log(log, logging.WARNING, "NFDeregister failed", nf_type=t,
                          error=_describe(e))
             self.regs[t] = core.Registration(t, r.instance_id, heartbeat_s=r.heartbeat_s)
+
+
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any
+                ) -> httpx.Response:
+    """One request; retried once at once when the NRF dropped the connection before
+    answering (no stream was processed, so the retry is safe)."""
+    try:
+        return await client.request(method, url, **kw)
+    except (httpx.RemoteProtocolError, httpx.LocalProtocolError):
+        return await client.request(method, url, **kw)
 
 
 def _heartbeat_timer(resp: httpx.Response) -> float | None:
