@@ -8,7 +8,7 @@ BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench db-build clean
+.PHONY: run test lint typecheck pytest bench db-build nrf-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: $(STAMP) db-build lint typecheck pytest
 
 bench: $(STAMP) db-build
 	$(BIN)/python -m bench
+
+# free5GC's NRF for the registration tests, built once per machine into ~/.cache/mvno-nf
+# (the tests build it themselves on first use; needs Go).
+nrf-build: $(STAMP)
+	$(BIN)/python -m tests.nrf_peer
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ caller (``nf.security.caller.current()``). ``/healthz`` and unknown paths are no
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import httpx
 from quart import Blueprint, request
@@ -18,6 +19,7 @@ from nf import logs
 from nf.config import Settings
 from nf.nrf.profile import audiences, service_of
 from nf.runtime import Role, Runtime, Worker
+from nf.sbi.guard import OPERATION_KEY
 from nf.security import caller as callers
 from nf.security import keys
 from nf.security.tokens import TokenVerifier, bearer
@@ -55,6 +57,9 @@ class SecurityPart:
             svc = service_of(request.path)
             if svc is None:
                 return
+            if request.url_rule is not None and request.url_rule.endpoint:
+                # The metrics label of the operation, also for refused requests.
+                cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
             service, nf_type = svc
             token = bearer(request.headers.get("Authorization"))
             claims = verifier.verify(token, service=service,
