@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from nf.config import Settings
 from nf.nrf import core
 from nf.nrf.profile import instance_id, nf_profile, service_of
@@ -97,3 +99,17 @@ def test_service_of_paths() -> None:
                                                                      "PCF")
     assert service_of("/healthz") is None
     assert service_of("/") is None
+
+
+def test_profiles_are_valid_rel17_nf_profiles() -> None:
+    """Each profile (and the heartbeat patch) against TS 29.510's own schemas."""
+    from tests import conformance as c
+
+    s = settings(supi_ranges=[{"pattern": "^imsi-00101[0-9]{10}$"},
+                              {"start": "001020000000000", "end": "001029999999999"}],
+                 dnns=["internet"])
+    for t in ("CHF", "PCF"):
+        c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", nf_profile(s, t))
+    broken = {**nf_profile(s, "CHF"), "nfStatus": "MAYBE", "heartBeatTimer": "soon"}
+    with pytest.raises(AssertionError, match=r"nfStatus|heartBeatTimer"):
+        c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", broken)
