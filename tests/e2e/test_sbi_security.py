@@ -8,6 +8,7 @@ fetches it by URL). Network A is northwind (PLMN 00101), network B is bluepeak (
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from nf.store.mongo import Db
 from tests.e2e.nfproc import TEST_CONFIG, running_nf
 from tests.jwt_issuer import Issuer, plmn
 from tests.ledger import helpers as h
+from tests.oauth2_peer import TokenEndpoint, Unavailable, running_token_endpoint
 from tests.peers import NotificationReceiver, Reply
 from tests.smf_sim import SmfSim, httpx_transport
 
@@ -77,17 +79,51 @@ async def test_tokens_ownership_and_notification_targets(
         args.update(kw)
         return {"authorization": f"Bearer {issuer.token(**args)}"}
 
+    # Tokens for the accepted requests come from oauth2-mock-server playing the NRF's token
+    # endpoint (its key and ours are both in the JWKS the NF fetches: a key rollover);
+    # without Node they come from the in-test signer.
+    with contextlib.ExitStack() as stack:
+        try:
+            endpoint: TokenEndpoint | None = stack.enter_context(
+                running_token_endpoint(issuer.iss))
+        except Unavailable:
+            endpoint = None
+        jwks = issuer.jwks()
+        if endpoint is not None:
+            jwks["keys"] += endpoint.jwks()["keys"]
+
+        def minted(consumer: str, target: str) -> dict[str, str]:
+            scope = ("npcf-smpolicycontrol" if target == "PCF" else
+                     "nchf-convergedcharging nchf-spendinglimitcontrol")
+            if endpoint is None:
+                return tok(consumer, aud=target, scope=scope)
+            return {"authorization": "Bearer " + endpoint.token(
+                nfInstanceId=f"smf-{consumer}", nfType="SMF", targetNfType=target,
+                scope=scope, requesterPlmn=plmn(consumer))}
+
+        await _run(issuer, jwks, minted, tok, db_server, settings, db, tmp_path, cfg)
+
+
+async def _run(issuer: Issuer, jwks: dict[str, Any], minted: Any, tok: Any,
+               db_server: EmbeddedDb, settings: Settings, db: Db, tmp_path: Path,
+               cfg: Path) -> None:
     async with NotificationReceiver() as peer:
-        peer.respond("/jwks", Reply(200, issuer.jwks()))
+        peer.respond("/jwks", Reply(200, jwks))
         env = {"NF_CONFIG": str(cfg), "NF_OAUTH2__REQUIRED": "true",
                "NF_OAUTH2__ISSUER": issuer.iss, "NF_OAUTH2__JWKS_URI": peer.url("/jwks")}
         with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
                         extra_env=env) as nf:
-            async with httpx.AsyncClient(http2=True, http1=False, timeout=10,
-                                         base_url=nf.sbi) as c:
-                a_headers = tok()
-                a = SmfSim(httpx_transport(httpx.AsyncClient(
-                    http2=True, http1=False, timeout=10, headers=a_headers), nf.sbi), SUPI,
+            async with contextlib.AsyncExitStack() as clients:
+                def client(headers: dict[str, str] | None = None, **kw: Any
+                           ) -> httpx.AsyncClient:
+                    made = httpx.AsyncClient(http2=True, http1=False, timeout=10,
+                                             headers=headers, **kw)
+                    clients.push_async_callback(made.aclose)
+                    return made
+
+                c = client(base_url=nf.sbi)
+                a_headers, a_pcf = minted("00101", "CHF"), minted("00101", "PCF")
+                a = SmfSim(httpx_transport(client(a_headers), nf.sbi), SUPI,
                     notify_uri=peer.url("/smf/a"))
                 body = a.body(requested=1000)
 
@@ -123,9 +159,8 @@ async def test_tokens_ownership_and_notification_targets(
                 assert (await a.update(None, 1000)).status == 200
 
                 # -- network B cannot touch A's session ---------------------------------
-                b_headers = tok("00102")
-                b = SmfSim(httpx_transport(httpx.AsyncClient(
-                    http2=True, http1=False, timeout=10, headers=b_headers), nf.sbi), SUPI,
+                b_headers, b_pcf = minted("00102", "CHF"), minted("00102", "PCF")
+                b = SmfSim(httpx_transport(client(b_headers), nf.sbi), SUPI,
                     plmn="00102", notify_uri="http://127.0.0.1:9/b")
                 b.ref, b.isn = a.ref, a.isn
                 assert (await b.update(None, 1000)).status == 403
@@ -147,27 +182,29 @@ async def test_tokens_ownership_and_notification_targets(
                     assert ex.status == 400, (uri, ex.response)
                     assert ex.response["invalidParams"][0]["param"] == "/notifyUri"
                 r = await c.post(PCF, json=pcf_context("http://10.0.0.1/pcf"),
-                                 headers=a_headers)
+                                 headers=a_pcf)
                 assert problem(r, 400)["invalidParams"][0]["param"] == "/notificationUri"
                 r = await c.post(SLC, json={"supi": SUPI, "notifUri": "http://10.0.0.1/s"},
                                  headers=a_headers)
                 assert problem(r, 400)["invalidParams"][0]["param"] == "/notifUri"
 
                 # -- SM policies: only the creating network ------------------------------
-                r = await c.post(PCF, json=pcf_context(peer.url("/pcf/a")), headers=a_headers)
+                r = await c.post(PCF, json=pcf_context(peer.url("/pcf/a")), headers=a_pcf)
                 assert r.status_code == 201, r.text
                 policy = r.headers["location"].removeprefix(nf.sbi)
-                assert (await c.get(policy, headers=b_headers)).status_code == 403
-                r = await c.post(policy + "/update", json={}, headers=b_headers)
+                assert (await c.get(policy, headers=b_pcf)).status_code == 403
+                r = await c.post(policy + "/update", json={}, headers=b_pcf)
                 assert r.status_code == 403
-                assert (await c.post(policy + "/delete", headers=b_headers)).status_code \
+                assert (await c.post(policy + "/delete", headers=b_pcf)).status_code \
                     == 403
                 # B naming A's PLMN as its serving network is refused too.
                 r = await c.post(PCF, json=pcf_context("http://127.0.0.1:9/b", "00101"),
-                                 headers=b_headers)
+                                 headers=b_pcf)
                 assert r.status_code == 403
-                assert (await c.get(policy, headers=a_headers)).status_code == 200
-                assert (await c.post(policy + "/delete", headers=a_headers)).status_code \
+                # A CHF token does not open the PCF (audience and scope).
+                assert (await c.get(policy, headers=a_headers)).status_code == 401
+                assert (await c.get(policy, headers=a_pcf)).status_code == 200
+                assert (await c.post(policy + "/delete", headers=a_pcf)).status_code \
                     == 204
                 doc = await db["edrs"].find_one({"charging_data_ref": a.ref})
                 assert doc is not None and doc["host_network"] == "northwind"
