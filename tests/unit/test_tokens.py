@@ -3,7 +3,9 @@ the NF's JOSE library (tests/jwt_issuer.py)."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +144,28 @@ def test_cache_is_bounded(issuer: Issuer) -> None:
         v.verify(issuer.token(aud="CHF", scope=SERVICE, sub=f"smf-{i}"), service=SERVICE,
                  audiences=AUD)
     assert len(v._cache) == 3
+
+
+def test_check_config_refuses_an_unusable_key_file(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   issuer: Issuer) -> None:
+    from typer.testing import CliRunner
+
+    from nf.cli import cli
+
+    config = Path(__file__).resolve().parents[2] / "tests" / "data" / "nf-test.yaml"
+    jwks = tmp_path / "jwks.json"
+    monkeypatch.setenv("NF_OAUTH2__REQUIRED", "true")
+    monkeypatch.setenv("NF_OAUTH2__ISSUER", "nrf-1")
+    monkeypatch.setenv("NF_OAUTH2__JWKS_FILE", str(jwks))
+    for content, message in (("{\"keys\": []}", "not a JWKS"), ("{", "not JSON"),
+                             (None, "cannot read")):
+        if content is None:
+            jwks.unlink()
+        else:
+            jwks.write_text(content)
+        r = CliRunner().invoke(cli, ["check-config", str(config)])
+        assert r.exit_code == 2 and message in r.output, r.output
+    jwks.write_text(json.dumps(issuer.jwks()))
+    r = CliRunner().invoke(cli, ["check-config", str(config)])
+    assert r.exit_code == 0, r.output
