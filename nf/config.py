@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
@@ -78,7 +85,8 @@ class HostNetwork(_Frozen):
     # Where this network's SMFs/PCFs may have notifications sent (notifyUri,
     # notificationUri, notifUri): IP networks for address literals, DNS suffixes for names.
     # Both unset: any target (the NF logs a warning at start).
-    notify_cidrs: list[IPv4Network | IPv6Network] | None = None
+    notify_cidrs: list[Annotated[IPv4Network | IPv6Network,
+                                 PlainSerializer(str, return_type=str)]] | None = None
     notify_fqdn_suffixes: list[Annotated[str, Field(min_length=1, max_length=253)]] | None \
         = None
     # NF instance ids (the token's ``sub``) of this network's consumers, for access tokens
