@@ -159,13 +159,13 @@ class NrfProcess:
 
     def get(self, path: str, **params: str) -> httpx.Response:
         """GET over h2c on a new connection. Its h2c server sometimes ends a new connection
-        (GOAWAY, no stream processed) before answering: tried up to 5 times."""
-        for attempt in range(5):
+        (GOAWAY, no stream processed) before answering: tried up to 10 times."""
+        for attempt in range(10):
             try:
-                with httpx.Client(http1=False, http2=True, timeout=5.0) as c:
+                with httpx.Client(http1=False, http2=True, timeout=10.0) as c:
                     return c.get(f"{self.uri}{path}", params=params)
-            except httpx.RemoteProtocolError:
-                if attempt == 4:
+            except (httpx.RemoteProtocolError, httpx.LocalProtocolError):
+                if attempt == 9:
                     raise
                 time.sleep(0.05)
         raise AssertionError("unreachable")

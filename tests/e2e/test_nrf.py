@@ -87,7 +87,7 @@ def test_registers_rediscovers_reregisters_and_deregisters(
             assert pcf["pcfInfo"]["dnnList"] == ["internet"]
             assert not discovered(nrf, "PCF") or all(
                 p["nfType"] == "PCF" for p in discovered(nrf, "PCF"))
-            ready = httpx.get(nf.oam + "/readyz").json()
+            ready = httpx.get(nf.oam + "/readyz", timeout=30).json()
             assert ready["nrf"]["CHF"]["state"] == "registered"
             assert ready["nrf"]["PCF"]["nfInstanceId"] == ids["PCF"]
 
@@ -95,7 +95,7 @@ def test_registers_rediscovers_reregisters_and_deregisters(
             nrf.stop()
             ready = eventually("readyz reporting the NRF outage", lambda: (
                 lambda b: b if b["nrf"]["CHF"]["state"] != "registered" else None)(
-                httpx.get(nf.oam + "/readyz").json()))
+                httpx.get(nf.oam + "/readyz", timeout=30).json()))
             assert ready["status"] == "ready"
             # It comes back having lost every registration: the NF registers again.
             mongo[nrf_db].drop_collection("NfProfile")
@@ -104,7 +104,8 @@ def test_registers_rediscovers_reregisters_and_deregisters(
                 p["nfInstanceId"] for t in ("CHF", "PCF") for p in discovered(nrf, t)
             } >= set(ids.values()), timeout_s=30)
             eventually("readyz registered again", lambda: httpx.get(
-                nf.oam + "/readyz").json()["nrf"]["PCF"]["state"] == "registered")
+                nf.oam + "/readyz", timeout=30).json()["nrf"]["PCF"]["state"]
+                == "registered")
             log_before_stop = nf.log.read_text()
             code = nf.stop()
         assert code == 0
