@@ -9,7 +9,7 @@ STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers bench-edr bench-scaling chart-check chart-tools db-build clean
+.PHONY: run test lint typecheck pytest bench bench-scale bench-drivers bench-edr bench-scaling chart-check chart-tools db-build nrf-build clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench-scale: $(STAMP) db-build
 bench-drivers: $(STAMP) db-build
 	$(BIN)/python -m pip install --quiet -e '.[embedded,dev,bench]'
 	$(BIN)/python -m bench.drivers
+
+# free5GC's NRF for the registration tests, built once per machine into ~/.cache/mvno-nf
+# (the tests build it themselves on first use; needs Go).
+nrf-build: $(STAMP)
+	$(BIN)/python -m tests.nrf_peer
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -30,7 +30,12 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML con
 
 def _load(config: Path | None, **overrides: object) -> Settings:
     try:
-        return Settings.load(config, **overrides)
+        settings = Settings.load(config, **overrides)
+        if settings.oauth2.required and settings.oauth2.jwks_file is not None:
+            from nf.security.keys import load_file
+
+            load_file(settings.oauth2.jwks_file)  # a bad key file stops the NF here
+        return settings
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

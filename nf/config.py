@@ -7,11 +7,19 @@ Nested keys can be set from the environment with ``__``: ``NF_SERVER__SBI_PORT=9
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
@@ -30,6 +38,8 @@ class ServerSettings(_Frozen):
     workers: int = Field(1, ge=1, le=64)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # mTLS: with TLS on, require a client certificate signed by this CA bundle.
+    tls_client_ca_file: Path | None = None
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     max_inflight_requests: int = Field(2_000, ge=1, le=1_000_000)
     h2_max_concurrent_streams: int = Field(1_000, ge=10, le=100_000)
@@ -57,6 +67,8 @@ class ServerSettings(_Frozen):
     def _tls_pair(self) -> ServerSettings:
         if (self.tls_cert_file is None) != (self.tls_key_file is None):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
         return self
 
     @property
@@ -75,6 +87,16 @@ class HostNetwork(_Frozen):
     validity_time_s: int = Field(3600, ge=1, le=86_400)
     volume_quota_threshold_pct: int = Field(20, ge=0, le=100)
     quota_holding_time_s: int = Field(300, ge=0, le=86_400)
+    # Where this network's SMFs/PCFs may have notifications sent (notifyUri,
+    # notificationUri, notifUri): IP networks for address literals, DNS suffixes for names.
+    # Both unset: any target (the NF logs a warning at start).
+    notify_cidrs: list[Annotated[IPv4Network | IPv6Network,
+                                 PlainSerializer(str, return_type=str)]] | None = None
+    notify_fqdn_suffixes: list[Annotated[str, Field(min_length=1, max_length=253)]] | None \
+        = None
+    # NF instance ids (the token's ``sub``) of this network's consumers, for access tokens
+    # that carry no ``consumerPlmnId``.
+    consumer_nf_instance_ids: list[str] = Field(default_factory=list)
 
 
 class ChfSettings(_Frozen):
@@ -166,9 +188,75 @@ class EffectsSettings(_Frozen):
     # Off only for tests that need effects left to the sweeper (crash simulation).
     immediate: bool = True
 
+
 class CareSettings(_Frozen):
     # How long an ``Idempotency-Key`` of the care API is remembered (at least a day).
     idempotency_retention_s: float = Field(172_800.0, ge=86_400, le=90 * 86_400)
+
+
+class SupiRange(_Frozen):
+    start: str | None = Field(None, pattern=r"^[0-9]+$")
+    end: str | None = Field(None, pattern=r"^[0-9]+$")
+    pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SupiRange:
+        if (self.start is None) != (self.end is None) or \
+                (self.pattern is None) == (self.start is None):
+            raise ValueError("a SUPI range is either start and end, or a pattern")
+        return self
+
+
+class NrfSettings(_Frozen):
+    """Registration with an NRF (TS 29.510). Off while ``uri`` is unset."""
+
+    uri: str | None = Field(None, pattern=r"^https?://")
+    # Addresses peers reach this NF's SBI at, as put in the NF profiles (defaults: the
+    # SBI host when it is an address, and the SBI port).
+    fqdn: str | None = None
+    ipv4_addresses: list[str] = Field(default_factory=list)
+    port: int | None = Field(None, ge=1, le=65535)
+    # Served subscribers, put in chfInfo/pcfInfo: SUPI ranges (start/end or pattern).
+    supi_ranges: list[SupiRange] = Field(default_factory=list)
+    dnns: list[str] = Field(default_factory=list)
+    # Heartbeat asked for; the NRF's answer wins.
+    heartbeat_s: int = Field(30, ge=1, le=3600)
+    capacity: int = Field(100, ge=0, le=65535)
+    priority: int = Field(1, ge=0, le=65535)
+    request_timeout_s: float = Field(3.0, gt=0, le=60)
+    # HTTP/2 (h2c prior knowledge, or ALPN h2 over TLS) as TS 29.500 requires; false:
+    # HTTP/1.1, for an NRF whose HTTP/2 server is unreliable.
+    http2: bool = True
+    initial_backoff_s: float = Field(1.0, gt=0, le=60)
+    max_backoff_s: float = Field(60.0, gt=0, le=3600)
+
+
+class OAuth2Settings(_Frozen):
+    """OAuth2 access tokens on the SBI (TS 33.501 13.4.1, TS 29.510 AccessTokenClaims)."""
+
+    required: bool = False
+    # Expected ``iss``: the NRF's NF instance id (or the issuer's URL).
+    issuer: str | None = None
+    # The issuer's verification keys: a JWKS file, or a URL fetched and refreshed.
+    jwks_file: Path | None = None
+    jwks_uri: str | None = Field(None, pattern=r"^https?://")
+    jwks_refresh_s: float = Field(300.0, ge=1, le=86_400)
+    algorithms: list[str] = Field(default_factory=lambda: ["ES256", "RS256", "PS256",
+                                                            "EdDSA"])
+    # Audiences accepted besides this NF's instance ids and NF types (CHF, PCF).
+    extra_audiences: list[str] = Field(default_factory=list)
+    leeway_s: int = Field(30, ge=0, le=600)
+    # Verified tokens remembered until they expire, so a reused token is checked once.
+    cache_size: int = Field(10_000, ge=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _complete(self) -> OAuth2Settings:
+        if self.required:
+            if not self.issuer:
+                raise ValueError("oauth2.required needs oauth2.issuer")
+            if (self.jwks_file is None) == (self.jwks_uri is None):
+                raise ValueError("oauth2.required needs exactly one of jwks_file, jwks_uri")
+        return self
 
 
 class Settings(BaseSettings):
@@ -200,6 +288,8 @@ class Settings(BaseSettings):
     edr: EdrSettings = EdrSettings()
     ledger: LedgerSettings = LedgerSettings()
     effects: EffectsSettings = EffectsSettings()
+    nrf: NrfSettings = NrfSettings()
+    oauth2: OAuth2Settings = OAuth2Settings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \

@@ -31,6 +31,8 @@ class NfError(Exception):
     retry_after_s: int | None = None
     # Methods the resource does support (the ``Allow`` header of a 405).
     allow: tuple[str, ...] = ()
+    # The ``WWW-Authenticate`` challenge of a 401/403 about an access token (RFC 6750).
+    www_authenticate: str | None = None
 
     def __str__(self) -> str:
         return f"{self.status} {self.cause}: {self.detail}"
@@ -48,13 +50,15 @@ class MandatoryIeMissing(BadRequest):
 
 
 class Unauthorized(NfError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, 401, "UNAUTHORIZED", "Unauthorized")
+    def __init__(self, detail: str, *, www_authenticate: str | None = None) -> None:
+        super().__init__(detail, 401, "UNAUTHORIZED", "Unauthorized",
+                         www_authenticate=www_authenticate)
 
 
 class Forbidden(NfError):
-    def __init__(self, detail: str, *, cause: str = "FORBIDDEN") -> None:
-        super().__init__(detail, 403, cause, "Forbidden")
+    def __init__(self, detail: str, *, cause: str = "FORBIDDEN",
+                 www_authenticate: str | None = None) -> None:
+        super().__init__(detail, 403, cause, "Forbidden", www_authenticate=www_authenticate)
 
 
 class NotFound(NfError):

@@ -37,6 +37,12 @@ class Runtime:
     # Told when subscribers' policy counters or speed change (the PCF, spending-limit
     # subscriptions). Filled by ``nf.wiring``.
     counter_listeners: list[CounterListener] = field(default_factory=list)
+    # Which port this app serves (a part that must run once per NF instance runs its
+    # worker in the ``oam`` app only: it has exactly one process).
+    role: Role | None = None
+    # Informational entries of ``/readyz`` (name -> JSON-able state); they never make the
+    # NF unready.
+    reports: dict[str, Callable[[], object]] = field(default_factory=dict)
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` between rounds of a background worker, or less if the app is

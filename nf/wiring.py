@@ -10,6 +10,12 @@ from nf.runtime import Part, Runtime
 
 def build_parts(rt: Runtime) -> list[Part]:
     parts: list[Part] = []
+    # Who calls: OAuth2 access tokens on the SBI (first, so it runs before any handler),
+    # and the NRF registration of this NF's CHF and PCF profiles.
+    from nf.nrf.part import NrfPart
+    from nf.security.part import SecurityPart
+
+    parts += [SecurityPart(rt), NrfPart(rt)]
     # Shared plumbing first: the persisted outbox towards peers and the EDR writer. Slices
     # take them as constructor arguments (``outbox=``, ``edrs=``).
     from nf.edr.writer import EdrWriter

@@ -370,6 +370,34 @@ def disagreements(our_file: Path, spec_dir: Path = SPEC_DIR) -> list[str]:
     for name, schema in sorted(_schema_names(our_file).items()):
         if schema.file == our_file.resolve() and name in their_names:
             errors.extend(compare(schema, their_names[name], name, seen))
+    errors.extend(security_disagreements(_load(our_file), _load(their_file), spec_name))
+    return errors
+
+
+def _security(doc: Any) -> tuple[Any, Any]:
+    schemes = (doc.get("components") or {}).get("securitySchemes") or {}
+    return doc.get("security"), schemes
+
+
+def security_disagreements(ours: Any, theirs: Any, spec_name: str) -> list[str]:
+    """Where 3GPP declares security (OAuth2 client credentials with the service's scope),
+    ours must declare the same requirement and schemes, so generated clients send tokens."""
+    their_req, their_schemes = _security(theirs)
+    our_req, our_schemes = _security(ours)
+    if not their_req and not their_schemes:
+        return []
+    errors = []
+    if our_req != their_req:
+        errors.append(f"security: {our_req!r} differs from {spec_name}'s {their_req!r}")
+    for name, scheme in their_schemes.items():
+        mine = our_schemes.get(name)
+        if mine is None:
+            errors.append(f"securitySchemes: {name} missing (3GPP declares it)")
+            continue
+        for key in ("type", "flows"):
+            if mine.get(key) != scheme.get(key):
+                errors.append(f"securitySchemes.{name}.{key}: {mine.get(key)!r} differs "
+                              f"from {spec_name}'s {scheme.get(key)!r}")
     return errors
 
 
@@ -434,7 +462,12 @@ AGREEING_SAMPLE = {
         "ProblemDetails": {"type": "object", "properties": {
             "status": {"type": "integer"}, "cause": {"type": "string"},
             "detail": {"type": "string"}}},
-    }},
+    }, "securitySchemes": {"oAuth2ClientCredentials": {
+        "type": "oauth2", "flows": {"clientCredentials": {
+            "tokenUrl": "{nrfApiRoot}/oauth2/token",
+            "scopes": {"nchf-spendinglimitcontrol":
+                       "Access to the Nchf_SpendingLimitControl API"}}}}}},
+    "security": [{}, {"oAuth2ClientCredentials": ["nchf-spendinglimitcontrol"]}],
 }
 
 
@@ -528,7 +561,11 @@ def test_checker_follows_nested_refs_into_3gpp_common_data(tmp_path: Path) -> No
     doc["paths"] = {"/sm-policies": {"post": {
         "requestBody": {"content": {"application/json": {"schema": body}}},
         "responses": {"204": {"description": "x"}}}}}
-    doc["components"] = {}
+    doc["components"] = {"securitySchemes": {"oAuth2ClientCredentials": {
+        "type": "oauth2", "flows": {"clientCredentials": {
+            "tokenUrl": "{nrfApiRoot}/oauth2/token",
+            "scopes": {"npcf-smpolicycontrol": "Access to the Npcf_SMPolicyControl API"}}}}}}
+    doc["security"] = [{}, {"oAuth2ClientCredentials": ["npcf-smpolicycontrol"]}]
     errors = disagreements(_write(tmp_path, "pcf.yaml", doc))
     # Snssai.sst is an integer in TS29571_CommonData.yaml; Snssai requires 'sst'.
     assert any("sliceInfo.sst: type ['string']" in e for e in errors), errors
@@ -540,6 +577,25 @@ def test_checker_follows_nested_refs_into_3gpp_common_data(tmp_path: Path) -> No
     body["properties"]["sliceInfo"] = {"type": "object", "required": ["sst"], "properties": {
         "sst": {"type": "integer"}, "sd": {"type": "string"}}}
     assert disagreements(_write(tmp_path, "pcf-fixed.yaml", doc)) == []
+
+
+def test_checker_reports_missing_or_different_security(tmp_path: Path) -> None:
+    doc = yaml.safe_load(yaml.safe_dump(AGREEING_SAMPLE))
+    assert security_disagreements(doc, _load(SPEC_DIR / str(spec_of(doc))), "TS") == []
+    del doc["security"], doc["components"]["securitySchemes"]
+    theirs = {"security": [{}, {"oAuth2ClientCredentials": ["nchf-spendinglimitcontrol"]}],
+              "components": {"securitySchemes": {"oAuth2ClientCredentials": {
+                  "type": "oauth2", "flows": {"clientCredentials": {
+                      "tokenUrl": "{nrfApiRoot}/oauth2/token",
+                      "scopes": {"nchf-spendinglimitcontrol": "x"}}}}}}}
+    errors = security_disagreements(doc, theirs, "TS")
+    assert any(e.startswith("security:") for e in errors)
+    assert any("oAuth2ClientCredentials missing" in e for e in errors)
+    doc["security"] = theirs["security"]
+    doc["components"]["securitySchemes"] = {"oAuth2ClientCredentials": {
+        "type": "oauth2", "flows": {"clientCredentials": {
+            "tokenUrl": "{nrfApiRoot}/oauth2/token", "scopes": {"other-scope": "x"}}}}}
+    assert [e for e in security_disagreements(doc, theirs, "TS") if "flows" in e]
 
 
 def test_checker_needs_a_known_3gpp_document(tmp_path: Path) -> None:

@@ -154,6 +154,11 @@ class ChargingService:
 
     # -- service operations ---------------------------------------------------------------
 
+    async def owner(self, ref: str) -> str | None:
+        """The host network that holds session ``ref`` (``None``: no such session)."""
+        session = self.store.cached(ref, self._rt.clock.now()) or await self.store.get(ref)
+        return session.host_network if session is not None else None
+
     async def create(self, req: ChargingDataRequest) -> tuple[int, dict[str, Any], str]:
         now = self._rt.clock.now()
         supi = req.subscriberIdentifier

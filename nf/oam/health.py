@@ -69,8 +69,10 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
         sbi_ok = (await sbi_listening(srv.sbi_host, srv.sbi_port)
                   if srv.readyz_checks_sbi else True)
         ok = db_ok and indexes and sbi_ok
-        body = {"status": "ready" if ok else "not-ready", "database": db_ok,
+        body: dict[str, object] = {"status": "ready" if ok else "not-ready", "database": db_ok,
                 "indexes": indexes, "sbi": sbi_ok}
+        for name, report in rt.reports.items():
+            body[name] = report()
         return Response(json.dumps(body), status=200 if ok else 503,
                         content_type="application/json")
 

@@ -119,8 +119,15 @@ class PcfService:
 
     # -- service operations --------------------------------------------------------------
 
-    async def create(self, ctx: SmPolicyContextData, api_root: str
-                     ) -> tuple[str, dict[str, Any]]:
+    async def owner(self, sm_policy_id: str) -> str | None:
+        """The host network that created the association (``None``: none recorded)."""
+        doc = await self._store.get_any(sm_policy_id)
+        owner = doc.get("hostNetwork") if doc is not None else None
+        return str(owner) if owner is not None else None
+
+    async def create(self, ctx: SmPolicyContextData, api_root: str,
+                     host_network: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``host_network``: the authenticated caller's (else taken from the body)."""
         now = self._clock.now()
         serving = ctx.serving_network.plmn if ctx.serving_network else None
         logs.bind(supi=ctx.supi)
@@ -146,7 +153,8 @@ class PcfService:
             state=state, context=raw(ctx), resource_uri=resource_uri,
             brand=sub.view.brand if sub else None, gpsi=ctx.gpsi or (
                 sub.view.gpsi if sub else None),
-            host_network=self._host_network(serving, sub), decision=decision)
+            host_network=host_network or self._host_network(serving, sub),
+            decision=decision)
         await self._store.insert(stored, now)
         await self._records(stored, effects, now)
         return resource_uri, await self._recheck_new(stored, decision, serving)

@@ -156,7 +156,7 @@ def create_app(
     if db is None:
         client = make_client(settings)
         db = client[settings.mongodb_database]
-    rt = Runtime(settings=settings, clock=clock, db=db)
+    rt = Runtime(settings=settings, clock=clock, db=db, role=role)
     if parts is None:
         from nf.wiring import build_parts
 

@@ -39,4 +39,6 @@ def problem_response(err: NfError, instance: str | None = None) -> Response:
         resp.headers["Retry-After"] = str(err.retry_after_s)
     if err.allow:
         resp.headers["Allow"] = ", ".join(err.allow)
+    if err.www_authenticate:
+        resp.headers["WWW-Authenticate"] = err.www_authenticate
     return resp

@@ -84,6 +84,10 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         backpressure=srv.max_inflight_requests + _BACKPRESSURE_HEADROOM,
         ssl_cert=srv.tls_cert_file,
         ssl_key=srv.tls_key_file,
+        # mTLS: the handshake fails without a client certificate signed by this CA.
+        # SBI only (OAM's probes and Prometheus carry no certificates).
+        ssl_ca=srv.tls_client_ca_file if role == "sbi" else None,
+        ssl_client_verify=role == "sbi" and srv.tls_client_ca_file is not None,
         workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
         respawn_failed_workers=True,
         log_level=LogLevels(log_level.lower()),
@@ -114,6 +118,11 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
         # ``http/1.1`` is offered on the SBI too, so that an HTTP/1.1-only client gets the
         # app's 505 explanation rather than a failed handshake (``server.sbi_http1``).
         cfg.alpn_protocols = ["h2", "http/1.1"]
+        if role == "sbi" and srv.tls_client_ca_file is not None:  # mTLS, SBI only
+            import ssl
+
+            cfg.ca_certs = str(srv.tls_client_ca_file)
+            cfg.verify_mode = ssl.CERT_REQUIRED
     run(cfg)
 
 

@@ -69,8 +69,16 @@ class SlcService:
             raise BadRequest("expiry lies in the past", cause="MANDATORY_IE_INCORRECT")
         return ctx.expiry
 
-    async def subscribe(self, ctx: SpendingLimitContext, api_root: str
-                        ) -> tuple[str, dict[str, Any]]:
+    async def owner(self, sub_id: str) -> str | None:
+        """The host network that made subscription ``sub_id`` (``None``: none recorded)."""
+        async with translate_errors("reading a spending limit subscription"):
+            doc = await self._c.find_one({"_id": sub_id}, {"hostNetwork": 1})
+        owner = doc.get("hostNetwork") if doc is not None else None
+        return str(owner) if owner is not None else None
+
+    async def subscribe(self, ctx: SpendingLimitContext, api_root: str,
+                        host_network: str | None = None) -> tuple[str, dict[str, Any]]:
+        """``host_network``: the authenticated caller's, recorded as the owner."""
         if ctx.supi is None or ctx.notif_uri is None:
             missing = [n for n, v in (("supi", ctx.supi), ("notifUri", ctx.notif_uri))
                        if v is None]
@@ -86,6 +94,8 @@ class SlcService:
                     "notifUri": ctx.notif_uri, "notifId": ctx.notif_id, "expiry": expiry,
                     "sent": {i: core.status_of(counters, i) for i in ids},
                     "createdAt": now}
+        if host_network is not None:
+            doc["hostNetwork"] = host_network
         async with translate_errors("storing a spending limit subscription"):
             await self._c.insert_one(doc)
         location = f"{api_root.rstrip('/')}{API_PREFIX}/subscriptions/{sub_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -47,10 +48,12 @@ class NfProcess:
 def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "granian",
                extra_env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None,
                workers: int = 1, new_session: bool = False,
-               own_group: bool = False) -> Iterator[NfProcess]:
+               own_group: bool = False, sbi_ssl: ssl.SSLContext | None = None
+               ) -> Iterator[NfProcess]:
     """``own_group`` (or ``new_session``): the NF gets its own process group, which a
     test may SIGKILL whole (``os.killpg(nf.proc.pid, signal.SIGKILL)``) without touching
-    the test runner."""
+    the test runner. ``sbi_ssl``: the client TLS context for the readiness wait on the
+    SBI (mTLS)."""
     sbi_port, oam_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
     env.update({
@@ -77,13 +80,14 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
     nf = NfProcess(proc, f"{scheme}://127.0.0.1:{sbi_port}", f"{scheme}://127.0.0.1:{oam_port}",
                    log)
     try:
-        wait_ready(nf, tls)
+        wait_ready(nf, tls, sbi_ssl=sbi_ssl)
         yield nf
     finally:
         nf.stop()
 
 
-def wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 60) -> None:
+def wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 60,
+               sbi_ssl: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     while time.monotonic() < deadline:
@@ -94,7 +98,8 @@ def wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 
             last = r.text
             if r.status_code == 200:
                 # The SBI is a separate server process: wait until it answers too.
-                with httpx.Client(http1=False, http2=True, verify=False, timeout=1) as c:
+                with httpx.Client(http1=False, http2=True, verify=sbi_ssl or False,
+                                  timeout=1) as c:
                     if c.get(nf.sbi + "/healthz").status_code == 200:
                         return
         except httpx.HTTPError as e:

@@ -24,6 +24,7 @@ import pytest
 from nf.config import Settings
 from nf.store.embedded import EmbeddedDb
 from tests.e2e.nfproc import ROOT, running_nf
+from tests.jwt_issuer import Issuer, plmn
 
 pytestmark = pytest.mark.e2e
 
@@ -85,10 +86,13 @@ def interop_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return cached
 
 
-def _run_client(exe: Path, sbi: str, supi: str) -> tuple[int, dict[str, Any], str]:
-    proc = subprocess.run([str(exe), "-sbi", sbi, "-supi", supi, "-plmn", "00101",
-                           "-updates", str(UPDATES), "-timeout", "10s"],
-                          capture_output=True, text=True, timeout=120)
+def _run_client(exe: Path, sbi: str, supi: str, token: str | None
+                ) -> tuple[int, dict[str, Any], str]:
+    args = [str(exe), "-sbi", sbi, "-supi", supi, "-plmn", "00101",
+            "-updates", str(UPDATES), "-timeout", "10s"]
+    if token is not None:
+        args += ["-token", token]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     try:
         summary: dict[str, Any] = json.loads(proc.stdout)
     except json.JSONDecodeError:
@@ -110,7 +114,16 @@ def _checks(summary: dict[str, Any]) -> dict[str, bool]:
 def test_free5gc_clients_drive_policy_and_charging(
     interop_client: Path, db_server: EmbeddedDb, settings: Settings, tmp_path: Path
 ) -> None:
-    with running_nf(db_server.uri, settings.mongodb_database, tmp_path) as nf, \
+    # OAuth2 on: the generated clients send the token through their own OAuth2 hook.
+    issuer = Issuer("interop-nrf")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(issuer.jwks()))
+    token = issuer.token(aud=["CHF", "PCF"], consumerPlmnId=plmn("00101"),
+                         scope="nchf-convergedcharging npcf-smpolicycontrol")
+    env = {"NF_OAUTH2__REQUIRED": "true", "NF_OAUTH2__ISSUER": issuer.iss,
+           "NF_OAUTH2__JWKS_FILE": str(jwks)}
+    with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                    extra_env=env) as nf, \
             httpx.Client(timeout=10) as oam:
         made = oam.post(f"{nf.oam}{PROVISIONING}/subscribers", headers=LUMEN, json={
             "supi": SUPI, "homeNetwork": "northwind", "planOfferId": PLAN,
@@ -118,7 +131,12 @@ def test_free5gc_clients_drive_policy_and_charging(
         assert made.status_code == 201, made.text
         speed = made.json()["speed"]
 
-        code, summary, stderr = _run_client(interop_client, nf.sbi, SUPI)
+        # Without the token the very first request is refused.
+        anon_code, anon, _ = _run_client(interop_client, nf.sbi, SUPI, None)
+        assert anon_code == 1 and any(f.startswith("pcf.create.status")
+                                      for f in anon["failures"]), anon["failures"]
+
+        code, summary, stderr = _run_client(interop_client, nf.sbi, SUPI, token)
         assert code == 0 and summary["ok"], (
             "free5gc client found mismatches:\n" + "\n".join(summary["failures"]) + stderr)
 
@@ -128,7 +146,7 @@ def test_free5gc_clients_drive_policy_and_charging(
 
         # The same client against a subscriber the NF does not know must fail loudly:
         # the checks are real, not a script that always says ok.
-        bad_code, bad, _ = _run_client(interop_client, nf.sbi, UNKNOWN_SUPI)
+        bad_code, bad, _ = _run_client(interop_client, nf.sbi, UNKNOWN_SUPI, token)
 
     checks = _checks(summary)
     # Every step of the flow was checked, on HTTP/2, with the generated clients' decoding.

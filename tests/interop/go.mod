@@ -5,6 +5,7 @@ go 1.26.2
 require (
 	github.com/free5gc/openapi v1.3.0
 	golang.org/x/net v0.55.0
+	golang.org/x/oauth2 v0.27.0
 )
 
 require (
@@ -21,6 +22,5 @@ require (
 	go.opentelemetry.io/otel v1.24.0 // indirect
 	go.opentelemetry.io/otel/metric v1.24.0 // indirect
 	go.opentelemetry.io/otel/trace v1.24.0 // indirect
-	golang.org/x/oauth2 v0.27.0 // indirect
 	golang.org/x/text v0.37.0 // indirect
 )

@@ -10,7 +10,8 @@
 //
 //	go build -o /tmp/interop . && /tmp/interop -sbi http://127.0.0.1:8000 -supi imsi-001010000000001
 //
-// The subscriber must exist in the NF (provisioning API on the OAM port).
+// The subscriber must exist in the NF (provisioning API on the OAM port). With -token the
+// requests carry that OAuth2 access token (an NF with oauth2.required refuses them without).
 // tests/e2e/test_interop_free5gc.py builds, caches and runs it against a real NF.
 package main
 
@@ -23,6 +24,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/free5gc/openapi"
+	"golang.org/x/oauth2"
 )
 
 type config struct {
@@ -36,6 +40,7 @@ type config struct {
 	notify    string
 	timeout   time.Duration
 	pduSessID int
+	token     string
 }
 
 // Check is one assertion on a decoded answer.
@@ -79,6 +84,7 @@ func main() {
 	flag.StringVar(&c.notify, "notify-uri", "http://127.0.0.1:9/smf", "SMF callback base URI")
 	flag.DurationVar(&c.timeout, "timeout", 10*time.Second, "per-request timeout")
 	flag.IntVar(&c.pduSessID, "pdu-session-id", 5, "PDU session id (1..255)")
+	flag.StringVar(&c.token, "token", "", "OAuth2 access token; the generated clients send it as Authorization: Bearer")
 	flag.Parse()
 	if c.sbi == "" || c.supi == "" || !plmnRe.MatchString(c.plmn) || c.updates < 1 ||
 		c.rg < 1 || c.request < 1 || c.usage < 1 || c.pduSessID < 1 || c.pduSessID > 254 {
@@ -89,6 +95,11 @@ func main() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*c.timeout)
 	defer cancel()
+	if c.token != "" {
+		// The generated clients' own OAuth2 hook: a token source in the context.
+		ctx = context.WithValue(ctx, openapi.ContextOAuth2,
+			oauth2.StaticTokenSource(&oauth2.Token{AccessToken: c.token, TokenType: "Bearer"}))
+	}
 	r := newRun(c)
 	r.flow(ctx)
 

@@ -1,0 +1,105 @@
+"""The SBI's authentication hook, as a part.
+
+With ``oauth2.required`` every request to a 3GPP service of this NF (the path's first
+segment is a service name: ``nchf-convergedcharging``, ``nchf-spendinglimitcontrol``,
+``npcf-smpolicycontrol``) must carry a bearer token that ``TokenVerifier`` accepts for that
+service and for the NF type serving it; the token's host network becomes the request's
+caller (``nf.security.caller.current()``). ``/healthz`` and unknown paths are not guarded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+import httpx
+from quart import Blueprint, request
+
+from nf import logs
+from nf.config import Settings
+from nf.nrf.profile import audiences, service_of
+from nf.runtime import Role, Runtime, Worker
+from nf.sbi.guard import OPERATION_KEY
+from nf.security import caller as callers
+from nf.security import keys
+from nf.security.tokens import TokenVerifier, bearer
+
+log = logging.getLogger("nf.security")
+
+
+class SecurityPart:
+    name = "security"
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        cfg = rt.settings.oauth2
+        self.required = cfg.required
+        self.verifier: TokenVerifier | None = None
+        if cfg.required:
+            assert cfg.issuer is not None
+            self.verifier = TokenVerifier(issuer=cfg.issuer, algorithms=cfg.algorithms,
+                                          leeway_s=cfg.leeway_s, cache_size=cfg.cache_size)
+            if cfg.jwks_file is not None:
+                # A bad file stops the NF at start (ConfigError), like any bad setting.
+                self.verifier.set_keys(keys.load_file(cfg.jwks_file))
+        self._audiences = {t: audiences(rt.settings, t) for t in ("CHF", "PCF")}
+        _warn_open_networks(rt.settings)
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        if role != "sbi" or self.verifier is None:
+            return []
+        bp = Blueprint("sbi_security", __name__)
+        verifier, clock = self.verifier, self._rt.clock
+        settings = self._rt.settings
+
+        @bp.before_app_request
+        async def _authenticate() -> None:
+            svc = service_of(request.path)
+            if svc is None:
+                return
+            if request.url_rule is not None and request.url_rule.endpoint:
+                # The metrics label of the operation, also for refused requests.
+                cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
+            service, nf_type = svc
+            token = bearer(request.headers.get("Authorization"))
+            claims = verifier.verify(token, service=service,
+                                     audiences=self._audiences[nf_type],
+                                     now=clock.now().timestamp())
+            callers.set_current(callers.resolve(settings, claims))
+
+        return [bp]
+
+    async def ensure_indexes(self) -> None:
+        uri = self._rt.settings.oauth2.jwks_uri
+        if self.verifier is not None and uri is not None:
+            await self._refresh(uri)
+
+    def workers(self) -> list[Worker]:
+        uri = self._rt.settings.oauth2.jwks_uri
+        return [self._refresher] if self.verifier is not None and uri is not None else []
+
+    async def _refresh(self, uri: str) -> bool:
+        assert self.verifier is not None
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            ks = await keys.fetch(client, uri)
+        if ks is not None:
+            self.verifier.set_keys(ks)
+        return ks is not None
+
+    async def _refresher(self) -> None:
+        uri = self._rt.settings.oauth2.jwks_uri
+        assert uri is not None
+        every = self._rt.settings.oauth2.jwks_refresh_s
+        while not self._rt.stopping.is_set():
+            # Until the first load succeeds, try again soon.
+            loaded = self.verifier is not None and self.verifier.keys is not None
+            await self._rt.pause(every if loaded else min(every, 5.0))
+            if not self._rt.stopping.is_set():
+                await self._refresh(uri)
+
+
+def _warn_open_networks(settings: Settings) -> None:
+    for n in settings.networks:
+        if n.notify_cidrs is None and n.notify_fqdn_suffixes is None:
+            logs.log(log, logging.WARNING, "host network has no notification allow-list: "
+                     "its SMFs may have notifications sent anywhere", network=n.id)

@@ -1,0 +1,115 @@
+"""The NRF registration state machine and the NF profiles (pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nf.config import Settings
+from nf.nrf import core
+from nf.nrf.profile import instance_id, nf_profile, service_of
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKOFF = core.Backoff(1.0, 8.0)
+
+
+def settings(**nrf: object) -> Settings:
+    return Settings.load(ROOT / "tests" / "data" / "nf-test.yaml",
+                         nrf={"uri": "http://127.0.0.1:1", **nrf})
+
+
+def test_register_then_heartbeat_at_the_nrf_timer() -> None:
+    r = core.Registration("CHF", "id", heartbeat_s=30)
+    assert r.action is core.Action.REGISTER and r.state == "registering"
+    r = core.registered(r, 100.0, 12)
+    assert r.action is core.Action.HEARTBEAT and r.due_at == 112.0 and r.heartbeat_s == 12
+    r = core.heartbeat_ok(r, 112.0)
+    assert r.due_at == 124.0
+    r = core.heartbeat_ok(r, 124.0, 20)  # the NRF changed its mind
+    assert r.due_at == 144.0
+
+
+def test_nrf_without_timer_keeps_ours() -> None:
+    r = core.registered(core.Registration("PCF", "id", heartbeat_s=30), 0.0, None)
+    assert r.heartbeat_s == 30 and r.due_at == 30.0
+
+
+def test_404_registers_again_at_once() -> None:
+    r = core.registered(core.Registration("CHF", "id"), 0.0, 10)
+    r = core.forgotten(r, 10.0)
+    assert r.action is core.Action.REGISTER and r.due_at == 10.0
+    r = core.registered(r, 10.0, 10)
+    assert r.registrations == 2
+
+
+def test_failures_back_off_exponentially_up_to_the_cap() -> None:
+    r = core.registered(core.Registration("CHF", "id"), 0.0, 10)
+    delays = []
+    now = 10.0
+    for _ in range(6):
+        r = core.failed(r, now, BACKOFF, "connection refused")
+        delays.append(r.due_at - now)
+        now = r.due_at
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert r.action is core.Action.REGISTER and r.state == "retrying"
+    r = core.registered(r, now, 10)
+    assert r.failures == 0 and r.last_error is None
+
+
+def test_instance_ids_are_stable_and_distinct_per_type() -> None:
+    s = settings()
+    assert instance_id(s, "CHF") == instance_id(settings(), "CHF")
+    assert instance_id(s, "CHF") != instance_id(s, "PCF")
+    other = s.model_copy(update={"instance_id": "other-nf"})
+    assert instance_id(other, "CHF") != instance_id(s, "CHF")
+
+
+def test_profiles_carry_services_and_info() -> None:
+    s = settings(supi_ranges=[{"start": "001010000000000", "end": "001019999999999"}],
+                 dnns=["internet"], fqdn="chf.mvno.example")
+    chf = nf_profile(s, "CHF")
+    assert chf["nfType"] == "CHF" and chf["nfStatus"] == "REGISTERED"
+    assert {svc["serviceName"] for svc in chf["nfServices"]} == {
+        "nchf-convergedcharging", "nchf-spendinglimitcontrol"}
+    assert set(chf["nfServiceList"]) == {"nchf-convergedcharging",
+                                         "nchf-spendinglimitcontrol"}
+    cc = next(x for x in chf["nfServices"] if x["serviceName"] == "nchf-convergedcharging")
+    assert cc["versions"][0]["apiVersionInUri"] == "v3" and cc["scheme"] == "http"
+    assert cc["fqdn"] == "chf.mvno.example"
+    assert chf["chfInfo"]["supiRangeList"] == [{"start": "001010000000000",
+                                                "end": "001019999999999"}]
+    assert {"start": "00101", "end": "00101"} in chf["chfInfo"]["plmnRangeList"]
+    assert {"mcc": "999", "mnc": "001"} in chf["plmnList"]
+    pcf = nf_profile(s, "PCF")
+    assert [x["serviceName"] for x in pcf["nfServices"]] == ["npcf-smpolicycontrol"]
+    assert pcf["pcfInfo"]["dnnList"] == ["internet"]
+    assert pcf["fqdn"] == "chf.mvno.example" and "ipv4Addresses" not in pcf
+    # Without an FQDN the SBI address is announced, with its port.
+    plain = nf_profile(settings(), "PCF")
+    assert plain["ipv4Addresses"] == ["127.0.0.1"]
+    assert plain["nfServices"][0]["ipEndPoints"] == [
+        {"ipv4Address": "127.0.0.1", "transport": "TCP", "port": 8000}]
+
+
+def test_service_of_paths() -> None:
+    assert service_of("/nchf-convergedcharging/v3/chargingdata") == (
+        "nchf-convergedcharging", "CHF")
+    assert service_of("/npcf-smpolicycontrol/v1/sm-policies/x") == ("npcf-smpolicycontrol",
+                                                                     "PCF")
+    assert service_of("/healthz") is None
+    assert service_of("/") is None
+
+
+def test_profiles_are_valid_rel17_nf_profiles() -> None:
+    """Each profile (and the heartbeat patch) against TS 29.510's own schemas."""
+    from tests import conformance as c
+
+    s = settings(supi_ranges=[{"pattern": "^imsi-00101[0-9]{10}$"},
+                              {"start": "001020000000000", "end": "001029999999999"}],
+                 dnns=["internet"])
+    for t in ("CHF", "PCF"):
+        c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", nf_profile(s, t))
+    broken = {**nf_profile(s, "CHF"), "nfStatus": "MAYBE", "heartBeatTimer": "soon"}
+    with pytest.raises(AssertionError, match=r"nfStatus|heartBeatTimer"):
+        c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", broken)
