@@ -41,4 +41,10 @@ def build_parts(rt: Runtime) -> list[Part]:
     chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
     parts.append(chf)
     rt.counter_listeners.append(chf)
+    # Notices to subscribers (SMS, brand webhooks): the same counter changes, heard last.
+    from nf.subnotify.part import SubNoticePart
+
+    notices = SubNoticePart(rt, ledger_part.ledger, ledger_part.catalog)
+    parts.append(notices)
+    rt.counter_listeners.append(notices)
     return parts

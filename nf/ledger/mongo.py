@@ -45,7 +45,7 @@ from nf.catalog.model import BasePlan, FamilyPlan
 from nf.clock import utc
 from nf.config import Settings
 from nf.errors import Conflict, Congestion, Forbidden, NotFound, Unprocessable
-from nf.ledger import core
+from nf.ledger import core, marks
 from nf.ledger.codec import (
     Doc,
     Pick,
@@ -340,6 +340,16 @@ class MongoLedger:
             await self._backoff(attempt)
         raise Congestion(f"ledger: too many concurrent writes for {key}; retry")
 
+    def usage_pct(self, offer_id: str) -> tuple[int, ...]:
+        """Usage-notice percentages of an offer: its own, else its brand's."""
+        cat = self._catalog.current
+        found = cat.offer(offer_id)
+        if found is None:
+            return ()
+        own = getattr(found[1], "notify_usage_pct", None)
+        brand = cat.brand(found[0])
+        return tuple(own if own is not None else brand.notify_usage_pct if brand else ())
+
     # --------------------------------------------------------------------- the port
 
     async def charge(self, step: ChargeStep) -> ChargeOutcome:
@@ -352,7 +362,10 @@ class MongoLedger:
                 return None, core.unknown_outcome()
             new, out = core.charge(w, step, m_net.get(m.home_network, frozenset()),
                                    self._ring, self._retention)
-            return (None if out.replay else new), out
+            if out.replay:
+                return None, out
+            return new, replace(out, counter_changes=marks.with_usage(
+                w, new, step.supi, step.now, out.counter_changes, self.usage_pct))
 
         def peek(doc: Doc) -> ChargeOutcome | None:
             # A retried op key, found by comparing raw keys before decoding anything.
@@ -536,7 +549,8 @@ class MongoLedger:
         bid = _bucket_id()
 
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-            return core.purchase(w, supi, offer, now, bid)
+            new, changes = core.purchase(w, supi, offer, now, bid)
+            return new, marks.with_purchase(new, supi, offer, bid, now, changes)
 
         res = await self._mutate(supi, now, fn)
         if res is None:
