@@ -150,9 +150,15 @@ class SmppChannel:
             watch.cancel()
             with contextlib.suppress(TimeoutError, OSError, NfError):
                 await asyncio.wait_for(self._drain(), timeout=self.cfg.response_timeout_s)
+            # The library half-closes its stream on unbind; close it for good after.
+            writer = getattr(esme, "_writer", None)
             with contextlib.suppress(TimeoutError, OSError):
                 await asyncio.wait_for(esme.stop(), timeout=2.0)
             session.cancel()
+            if isinstance(writer, asyncio.StreamWriter):
+                writer.close()
+                with contextlib.suppress(OSError, TimeoutError):
+                    await asyncio.wait_for(writer.wait_closed(), timeout=1.0)
 
     def bound(self) -> bool:
         return self.esme is not None and \
