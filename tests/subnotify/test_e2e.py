@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import yaml
+from openapi_schema_validator import OAS30Validator
 
 from nf.clock import SystemClock
 from nf.config import Settings
@@ -47,6 +49,14 @@ def nf_env(smsc_port: int) -> dict[str, str]:
         "NF_NOTICES__BRANDS": json.dumps({"testco": {"time_zone": TZ, "topup": "*123#"}}),
         "NF_NOTICES__POLL_INTERVAL_S": "0.5",
     }
+
+
+def check_schema(name: str, body: Any) -> None:
+    """``body`` against a schema of our ``openapi/provisioning.yaml``."""
+    spec = yaml.safe_load((Path(__file__).parents[2] / "openapi" / "provisioning.yaml")
+                          .read_text())
+    OAS30Validator({"$ref": f"#/components/schemas/{name}",
+                    "components": spec["components"]}).validate(body)
 
 
 def day(t: datetime) -> str:
@@ -134,7 +144,8 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
                         f"{nf.oam}/provisioning/v1/subscribers/{SUPI}/notifications",
                         headers={"X-API-Key": "demo-admin-key"})
                     assert r.status_code == 200, r.text
-                    items = r.json()["notifications"]
+                    listing = r.json()
+                    items = listing["notifications"]
                     sent = [i for i in items if i["state"] != "scheduled"]
                     if time.monotonic() > deadline or (len(sent) == len(expected) and all(
                             i["state"] == "delivered" for i in sent)):
@@ -150,6 +161,7 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
         subs = smsc.submits()
     assert [pdu_view(s) for s in subs] == [pdu(t) for t in expected]
     assert len({s["message_id"] for s in subs}) == len(expected)
+    check_schema("NoticeList", listing)
     assert sorted(i["text"] for i in sent) == sorted(expected)
     assert {(i["channel"], i["state"], i["destination"]) for i in sent} == {
         ("sms", "delivered", "34600111222")}
