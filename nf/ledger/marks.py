@@ -43,10 +43,23 @@ def crossed(pcts: Sequence[int], allowance: int, before: int, after: int) -> tup
                         if before * 100 < p * allowance <= after * 100))
 
 
+def _first_pass_use(before: Wallet, after: Wallet, supi: str) -> UsageMark | None:
+    """A roaming pass drawn from for the first time (activated on first use abroad)."""
+    old = {b.id: b for b in before.buckets}
+    for b in after.buckets:
+        if b.kind == "roaming" and b.owner == supi and b.used > 0:
+            was = old.get(b.id)
+            if was is not None and was.used == 0:
+                return UsageMark("roaming", b.quota, 0, b.used, b.valid_from, b.valid_to,
+                                 (0,), offer_id=b.offer_id)
+    return None
+
+
 def usage_mark(before: Wallet, after: Wallet, supi: str, pct_of: PctOf
                ) -> UsageMark | None:
     """The usage threshold ``supi``'s charge crossed, from the wallet before the charge
-    to the wallet after it: the member's own plan, else the family pool."""
+    to the wallet after it: the member's own plan, else a roaming pass used for the first
+    time, else the family pool."""
     m0, m1 = before.member(supi), after.member(supi)
     if m1 is None:
         return None
@@ -57,7 +70,10 @@ def usage_mark(before: Wallet, after: Wallet, supi: str, pct_of: PctOf
         hit = crossed(pct_of(m1.plan.offer_id), quota, used0, used)
         if hit:
             return UsageMark("plan", quota, used0, used, m1.period_start, m1.period_end, hit)
-        return None
+        return _first_pass_use(before, after, supi)
+    first = _first_pass_use(before, after, supi)
+    if first is not None:
+        return first
     if after.family is not None and after.family_period_start is not None:
         quota, used = _pool_use(after)
         same = before.family_period_start == after.family_period_start

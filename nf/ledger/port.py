@@ -74,7 +74,7 @@ class UsageMark:
     plan (``scope="plan"``) or of the family pool (``scope="pool"``), used before and after
     in this period. Only emitted when at least one percentage in ``crossed`` was passed."""
 
-    scope: str  # "plan" or "pool"
+    scope: str  # "plan", "pool" or "roaming" (a pass's first use; crossed == (0,))
     allowance_bytes: int
     used_before: int
     used_after: int
@@ -82,6 +82,7 @@ class UsageMark:
     period_end: datetime | None
     crossed: tuple[int, ...]  # percentages passed by this charge, ascending
     owner: str | None = None  # the family group's owner (pool marks)
+    offer_id: str | None = None  # the pass (roaming marks)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ class Kind(StrEnum):
     ADDON_EXPIRED = "addon_expired"
     PASS_EXPIRING = "pass_expiring"
     PASS_EXPIRED = "pass_expired"
+    PASS_ACTIVATED = "pass_activated"  # first use abroad
     ROAMING_EXHAUSTED = "roaming_exhausted"
     SUSPENDED = "suspended"
     BLOCKED = "blocked"
@@ -42,6 +43,7 @@ MARKETING = frozenset({Kind.ADDON_EXPIRING, Kind.PASS_EXPIRING, Kind.ADDON_EXPIR
 URGENT = frozenset({Kind.CAP_THROTTLED, Kind.CAP_BLOCKED, Kind.CAP_REDIRECTED,
                     Kind.SPEED_RESTORED, Kind.PLAN_PURCHASED, Kind.ADDON_PURCHASED,
                     Kind.PASS_PURCHASED, Kind.BOOST_PURCHASED, Kind.ROAMING_EXHAUSTED,
+                    Kind.PASS_ACTIVATED,
                     Kind.SUSPENDED, Kind.BLOCKED, Kind.REACTIVATED})
 _PURCHASE = {"plan": Kind.PLAN_PURCHASED, "addon": Kind.ADDON_PURCHASED,
              "roaming_pass": Kind.PASS_PURCHASED, "speed_boost": Kind.BOOST_PURCHASED}
@@ -106,7 +108,12 @@ def notices_for(c: CounterChange, ctx: Context, now: datetime, expiry_lead: time
         pct = u.crossed[-1]
         params: dict[str, object] = {"pct": pct, "used": u.used_after,
                                      "allowance": u.allowance_bytes, "renews": u.period_end}
-        if u.scope == "pool":
+        if u.scope == "roaming":
+            out.append(Notice(key(s, Kind.PASS_ACTIVATED, "-", _iso(u.period_start)), s,
+                              Kind.PASS_ACTIVATED, now,
+                              {"offer_id": u.offer_id, "quota": u.allowance_bytes,
+                               "expires": u.period_end}, subject=s))
+        elif u.scope == "pool":
             to = u.owner or s
             out.append(Notice(key(to, Kind.POOL_USAGE, str(pct), _iso(u.period_start)), to,
                               Kind.POOL_USAGE, now, params, subject=s))

@@ -39,7 +39,7 @@ ALLOWED: dict[Kind, frozenset[str]] = {
     Kind.PASS_PURCHASED: BOUGHT, Kind.BOOST_PURCHASED: BOUGHT,
     Kind.ADDON_EXPIRING: BOUGHT, Kind.ADDON_EXPIRED: BOUGHT,
     Kind.PASS_EXPIRING: BOUGHT, Kind.PASS_EXPIRED: BOUGHT,
-    Kind.ROAMING_EXHAUSTED: frozenset(), Kind.SUSPENDED: frozenset(),
+    Kind.PASS_ACTIVATED: BOUGHT, Kind.ROAMING_EXHAUSTED: frozenset(), Kind.SUSPENDED: frozenset(),
     Kind.BLOCKED: frozenset(), Kind.REACTIVATED: frozenset(),
 }
 MAX_TEMPLATE_CHARS = 1000

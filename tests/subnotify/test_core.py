@@ -253,3 +253,21 @@ def test_marks_ride_on_a_change_or_make_one() -> None:
     assert c2.after == EXHAUSTED and c2.purchase == p
     assert marks.crossed((50, 80), 100, 49, 50) == (50,)
     assert marks.crossed((50, 80), 100, 50, 79) == ()
+
+
+def test_first_use_of_a_roaming_pass_fires_once() -> None:
+    def pct(_o: str) -> tuple[int, ...]:
+        return (50,)
+
+    pas = Bucket(id="pass-1", kind="roaming", offer_id="t-roam", offer_version=1,
+                 quota=MIB, valid_from=T0, valid_to=T0 + timedelta(days=1), owner="imsi-1",
+                 zone=("99970",))
+    w0 = replace(_wallet(0), buckets=(*_wallet(0).buckets, pas))
+    w1 = replace(w0, buckets=(w0.buckets[0], replace(pas, used=1000)))
+    w2 = replace(w0, buckets=(w0.buckets[0], replace(pas, used=2000)))
+    m = marks.usage_mark(w0, w1, "imsi-1", pct)
+    assert m is not None and (m.scope, m.offer_id, m.period_end) == (
+        "roaming", "t-roam", T0 + timedelta(days=1))
+    assert marks.usage_mark(w1, w2, "imsi-1", pct) is None
+    (n,) = events.notices_for(change(usage=m), CTX, T0, timedelta(0))
+    assert n.kind is Kind.PASS_ACTIVATED and n.params["offer_id"] == "t-roam"
