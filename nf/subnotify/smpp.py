@@ -50,6 +50,11 @@ log = logging.getLogger("nf.subnotify.smpp")
 THROTTLING = (SmppCommandStatus.ESME_RTHROTTLED, SmppCommandStatus.ESME_RMSGQFUL)
 TRANSIENT = (SmppCommandStatus.ESME_RSYSERR, SmppCommandStatus.ESME_RSUBMITFAIL)
 MAX_THROTTLE_BACKOFF_S = 60.0
+# SMSC answers are recorded by this many tasks, off the library's receive loop.
+ANSWER_WORKERS = 4
+# A receipt may overtake the record of its submit_sm_resp (another answer task): look
+# again this many times, 50 ms apart.
+RECEIPT_LOOKUPS = 10
 
 
 class _Queue(AbstractBroker):  # type: ignore[misc]
@@ -119,6 +124,8 @@ class SmppChannel:
         self.idle = asyncio.Event()  # set while nothing is in flight
         self.idle.set()
         self.broker = _Queue(self.cfg.window)
+        self.answers: asyncio.Queue[tuple[SmppMessage, int]] = asyncio.Queue(
+            maxsize=self.cfg.window * 4)
         self.throttle_until = 0.0
         self.throttle_s = 0.0
         self._next_send = 0.0
@@ -145,6 +152,8 @@ class SmppChannel:
             session = tg.create_task(esme.start())
             feeder = tg.create_task(self._feed())
             watch = tg.create_task(self._watch())
+            for _ in range(ANSWER_WORKERS):
+                tg.create_task(self._answer())
             await self.rt.stopping.wait()
             feeder.cancel()
             watch.cancel()
@@ -251,6 +260,24 @@ class SmppChannel:
 
     # ------------------------------------------------------------------ answers
 
+    async def _answer(self) -> None:
+        """Record SMSC answers until the channel stops and none is left."""
+        while True:
+            try:
+                msg, status = await asyncio.wait_for(self.answers.get(), timeout=0.5)
+            except TimeoutError:
+                if self.rt.stopping.is_set():
+                    return
+                continue
+            try:
+                if isinstance(msg, SubmitSmResp | GenericNack):
+                    await self.on_response(msg, status)
+                elif isinstance(msg, DeliverSm):
+                    await self.on_receipt(msg)
+            except NfError as e:  # the outbox lease brings the notice back
+                logs.log(log, logging.WARNING, "could not record an SMSC answer",
+                         detail=e.detail)
+
     def _land(self, log_id: str) -> _Flight | None:
         f = self.flights.pop(log_id, None)
         if f is not None:
@@ -304,7 +331,12 @@ class SmppChannel:
         mid, stat = str(r.get("id", "")), str(r.get("stat", "UNKNOWN")).upper()
         if not mid:
             return
-        doc = await self.outbox.receipt(mid, stat, self.rt.clock.now())
+        doc = None
+        for _ in range(RECEIPT_LOOKUPS):
+            doc = await self.outbox.receipt(mid, stat, self.rt.clock.now())
+            if doc is not None:
+                break
+            await asyncio.sleep(0.05)
         if doc is not None and doc.get("state") in ("delivered", "undeliverable", "expired",
                                                     "rejected"):
             self.count(doc["brand"], "sms", doc["state"])
@@ -319,14 +351,10 @@ class _Hook(AbstractHook):  # type: ignore[misc]
 
     async def received(self, smpp_message: SmppMessage | None, pdu: bytes,
                        client_id: str) -> None:
-        try:
-            if isinstance(smpp_message, SubmitSmResp | GenericNack):
-                status = int.from_bytes(pdu[8:12], "big") if len(pdu) >= 12 else -1
-                await self.ch.on_response(smpp_message, status)
-            elif isinstance(smpp_message, DeliverSm) and smpp_message.is_receipt():
-                await self.ch.on_receipt(smpp_message)
-        except NfError as e:  # the outbox lease brings the notice back
-            logs.log(log, logging.WARNING, "could not record an SMSC answer", detail=e.detail)
+        if isinstance(smpp_message, SubmitSmResp | GenericNack) or (
+                isinstance(smpp_message, DeliverSm) and smpp_message.is_receipt()):
+            status = int.from_bytes(pdu[8:12], "big") if len(pdu) >= 12 else -1
+            await self.ch.answers.put((smpp_message, status))  # bounded: back-pressure
 
     async def send_error(self, smpp_message: SmppMessage, error: Exception,
                          client_id: str) -> None:
