@@ -144,7 +144,7 @@ class SmsSettings(_Frozen):
     reconnect_max_increases: int = Field(6, ge=0, le=20)  # doubles up to min * 2**n
     throttle_backoff_s: float = Field(1.0, gt=0, le=600)  # after ESME_RTHROTTLED/RMSGQFUL
     max_attempts: int = Field(10, ge=1, le=1000)
-    validity_h: int = Field(24, ge=1, le=24 * 7)
+    validity_s: int = Field(86_400, ge=60, le=7 * 86_400)  # of each submit_sm
 
 
 class BrandNotices(_Frozen):
@@ -178,7 +178,7 @@ class NoticeSettings(_Frozen):
 
     enabled: bool = True
     brands: dict[str, BrandNotices] = Field(default_factory=dict)
-    expiry_lead_h: float = Field(24.0, ge=0, le=24 * 30)
+    expiry_lead_s: float = Field(86_400.0, ge=0, le=30 * 86_400)
     poll_interval_s: float = Field(1.0, gt=0, le=60)
     lease_s: float = Field(30.0, gt=0, le=3600)
     max_pending: int = Field(1_000_000, ge=10, le=100_000_000)

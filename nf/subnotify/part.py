@@ -74,6 +74,10 @@ class SubNoticePart:
         self.counter = Counter("nf_subscriber_notices_total",
                                "Subscriber notices by brand, channel and state reached",
                                ["brand", "channel", "state"], registry=rt.metrics.registry)
+        cfg = rt.settings
+        # Nothing to do (and nothing read) without a channel.
+        self.active = cfg.notices.enabled and (cfg.sms.enabled or any(
+            b.webhook_enabled for b in cfg.notices.brands.values()))
         self.sms = SmppChannel(rt, self.outbox, self.sms_wake, self.count, self.marketing_ok)
         self.web = WebhookChannel(rt, self.outbox, self.web_wake, self.count,
                                   self.marketing_ok)
@@ -90,7 +94,7 @@ class SubNoticePart:
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
         """Write the notices these changes fire. The changes are committed already: a
         database failure keeps the notices in a bounded backlog for the worker."""
-        if not self.rt.settings.notices.enabled:
+        if not self.active:
             return
         wanted = [c for c in changes if events.may_fire(c)]
         if not wanted:
@@ -142,7 +146,7 @@ class SubNoticePart:
         ctx = events.Context(supi=m.supi, brand=m.brand, period_start=start, period_end=end,
                              holdings=held, block_action=brand.block_final_unit_action
                              if brand else "TERMINATE")
-        lead = timedelta(hours=self.rt.settings.notices.expiry_lead_h)
+        lead = timedelta(seconds=self.rt.settings.notices.expiry_lead_s)
         out: list[Doc] = []
         for n in events.notices_for(c, ctx, now, lead):
             self._seq += 1

@@ -233,7 +233,7 @@ class SmppChannel:
                     destination=PhoneNumber(doc["destination"], TON(self.cfg.dest_ton),
                                             NPI(self.cfg.dest_npi)),
                     esm_class=0x40 if many else 0, registered_delivery=1,
-                    validity_period=timedelta(hours=self.cfg.validity_h),
+                    validity_period=timedelta(seconds=self.cfg.validity_s),
                     log_id=part_log_id(doc["_id"], n))
                 msg.set_encoded_message(bytes.fromhex(part["hex"]))
                 self.idle.clear()
