@@ -107,24 +107,44 @@ class NoticeOutbox:
         """A webhook answered 2xx."""
         return await self._set(doc_id, now, state, "done_at", sent_at=now)
 
-    async def part_accepted(self, doc_id: str, part: int, message_id: str, now: datetime
-                            ) -> Doc | None:
-        """The SMSC accepted one part; when every part is accepted the notice is
-        ``submitted``. Returns the document after."""
+    async def part_accepted(self, doc_id: str, part: int, parts: int, message_id: str,
+                            now: datetime) -> bool:
+        """The SMSC accepted one part of ``parts``; once every part is accepted the notice
+        is ``submitted``. True when this call completed it. One write for a single part."""
+        accepted = {f"parts.{part}.msg_id": message_id, f"parts.{part}.at": now}
         async with translate_errors("notice update"):
+            if parts == 1:
+                r = await self.col.update_one(
+                    {"_id": doc_id, "state": "sending"},
+                    {"$set": {**accepted, "state": "submitted", "sent_at": now,
+                              "updated_at": now},
+                     "$addToSet": {"msg_ids": message_id},
+                     "$push": {"history": {"$each": [{"state": "submitted", "at": now}],
+                                           "$slice": -MAX_HISTORY}}})
+                if r.modified_count == 1:
+                    return True
             doc = await self.col.find_one_and_update(
-                {"_id": doc_id},
-                {"$set": {f"parts.{part}.msg_id": message_id, f"parts.{part}.at": now},
-                 "$addToSet": {"msg_ids": message_id}},
+                {"_id": doc_id}, {"$set": accepted, "$addToSet": {"msg_ids": message_id}},
                 return_document=ReturnDocument.AFTER)
         if doc is not None and all(p.get("msg_id") for p in doc["parts"]):
-            await self._set(doc_id, now, "submitted", "sent_at")
-        return doc
+            return await self._set(doc_id, now, "submitted", "sent_at")
+        return False
 
     async def receipt(self, message_id: str, stat: str, now: datetime) -> Doc | None:
         """A delivery receipt for one part; the notice's state becomes final once every
         part has one (any part not delivered decides)."""
         async with translate_errors("notice receipt"):
+            final = RECEIPT_STATE.get(stat, "undeliverable")
+            doc = await self.col.find_one_and_update(  # one part: one write
+                {"msg_ids": message_id, "nparts": 1,
+                 "state": {"$in": ["sending", "submitted", "queued"]}},
+                {"$set": {f"receipts.{_mid(message_id)}": stat, "state": final,
+                          "done_at": now, "updated_at": now},
+                 "$push": {"history": {"$each": [{"state": final, "at": now}],
+                                       "$slice": -MAX_HISTORY}}},
+                return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return doc
             doc = await self.col.find_one_and_update(
                 {"msg_ids": message_id},
                 {"$set": {f"receipts.{_mid(message_id)}": stat}},

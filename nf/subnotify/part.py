@@ -197,7 +197,8 @@ class SubNoticePart:
                         "destination": m.gpsi.removeprefix("msisdn-"),
                         "source": {"addr": sms.source_addr, "ton": sms.source_ton,
                                    "npi": sms.source_npi},
-                        "dcs": enc.dcs, "parts": [{"hex": p.hex()} for p in enc.parts]})
+                        "dcs": enc.dcs, "nparts": len(enc.parts),
+                        "parts": [{"hex": p.hex()} for p in enc.parts]})
         if bcfg is not None and bcfg.webhook_enabled:
             payload = {"id": f"{n.key}|webhook", "event": n.kind.value, "supi": m.supi,
                        "gpsi": m.gpsi, "brand": m.brand, "language": lang, "text": body,

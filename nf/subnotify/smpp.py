@@ -96,6 +96,9 @@ class _Flight:
     doc_id: str
     part: int
     deadline: float  # clock.monotonic()
+    parts: int = 1
+    brand: str = ""
+    due: datetime | None = None
 
 
 def part_log_id(doc_id: str, part: int) -> str:
@@ -238,7 +241,8 @@ class SmppChannel:
                 msg.set_encoded_message(bytes.fromhex(part["hex"]))
                 self.idle.clear()
                 self.flights[msg.log_id] = _Flight(
-                    doc["_id"], n, self.rt.clock.monotonic() + self.cfg.response_timeout_s)
+                    doc["_id"], n, self.rt.clock.monotonic() + self.cfg.response_timeout_s,
+                    len(doc["parts"]), doc["brand"], doc["not_before"])
                 await self.broker.enqueue(msg)
             except BaseException:
                 self.window.release()
@@ -293,11 +297,13 @@ class SmppChannel:
         now = self.rt.clock.now()
         if status == SmppCommandStatus.ESME_ROK and isinstance(resp, SubmitSmResp):
             self.throttle_s = 0.0
-            doc = await self.outbox.part_accepted(f.doc_id, f.part, resp.message_id, now)
-            if doc is not None and all(p.get("msg_id") for p in doc["parts"]):
-                self.count(doc["brand"], "sms", "submitted")
-                self.rt.metrics.notification_latency.labels("subscriber_sms").observe(
-                    due_latency_s(doc, now))
+            done = await self.outbox.part_accepted(f.doc_id, f.part, f.parts,
+                                                   resp.message_id, now)
+            if done:
+                self.count(f.brand, "sms", "submitted")
+                if f.due is not None:
+                    self.rt.metrics.notification_latency.labels("subscriber_sms").observe(
+                        max(0.0, (now - f.due).total_seconds()))
             return
         if status in THROTTLING:
             self.throttle_s = min(MAX_THROTTLE_BACKOFF_S,
@@ -362,8 +368,3 @@ class _Hook(AbstractHook):  # type: ignore[misc]
             with contextlib.suppress(NfError):
                 await self.ch.on_error(smpp_message, error)
 
-
-def due_latency_s(doc: dict[str, Any], now: datetime) -> float:
-    """From when the notice was due (after quiet hours) to the SMSC's acceptance."""
-    due: datetime = doc["not_before"]
-    return max(0.0, (now - due).total_seconds())
