@@ -48,7 +48,7 @@ class NoticeOutbox:
     async def ensure_indexes(self) -> None:
         async with translate_errors("notice indexes"):
             await self.col.create_index([("channel", ASCENDING), ("state", ASCENDING),
-                                         ("not_before", ASCENDING)])
+                                         ("not_before", ASCENDING), ("seq", ASCENDING)])
             await self.col.create_index([("supi", ASCENDING), ("created_at", DESCENDING)])
             await self.col.create_index([("msg_ids", ASCENDING)])
 
@@ -73,16 +73,20 @@ class NoticeOutbox:
                 {"state": {"$in": [*WAITING, "sending"]}}, limit=10_000_000)
 
     async def claim(self, channel: str, now: datetime, owner: str) -> Doc | None:
-        """The oldest due notice of the channel, leased to ``owner``."""
-        q = {"channel": channel, "$or": [
-            {"state": {"$in": list(WAITING)}, "not_before": {"$lte": now}},
-            {"state": "sending", "lease_until": {"$lte": now}}]}
+        """The oldest due notice of the channel, leased to ``owner``; else one whose lease
+        ran out (its sender died)."""
+        lease = {"$set": {"state": "sending", "lease_until": now + self.lease,
+                          "owner": owner}, "$inc": {"attempts": 1}}
         async with translate_errors("notice claim"):
-            return await self.col.find_one_and_update(
-                q, {"$set": {"state": "sending", "lease_until": now + self.lease,
-                             "owner": owner}, "$inc": {"attempts": 1}},
-                sort=[("not_before", ASCENDING), ("seq", ASCENDING)],
-                return_document=ReturnDocument.AFTER)
+            for q in ({"channel": channel, "state": {"$in": list(WAITING)},
+                       "not_before": {"$lte": now}},
+                      {"channel": channel, "state": "sending", "lease_until": {"$lte": now}}):
+                doc = await self.col.find_one_and_update(
+                    q, lease, sort=[("not_before", ASCENDING), ("seq", ASCENDING)],
+                    return_document=ReturnDocument.AFTER)
+                if doc is not None:
+                    return doc
+        return None
 
     async def _set(self, doc_id: str, now: datetime, state: str, when: str | None = None,
                    only_from: Sequence[str] = ("sending",), **extra: Any) -> bool:
