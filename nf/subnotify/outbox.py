@@ -72,21 +72,30 @@ class NoticeOutbox:
             return await self.col.count_documents(
                 {"state": {"$in": [*WAITING, "sending"]}}, limit=10_000_000)
 
-    async def claim(self, channel: str, now: datetime, owner: str) -> Doc | None:
-        """The oldest due notice of the channel, leased to ``owner``; else one whose lease
-        ran out (its sender died)."""
+    async def claim(self, channel: str, now: datetime, owner: str, limit: int = 1
+                    ) -> list[Doc]:
+        """Up to ``limit`` due notices of the channel, oldest first, leased to ``owner``;
+        else ones whose lease ran out (their sender died). One sorted read, then a
+        conditional update per notice by ``_id``: a notice another sender took meanwhile
+        is skipped."""
+        due = {"state": {"$in": list(WAITING)}, "not_before": {"$lte": now}}
+        stale = {"state": "sending", "lease_until": {"$lte": now}}
         lease = {"$set": {"state": "sending", "lease_until": now + self.lease,
                           "owner": owner}, "$inc": {"attempts": 1}}
+        out: list[Doc] = []
         async with translate_errors("notice claim"):
-            for q in ({"channel": channel, "state": {"$in": list(WAITING)},
-                       "not_before": {"$lte": now}},
-                      {"channel": channel, "state": "sending", "lease_until": {"$lte": now}}):
-                doc = await self.col.find_one_and_update(
-                    q, lease, sort=[("not_before", ASCENDING), ("seq", ASCENDING)],
-                    return_document=ReturnDocument.AFTER)
-                if doc is not None:
-                    return doc
-        return None
+            for q in (due, stale):
+                cur = self.col.find({"channel": channel, **q}, {"_id": 1}).sort(
+                    [("not_before", ASCENDING), ("seq", ASCENDING)]).limit(limit)
+                ids = [d["_id"] async for d in cur]
+                for i in ids:
+                    doc = await self.col.find_one_and_update(
+                        {"_id": i, **q}, lease, return_document=ReturnDocument.AFTER)
+                    if doc is not None:
+                        out.append(doc)
+                if out:
+                    break
+        return out
 
     async def _set(self, doc_id: str, now: datetime, state: str, when: str | None = None,
                    only_from: Sequence[str] = ("sending",), **extra: Any) -> bool:

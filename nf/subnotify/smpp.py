@@ -199,17 +199,19 @@ class SmppChannel:
                 await rt.pause(0.1)
                 continue
             try:
-                doc = await self.outbox.claim("sms", rt.clock.now(), self.owner)
+                docs = await self.outbox.claim("sms", rt.clock.now(), self.owner,
+                                               self.cfg.window)
             except NfError as e:
                 logs.log(log, logging.WARNING, "sms outbox unavailable", detail=e.detail)
                 await rt.pause(idle)
                 continue
-            if doc is None:
+            if not docs:
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), timeout=idle)
                 continue
-            await self._send(doc)
+            for doc in docs:
+                await self._send(doc)
 
     async def _send(self, doc: dict[str, Any]) -> None:
         now = self.rt.clock.now()

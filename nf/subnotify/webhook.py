@@ -63,7 +63,8 @@ class WebhookChannel:
                                      limits=httpx.Limits(max_connections=16)) as client:
             while not rt.stopping.is_set():
                 try:
-                    doc = await self.outbox.claim("webhook", rt.clock.now(), self.owner)
+                    got = await self.outbox.claim("webhook", rt.clock.now(), self.owner)
+                    doc = got[0] if got else None
                     if doc is None:
                         self.wake.clear()
                         with contextlib.suppress(TimeoutError):
