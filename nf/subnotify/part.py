@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
@@ -74,6 +74,9 @@ class SubNoticePart:
         self.counter = Counter("nf_subscriber_notices_total",
                                "Subscriber notices by brand, channel and state reached",
                                ["brand", "channel", "state"], registry=rt.metrics.registry)
+        self.waiting = Gauge("nf_subscriber_notices_pending",
+                             "Subscriber notices in the outbox not yet finished",
+                             registry=rt.metrics.registry, multiprocess_mode="max")
         cfg = rt.settings
         # Nothing to do (and nothing read) without a channel.
         self.active = cfg.notices.enabled and (cfg.sms.enabled or any(
@@ -218,7 +221,7 @@ class SubNoticePart:
         await self.outbox.ensure_indexes()
 
     def workers(self) -> list[Worker]:
-        out: list[Worker] = [self._housekeeping]
+        out: list[Worker] = [self._housekeeping] if self.active else []
         if self.rt.settings.sms.enabled:
             out.append(self.sms.run)
         if any(b.webhook_enabled for b in self.rt.settings.notices.brands.values()):
@@ -238,6 +241,7 @@ class SubNoticePart:
                         self.backlog = docs + self.backlog
                         raise
                 self.pending = await self.outbox.pending()
+                self.waiting.set(self.pending)
             except NfError as e:
                 logs.log(log, logging.WARNING, "notice housekeeping failed", detail=e.detail)
             await rt.pause(max(1.0, rt.settings.notices.poll_interval_s * 5))

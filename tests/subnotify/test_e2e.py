@@ -85,20 +85,16 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
     assert got is not None and got[1].period_end is not None
     renews = day(got[1].period_end)
     expected: list[str] = []
-    latencies: list[float] = []
 
     with running_smsc(tmp_path) as smsc:
         async with httpx.AsyncClient(http2=True, http1=False, timeout=10) as client:
 
             async def step(nf_sbi: str, smf: SmfSim, used: int, *texts: str) -> None:
-                t0 = time.time()
                 ex = await smf.update(Usage(0, used, "QUOTA_THRESHOLD"), 3 * MIB)
                 assert ex.status == 200, ex.response
                 expected.extend(texts)
-                recs = await smsc.wait(
+                await smsc.wait(
                     lambda rs: len([r for r in rs if r["pdu"] == "submit_sm"]) >= len(expected))
-                subs = [r for r in recs if r["pdu"] == "submit_sm"]
-                latencies.extend(r["t"] / 1000 - t0 for r in subs[-len(texts):])
 
             env = nf_env(smsc.port)
             with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
@@ -124,7 +120,6 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
                            f"It renews on {renews}.",
                            f"Test Co: your full-speed data is used up; speed is now 128 kbps "
                            f"until {renews}. Top up: *123#")
-                t0 = time.time()
                 r = await client.post(f"{nf.oam}/provisioning/v1/subscribers/{SUPI}/purchases",
                                       json={"offerId": "t-addon-2"}, headers=ADMIN)
                 assert r.status_code == 201, r.text
@@ -134,9 +129,8 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
                     f"Test Co: 2 MiB 7 days is active: 2 MB until "
                     f"{ends.astimezone(ZoneInfo(TZ)).strftime('%d %b %Y %H:%M')}.",
                     "Test Co: full speed is back (10 Mbps)."]
-                recs = await smsc.wait(
+                await smsc.wait(
                     lambda rs: len([x for x in rs if x["pdu"] == "submit_sm"]) >= len(expected))
-                latencies += [x["t"] / 1000 - t0 for x in recs if x["pdu"] == "submit_sm"][-2:]
                 # Every receipt reaches the care view; the add-on's reminders wait there.
                 deadline = time.monotonic() + 15
                 while True:
@@ -171,4 +165,3 @@ async def test_usage_throttle_and_purchase_sms_once_each_across_a_restart(
     assert [e for e, _ in later] == ["addon_expired", "addon_expiring"]
     assert later[1][1].startswith(day_before) and later[0][1].startswith(
         ends.strftime("%Y-%m-%dT%H:%M:%S"))
-    assert max(latencies) < 5.0, latencies
