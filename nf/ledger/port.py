@@ -72,7 +72,8 @@ class SpeedView:
 class UsageMark:
     """A usage threshold crossed by one charge: the full-speed allowance of the member's
     plan (``scope="plan"``) or of the family pool (``scope="pool"``), used before and after
-    in this period. Only emitted when at least one percentage in ``crossed`` was passed."""
+    in this period; only emitted when a percentage in ``crossed`` was passed. Or the first
+    use of a roaming pass (``scope="roaming"``, the pass's quota and validity)."""
 
     scope: str  # "plan", "pool" or "roaming" (a pass's first use; crossed == (0,))
     allowance_bytes: int
