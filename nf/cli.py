@@ -52,13 +52,16 @@ def check_config(path: Annotated[Path, typer.Argument(help="YAML config file")])
 def catalog_check(directory: Annotated[Path, typer.Argument(help="catalogue directory")]) -> None:
     """Validate a catalogue directory (one YAML file per brand) without starting anything."""
     from nf.catalog import CatalogError, load_catalog
+    from nf.subnotify.templates import TemplateError, load_dir
 
     try:
         cat = load_catalog(directory)
-    except CatalogError as e:
+        texts = load_dir(directory, set(cat.brands))
+    except (CatalogError, TemplateError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"ok: {directory} ({len(cat.brands)} brands, {len(cat)} offers)")
+    typer.echo(f"ok: {directory} ({len(cat.brands)} brands, {len(cat)} offers, "
+               f"notice texts for {len(texts)} brands)")
 
 
 @cli.command()

@@ -258,6 +258,77 @@ class OAuth2Settings(_Frozen):
                 raise ValueError("oauth2.required needs exactly one of jwks_file, jwks_uri")
         return self
 
+class SmsBrand(_Frozen):
+    """A brand's sender identity on the SMSC (TON 5 = alphanumeric, 1 = international)."""
+
+    source_addr: str = Field(pattern=r"^[0-9A-Za-z .+-]{1,20}$")
+    source_ton: int = Field(5, ge=0, le=6)
+    source_npi: int = Field(0, ge=0, le=18)
+
+
+class SmsSettings(_Frozen):
+    """SMPP 3.4 towards the SMSC (one transceiver bind per NF process)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str = Field("", max_length=15)
+    password: str = Field("", max_length=8)
+    system_type: str = Field("", max_length=12)
+    brands: dict[str, SmsBrand] = Field(default_factory=dict)
+    dest_ton: int = Field(1, ge=0, le=6)
+    dest_npi: int = Field(1, ge=0, le=18)
+    throughput_per_s: float = Field(100.0, gt=0, le=100_000)
+    window: int = Field(10, ge=1, le=1000)  # submit_sm awaiting their response
+    enquire_link_interval_s: float = Field(30.0, ge=1, le=3600)
+    response_timeout_s: float = Field(10.0, ge=1, le=300)
+    reconnect_min_s: float = Field(1.0, gt=0, le=600)
+    reconnect_max_increases: int = Field(6, ge=0, le=20)  # doubles up to min * 2**n
+    throttle_backoff_s: float = Field(1.0, gt=0, le=600)  # after ESME_RTHROTTLED/RMSGQFUL
+    max_attempts: int = Field(10, ge=1, le=1000)
+    validity_s: int = Field(86_400, ge=60, le=7 * 86_400)  # of each submit_sm
+
+
+class BrandNotices(_Frozen):
+    time_zone: str = "UTC"  # IANA name; dates in texts and quiet hours use it
+    # Non-urgent notices falling in [quiet_start, quiet_end) local time wait for the end.
+    quiet_start: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    quiet_end: str | None = Field(None, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    topup: str | None = Field(None, max_length=100)  # short code or URL for {topup}
+    sms: bool = True
+    webhook_url: str | None = Field(None, pattern=r"^https?://\S+$", max_length=500)
+    webhook_secret: str | None = Field(None, min_length=16, max_length=200)
+    webhook_enabled: bool = False
+
+    @model_validator(mode="after")
+    def _checks(self) -> BrandNotices:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {self.time_zone!r}") from None
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("quiet_start and quiet_end go together")
+        if self.webhook_enabled and not (self.webhook_url and self.webhook_secret):
+            raise ValueError("webhook_enabled needs webhook_url and webhook_secret")
+        return self
+
+
+class NoticeSettings(_Frozen):
+    """Notices to subscribers (usage, cap, purchases, expiry): per-brand rules, outbox."""
+
+    enabled: bool = True
+    brands: dict[str, BrandNotices] = Field(default_factory=dict)
+    expiry_lead_s: float = Field(86_400.0, ge=0, le=30 * 86_400)
+    poll_interval_s: float = Field(1.0, gt=0, le=60)
+    lease_s: float = Field(30.0, gt=0, le=3600)
+    max_pending: int = Field(1_000_000, ge=10, le=100_000_000)
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_backoff_s: float = Field(1.0, gt=0, le=600)
+    webhook_max_backoff_s: float = Field(600.0, gt=0, le=86_400)
+
 
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
@@ -290,6 +361,9 @@ class Settings(BaseSettings):
     effects: EffectsSettings = EffectsSettings()
     nrf: NrfSettings = NrfSettings()
     oauth2: OAuth2Settings = OAuth2Settings()
+
+    sms: SmsSettings = SmsSettings()
+    notices: NoticeSettings = NoticeSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \

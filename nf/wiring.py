@@ -56,4 +56,11 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.reports.part import ReportsPart
 
     parts.append(ReportsPart(rt, ledger=ledger_part.ledger, catalog=ledger_part.catalog))
+
+    # Notices to subscribers (SMS, brand webhooks): the same counter changes, heard last.
+    from nf.subnotify.part import SubNoticePart
+
+    notices = SubNoticePart(rt, ledger_part.ledger, ledger_part.catalog)
+    parts.append(notices)
+    rt.counter_listeners.append(notices)
     return parts

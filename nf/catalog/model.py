@@ -25,6 +25,7 @@ MAX_HOURS = 24 * MAX_DAYS
 
 OfferId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 PlmnId = Annotated[str, Field(pattern=r"^[0-9]{5,6}$")]
+UsagePct = Annotated[list[Annotated[int, Field(ge=1, le=100)]], Field(max_length=10)]
 
 
 class _Strict(BaseModel):
@@ -66,7 +67,9 @@ class _OfferBase(_Strict):
 
     def terms_hash(self) -> str:
         """A digest of the offer's terms: same id+version must mean the same terms."""
-        raw = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # Notice settings are not terms: changing them needs no new version.
+        raw = json.dumps(self.model_dump(mode="json", exclude={"notify_usage_pct"}),
+                         sort_keys=True)
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -78,6 +81,8 @@ class _Recurring(_OfferBase):
     # Rollover carries at most this much unused allowance into the next period.
     rollover_max_mb: int | None = Field(None, ge=0, le=MAX_MB)
     roaming: RoamingRule = RoamingRule()
+    # Usage notices at these percentages of the allowance (None: the brand's).
+    notify_usage_pct: UsagePct | None = None
 
 
 class BasePlan(_Recurring):
@@ -156,6 +161,8 @@ class Brand(_Strict):
     topup_url: str | None = Field(None, pattern=r"^https?://\S+$", max_length=500)
     # At a blocking cap, the SMF is told to TERMINATE or to REDIRECT to ``topup_url``.
     block_final_unit_action: Literal["TERMINATE", "REDIRECT"] = "TERMINATE"
+    # Default usage-notice percentages of the brand's plans and pools.
+    notify_usage_pct: UsagePct = Field(default_factory=lambda: [50, 80, 100])
 
     @model_validator(mode="after")
     def _redirect_needs_url(self) -> Brand:

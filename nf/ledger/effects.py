@@ -22,10 +22,12 @@ from nf.ledger.port import (
     CapState,
     CounterChange,
     PolicyCounters,
+    PurchaseMark,
     RoamingState,
     Speed,
     SpeedView,
     SubscriberStatus,
+    UsageMark,
 )
 from nf.runtime import Runtime
 from nf.store.mongo import Doc
@@ -34,6 +36,8 @@ log = logging.getLogger("nf.ledger")
 
 WALLETS = "ledger_wallets"
 _KNOWN = {"supi", "before", "after", "speed", "status", "status_before", "quota_restored"}
+# Marks that travel with a change (subscriber notices): stored as plain sub-documents.
+_MARKS: dict[str, type[Any]] = {"usage": UsageMark, "purchase": PurchaseMark}
 
 
 def _counters(p: PolicyCounters) -> list[str]:
@@ -53,17 +57,37 @@ def change_doc(c: CounterChange) -> Doc:
               "status": c.status.value, "status_before": c.status_before.value,
               "quota_restored": c.quota_restored}
     for f in dataclasses.fields(CounterChange):
-        if f.name not in _KNOWN:
+        if f.name in _MARKS:
+            v = getattr(c, f.name)
+            d[f.name] = None if v is None else {
+                k: list(x) if isinstance(x, tuple) else x
+                for k, x in dataclasses.asdict(v).items()}
+        elif f.name not in _KNOWN:
             v = getattr(c, f.name)
             d[f.name] = list(v) if isinstance(v, tuple) else v
     return d
+
+
+def _mark_from(kind: type[Any], v: Doc | None) -> Any:
+    if v is None:
+        return None
+    out: dict[str, Any] = {}
+    for k, x in v.items():
+        if isinstance(x, list):
+            x = tuple(x)
+        elif isinstance(x, datetime):
+            x = utc(x)
+        out[k] = x
+    return kind(**out)
 
 
 def change_from(d: Doc) -> CounterChange:
     sp = d["speed"]
     extra: dict[str, Any] = {}
     for f in dataclasses.fields(CounterChange):
-        if f.name not in _KNOWN and f.name in d:
+        if f.name in _MARKS and f.name in d:
+            extra[f.name] = _mark_from(_MARKS[f.name], d[f.name])
+        elif f.name not in _KNOWN and f.name in d:
             v = d[f.name]
             extra[f.name] = tuple(v) if isinstance(v, list) else v
     ends: datetime | None = utc(sp[3]) if sp[3] is not None else None

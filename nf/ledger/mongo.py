@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from nf.errors import Congestion
-from nf.ledger import core
+from nf.ledger import core, marks
 from nf.ledger.codec import (
     Doc,
     outcome_from,
@@ -38,6 +38,16 @@ from nf.store.mongo import translate_errors
 class MongoLedger(SubscriberOps):
     """The balance manager on MongoDB. Implements ``nf.ledger.port.Ledger``."""
 
+    def usage_pct(self, offer_id: str) -> tuple[int, ...]:
+        """Usage-notice percentages of an offer: its own, else its brand's."""
+        cat = self._catalog.current
+        found = cat.offer(offer_id)
+        if found is None:
+            return ()
+        own = getattr(found[1], "notify_usage_pct", None)
+        brand = cat.brand(found[0])
+        return tuple(own if own is not None else brand.notify_usage_pct if brand else ())
+
     # --------------------------------------------------------------------- the port
 
     async def charge(self, step: ChargeStep) -> ChargeOutcome:
@@ -50,7 +60,11 @@ class MongoLedger(SubscriberOps):
                 return None, core.unknown_outcome()
             new, out = core.charge(w, step, m_net.get(m.home_network, frozenset()),
                                    self._ring, self._retention)
-            return (None if out.replay else new), out
+            if out.replay:
+                return None, out
+            # Usage thresholds crossed (subscriber notices) travel with the counter changes.
+            return new, replace(out, counter_changes=marks.with_usage(
+                w, new, step.supi, step.now, out.counter_changes, self.usage_pct))
 
         def peek(doc: Doc) -> ChargeOutcome | None:
             # A retried op key, found by comparing raw keys before decoding anything.
@@ -85,7 +99,10 @@ class MongoLedger(SubscriberOps):
             new, outs, changes = core.charge_request(
                 w, steps, m_net.get(m.home_network, frozenset()), self._ring,
                 self._retention, (supi, session_id, now) if close else None)
-            return (None if new is w else new), (outs, changes)
+            if new is w:
+                return None, (outs, changes)
+            # Usage thresholds crossed (subscriber notices) travel with the counter changes.
+            return new, (outs, marks.with_usage(w, new, supi, now, changes, self.usage_pct))
 
         got = await self._mutate(supi, now, fn, _changes_of, pick=pick,
                                  with_ops=any(s.sequence is None for s in steps))

@@ -69,6 +69,36 @@ class SpeedView:
 
 
 @dataclass(frozen=True)
+class UsageMark:
+    """A usage threshold crossed by one charge: the full-speed allowance of the member's
+    plan (``scope="plan"``) or of the family pool (``scope="pool"``), used before and after
+    in this period; only emitted when a percentage in ``crossed`` was passed. Or the first
+    use of a roaming pass (``scope="roaming"``, the pass's quota and validity)."""
+
+    scope: str  # "plan", "pool" or "roaming" (a pass's first use; crossed == (0,))
+    allowance_bytes: int
+    used_before: int
+    used_after: int
+    period_start: datetime
+    period_end: datetime | None
+    crossed: tuple[int, ...]  # percentages passed by this charge, ascending
+    owner: str | None = None  # the family group's owner (pool marks)
+    offer_id: str | None = None  # the pass (roaming marks)
+
+
+@dataclass(frozen=True)
+class PurchaseMark:
+    """What a purchase added: one bucket (add-on, pass) or boost or plan."""
+
+    offer_id: str
+    kind: str  # "plan", "addon", "roaming_pass", "speed_boost", "family_plan"
+    bucket_id: str
+    quota_bytes: int
+    valid_to: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True)
 class CounterChange:
     """A subscriber whose counters or speed changed because of a ledger operation."""
 
@@ -82,6 +112,10 @@ class CounterChange:
     # Quota became available again (purchase, top-up, renewal): sessions refused or given
     # final units should be re-authorised.
     quota_restored: bool = False
+    # Subscriber notices: a usage threshold crossed by a charge, an offer bought. Either
+    # may come with counters unchanged (``before == after``).
+    usage: UsageMark | None = None
+    purchase: PurchaseMark | None = None
 
 
 class ChargeResult(StrEnum):

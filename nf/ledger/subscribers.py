@@ -11,7 +11,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from nf.catalog.model import BasePlan, FamilyPlan
 from nf.errors import Conflict, Congestion, NotFound, Unprocessable
-from nf.ledger import core
+from nf.ledger import core, marks
 from nf.ledger.codec import (
     Doc,
     wallet_doc,
@@ -141,7 +141,8 @@ class SubscriberOps(GroupOps):
         bid = new_bucket_id()
 
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-            return core.purchase(w, supi, offer, now, bid)
+            new, changes = core.purchase(w, supi, offer, now, bid)
+            return new, marks.with_purchase(new, supi, offer, bid, now, changes)
 
         res = await self._mutate(supi, now, fn, same_changes)
         if res is None:

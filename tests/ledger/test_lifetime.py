@@ -63,7 +63,7 @@ async def test_renewal_with_rollover_restores_quota(db: Db, settings: Settings,
 
 async def test_subscription_keeps_the_version_it_bought(
         db: Db, settings: Settings, clock: FakeClock, tmp_path: Path) -> None:
-    for f in h.TEST_CATALOG.iterdir():
+    for f in h.TEST_CATALOG.glob("*.yaml"):  # brand files (not notices/)
         shutil.copy(f, tmp_path / f.name)
     led = h.make_ledger(db, settings, tmp_path)
     old = await h.capped(led, clock.now(), "imsi-001010000000003", "testco", "t-capped")
