@@ -112,7 +112,8 @@ async def seed(settings: Settings, n: int, small_cap_share: float, small_cap_byt
         async def writer() -> None:
             nonlocal created
             while chunk := list(islice(subs, 5000)):
-                created += await ledger.bulk_create_subscribers(chunk, now)
+                got = await ledger.bulk_create_subscribers(chunk, now)
+                created += got  # after the await: the writers share this counter
                 progress(created)
 
         async with asyncio.TaskGroup() as tg:
