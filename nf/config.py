@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
+from nf.fraud.config import FraudSettings
 
 
 class _Frozen(BaseModel):
@@ -141,6 +142,7 @@ class Settings(BaseSettings):
     notify: NotifySettings = NotifySettings()
     edr: EdrSettings = EdrSettings()
     ledger: LedgerSettings = LedgerSettings()
+    fraud: FraudSettings = FraudSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \

@@ -22,7 +22,7 @@ def build_parts(rt: Runtime) -> list[Part]:
     # API take ``ledger_part.ledger`` (a ``nf.ledger.port.Ledger``) and ``.catalog``.
     from nf.ledger.part import LedgerPart
 
-    ledger_part = LedgerPart(rt)
+    ledger_part = LedgerPart(rt, edrs=edrs)
     parts.append(ledger_part)
     # Policy: the built-in PCF (Npcf_SMPolicyControl) and the spending-limit service for
     # external PCFs (Nchf_SpendingLimitControl). Both hear every counter change the ledger
@@ -41,4 +41,9 @@ def build_parts(rt: Runtime) -> list[Part]:
     chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
     parts.append(chf)
     rt.counter_listeners.append(chf)
+    # Fraud protection: reads the stored EDRs in the background (never in a request), acts
+    # through the ledger (throttle, suspend) and the counter listeners above.
+    from nf.fraud.part import FraudPart
+
+    parts.append(FraudPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs))
     return parts

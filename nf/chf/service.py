@@ -29,7 +29,6 @@ from nf.ledger.port import (
     ChargeStep,
     CounterChange,
     Ledger,
-    SubscriberStatus,
 )
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
@@ -111,9 +110,11 @@ class ChargingService:
         return list(n.plmn_ids) if n is not None else [home_plmn]
 
     def _record(self, s: Session, event: str, now: datetime, isn: int | None, result: str,
-                units: Sequence[UnitRecord], record_id: str) -> dict[str, Any]:
+                units: Sequence[UnitRecord], record_id: str,
+                pdu_session_id: int | None = None) -> dict[str, Any]:
         party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
-                      serving_plmn=s.serving_plmn, roaming=s.roaming)
+                      serving_plmn=s.serving_plmn, roaming=s.roaming,
+                      pdu_session_id=pdu_session_id)
         return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
                                invocation_sequence_number=isn, result=result, units=units,
                                record_id=record_id)
@@ -162,7 +163,7 @@ class ChargingService:
                 s, "create", now, isn, refusal.result,
                 [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total,
                             result=a.result) for u, a in zip(units, refusal.units, strict=True)],
-                f"{ref}:{isn}"))
+                f"{ref}:{isn}", req.pdu_session_id))
             return refusal.status, body, ref
         assert view is not None
         session = Session(
@@ -183,7 +184,8 @@ class ChargingService:
         inserted, _ = await asyncio.gather(
             self.store.insert(new, now),
             self._edrs.write(self._record(new, "create", now, isn, decision.answer.result,
-                                          decision.records, f"{ref}:{isn}")))
+                                          decision.records, f"{ref}:{isn}",
+                                          req.pdu_session_id)))
         if not inserted:
             existing = await self.store.get(ref)
             if existing is not None and existing.last_isn == isn and existing.reply \
@@ -355,9 +357,7 @@ class ChargingService:
             await self._close_locally(n.resource, "peer_gone", self._rt.clock.now())
 
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
-        wanted = [c for c in changes if c.quota_restored or (
-            c.status is SubscriberStatus.BLOCKED
-            and c.status_before is not SubscriberStatus.BLOCKED)]
+        wanted = [c for c in changes if c.quota_restored or core.left_active(c)]
         if not wanted:
             return
         sessions = await self.store.open_for(list(dict.fromkeys(c.supi for c in wanted)))

@@ -142,6 +142,8 @@ def speed(w: Wallet, m: Member, now: datetime) -> SpeedView:
     base = terms.speed if terms is not None else DEFAULT_SPEED
     if m.status is not SubscriberStatus.ACTIVE:
         return SpeedView(base, "blocked")
+    if m.fraud_speed is not None:
+        return SpeedView(m.fraud_speed, "fraud")
     if counters(w, m, now).data_cap is CapState.EXHAUSTED:
         if terms is not None and terms.cap_action is CapAction.THROTTLE \
                 and terms.throttle_speed is not None:
@@ -562,9 +564,20 @@ def sweep(w: Wallet, now: datetime, retention: timedelta = DEFAULT_OP_RETENTION
 def set_status(w: Wallet, supi: str, status: SubscriberStatus, now: datetime
                ) -> tuple[Wallet, tuple[CounterChange, ...]]:
     work = _Work(advance(w, now))
-    work.members[supi] = replace(work.members[supi], status=status)
+    m = work.members[supi]
+    # Reinstating a subscriber also lifts a fraud throttle.
+    work.members[supi] = replace(m, status=status, fraud_speed=(
+        None if status is SubscriberStatus.ACTIVE else m.fraud_speed))
     new = work.freeze()
     return refresh(new, now)
+
+
+def set_fraud_speed(w: Wallet, supi: str, fraud_speed: Speed | None, now: datetime
+                    ) -> tuple[Wallet, tuple[CounterChange, ...]]:
+    """Throttle a member for fraud (``fraud_speed``) or lift it (None)."""
+    work = _Work(advance(w, now))
+    work.members[supi] = replace(work.members[supi], fraud_speed=fraud_speed)
+    return refresh(work.freeze(), now)
 
 
 def plan_terms(o: BasePlan | FamilyPlan) -> Terms:

@@ -63,6 +63,7 @@ from nf.ledger.port import (
     ChargeOutcome,
     ChargeStep,
     CounterChange,
+    Speed,
     SubscriberStatus,
     SubscriberView,
 )
@@ -511,6 +512,17 @@ class MongoLedger:
                          ) -> tuple[CounterChange, ...]:
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
             return core.set_status(w, supi, status, now)
+
+        got = await self._mutate(supi, now, fn)
+        if got is None:
+            raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
+        return got
+
+    async def set_fraud_speed(self, supi: str, fraud_speed: Speed | None, now: datetime
+                              ) -> tuple[CounterChange, ...]:
+        """Throttle a subscriber for fraud, or lift it (None). Idempotent."""
+        def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
+            return core.set_fraud_speed(w, supi, fraud_speed, now)
 
         got = await self._mutate(supi, now, fn)
         if got is None:

@@ -8,6 +8,7 @@ from quart import Blueprint
 
 from nf import logs
 from nf.catalog import CatalogHolder
+from nf.edr.port import EdrSink
 from nf.ledger.mongo import MongoLedger
 from nf.runtime import Role, Runtime, Worker
 
@@ -20,8 +21,10 @@ class LedgerPart:
 
     name = "ledger"
 
-    def __init__(self, rt: Runtime, catalog: CatalogHolder | None = None) -> None:
+    def __init__(self, rt: Runtime, catalog: CatalogHolder | None = None,
+                 edrs: EdrSink | None = None) -> None:
         self.rt = rt
+        self.edrs = edrs  # purchases and status changes are recorded when given
         if catalog is None:
             d = rt.settings.catalog_dir
             catalog = CatalogHolder.from_dir(d) if d is not None else CatalogHolder.empty()
@@ -33,7 +36,7 @@ class LedgerPart:
             return []
         from nf.oam.provisioning import provisioning_blueprint
 
-        return [provisioning_blueprint(self.rt, self.ledger, self.catalog)]
+        return [provisioning_blueprint(self.rt, self.ledger, self.catalog, self.edrs)]
 
     async def ensure_indexes(self) -> None:
         await self.ledger.ensure_indexes()

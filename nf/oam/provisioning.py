@@ -17,6 +17,8 @@ from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogError, CatalogHolder
 from nf.catalog.model import AnyOffer
+from nf.edr.port import EdrSink
+from nf.edr.records import Party, purchase_record, status_record
 from nf.errors import (
     Forbidden,
     InvalidParam,
@@ -75,19 +77,28 @@ def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status)
 
 
-def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
-                           ) -> Blueprint:
+def api_scope(rt: Runtime) -> str:
+    """The brand (or ``*``) of the request's ``X-API-Key``; 401 without a known key."""
+    key = request.headers.get("X-API-Key")
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    brand = rt.settings.api_keys.get(key)
+    if brand is None:
+        raise Unauthorized("unknown API key")
+    return brand
+
+
+def _party(m: Member) -> Party:
+    return Party(supi=m.supi, gpsi=m.gpsi, brand=m.brand, host_network=m.home_network)
+
+
+def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
+                           edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes
 
     def scope() -> str:
-        key = request.headers.get("X-API-Key")
-        if not key:
-            raise Unauthorized("missing X-API-Key header")
-        brand = rt.settings.api_keys.get(key)
-        if brand is None:
-            raise Unauthorized("unknown API key")
-        return brand
+        return api_scope(rt)
 
     def admin() -> None:
         if scope() != ADMIN:
@@ -156,9 +167,12 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def update_subscriber(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, StatusIn, max_body)
-        await owned(supi, now)
+        _, m = await owned(supi, now)
         changes = await ledger.set_status(supi, SubscriberStatus(body.status), now)
         await rt.publish_counter_changes(changes)
+        if edrs is not None:
+            await edrs.write(status_record(time=now, party=_party(m), status=body.status,
+                                           status_before=m.status.value, by="care"))
         return _json(await sub_out(supi, now))
 
     @bp.delete(f"{BASE}/subscribers/<supi>")
@@ -173,9 +187,14 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def purchase(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
-        await owned(supi, now)  # brand scope first: another brand's subscriber is a 404
+        _, m = await owned(supi, now)  # brand scope first: another brand's is a 404
         changes = await ledger.purchase(supi, body.offerId, now)
         await rt.publish_counter_changes(changes)
+        if edrs is not None:
+            found = catalog.current.offer(body.offerId)
+            await edrs.write(purchase_record(
+                time=now, party=_party(m), offer_id=body.offerId,
+                offer_kind=found[1].kind if found else "unknown"))
         bal = await ledger.balance(supi, now)
         assert bal is not None
         return _json(balance_json(bal, now), 201)
