@@ -33,6 +33,7 @@ PROV = "/provisioning/v1"
 CASES = PROV + "/fraud/cases"
 FULL = {"uplink": "15 Mbps", "downlink": "75 Mbps"}
 SLOW = {"uplink": "32 Kbps", "downlink": "48 Kbps"}
+PROV_DOC = str(Path(__file__).resolve().parents[2] / "openapi" / "provisioning.yaml")
 
 
 def _env(settings: Settings, hook: str) -> dict[str, str]:
@@ -108,6 +109,7 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
 
             r = await client.get(f"{nf.oam}{CASES}/{case['caseId']}", headers=ORBIT)
             assert r.status_code == 200
+            c.validate_exchange(PROV_DOC, r)
             full = r.json()
             assert full["status"] == "open" and full["applied"] == "throttle"
             assert full["evidence"]["hostNetworks"] == ["northwind", "redmoor"]
@@ -120,6 +122,7 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
             assert r.headers["content-type"] == "application/problem+json"
             r = await client.get(nf.oam + CASES, headers=LUMEN, params={"supi": supi})
             assert r.json()["cases"] == []
+            c.validate_exchange(PROV_DOC, r)
             r = await client.post(f"{nf.oam}{CASES}/{case['caseId']}/resolve", headers=LUMEN,
                                   json={"resolution": "false_positive"})
             assert r.status_code == 404
@@ -129,6 +132,7 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
                                   json={"resolution": "false_positive",
                                         "note": "dual-SIM test device"})
             assert r.status_code == 200, r.text
+            c.validate_exchange(PROV_DOC, r)
             done = r.json()
             assert done["status"] == "false_positive"
             assert done["audit"][-2]["who"]["operator"] == "care agent 7"
@@ -139,6 +143,7 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
             r = await client.post(f"{nf.oam}{CASES}/{case['caseId']}/resolve", headers=ORBIT,
                                   json={"resolution": "confirmed"})
             assert r.status_code == 409
+            c.validate_exchange(PROV_DOC, r)
             # Fraud EDRs for the detection, the action, the resolution and the lift.
             from pymongo import AsyncMongoClient
             mc: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(db_server.uri)
