@@ -7,6 +7,7 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 RUN_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test lint typecheck pytest bench db-build clean
 
@@ -37,7 +38,7 @@ pytest: $(STAMP)
 test: $(STAMP) db-build lint typecheck pytest
 
 bench: $(STAMP) db-build
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .nf-data .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -54,6 +54,9 @@ def parse(argv: list[str]) -> Options:
                    help="sample the SBI worker with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
                    help="SecantusDB server (default %(default)s)")
+    p.add_argument("--fraud", choices=("on", "off", "compare"), default=d.fraud,
+                   help="fraud protection in the NF; compare: off and on alternately, "
+                        "a fresh NF per run (default %(default)s)")
     p.add_argument("--label", default="")
     p.add_argument("--out", type=Path, default=None,
                    help="report path (default bench/results/bench-<time>.json)")
@@ -68,7 +71,7 @@ def parse(argv: list[str]) -> Options:
         concurrency=a.concurrency, rate=a.rate, updates=a.updates, usage_bytes=a.usage_bytes,
         think_s=a.think, duration_s=a.duration, warmup_s=a.warmup, repeat=a.repeat,
         ceiling=not a.no_ceiling, ceiling_duration_s=a.ceiling_duration, profile=a.profile,
-        db=a.db, label=a.label, out=a.out)
+        db=a.db, label=a.label, out=a.out, fraud=a.fraud)
 
 
 def main(argv: list[str] | None = None) -> int:

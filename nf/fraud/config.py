@@ -119,8 +119,10 @@ class FraudSettings(_Frozen):
     batch_max: int = Field(1000, ge=1, le=100_000)
     late_window_s: float = Field(10.0, ge=0, le=3600)
     late_scan_interval_s: float = Field(2.0, gt=0, le=3600)
-    # One process reads at a time; its lease is renewed every round.
+    # One process reads at a time; its lease is renewed every round. "oam": only OAM
+    # processes compete for it, keeping the work away from the SBI workers' event loops.
     lease_s: float = Field(10.0, gt=0, le=600)
+    reader: Literal["oam", "any"] = "oam"
     # A session not seen for this long is forgotten (its release was never seen).
     session_stale_s: int = Field(6 * 3600, ge=60, le=30 * 86_400)
     sessions_max: int = Field(64, ge=2, le=1000)  # remembered per subscriber

@@ -1,8 +1,9 @@
 """Fraud protection's part of the NF: the cases API (OAM), indexes and the EDR reader.
 
-Every process runs the reader worker; the lease on ``fraud_cursor`` lets one of them read
-at a time (the others only try to take the lease each ``lease_s / 3``). ``fraud.enabled:
-false`` leaves the rules off (no reader); the cases API still answers.
+Every OAM process (every process with ``fraud.reader: any``) runs the reader worker; the
+lease on ``fraud_cursor`` lets one of them read at a time (the others only try to take the
+lease each ``lease_s / 3``). ``fraud.enabled: false`` leaves the rules off (no reader); the
+cases API still answers.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ class FraudPart:
                  edrs: EdrSink) -> None:
         self._rt = rt
         self.service = FraudService(rt, ledger=ledger, outbox=outbox, edrs=edrs)
+        self._oam = False
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         if role != "oam":
             return []
+        self._oam = True  # the app factory asks before its lifespan starts the workers
         from nf.fraud.http import fraud_blueprint
 
         return [fraud_blueprint(self._rt, self.service)]
@@ -43,7 +46,10 @@ class FraudPart:
         await self.service.store.ensure_indexes()
 
     def workers(self) -> list[Worker]:
-        return [self.run] if self._rt.settings.fraud.enabled else []
+        cfg = self._rt.settings.fraud
+        if not cfg.enabled or (cfg.reader == "oam" and not self._oam):
+            return []
+        return [self.run]
 
     async def run(self) -> None:
         rt, svc, cfg = self._rt, self.service, self._rt.settings.fraud
