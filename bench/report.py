@@ -179,5 +179,5 @@ def fraud_table(cmp: Mapping[str, Any]) -> str:
         lines.append(f"{name:<16}{_fmt(off, 9)}{_fmt(on, 10)}")
     r = cmp.get("throughput_ratio")
     if r is not None:
-        lines.append(f"throughput with fraud on: {r:.1%} of off ({1 - r:+.1%} cost)")
+        lines.append(f"throughput with fraud on: {r:.1%} of off ({1 - r:.1%} cost)")
     return "\n".join(lines)
