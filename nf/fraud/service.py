@@ -89,6 +89,9 @@ class FraudService:
         self._leader = False
         self._last_late_scan = 0.0
         self._plans: OrderedDict[str, str | None] = OrderedDict()
+        self._ctx: dict[str, Context] = {}
+        self._lease_until: datetime | None = None
+        self._cursor: Doc = {}
         windows = [self.cfg.session_stale_s, 86_400]
         for b in [None, *self.cfg.brands]:
             r = self.cfg.rules_for(b)
@@ -97,11 +100,17 @@ class FraudService:
         self.state_ttl = timedelta(seconds=max(windows) + 3600)
 
     def ctx(self, brand: str | None, plan_class: str | None = None) -> Context:
-        c = self.cfg
-        return Context(rules=c.rules_for(brand), cooldown_s=c.cooldown_s,
-                       repeat_after_s=c.repeat_after_s, session_stale_s=c.session_stale_s,
-                       sessions_max=c.sessions_max, late_window_s=c.late_window_s,
-                       mcc_countries=c.mcc_countries, plan_class=plan_class)
+        key = brand or ""
+        got = self._ctx.get(key)
+        if got is None:
+            c = self.cfg
+            got = Context(rules=c.rules_for(brand), cooldown_s=c.cooldown_s,
+                          repeat_after_s=c.repeat_after_s, session_stale_s=c.session_stale_s,
+                          sessions_max=c.sessions_max, late_window_s=c.late_window_s,
+                          mcc_countries=c.mcc_countries)
+            if len(self._ctx) < 1000:
+                self._ctx[key] = got
+        return got if plan_class is None else replace(got, plan_class=plan_class)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -109,7 +118,7 @@ class FraudService:
         """One round of the reader: take/renew the lease, read what is new, act. Returns
         how many EDRs were read (0 when another process holds the lease)."""
         now = self.rt.clock.now()
-        cur = await self.store.lease(self.owner, now, self.cfg.lease_s)
+        cur = await self._lease(now)
         if cur is None:
             if self._leader:
                 logs.log(log, logging.INFO, "fraud reader lease lost", owner=self.owner)
@@ -141,11 +150,27 @@ class FraudService:
         if main:
             hi_t, hi_id = utc(main[-1]["time"]), main[-1]["_id"]
             self.metrics.lag.set(max(0.0, (now - hi_t).total_seconds()))
-            await self.store.checkpoint(self.owner, hi_t, hi_id)
+            if not await self.store.checkpoint(self.owner, hi_t, hi_id):
+                self._leader = False  # the lease went to another reader meanwhile
+            self._cursor = {"hi_t": hi_t, "hi_id": hi_id}
         if hi_t is not None:
             keep = hi_t - late
             self._seen = {k: t for k, t in self._seen.items() if t >= keep}
         return n
+
+    async def _lease(self, now: datetime) -> Doc | None:
+        """The cursor if this process holds the lease. The lease is renewed (one write)
+        once half of it has gone; in between the checkpoint kept in memory is used."""
+        half = timedelta(seconds=self.cfg.lease_s / 2)
+        if self._leader and self._lease_until is not None and now < self._lease_until - half:
+            return self._cursor
+        cur = await self.store.lease(self.owner, now, self.cfg.lease_s)
+        if cur is None:
+            self._lease_until = None
+            return None
+        self._lease_until = now + timedelta(seconds=self.cfg.lease_s)
+        self._cursor = {"hi_t": cur.get("hi_t"), "hi_id": cur.get("hi_id")}
+        return cur
 
     async def _late(self, hi_t: datetime, late: timedelta) -> list[Doc]:
         ids = await self.store.edr_ids_between(hi_t - late, hi_t, self.cfg.batch_max * 4)

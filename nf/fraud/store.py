@@ -28,6 +28,11 @@ CASES = "fraud_cases"
 CURSOR = "fraud_cursor"
 EDRS = "edrs"
 _DUP = 11000
+# The EDR fields the rules read (a charging record's per-rating-group detail is left out).
+EDR_FIELDS = {k: 1 for k in (
+    "kind", "event", "time", "supi", "brand", "host_network", "serving_plmn",
+    "pdu_session_id", "charging_data_ref", "sm_policy_id", "used_total", "result",
+    "offer_id")}
 
 
 def _dt(v: Any) -> datetime | None:
@@ -122,8 +127,8 @@ class FraudStore:
         else:
             q = {"$or": [{"time": {"$gt": hi_t}}, {"time": hi_t, "_id": {"$gt": hi_id}}]}
         async with translate_errors("fraud read edrs"):
-            cur = self.edrs.find(q, sort=[("time", ASCENDING), ("_id", ASCENDING)],
-                                 limit=limit)
+            cur = self.edrs.find(q, EDR_FIELDS,
+                                 sort=[("time", ASCENDING), ("_id", ASCENDING)], limit=limit)
             return [d async for d in cur]
 
     async def edr_ids_between(self, lo: datetime, hi: datetime, limit: int
@@ -136,7 +141,7 @@ class FraudStore:
 
     async def edrs_by_id(self, ids: Sequence[Any]) -> list[Doc]:
         async with translate_errors("fraud read edrs"):
-            cur = self.edrs.find({"_id": {"$in": list(ids)}},
+            cur = self.edrs.find({"_id": {"$in": list(ids)}}, EDR_FIELDS,
                                  sort=[("time", ASCENDING), ("_id", ASCENDING)])
             return [d async for d in cur]
 
