@@ -187,6 +187,15 @@ def test_record_only_repeats_after_its_interval_and_off_never_fires() -> None:
     assert fired == []
 
 
+def test_a_bad_brand_override_names_its_key() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"brands\.orbit\.rules"):
+        FraudSettings.model_validate({"brands": {"orbit": {"rules": {
+            "usage_velocity": {"window_s": 5}}}}})
+
+
 def test_brand_overrides_merge_over_the_defaults() -> None:
     fs = FraudSettings.model_validate({"brands": {"orbit": {"rules": {
         "usage_velocity": {"window_s": 120}}}}})
