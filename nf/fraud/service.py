@@ -42,6 +42,7 @@ log = logging.getLogger("nf.fraud")
 PLAN_CACHE = 50_000  # subscribers' plan classes remembered (LRU)
 OWED_AFTER_S = 5.0  # an owed mitigation older than this is finished by the reader
 MITIGATIONS = ("throttle", "suspend")
+STATE_ATTEMPTS = 5  # reads and writes of a batch's states when a resolution races them
 
 
 class FraudMetrics:
@@ -208,32 +209,43 @@ class FraudService:
         self.metrics.edrs.inc(len(docs))
         if not events:
             return len(docs)
-        supis = list(dict.fromkeys(e.supi for e in events))
-        states = await self.store.load_states(supis)
-        before = {s: st.version for s, st in states.items()}
+        todo = events
         detections: list[Detection] = []
-        for e in events:
-            st = states.get(e.supi) or SubState(supi=e.supi)
-            ctx = self.ctx(st.brand or e.brand)
-            if rules.needs_plan_class(st, e, ctx):
-                ctx = replace(ctx, plan_class=await self._plan_class(e.supi, e.brand, now))
-            st, fired = rules.evaluate(st, e, now, ctx)
-            states[e.supi] = st
-            detections += fired
-        await self._save(states, before, now)
+        for _ in range(STATE_ATTEMPTS):
+            supis = list(dict.fromkeys(e.supi for e in todo))
+            states = await self.store.load_states(supis)
+            before = {s: st.version for s, st in states.items()}
+            fired_by: dict[str, list[Detection]] = {}
+            for e in todo:
+                st = states.get(e.supi) or SubState(supi=e.supi)
+                ctx = self.ctx(st.brand or e.brand)
+                if rules.needs_plan_class(st, e, ctx):
+                    ctx = replace(ctx, plan_class=await self._plan_class(e.supi, e.brand,
+                                                                         now))
+                st, fired = rules.evaluate(st, e, now, ctx)
+                states[e.supi] = st
+                fired_by.setdefault(e.supi, []).extend(fired)
+            lost = set(await self._save(states, before, now))
+            detections += [d for s, ds in fired_by.items() if s not in lost for d in ds]
+            # A resolution wrote a state meanwhile: read it again and re-apply (the
+            # applied ids keep what was stored from being applied twice).
+            todo = [e for e in todo if e.supi in lost]
+            if not todo:
+                break
+        if todo:
+            logs.log(log, logging.ERROR, "fraud state writes kept losing races",
+                     subscribers=len({e.supi for e in todo}))
         await self.detected(detections, now)
         return len(docs)
 
     async def _save(self, states: dict[str, SubState], before: dict[str, int],
-                    now: datetime) -> None:
+                    now: datetime) -> list[str]:
         items = []
         for supi, st in states.items():
             st = replace(st, version=before.get(supi, 0))
             due = rules.orphan_due(st, self.ctx(st.brand))
             items.append((st, now + self.state_ttl, due))
-        lost = await self.store.save_states(items)
-        if lost:
-            logs.log(log, logging.WARNING, "fraud state writes lost a race", count=lost)
+        return await self.store.save_states(items)
 
     async def tick(self, limit: int = 500) -> int:
         """Look again at subscribers whose waiting rules are due (orphan sessions)."""
@@ -249,7 +261,8 @@ class FraudService:
             new, fired = rules.evaluate(st, Tick(), now, self.ctx(st.brand))
             states[st.supi] = new
             detections += fired
-        await self._save(states, {s.supi: s.version for s in due}, now)
+        lost = set(await self._save(states, {s.supi: s.version for s in due}, now))
+        detections = [d for d in detections if d.supi not in lost]  # next tick looks again
         await self.detected(detections, now)
         return len(due)
 

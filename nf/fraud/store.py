@@ -153,11 +153,11 @@ class FraudStore:
             return {d["_id"]: state_from(d) async for d in cur}
 
     async def save_states(self, items: Sequence[tuple[SubState, datetime, datetime | None]]
-                          ) -> int:
+                          ) -> list[str]:
         """Write each state if its stored version is still the one read (``version``);
-        the stored version becomes ``version + 1``. Returns how many lost a race."""
+        the stored version becomes ``version + 1``. Returns the SUPIs that lost a race."""
         if not items:
-            return 0
+            return []
         ops = []
         for st, exp, due in items:
             doc = state_doc(st, exp, due)
@@ -172,8 +172,8 @@ class FraudStore:
                 errs = e.details.get("writeErrors", [])
                 if any(x.get("code") != _DUP for x in errs):
                     raise
-                return len(errs)
-        return 0
+                return [items[x["index"]][0].supi for x in errs]
+        return []
 
     async def due_states(self, now: datetime, limit: int) -> list[SubState]:
         async with translate_errors("fraud due states"):

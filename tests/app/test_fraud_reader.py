@@ -174,3 +174,19 @@ async def test_owed_mitigation_is_finished_and_orphans_fire_after_the_grace(
     cases = await _cases(db, rule="orphan_session")
     assert len(cases) == 1
     assert cases[0]["evidence"]["orphans"][0]["session"] == "c:c9"
+
+
+async def test_a_state_written_meanwhile_is_not_overwritten(
+        two: tuple[FraudService, FraudService, MongoLedger], db: Db,
+        clock: FakeClock) -> None:
+    a, _, _ = two
+    await db["edrs"].insert_one(_pol(clock, "p1", "redmoor", "999001"))
+    clock.advance(0.1)
+    await a.round()
+    (st,) = (await a.store.load_states([SUPI])).values()
+    exp = clock.now() + timedelta(hours=1)
+    assert await a.store.save_states([(st, exp, None)]) == []
+    # The same version again (another writer got there first): refused, reported.
+    assert await a.store.save_states([(st, exp, None)]) == [SUPI]
+    doc = await db["fraud_state"].find_one({"_id": SUPI})
+    assert doc is not None and doc["v"] == st.version + 1
