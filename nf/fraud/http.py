@@ -114,6 +114,7 @@ def fraud_blueprint(rt: Runtime, svc: FraudService) -> Blueprint:
 
     @bp.post(f"{BASE}/<case_id>/resolve")
     async def resolve(case_id: str) -> Response:
+        api_scope(rt)  # an unknown key is refused before the body is read
         body = await read_model(request, ResolveIn, max_body)
         scope, _ = await owned(case_id)
         c = await svc.resolve(case_id, body.resolution, who(scope), body.note)
