@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from pymongo.errors import PyMongoError
 from bench import cpu, h2load, profile, report
 from bench.seed import MIB, seed_population, write_catalog
 from nf.config import Settings
+from nf.fraud.config import FraudSettings
 from nf.store import embedded
 
 HERE = Path(__file__).resolve().parent
@@ -363,6 +364,8 @@ def _compare_fraud(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb,
     for i in range(opts.repeat):
         for k, state in enumerate(("off", "on") if i % 2 == 0 else ("on", "off")):
             part = 2 * i + k
+            if state == "on":
+                _fraud_reads_from_now(db.uri)
             with running_nf(opts, db.uri, "nf_bench", workdir, catalog, fraud=state) as nf:
                 roots = {"nf": nf.proc.pid, "db": db.process.pid}
                 log(f"run {i + 1}/{opts.repeat}, fraud {state}: load generator")
@@ -383,6 +386,19 @@ def _compare_fraud(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb,
         "chf_update_ratio": report.ratio(med["on"].get("chf_update_per_s"),
                                          med["off"].get("chf_update_per_s")),
     }
+
+
+def _fraud_reads_from_now(db_uri: str) -> None:
+    """Move the fraud reader's checkpoint to the present, so that an NF with the rules on
+    does not first read the records of the run with them off before it. (The reader
+    re-reads ``late_window_s`` before its checkpoint when it starts; that window is
+    skipped here and caught by its late scan.)"""
+    late = timedelta(seconds=FraudSettings().late_window_s)
+    c: MongoClient[dict[str, Any]]
+    with MongoClient(db_uri) as c:
+        c["nf_bench"]["fraud_cursor"].update_one(
+            {"_id": "edrs"}, {"$set": {"hi_t": datetime.now(UTC) + late, "hi_id": None,
+                                       "owner": None}}, upsert=True)
 
 
 def _runs(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb, workdir: Path,
