@@ -59,6 +59,9 @@ def parse(argv: list[str]) -> Options:
                    help="sample the SBI worker with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
                    help="SecantusDB server (default %(default)s)")
+    p.add_argument("--fraud", choices=("on", "off", "compare"), default=d.fraud,
+                   help="fraud protection in the NF; compare: off and on alternately, "
+                        "a fresh NF per run (default %(default)s)")
     p.add_argument("--label", default="")
     p.add_argument("--out", type=Path, default=None,
                    help="report path (default bench/results/bench-<time>.json)")
@@ -76,7 +79,7 @@ def parse(argv: list[str]) -> Options:
         think_s=a.think, duration_s=a.duration, warmup_s=a.warmup, repeat=a.repeat,
         ceiling=not a.no_ceiling, ceiling_duration_s=a.ceiling_duration, profile=a.profile,
         warm_probe=not a.no_warm_probe, db=a.db, label=a.label, out=a.out,
-        instances=a.instances)
+        instances=a.instances, fraud=a.fraud)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from pymongo.errors import PyMongoError
 from bench import cpu, h2load, profile, report, warm_ops
 from bench.seed import MIB, seed_population, write_catalog
 from nf.config import Settings
+from nf.fraud.config import FraudSettings
 from nf.store import embedded
 
 HERE = Path(__file__).resolve().parent
@@ -70,6 +71,10 @@ class Options:
     # NF instances (separate `nf serve` processes on their own ports, one database); the
     # load generator spreads its connections over them.
     instances: int = 1
+    # Fraud protection in the NF: "on" (the NF's default), "off", or "compare": each
+    # repeat runs once with it off and once on (alternating which goes first), each on a
+    # freshly started NF, and the report gives both medians and the throughput ratio.
+    fraud: str = "on"
 
 
 def log(msg: str) -> None:
@@ -126,7 +131,7 @@ class Nf:
 
 
 def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
-           catalog: Path) -> dict[str, str]:
+           catalog: Path, fraud: str = "on") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
     env.update({
         "NF_CONFIG": str(BENCH_CONFIG),
@@ -137,18 +142,20 @@ def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
         "NF_SERVER__OAM_PORT": str(oam),
         "NF_SERVER__SERVER": opts.server,
         "NF_SERVER__WORKERS": str(opts.workers),
+        "NF_FRAUD__ENABLED": "false" if fraud == "off" else "true",
     })
     return env
 
 
 @contextmanager
 def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog: Path,
-               index: int = 0) -> Iterator[Nf]:
+               index: int = 0, fraud: str = "on") -> Iterator[Nf]:
     sbi, oam = embedded.free_port(), embedded.free_port()
     logfile = logdir / ("nf.log" if index == 0 else f"nf-{index}.log")
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"],
-                                env=nf_env(opts, db_uri, database, sbi, oam, catalog), cwd=ROOT,
+                                env=nf_env(opts, db_uri, database, sbi, oam, catalog, fraud),
+                                cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     nf = Nf(proc, f"http://127.0.0.1:{sbi}", f"http://127.0.0.1:{oam}", logfile)
     try:
@@ -336,46 +343,10 @@ def run(opts: Options) -> dict[str, Any]:
             f"{seed_info['first_read_s']} s)")
         population = workdir / "population.json"
         population.write_text(json.dumps(pop))
-        with ExitStack() as stack:
-            nfs = [stack.enter_context(running_nf(opts, db.uri, "nf_bench", workdir, catalog, i))
-                   for i in range(opts.instances)]
-            nf = nfs[0]
-            roots = {"nf": [n.proc.pid for n in nfs], "db": [db.process.pid]}
-            log(f"{len(nfs)} x nf serve ({opts.server}, {opts.workers} SBI worker(s)) on "
-                f"{', '.join(n.sbi for n in nfs)}")
-            for i in range(opts.repeat):
-                one: dict[str, Any] = {"index": i}
-                if exe is not None:
-                    log(f"run {i + 1}/{opts.repeat}: ceiling (h2load, {opts.conns} conns x "
-                        f"{ceiling_streams(opts)} streams, {opts.ceiling_duration_s:.0f} s)")
-                    one["ceiling"] = ceiling(opts, exe, nf, roots)
-                log(f"run {i + 1}/{opts.repeat}: load generator ({opts.mode} loop)")
-                prof: list[tuple[subprocess.Popen[bytes], Path]] = []
-
-                def _start_profile(nf: Nf = nf, prof: list[Any] = prof) -> None:
-                    p = start_profile(opts, nf, workdir)
-                    if p is not None:
-                        prof.append(p)
-
-                profiled = opts.profile and i == min(1, opts.repeat - 1)
-                load, used, dbops = run_loadgen(opts, nfs, population, i, opts.repeat, roots,
-                                                workdir / f"load-{i}.json", db.uri,
-                                                _start_profile if profiled else None)
-                if prof:
-                    rep["profile"] = finish_profile(*prof[0])
-                one["load"], one["cpu"], one["db_ops"] = load, used, dbops
-                one["summary"] = report.run_summary(load, one.get("ceiling"), used)
-                one["summary"]["db_ops_per_nf_request"] = dbops.get("per_nf_request")
-                one["summary"]["db_ops_per_s"] = dbops.get("per_s")
-                if opts.warm_probe:
-                    log(f"run {i + 1}/{opts.repeat}: warm-update probe (database operations)")
-                    probe = warm_ops.measure(settings, nf.sbi,
-                                             lambda: db_opcounters(db.uri), i)
-                    one["warm_update_probe"] = probe
-                    one["summary"]["db_ops_per_warm_update"] = probe["per_update"]
-                    one["summary"]["db_writes_per_warm_update"] = probe["writes_per_update"]
-                rep["runs"].append(one)
-        rep["median"] = report.medians([r["summary"] for r in rep["runs"]])
+        if opts.fraud == "compare":
+            _compare_fraud(opts, rep, db, workdir, catalog, population, exe)
+        else:
+            _runs(opts, rep, db, workdir, catalog, population, exe, settings)
     finally:
         db.stop()
         rep["logs"] = str(keep_logs(workdir, RESULTS / f"bench-{stamp}"))
@@ -383,10 +354,102 @@ def run(opts: Options) -> dict[str, Any]:
     out = opts.out or RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(rep, indent=2) + "\n")
     print(report.table(rep))
+    if "fraud_compare" in rep:
+        print(report.fraud_table(rep["fraud_compare"]))
     if "profile" in rep:
         print(profile.text(rep["profile"]))
     print(f"report: {out}")
     return rep
+
+
+def _compare_fraud(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb,
+                   workdir: Path, catalog: Path, population: Path, exe: str | None) -> None:
+    """Fraud protection off and on, alternating, one fresh NF per run (no ceiling)."""
+    parts = opts.repeat * 2
+    by_state: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    for i in range(opts.repeat):
+        for k, state in enumerate(("off", "on") if i % 2 == 0 else ("on", "off")):
+            part = 2 * i + k
+            if state == "on":
+                _fraud_reads_from_now(db.uri)
+            with running_nf(opts, db.uri, "nf_bench", workdir, catalog, fraud=state) as nf:
+                roots = {"nf": [nf.proc.pid], "db": [db.process.pid]}
+                log(f"run {i + 1}/{opts.repeat}, fraud {state}: load generator")
+                load, used, dbops = run_loadgen(opts, [nf], population, part, parts, roots,
+                                                workdir / f"load-{part}.json", db.uri)
+            one: dict[str, Any] = {"index": part, "fraud": state, "load": load,
+                                   "cpu": used, "db_ops": dbops}
+            one["summary"] = report.run_summary(load, None, used)
+            one["summary"]["db_ops_per_s"] = dbops.get("per_s")
+            rep["runs"].append(one)
+            by_state[state].append(one["summary"])
+    med = {state: report.medians(s) for state, s in by_state.items()}
+    rep["median"] = med["on"]
+    rep["fraud_compare"] = {
+        "off": med["off"], "on": med["on"],
+        "throughput_ratio": report.ratio(med["on"].get("ops_per_s_total"),
+                                         med["off"].get("ops_per_s_total")),
+        "chf_update_ratio": report.ratio(med["on"].get("chf_update_per_s"),
+                                         med["off"].get("chf_update_per_s")),
+    }
+
+
+def _fraud_reads_from_now(db_uri: str) -> None:
+    """Move the fraud reader's checkpoint to the present, so that an NF with the rules on
+    does not first read the records of the run with them off before it. (The reader
+    re-reads ``late_window_s`` before its checkpoint when it starts; that window is
+    skipped here and caught by its late scan.)"""
+    late = timedelta(seconds=FraudSettings().late_window_s)
+    c: MongoClient[dict[str, Any]]
+    with MongoClient(db_uri) as c:
+        c["nf_bench"]["fraud_cursor"].update_one(
+            {"_id": "edrs"}, {"$set": {"hi_t": datetime.now(UTC) + late, "hi_id": None,
+                                       "owner": None}}, upsert=True)
+
+
+def _runs(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb, workdir: Path,
+          catalog: Path, population: Path, exe: str | None, settings: Settings) -> None:
+    with ExitStack() as stack:
+        nfs = [stack.enter_context(running_nf(opts, db.uri, "nf_bench", workdir, catalog, i,
+                                                     fraud=opts.fraud))
+               for i in range(opts.instances)]
+        nf = nfs[0]
+        roots = {"nf": [n.proc.pid for n in nfs], "db": [db.process.pid]}
+        log(f"{len(nfs)} x nf serve ({opts.server}, {opts.workers} SBI worker(s)) on "
+            f"{', '.join(n.sbi for n in nfs)}")
+        for i in range(opts.repeat):
+            one: dict[str, Any] = {"index": i}
+            if exe is not None:
+                log(f"run {i + 1}/{opts.repeat}: ceiling (h2load, {opts.conns} conns x "
+                    f"{ceiling_streams(opts)} streams, {opts.ceiling_duration_s:.0f} s)")
+                one["ceiling"] = ceiling(opts, exe, nf, roots)
+            log(f"run {i + 1}/{opts.repeat}: load generator ({opts.mode} loop)")
+            prof: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+            def _start_profile(nf: Nf = nf, prof: list[Any] = prof) -> None:
+                p = start_profile(opts, nf, workdir)
+                if p is not None:
+                    prof.append(p)
+
+            profiled = opts.profile and i == min(1, opts.repeat - 1)
+            load, used, dbops = run_loadgen(opts, nfs, population, i, opts.repeat, roots,
+                                            workdir / f"load-{i}.json", db.uri,
+                                            _start_profile if profiled else None)
+            if prof:
+                rep["profile"] = finish_profile(*prof[0])
+            one["load"], one["cpu"], one["db_ops"] = load, used, dbops
+            one["summary"] = report.run_summary(load, one.get("ceiling"), used)
+            one["summary"]["db_ops_per_nf_request"] = dbops.get("per_nf_request")
+            one["summary"]["db_ops_per_s"] = dbops.get("per_s")
+            if opts.warm_probe:
+                log(f"run {i + 1}/{opts.repeat}: warm-update probe (database operations)")
+                probe = warm_ops.measure(settings, nf.sbi,
+                                         lambda: db_opcounters(db.uri), i)
+                one["warm_update_probe"] = probe
+                one["summary"]["db_ops_per_warm_update"] = probe["per_update"]
+                one["summary"]["db_writes_per_warm_update"] = probe["writes_per_update"]
+            rep["runs"].append(one)
+    rep["median"] = report.medians([r["summary"] for r in rep["runs"]])
 
 
 def keep_logs(workdir: Path, dest: Path) -> Path:

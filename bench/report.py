@@ -164,3 +164,24 @@ def _pct_all(pct_one: Any, cores: Any) -> float | None:
     if not isinstance(pct_one, int | float) or not isinstance(cores, int) or cores <= 0:
         return None
     return round(float(pct_one) / cores, 1)
+
+
+def ratio(a: Any, b: Any) -> float | None:
+    """``a / b`` rounded, or None when either is missing or ``b`` is 0."""
+    if not isinstance(a, int | float) or not isinstance(b, int | float) or not b:
+        return None
+    return round(a / b, 3)
+
+
+def fraud_table(cmp: Mapping[str, Any]) -> str:
+    """Fraud protection off vs on (medians), and what it costs in throughput."""
+    lines = ["fraud protection   off        on", ]
+    for key, name in (("ops_per_s_total", "ops/s"), ("chf_update_per_s", "updates/s"),
+                      ("chf_update.p99_ms", "update p99 ms"),
+                      ("requests_per_nf_cpu_s", "req/NF CPU-s")):
+        off, on = cmp["off"].get(key), cmp["on"].get(key)
+        lines.append(f"{name:<16}{_fmt(off, 9)}{_fmt(on, 10)}")
+    r = cmp.get("throughput_ratio")
+    if r is not None:
+        lines.append(f"throughput with fraud on: {r:.1%} of off ({1 - r:.1%} cost)")
+    return "\n".join(lines)

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
+from nf.fraud.config import FraudSettings
 
 
 class _Frozen(BaseModel):
@@ -364,6 +365,7 @@ class Settings(BaseSettings):
 
     sms: SmsSettings = SmsSettings()
     notices: NoticeSettings = NoticeSettings()
+    fraud: FraudSettings = FraudSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \

@@ -63,4 +63,10 @@ def build_parts(rt: Runtime) -> list[Part]:
     notices = SubNoticePart(rt, ledger_part.ledger, ledger_part.catalog)
     parts.append(notices)
     rt.counter_listeners.append(notices)
+
+    # Fraud protection: reads the stored EDRs in the background (never in a request), acts
+    # through the ledger (throttle, suspend) and the counter listeners above.
+    from nf.fraud.part import FraudPart
+
+    parts.append(FraudPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs))
     return parts

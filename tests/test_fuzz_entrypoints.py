@@ -49,6 +49,7 @@ KEYS = [
     "brand", "brandId", "offerId", "offer", "msisdn", "imsi", "status", "amount", "balance",
     "currency", "units", "validity", "expiry", "bundle", "allowance", "id", "name", "type",
     "network", "plmnId", "quota", "counters", "speed", "reason", "reference", "key",
+    "resolution", "note",
 ]
 SAMPLE_IDS = ["imsi-001010000000001", "imsi-999001000000042", "1", "0", "x", "-1",
               "%E2%82%AC", "a" * 200]

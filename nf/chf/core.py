@@ -288,9 +288,14 @@ def reauthorization_targets(change: CounterChange, sessions: Sequence[Session]
     return out
 
 
+def left_active(change: CounterChange) -> bool:
+    """The subscriber has just been blocked or suspended (care, fraud protection)."""
+    return change.status is not SubscriberStatus.ACTIVE and \
+        change.status_before is SubscriberStatus.ACTIVE
+
+
 def abort_targets(change: CounterChange, sessions: Sequence[Session]) -> list[Session]:
-    """Sessions to abort: the subscriber has just been blocked."""
-    if change.status is SubscriberStatus.BLOCKED and \
-            change.status_before is not SubscriberStatus.BLOCKED:
+    """Sessions to abort: the subscriber has just been blocked or suspended."""
+    if left_active(change):
         return [s for s in sessions if s.open and s.notify_uri]
     return []

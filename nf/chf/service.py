@@ -35,7 +35,6 @@ from nf.ledger.port import (
     ChargeStep,
     CounterChange,
     Ledger,
-    SubscriberStatus,
 )
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
@@ -122,9 +121,11 @@ class ChargingService:
                                        "" if n is not None else home_plmn))
 
     def _record(self, s: Session, event: str, now: datetime, isn: int | None, result: str,
-                units: Sequence[UnitRecord], record_id: str) -> dict[str, Any]:
+                units: Sequence[UnitRecord], record_id: str,
+                pdu_session_id: int | None = None) -> dict[str, Any]:
         party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
-                      serving_plmn=s.serving_plmn, roaming=s.roaming)
+                      serving_plmn=s.serving_plmn, roaming=s.roaming,
+                      pdu_session_id=pdu_session_id)
         return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
                                invocation_sequence_number=isn, result=result, units=units,
                                record_id=record_id)
@@ -187,7 +188,7 @@ class ChargingService:
                 s, "create", now, isn, refusal.result,
                 [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total,
                             result=a.result) for u, a in zip(units, refusal.units, strict=True)],
-                f"{ref}:{isn}"))
+                f"{ref}:{isn}", req.pdu_session_id))
             return refusal.status, body, ref
         assert view is not None
         session = Session(
@@ -206,7 +207,7 @@ class ChargingService:
         new = replace(decision.session, reply=Reply(201, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
         record = self._record(new, "create", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}")
+                              decision.records, f"{ref}:{isn}", req.pdu_session_id)
         fx = self._fx(record, now)
         inserted = await self.store.insert(new, now, fx)
         await self._settle(ref, inserted, fx, record)
@@ -380,9 +381,7 @@ class ChargingService:
             await self._close_locally(n.resource, "peer_gone", self._rt.clock.now())
 
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
-        wanted = [c for c in changes if c.quota_restored or (
-            c.status is SubscriberStatus.BLOCKED
-            and c.status_before is not SubscriberStatus.BLOCKED)]
+        wanted = [c for c in changes if c.quota_restored or core.left_active(c)]
         if not wanted:
             return
         sessions = await self.store.open_for(list(dict.fromkeys(c.supi for c in wanted)))

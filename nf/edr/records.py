@@ -1,10 +1,13 @@
 """The layout of an EDR document, shared by the CHF, the PCF and provisioning.
 
 Every record carries ``time`` (aware UTC), ``day`` ("YYYY-MM-DD", for per-brand daily
-reports), ``kind`` ("charging", "policy" or "purchase"), ``event`` and the subscriber
-(``supi``, ``gpsi``, ``brand``) and network (``host_network``, ``serving_plmn``,
-``roaming``) it concerns. Volumes are bytes; speeds are kbit/s; prices are minor currency
-units. Readers (``nf.reports``) ignore fields they do not know, so fields may be added.
+reports), ``kind`` ("charging", "policy", "purchase", "status" or "fraud"), ``event``
+and the subscriber (``supi``, ``gpsi``, ``brand``) and network (``host_network``,
+``serving_plmn``, ``roaming``) it concerns. Charging and policy records also carry
+``pdu_session_id`` when the SMF sent it (the charging create, every policy record), so
+charging and policy sessions of one PDU session can be matched. Volumes are bytes;
+speeds are kbit/s; prices are minor currency units. Readers (``nf.reports``,
+``nf.fraud``) ignore fields they do not know, so fields may be added.
 """
 
 from __future__ import annotations
@@ -42,13 +45,17 @@ class Party:
     host_network: str | None = None
     serving_plmn: str | None = None
     roaming: bool = False
+    pdu_session_id: int | None = None
 
 
 def _base(kind: str, event: str, time: datetime, party: Party) -> dict[str, Any]:
-    return {"kind": kind, "event": event, "time": time, "day": time.strftime("%Y-%m-%d"),
-            "supi": party.supi, "gpsi": party.gpsi, "brand": party.brand,
-            "host_network": party.host_network, "serving_plmn": party.serving_plmn,
-            "roaming": party.roaming}
+    doc = {"kind": kind, "event": event, "time": time, "day": time.strftime("%Y-%m-%d"),
+           "supi": party.supi, "gpsi": party.gpsi, "brand": party.brand,
+           "host_network": party.host_network, "serving_plmn": party.serving_plmn,
+           "roaming": party.roaming}
+    if party.pdu_session_id is not None:
+        doc["pdu_session_id"] = party.pdu_session_id
+    return doc
 
 
 def charging_record(*, event: str, time: datetime, party: Party, charging_data_ref: str,
@@ -122,6 +129,28 @@ def purchase_record(*, time: datetime, party: Party, offer_id: str, offer_versio
     doc.update({"offer_id": offer_id, "offer_version": offer_version,
                 "offer_kind": offer_kind, "price_cents": price_cents, "currency": currency,
                 "bucket_ids": list(bucket_ids), "zone_name": zone_name})
+    if record_id is not None:
+        doc["_id"] = record_id
+    return doc
+
+
+def status_record(*, time: datetime, party: Party, status: str, status_before: str,
+                  by: str | None = None, record_id: str | None = None) -> dict[str, Any]:
+    """A subscriber status change: ``kind: status``, ``event`` the new status."""
+    doc = _base("status", status, time, party)
+    doc.update({"status": status, "status_before": status_before, "by": by})
+    if record_id is not None:
+        doc["_id"] = record_id
+    return doc
+
+
+def fraud_record(*, event: str, time: datetime, party: Party, rule: str, case_id: str | None,
+                 action: str | None, detail: dict[str, Any] | None = None,
+                 record_id: str | None = None) -> dict[str, Any]:
+    """Fraud protection: ``kind: fraud``, ``event`` one of "detected", "action",
+    "resolved", "lifted"; ``rule`` and ``case_id`` say which detection."""
+    doc = _base("fraud", event, time, party)
+    doc.update({"rule": rule, "case_id": case_id, "action": action, "detail": detail or {}})
     if record_id is not None:
         doc["_id"] = record_id
     return doc

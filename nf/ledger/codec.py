@@ -137,6 +137,7 @@ def _member_fields(m: Member) -> Doc:
         "bo": [{"o": b.offer_id, "ov": b.offer_version, "sp": _speed(b.speed),
                 "vf": b.valid_from, "vt": b.valid_to} for b in m.boosts],
         "seen": _seen_doc(m.seen),
+        "fs": _speed(m.fraud_speed) if m.fraud_speed is not None else None,
     }
 
 
@@ -158,6 +159,7 @@ def member_from(d: Doc, with_ops: bool = True) -> Member:
         ops=tuple(OpRecord(op[0], outcome_from(op[1]), _dt(op[2]) if len(op) > 2 else None)
                   for op in d.get("ops", [])) if with_ops else (),
         seen=_seen_from(d.get("seen")),
+        fraud_speed=_speed_d(d["fs"]) if d.get("fs") is not None else None,
     )
 
 

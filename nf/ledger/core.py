@@ -40,7 +40,7 @@ from nf.ledger.lifetime import (
     due,
     prune_seqs,
 )
-from nf.ledger.offers import plan_terms, purchase, set_status
+from nf.ledger.offers import plan_terms, purchase, set_fraud_speed, set_status
 from nf.ledger.views import (
     DEFAULT_SPEED,
     counters,
@@ -58,5 +58,6 @@ __all__ = [
     "due", "eligible",
     "find_op", "find_seq", "new_group", "plain_outcome", "plan_terms", "prune_seqs",
     "purchase", "refresh", "seen_of", "seq_replay", "session_open", "set_cap",
-    "set_status", "speed", "sweep", "terms_of", "unknown_outcome", "valid_passes",
+    "set_fraud_speed", "set_status", "speed", "sweep", "terms_of", "unknown_outcome",
+    "valid_passes",
 ]

@@ -28,9 +28,20 @@ from nf.ledger.work import Work
 def set_status(w: Wallet, supi: str, status: SubscriberStatus, now: datetime
                ) -> tuple[Wallet, tuple[CounterChange, ...]]:
     work = Work(advance(w, now))
-    work.members[supi] = replace(work.members[supi], status=status)
+    m = work.members[supi]
+    # Reinstating a subscriber also lifts a fraud throttle.
+    work.members[supi] = replace(m, status=status, fraud_speed=(
+        None if status is SubscriberStatus.ACTIVE else m.fraud_speed))
     new = work.freeze()
     return refresh(new, now)
+
+
+def set_fraud_speed(w: Wallet, supi: str, fraud_speed: Speed | None, now: datetime
+                    ) -> tuple[Wallet, tuple[CounterChange, ...]]:
+    """Throttle a member for fraud (``fraud_speed``) or lift it (None)."""
+    work = Work(advance(w, now))
+    work.members[supi] = replace(work.members[supi], fraud_speed=fraud_speed)
+    return refresh(work.freeze(), now)
 
 
 def plan_terms(o: BasePlan | FamilyPlan) -> Terms:

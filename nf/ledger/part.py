@@ -26,7 +26,7 @@ class LedgerPart:
     def __init__(self, rt: Runtime, catalog: CatalogHolder | None = None,
                  edrs: EdrSink | None = None) -> None:
         self.rt = rt
-        self.edrs = edrs  # purchases are recorded as EDRs when given
+        self.edrs = edrs  # purchases and status changes are recorded when given
         if catalog is None:
             d = rt.settings.catalog_dir
             catalog = CatalogHolder.from_dir(d) if d is not None else CatalogHolder.empty()

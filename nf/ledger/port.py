@@ -64,7 +64,7 @@ class SpeedView:
     """The speed a subscriber's sessions should run at now, and why."""
 
     speed: Speed
-    reason: str  # "plan", "boost", "throttled", "roaming-pass", "blocked"
+    reason: str  # "plan", "boost", "throttled", "roaming-pass", "blocked", "fraud"
     boost_ends_at: datetime | None = None
 
 

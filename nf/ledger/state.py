@@ -148,6 +148,9 @@ class Member:
     # than 8 x ``ring``. Steps with a sequence number are remembered in ``Wallet.seqs``.
     ops: tuple[OpRecord, ...] = ()
     seen: Seen | None = None  # the counters/speed/status last published
+    # Set by fraud protection: the member's sessions run at this speed (reason "fraud")
+    # until it is lifted (a case resolved as a false positive, or care reinstating them).
+    fraud_speed: Speed | None = None
 
 
 @dataclass(frozen=True)

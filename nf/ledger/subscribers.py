@@ -19,6 +19,7 @@ from nf.ledger.codec import (
 from nf.ledger.groups import GroupOps
 from nf.ledger.port import (
     CounterChange,
+    Speed,
     SubscriberStatus,
     SubscriberView,
 )
@@ -116,6 +117,17 @@ class SubscriberOps(GroupOps):
                          ) -> tuple[CounterChange, ...]:
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
             return core.set_status(w, supi, status, now)
+
+        got = await self._mutate(supi, now, fn, same_changes)
+        if got is None:
+            raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
+        return got
+
+    async def set_fraud_speed(self, supi: str, fraud_speed: Speed | None, now: datetime
+                              ) -> tuple[CounterChange, ...]:
+        """Throttle a subscriber for fraud, or lift it (None). Idempotent."""
+        def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
+            return core.set_fraud_speed(w, supi, fraud_speed, now)
 
         got = await self._mutate(supi, now, fn, same_changes)
         if got is None:

@@ -115,6 +115,8 @@ def speed(w: Wallet, m: Member, now: datetime) -> SpeedView:
     base = terms.speed if terms is not None else DEFAULT_SPEED
     if m.status is not SubscriberStatus.ACTIVE:
         return SpeedView(base, "blocked")
+    if m.fraud_speed is not None:
+        return SpeedView(m.fraud_speed, "fraud")
     if counters(w, m, now).data_cap is CapState.EXHAUSTED:
         if terms is not None and terms.cap_action is CapAction.THROTTLE \
                 and terms.throttle_speed is not None:

@@ -22,7 +22,7 @@ from quart import Blueprint, Response, request
 from nf.catalog import CatalogError, CatalogHolder
 from nf.catalog.model import AnyOffer, RoamingPass
 from nf.edr.port import EdrSink
-from nf.edr.records import Party, purchase_record
+from nf.edr.records import Party, purchase_record, status_record
 from nf.errors import (
     Forbidden,
     InvalidParam,
@@ -85,6 +85,21 @@ def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status)
 
 
+def api_scope(keys: KeyRing) -> str:
+    """The brand (or ``*``) of the request's ``X-API-Key``; 401 without a known key."""
+    key = request.headers.get("X-API-Key")
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    brand = keys.brand(key)
+    if brand is None:
+        raise Unauthorized("unknown API key")
+    return brand
+
+
+def _party(m: Member) -> Party:
+    return Party(supi=m.supi, gpsi=m.gpsi, brand=m.brand, host_network=m.home_network)
+
+
 def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
                            edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
@@ -93,13 +108,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     once = IdempotencyKeys(rt)
 
     def scope() -> str:
-        key = request.headers.get("X-API-Key")
-        if not key:
-            raise Unauthorized("missing X-API-Key header")
-        brand = keys.brand(key)
-        if brand is None:
-            raise Unauthorized("unknown API key")
-        return brand
+        return api_scope(keys)
 
     def admin() -> None:
         if scope() != ADMIN:
@@ -172,9 +181,12 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def update_subscriber(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, StatusIn, max_body)
-        await owned(supi, now)
+        _, m = await owned(supi, now)
         # Counter changes reach the listeners through the ledger's pending effects.
         await ledger.set_status(supi, SubscriberStatus(body.status), now)
+        if edrs is not None:
+            await edrs.write(status_record(time=now, party=_party(m), status=body.status,
+                                           status_before=m.status.value, by="care"))
         return _json(await sub_out(supi, now))
 
     @bp.delete(f"{BASE}/subscribers/<supi>")

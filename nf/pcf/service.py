@@ -395,9 +395,11 @@ class PcfService:
     def _edr_doc(self, p: StoredPolicy, rec: Record, now: datetime, *,
                  version: int, serving: str | None = None) -> dict[str, Any]:
         plmn = serving if serving is not None else p.state.serving_plmn
+        pdu = p.context.get("pduSessionId")
         party = Party(supi=p.state.supi, gpsi=p.gpsi, brand=p.brand,
                       host_network=p.host_network, serving_plmn=plmn,
-                      roaming=p.state.roaming)
+                      roaming=p.state.roaming,
+                      pdu_session_id=pdu if isinstance(pdu, int) else None)
         sid = p.state.sm_policy_id
         return policy_record(
             event=rec.kind, time=now, party=party, sm_policy_id=sid,

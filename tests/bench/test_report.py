@@ -113,3 +113,12 @@ def test_profile_summary_groups_by_component() -> None:
     incl = {r["name"]: r["pct"] for r in s["inclusive_by_component"]}
     assert incl["quart"] == 40.0 and incl["nf.chf"] == 30.0
     assert "pymongo" in profile.text(s)
+
+
+def test_fraud_comparison_ratio_and_table() -> None:
+    assert report.ratio(270.0, 300.0) == 0.9
+    assert report.ratio(None, 300.0) is None and report.ratio(1.0, 0) is None
+    text = report.fraud_table({"off": {"ops_per_s_total": 300.0, "chf_update_per_s": 200.0},
+                               "on": {"ops_per_s_total": 285.0, "chf_update_per_s": 190.0},
+                               "throughput_ratio": 0.95})
+    assert "95.0% of off (5.0% cost)" in text
