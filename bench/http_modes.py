@@ -11,7 +11,8 @@ and measures ``h2load`` (h2c, prior knowledge) against ``GET /healthz`` of the S
 
     .venv/bin/python -m bench.http_modes --rounds 3 --seconds 8
 
-Prints the medians and the ratios to ``http2`` and writes them as JSON (``--out``).
+Prints the medians (throughput, and the server's CPU time per request, which a noisy host
+disturbs less) and their ratios to ``http2``, and writes them as JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from bench import h2load
+from bench import cpu, h2load
 from nf.store import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,8 @@ def measure(rounds: int, seconds: float, conns: int, streams: int) -> dict[str, 
         raise SystemExit(msg)
     db = embedded.start(None)
     runs: dict[str, list[float]] = {m: [] for m in MODES}
+    # Server CPU per request (µs): steadier than throughput on a shared host.
+    cpu_us: dict[str, list[float]] = {m: [] for m in MODES}
     try:
         for r in range(rounds):
             for mode in MODES:
@@ -77,21 +80,29 @@ def measure(rounds: int, seconds: float, conns: int, streams: int) -> dict[str, 
                 try:
                     url = f"http://127.0.0.1:{port}/healthz"
                     _wait(url, proc)
+                    before = sum(p.cpu_s for p in cpu.tree(proc.pid))
                     res, _ = h2load.run(exe, url, conns=conns, streams=streams,
-                                        duration_s=seconds, warmup_s=1)
+                                        duration_s=seconds, warmup_s=0)
+                    used = sum(p.cpu_s for p in cpu.tree(proc.pid)) - before
                     if res.failed or res.errored or res.timeout or res.status_5xx:
                         raise RuntimeError(f"{mode}: h2load saw errors: {res}")
                     runs[mode].append(res.req_per_s)
+                    cpu_us[mode].append(1e6 * used / max(1, res.succeeded))
                     print(f"round {r + 1}/{rounds} {mode:9s} {res.req_per_s:9.0f} req/s "
-                          f"({res.protocol})", flush=True)
+                          f"{cpu_us[mode][-1]:7.0f} µs CPU/request ({res.protocol})",
+                          flush=True)
                 finally:
                     proc.terminate()
                     proc.wait(30)
     finally:
         db.stop()
     med = {m: statistics.median(v) for m, v in runs.items()}
+    med_cpu = {m: statistics.median(v) for m, v in cpu_us.items()}
     return {"runs_req_per_s": runs, "median_req_per_s": med,
             "ratio_to_http2": {m: round(v / med["http2"], 3) for m, v in med.items()},
+            "runs_cpu_us_per_request": cpu_us, "median_cpu_us_per_request": med_cpu,
+            "cpu_ratio_to_http2": {m: round(v / med_cpu["http2"], 3)
+                                   for m, v in med_cpu.items()},
             "conns": conns, "streams": streams, "seconds": seconds}
 
 
@@ -107,7 +118,9 @@ def main() -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=2))
     for m, v in report["median_req_per_s"].items():
-        print(f"{m:9s} median {v:9.0f} req/s  ratio {report['ratio_to_http2'][m]:.3f}")
+        print(f"{m:9s} median {v:9.0f} req/s  ratio {report['ratio_to_http2'][m]:.3f}  "
+              f"CPU {report['median_cpu_us_per_request'][m]:6.0f} µs/request  "
+              f"ratio {report['cpu_ratio_to_http2'][m]:.3f}")
 
 
 if __name__ == "__main__":
