@@ -64,6 +64,17 @@ SHARD_KEYS: Mapping[str, ShardKey] = {
         "(a key starting with time would send all of them to the last chunk), and time "
         "second keeps one subscriber's records in time order for care and disputes, "
         "which read one subscriber's EDRs for a period from one shard."),
+    "fraud_state": ShardKey(
+        (("_id", "hashed"),),
+        "Fraud rules keep one state document per subscriber (its SUPI is the id), read and "
+        "written by id in batches."),
+    "fraud_cases": ShardKey(
+        (("_id", "hashed"),),
+        "Cases are opened, read and resolved by their id (a digest of rule, subscriber "
+        "and time); listing them for care is an operator query across shards."),
+    "fraud_cursor": ShardKey(
+        (("_id", "hashed"),),
+        "One document: the EDR reader's leased checkpoint, addressed by id."),
 }
 
 
@@ -108,6 +119,20 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "The documents one batch claim just leased (after a sweep claimed several)."),
     _shape("ledger_wallets", {"due_res"}, "sweep", "Expired reservations (due_res index)."),
     _shape("ledger_wallets", {"due_life"}, "sweep", "Renewals and expiries (due_life)."),
+    _shape("ledger_wallets", {"fx.at"}, "sweep",
+           "Pending effects a dead process left behind (fx.at index)."),
+    _shape("charging_sessions", {"fx.at"}, "sweep",
+           "Pending EDRs a dead process left behind (fx.at index)."),
+    _shape("edrs", set(), "sweep", "The fraud reader's start: the newest EDR (time index)."),
+    _shape("edrs", {"$or"}, "sweep",
+           "The fraud reader: EDRs after its checkpoint, in (time, _id) order."),
+    _shape("edrs", {"time"}, "sweep",
+           "The fraud reader's rescan of a short window for records stored late."),
+    _shape("fraud_state", {"due"}, "sweep", "Fraud rules' timers (orphan sessions)."),
+    _shape("fraud_cases", {"$or", "updated_at"}, "sweep",
+           "Mitigations decided but not yet applied or lifted (a process died)."),
+    _shape("fraud_cases", {"supi", "status", "applied", "_id"}, "fan-out",
+           "Whether another open case holds a subscriber's mitigation; rare (a resolve)."),
 )
 
 

@@ -106,9 +106,10 @@ async def test_a_record_stored_late_is_read(
     party = Party(SUPI, brand="orbit", host_network="redmoor")
     t0 = clock.now()
     await db["edrs"].insert_many([
-        purchase_record(time=t0, party=party, offer_id="x", offer_kind="addon"),
+        purchase_record(time=t0, party=party, offer_id="x", offer_kind="addon",
+                        offer_version=1, price_cents=100, currency="EUR"),
         purchase_record(time=t0 + timedelta(seconds=1), party=party, offer_id="x",
-                        offer_kind="addon"),
+                        offer_kind="addon", offer_version=1, price_cents=100, currency="EUR"),
         charging_record(event="create", time=t0 + timedelta(seconds=5), party=party,
                         charging_data_ref="c1", invocation_sequence_number=0,
                         result="SUCCESS", record_id="c1:0")])
@@ -117,7 +118,8 @@ async def test_a_record_stored_late_is_read(
     assert await _cases(db) == []
     # A third purchase, stored only now with its time before the checkpoint.
     await db["edrs"].insert_one(purchase_record(
-        time=t0 + timedelta(seconds=2), party=party, offer_id="x", offer_kind="addon"))
+        time=t0 + timedelta(seconds=2), party=party, offer_id="x", offer_kind="addon",
+        offer_version=1, price_cents=100, currency="EUR"))
     clock.advance(2)
     assert await a.round() == 1
     cases = await _cases(db, rule="purchase_velocity")
@@ -129,7 +131,8 @@ async def test_a_record_stored_late_is_read(
     view = await ledger.subscriber(SUPI, clock.now())
     assert view is not None and view.status is SubscriberStatus.ACTIVE
     await db["edrs"].insert_one(purchase_record(
-        time=clock.now(), party=party, offer_id="x", offer_kind="addon"))
+        time=clock.now(), party=party, offer_id="x", offer_kind="addon",
+        offer_version=1, price_cents=100, currency="EUR"))
     clock.advance(2)
     await a.round()
     assert len(await _cases(db, rule="purchase_velocity")) == 1

@@ -204,6 +204,9 @@ class Ledger:
     reported: dict[str, int] = field(default_factory=dict)
     answered: int = 0
     retransmissions: int = 0
+    # Requests sent and not yet answered, now and when the crash struck.
+    in_flight: int = 0
+    in_flight_at_crash: int = 0
 
     def add(self, supi: str, volume: int) -> None:
         self.reported[supi] = self.reported.get(supi, 0) + volume
@@ -213,10 +216,13 @@ async def reliably(sim: SmfSim, first: Callable[[], Awaitable[Exchange]], book: 
                    deadline: float) -> Exchange:
     """Send, and until answered (no transport error, no 5xx) retransmit the very same
     request with the same sequence number, as an SMF does."""
+    book.in_flight += 1
     try:
         ex: Exchange | None = await first()
     except httpx.TransportError:
         ex = None
+    finally:
+        book.in_flight -= 1
     pause = RETRY_S
     while ex is None or ex.status >= 500:
         assert time.monotonic() < deadline, f"{sim.supi}: no answer in time ({ex})"
