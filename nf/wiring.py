@@ -45,4 +45,8 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.oam.idempotency import IdempotencyKeys
 
     parts.append(IdempotencyKeys(rt))
+    # The care console on the OAM port (reads and acts through the same ledger).
+    from nf.oam.console.part import ConsolePart
+
+    parts.append(ConsolePart(rt, ledger_part))
     return parts
