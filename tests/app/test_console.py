@@ -184,3 +184,39 @@ async def test_admin_overview_and_sign_out(app: Quart) -> None:
 async def test_static_css_is_served(app: Quart) -> None:
     r = await app.test_client().get(f"{C}/static/console.css")
     assert r.status_code == 200 and b".bar" in await r.get_data()
+
+
+async def test_suspend_reactivate_and_remove_a_family_member(app: Quart, db: Db) -> None:
+    prov = app.test_client()
+    lumen = {"X-API-Key": LUMEN_KEY}
+    kid = "imsi-001010000000903"
+    r = await prov.post(f"{BASE}/subscribers", headers=lumen,
+                        json={"supi": kid, "homeNetwork": "northwind"})
+    assert r.status_code == 201
+    r = await prov.post(f"{BASE}/groups", headers=lumen,
+                        json={"ownerSupi": S1, "offerId": "lumen-family-30gb"})
+    assert r.status_code == 201, await r.get_data()
+    gid = (await r.get_json())["groupId"]
+    r = await prov.post(f"{BASE}/groups/{gid}/members", headers=lumen,
+                        json={"supi": kid, "capMb": 1024})
+    assert r.status_code == 201
+    c, token = await _sign_in(app, LUMEN_KEY)
+    html = (await (await c.get(f"{C}/subscribers/{S1}")).get_data()).decode()
+    assert f"Family group {gid}" in html and kid in html and "1.00 GB" in html
+    act = f"{C}/subscribers/{S1}/actions"
+    # Only members of this subscriber's own group can be removed.
+    r = await c.post(act, form={"action": "remove-member", "member": S2, "csrf": token})
+    assert r.status_code == 404
+    r = await c.get(f"{C}/subscribers/{S1}/confirm?action=remove-member&member={kid}")
+    assert r.status_code == 200 and f"Remove {kid}".encode() in await r.get_data()
+    r = await c.post(act, form={"action": "remove-member", "member": kid, "csrf": token})
+    assert r.status_code == 302
+    g = await (await prov.get(f"{BASE}/groups/{gid}", headers=lumen)).get_json()
+    assert [m["supi"] for m in g["members"]] == [S1]
+    for action, status in (("suspend", "suspended"), ("reactivate", "active")):
+        r = await c.post(act, form={"action": action, "csrf": token})
+        assert r.status_code == 302 and await _status(db, S1) == status
+    r = await c.post(act, form={"action": "delete-everything", "csrf": token})
+    assert r.status_code == 400
+    actions = sorted([a["action"] async for a in db["console_audit"].find({"supi": S1})])
+    assert actions == ["reactivate", "remove-member", "suspend"]
