@@ -19,13 +19,13 @@ class Bar:
 
 
 def bucket_bar(quota: int, used: int, reserved: int) -> Bar:
-    q = max(quota, 1)
+    q = max(quota, 0)
     u = min(max(used, 0), q)
     r = min(max(reserved, 0), q - u)
     rest = max(q - u - r, 0)
 
     def pct(n: int) -> float:
-        return round(100.0 * n / q, 2)
+        return round(100.0 * n / q, 2) if q else 0.0
 
     return Bar(pct(u), pct(r), pct(rest),
                f"{human(used)} used, {human(reserved)} reserved, {human(rest)} left "

@@ -24,6 +24,7 @@ from nf.ledger.state import Member, Wallet
 from nf.oam.console.auth import Agent, Keys, csrf_ok, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import ConsoleData
+from nf.oam.console.rates import RateMeter, charging_requests_total
 from nf.oam.keys import KeyRing
 from nf.oam.views import human
 from nf.runtime import Runtime
@@ -52,6 +53,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
     keys = Keys(KeyRing.from_settings(rt.settings.api_keys))
     data = ConsoleData(rt)
     secret = session_secret(cfg.session_secret)
+    meter = RateMeter()
 
     @bp.record_once
     def _setup(state: Any) -> None:
@@ -257,8 +259,9 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
         brands = sorted(catalog.current.brands)
         networks = [n.id for n in rt.settings.networks]
         rows, backlog = await data.overview(brands, networks, rt.clock.now())
-        return await page("overview.html", rows=rows, backlog=backlog,
-                          at=rt.clock.now())
+        total = charging_requests_total(rt.metrics)
+        return await page("overview.html", rows=rows, backlog=backlog, at=rt.clock.now(),
+                          total=int(total), rate=meter.read(total, now_s()))
 
     @bp.context_processor
     async def _csrf() -> dict[str, Any]:
