@@ -58,7 +58,8 @@ _WIDEST = """[...document.querySelectorAll('body *')]
   Math.round(e.getBoundingClientRect().right))"""
 
 
-SHOTS = ("sign-in", "subscriber", "confirm", "subscriber-restored", "subscriber-phone")
+SHOTS = ("sign-in", "subscriber", "confirm", "subscriber-restored", "subscriber-phone",
+         "overview")
 
 
 def _shots_dir(tmp_path: Path) -> Path:
@@ -176,6 +177,22 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
                     await page.goto(f"{nf.oam}/console/subscribers/{LUMEN_SUB}")
                     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+                    # The operator's overview: the live session of lumen on northwind.
+                    await page.set_viewport_size({"width": 1100, "height": 900})
+                    await page.get_by_label("Your brand's care API key").fill(
+                        "demo-admin-key")
+                    await page.get_by_role("button", name="Sign in").click()
+                    # Back where the sign-in was asked for, then the overview.
+                    await expect(page.get_by_role("heading", name=LUMEN_SUB)).to_be_visible()
+                    await page.get_by_role("link", name="Overview").click()
+                    await expect(page.get_by_role("heading", name="Operator overview")
+                                 ).to_be_visible()
+                    row = page.locator("tr", has=page.locator("th", has_text="lumen")).filter(
+                        has_text="northwind")
+                    await expect(row.locator("td").nth(1)).to_have_text("1")
+                    assert int(await page.locator("#chf-total").inner_text()) >= 3
+                    await page.screenshot(path=str(shots / "overview.png"), full_page=True)
                 finally:
                     await browser.close()
             assert (await pol.delete()).status_code == 204
