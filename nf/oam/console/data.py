@@ -23,6 +23,7 @@ MAX_SESSIONS = 50
 MAX_USAGE_EDRS = 20_000
 MAX_THROTTLED_SCAN = 100_000
 RATE_WINDOW_S = 60
+OVERVIEW_CACHE_S = 10.0
 
 
 class ConsoleData:
@@ -35,6 +36,9 @@ class ConsoleData:
             await self.db[AUDIT].create_index([("supi", ASCENDING), ("at", DESCENDING)],
                                               name="supi_at")
             await self.db[AUDIT].create_index([("at", DESCENDING)], name="at")
+            # Find a subscriber by MSISDN without scanning every wallet.
+            await self.db[WALLETS].create_index([("members.gpsi", ASCENDING)],
+                                                name="console_gpsi")
 
     async def supi_of_gpsi(self, gpsi: str) -> str | None:
         async with translate_errors("console lookup"):
@@ -97,6 +101,8 @@ class ConsoleData:
 
     async def overview(self, brands: list[str], networks: list[str], now: datetime
                        ) -> tuple[list[OverviewRow], int]:
+        """Counts per brand and host network. Several count queries per pair: callers
+        cache the answer (``OVERVIEW_CACHE_S``)."""
         since = now - timedelta(seconds=RATE_WINDOW_S)
         rows: list[OverviewRow] = []
         async with translate_errors("console overview"):

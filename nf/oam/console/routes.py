@@ -23,7 +23,7 @@ from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
 from nf.oam.console.auth import Agent, Keys, csrf_ok, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
-from nf.oam.console.data import ConsoleData
+from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
 from nf.oam.console.rates import RateMeter, charging_requests_total
 from nf.oam.keys import KeyRing
 from nf.oam.views import human
@@ -54,6 +54,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
     data = ConsoleData(rt)
     secret = session_secret(cfg.session_secret)
     meter = RateMeter()
+    cached: dict[str, tuple[float, list[OverviewRow], int]] = {}
 
     @bp.record_once
     def _setup(state: Any) -> None:
@@ -258,7 +259,12 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
                           "ADMIN_REQUIRED", "Forbidden")
         brands = sorted(catalog.current.brands)
         networks = [n.id for n in rt.settings.networks]
-        rows, backlog = await data.overview(brands, networks, rt.clock.now())
+        hit = cached.get("overview")
+        if hit is not None and now_s() - hit[0] < OVERVIEW_CACHE_S:
+            rows, backlog = hit[1], hit[2]
+        else:
+            rows, backlog = await data.overview(brands, networks, rt.clock.now())
+            cached["overview"] = (now_s(), rows, backlog)
         total = charging_requests_total(rt.metrics)
         return await page("overview.html", rows=rows, backlog=backlog, at=rt.clock.now(),
                           total=int(total), rate=meter.read(total, now_s()))
