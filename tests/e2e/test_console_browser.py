@@ -16,7 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nf.catalog import CatalogHolder
 from nf.config import Settings
+from nf.demo import seed
+from nf.demo.subscribers import demo_subscribers
 from nf.store.embedded import EmbeddedDb
 from tests.e2e.nfproc import running_nf
 from tests.pcf.harness import ambr_of, use_until_throttled
@@ -26,10 +29,6 @@ from tests.smf_sim import PolicySim, SmfSim, httpx_transport
 pytestmark = pytest.mark.e2e
 
 GIB = 1024**3
-ADMIN = {"X-API-Key": "demo-admin-key"}
-PROV = "/provisioning/v1"
-LUMEN_SUB, LUMEN_GPSI = "imsi-001010000000451", "msisdn-15550000451"
-HARBOR_SUB = "imsi-001010000000452"
 # The real binary of Debian's package (``/usr/bin/chromium`` is a shell wrapper).
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 
@@ -85,21 +84,23 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
 
     shots = _shots_dir(tmp_path)
     env = {"NF_NETWORKS": _networks(settings)}
+    # The demo dataset: lumen's unlimited-plan subscriber (with a roaming pass) and
+    # harbor's capped one.
+    await seed(settings)
+    assert settings.catalog_dir is not None
+    rows = demo_subscribers(settings, CatalogHolder.from_dir(settings.catalog_dir).current)
+    l_row = next(r for r in rows if r["brand"] == "lumen" and r["plan"] == "lumen-unlimited")
+    h_row = next(r for r in rows if r["brand"] == "harbor")
+    lumen_sub, lumen_gpsi, harbor_sub = (
+        str(l_row["supi"]), str(l_row["gpsi"]), str(h_row["supi"]))
     async with NotificationReceiver() as smf, httpx.AsyncClient(
             http1=False, http2=True, timeout=10) as client:
         with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
                         extra_env=env) as nf:
-            for supi, brand, plan, gpsi in (
-                    (LUMEN_SUB, "lumen", "lumen-unlimited", LUMEN_GPSI),
-                    (HARBOR_SUB, "harbor", None, "msisdn-15550000452")):
-                r = await client.post(nf.oam + PROV + "/subscribers", headers=ADMIN, json={
-                    "supi": supi, "brand": brand, "homeNetwork": "northwind",
-                    "planOfferId": plan, "gpsi": gpsi})
-                assert r.status_code == 201, r.text
             # A live session that crosses the cap: the SMF is throttled.
-            pol = PolicySim(client, nf.sbi, LUMEN_SUB, smf.url("/smf/pol"))
+            pol = PolicySim(client, nf.sbi, lumen_sub, smf.url("/smf/pol"))
             assert (await pol.create()).status_code == 201
-            chg = SmfSim(httpx_transport(client, nf.sbi), LUMEN_SUB,
+            chg = SmfSim(httpx_transport(client, nf.sbi), lumen_sub,
                          notify_uri=smf.url("/smf/chg"))
             assert (await chg.create(requested=8 * GIB)).status == 201
             throttle = await use_until_throttled(chg, smf, "/smf/pol/update", step=8 * GIB,
@@ -119,9 +120,9 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                         "demo-key-lumen")
                     await page.get_by_role("button", name="Sign in").click()
 
-                    await page.get_by_label("SUPI or MSISDN").fill(LUMEN_GPSI)
+                    await page.get_by_label("SUPI or MSISDN").fill(lumen_gpsi)
                     await page.get_by_role("button", name="Find").click()
-                    await expect(page.get_by_role("heading", name=LUMEN_SUB)).to_be_visible()
+                    await expect(page.get_by_role("heading", name=lumen_sub)).to_be_visible()
                     await expect(page.locator("#speed-reason")).to_have_text("throttled")
                     bars = page.locator(".bucket .bar")
                     assert await bars.count() >= 1
@@ -157,16 +158,16 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                                           full_page=True)
 
                     # Another brand's subscriber is not found, by SUPI or by search.
-                    resp = await page.goto(f"{nf.oam}/console/subscribers/{HARBOR_SUB}")
+                    resp = await page.goto(f"{nf.oam}/console/subscribers/{harbor_sub}")
                     assert resp is not None and resp.status == 404
                     await expect(page.get_by_role("alert")).to_contain_text("no subscriber")
-                    await page.goto(f"{nf.oam}/console/find?q={HARBOR_SUB}")
+                    await page.goto(f"{nf.oam}/console/find?q={harbor_sub}")
                     await expect(page.get_by_role("alert")).to_contain_text(
                         "No subscriber found")
 
                     # Phone width: nothing wider than the screen.
                     await page.set_viewport_size({"width": 390, "height": 844})
-                    await page.goto(f"{nf.oam}/console/subscribers/{LUMEN_SUB}")
+                    await page.goto(f"{nf.oam}/console/subscribers/{lumen_sub}")
                     wide = await page.evaluate(
                         "document.documentElement.scrollWidth")
                     assert wide <= 390, await page.evaluate(_WIDEST)
@@ -175,7 +176,7 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
 
                     await page.get_by_role("button", name="Sign out").click()
                     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-                    await page.goto(f"{nf.oam}/console/subscribers/{LUMEN_SUB}")
+                    await page.goto(f"{nf.oam}/console/subscribers/{lumen_sub}")
                     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
                     # The operator's overview: the live session of lumen on northwind.
@@ -184,7 +185,7 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                         "demo-admin-key")
                     await page.get_by_role("button", name="Sign in").click()
                     # Back where the sign-in was asked for, then the overview.
-                    await expect(page.get_by_role("heading", name=LUMEN_SUB)).to_be_visible()
+                    await expect(page.get_by_role("heading", name=lumen_sub)).to_be_visible()
                     await page.get_by_role("link", name="Overview").click()
                     await expect(page.get_by_role("heading", name="Operator overview")
                                  ).to_be_visible()
