@@ -22,6 +22,20 @@ HARBOR_KEY = "demo-key-harbor"
 S1 = "imsi-001010000000901"
 S2 = "imsi-001010000000902"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def browser(app: Quart) -> QuartClient:
+    """A test client that asks for pages, as a browser does."""
+    c = app.test_client()
+    open_ = c.open
+
+    async def open_html(*args: Any, **kwargs: Any) -> Any:
+        kwargs["headers"] = {**HTML, **(kwargs.get("headers") or {})}
+        return await open_(*args, **kwargs)
+
+    c.open = open_html  # type: ignore[method-assign]
+    return c
 
 
 @pytest.fixture
@@ -48,7 +62,7 @@ async def _csrf(c: QuartClient, path: str) -> str:
 
 
 async def _sign_in(app: Quart, key: str) -> tuple[QuartClient, str]:
-    c = app.test_client()
+    c = browser(app)
     token = await _csrf(c, f"{C}/sign-in")
     r = await c.post(f"{C}/sign-in", form={"csrf": token, "key": key})
     assert r.status_code == 302, await r.get_data()
@@ -62,7 +76,7 @@ async def _status(db: Db, supi: str) -> str:
 
 
 async def test_no_page_or_action_without_a_session(app: Quart, db: Db) -> None:
-    c = app.test_client()
+    c = browser(app)
     for path in ("/", "/find", f"/subscribers/{S1}", "/overview",
                  f"/subscribers/{S1}/confirm?action=block"):
         r = await c.get(C + path)
@@ -75,10 +89,15 @@ async def test_no_page_or_action_without_a_session(app: Quart, db: Db) -> None:
     c.set_cookie("localhost", "nf_console", "eyJraWQiOiJ4In0.forged.sig", path=C)
     r = await c.get(f"{C}/find")
     assert r.status_code == 302
+    # A client that does not ask for pages gets ProblemDetails.
+    r = await app.test_client().get(f"{C}/subscribers/{S1}")
+    assert r.status_code == 401 and r.mimetype == "application/problem+json"
+    r = await app.test_client().post(f"{C}/subscribers/{S1}/actions", form={"action": "block"})
+    assert r.status_code == 401 and (await r.get_json())["cause"]
 
 
 async def test_bad_key_is_refused_and_sign_in_needs_csrf(app: Quart) -> None:
-    c = app.test_client()
+    c = browser(app)
     token = await _csrf(c, f"{C}/sign-in")
     r = await c.post(f"{C}/sign-in", form={"csrf": token, "key": "not-a-key"})
     assert r.status_code == 401 and b"not valid" in await r.get_data()
@@ -89,7 +108,7 @@ async def test_bad_key_is_refused_and_sign_in_needs_csrf(app: Quart) -> None:
 
 
 async def test_cookie_flags(app: Quart) -> None:
-    c = app.test_client()
+    c = browser(app)
     token = await _csrf(c, f"{C}/sign-in")
     r = await c.post(f"{C}/sign-in", form={"csrf": token, "key": LUMEN_KEY})
     cookie = r.headers["Set-Cookie"]

@@ -17,7 +17,7 @@ from quart.typing import ResponseReturnValue
 
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
-from nf.errors import NfError, NotFound
+from nf.errors import NfError, NotFound, Unauthorized
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
@@ -28,6 +28,7 @@ from nf.oam.console.rates import RateMeter, charging_requests_total
 from nf.oam.keys import KeyRing
 from nf.oam.views import human
 from nf.runtime import Runtime
+from nf.sbi.problem import problem_response
 
 PREFIX = "/console"
 SUPI = re.compile(r"^imsi-[0-9]{5,15}$")
@@ -110,8 +111,15 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
         return resp
 
+    def wants_html() -> bool:
+        # Browsers get pages; other clients (scripts, probes) get ProblemDetails.
+        return bool(request.accept_mimetypes.accept_html)
+
     @bp.errorhandler(_SignIn)
     async def _to_sign_in(_: _SignIn) -> ResponseReturnValue:
+        if not wants_html():
+            return problem_response(Unauthorized("sign in to the console first"),
+                                    request.path)
         if request.method == "GET":
             return redirect(url_for("console.sign_in", next=request.path))
         return await page("error.html", 401, title="Signed out",
@@ -119,6 +127,8 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
 
     @bp.errorhandler(NfError)
     async def _error(e: NfError) -> ResponseReturnValue:
+        if not wants_html():
+            return problem_response(e, request.path)
         return await page("error.html", e.status, title=e.title, message=e.detail)
 
     @bp.get("/")
@@ -136,6 +146,8 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
     async def sign_in_post() -> ResponseReturnValue:
         form = await form_of(None)
         got = keys.sign_in(form.get("key", "").strip())
+        if got is None and not wants_html():
+            raise Unauthorized("unknown API key")
         if got is None:
             return await page("sign_in.html", 401, csrf=session["pre_csrf"],
                               next=form.get("next", ""), failed=True)
