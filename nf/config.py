@@ -330,6 +330,18 @@ class NoticeSettings(_Frozen):
     webhook_backoff_s: float = Field(1.0, gt=0, le=600)
     webhook_max_backoff_s: float = Field(600.0, gt=0, le=86_400)
 
+class ConsoleSettings(_Frozen):
+    """The care console on the OAM port (``/console/``)."""
+
+    enabled: bool = True
+    # Signs the session cookie: a key reference as in ``api_keys`` without ``sha256:``
+    # (``env:NAME``, ``file:/path`` or the secret itself). Unset: a random secret per
+    # process, so sessions end at a restart and need one OAM worker.
+    session_secret: str | None = None
+    session_ttl_s: int = Field(28_800, ge=60, le=7 * 86_400)
+    recent_max: int = Field(10, ge=0, le=50)
+    edr_timeline_max: int = Field(50, ge=1, le=500)
+
 
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
@@ -352,6 +364,7 @@ class Settings(BaseSettings):
     # in plain text (nf.oam.keys).
     api_keys: dict[str, str] = Field(default_factory=dict)
     care: CareSettings = CareSettings()
+    console: ConsoleSettings = ConsoleSettings()
     server: ServerSettings = ServerSettings()
     networks: list[HostNetwork] = Field(default_factory=list)
     chf: ChfSettings = ChfSettings()

@@ -69,4 +69,9 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.fraud.part import FraudPart
 
     parts.append(FraudPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs))
+
+    # The care console on the OAM port (reads and acts through the same ledger).
+    from nf.oam.console.part import ConsolePart
+
+    parts.append(ConsolePart(rt, ledger_part))
     return parts

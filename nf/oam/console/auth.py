@@ -1,0 +1,71 @@
+"""Console sign-in state: who is signed in (a key id, never the key), their scope, a CSRF
+token, and when the session ends. Kept in Quart's signed cookie session."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from nf.oam.keys import KeyRing, digest, resolve
+
+ADMIN = "*"
+
+
+def key_id(key_digest: bytes) -> str:
+    """A short, non-reversible name for a key (for the session and the audit trail)."""
+    return hashlib.sha256(b"console-key-id:" + key_digest).hexdigest()[:12]
+
+
+def session_secret(reference: str | None) -> str:
+    if reference is None:
+        return secrets.token_hex(32)
+    return resolve(reference).hex()
+
+
+@dataclass(frozen=True)
+class Agent:
+    key_id: str
+    scope: str  # a brand, or "*" (operator admin)
+    csrf: str
+
+    @property
+    def admin(self) -> bool:
+        return self.scope == ADMIN
+
+
+class Keys:
+    """Which key ids are valid now, for which scope (a key removed from the settings
+    ends the sessions signed in with it)."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+        self.scopes = {key_id(d): brand for d, brand in ring.entries}
+
+    def sign_in(self, presented: str) -> tuple[str, str] | None:
+        brand = self.ring.brand(presented)
+        if brand is None:
+            return None
+        return key_id(digest(presented)), brand
+
+    def agent(self, sess: Any, now_s: float) -> Agent | None:
+        kid, scope, csrf = sess.get("kid"), sess.get("scope"), sess.get("csrf")
+        exp = sess.get("exp")
+        if not (isinstance(kid, str) and isinstance(scope, str) and isinstance(csrf, str)
+                and isinstance(exp, (int, float))):
+            return None
+        if now_s >= exp or self.scopes.get(kid) != scope:
+            return None
+        return Agent(kid, scope, csrf)
+
+
+def csrf_ok(expected: str | None, presented: str | None) -> bool:
+    if not expected or not presented:
+        return False
+    return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)

@@ -1,0 +1,289 @@
+"""The console's pages and actions (``/console/``).
+
+Every page needs a signed-in agent; every form carries the session's CSRF token; every
+subscriber is brand-scoped exactly like the provisioning API (another brand's subscriber
+is "not found"). Actions are confirmed on a page of their own, audited in
+``console_audit``, and run through the same ledger calls as the provisioning API.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+from quart import Blueprint, Quart, Response, redirect, render_template, request, session, url_for
+from quart.typing import ResponseReturnValue
+
+from nf.catalog import CatalogHolder
+from nf.clock import iso_z
+from nf.errors import NfError, NotFound, Unauthorized
+from nf.ledger.mongo import MongoLedger
+from nf.ledger.port import SubscriberStatus
+from nf.ledger.state import Member, Wallet
+from nf.oam.console.auth import Agent, Keys, csrf_ok, new_token, session_secret
+from nf.oam.console.charts import bucket_bar, usage_chart
+from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
+from nf.oam.console.rates import RateMeter, charging_requests_total
+from nf.oam.keys import KeyRing
+from nf.oam.views import human
+from nf.runtime import Runtime
+from nf.sbi.problem import problem_response
+
+PREFIX = "/console"
+SUPI = re.compile(r"^imsi-[0-9]{5,15}$")
+GPSI = re.compile(r"^msisdn-[0-9]{5,15}$")
+DIGITS = re.compile(r"^\+?[0-9]{5,15}$")
+ACTIONS = {"buy": "Buy an offer", "suspend": "Suspend", "reactivate": "Reactivate",
+           "block": "Block", "remove-member": "Remove a family member"}
+STATUS_OF = {"suspend": SubscriberStatus.SUSPENDED, "reactivate": SubscriberStatus.ACTIVE,
+             "block": SubscriberStatus.BLOCKED}
+BUYABLE = ("addon", "roaming_pass", "speed_boost")
+
+
+class _SignIn(Exception):
+    """No valid session: go to the sign-in page."""
+
+
+def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
+                      ) -> Blueprint:
+    cfg = rt.settings.console
+    tls = rt.settings.server.tls_cert_file is not None
+    bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
+                   static_folder="static", static_url_path="/static")
+    keys = Keys(KeyRing.from_settings(rt.settings.api_keys))
+    data = ConsoleData(rt)
+    secret = session_secret(cfg.session_secret)
+    meter = RateMeter()
+    cached: dict[str, tuple[float, list[OverviewRow], int]] = {}
+
+    @bp.record_once
+    def _setup(state: Any) -> None:
+        app: Quart = state.app
+        app.secret_key = secret
+        app.config.update(
+            SESSION_COOKIE_NAME="nf_console", SESSION_COOKIE_PATH=PREFIX,
+            SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+            SESSION_COOKIE_SECURE=tls,
+            PERMANENT_SESSION_LIFETIME=timedelta(seconds=cfg.session_ttl_s))
+
+    def now_s() -> float:
+        return rt.clock.now().timestamp()
+
+    def agent() -> Agent:
+        a = keys.agent(session, now_s())
+        if a is None:
+            raise _SignIn()
+        return a
+
+    async def form_of(a: Agent | None) -> dict[str, str]:
+        form = await request.form
+        expected = a.csrf if a is not None else session.get("pre_csrf")
+        if not csrf_ok(expected, form.get("csrf")):
+            raise NfError("the form has expired or did not come from this console; "
+                          "reload the page and try again", 403, "CSRF_FAILED", "Forbidden")
+        return {k: str(v) for k, v in form.items()}
+
+    def may_see(a: Agent, brand: str) -> bool:
+        return a.admin or a.scope == brand
+
+    async def owned(a: Agent, supi: str) -> tuple[Wallet, Member]:
+        got = await ledger.wallet(supi, rt.clock.now())
+        if got is None or not may_see(a, got[1].brand):
+            raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
+        return got
+
+    async def page(template: str, status: int = 200, **ctx: Any) -> Response:
+        a = keys.agent(session, now_s())
+        body = await render_template(f"console/{template}", agent=a,
+                                     recent=session.get("recent", []), human=human,
+                                     iso=iso_z, **ctx)
+        return Response(body, status, content_type="text/html; charset=utf-8")
+
+    @bp.after_request
+    async def _headers(resp: Response) -> Response:
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Content-Security-Policy"] = (
+            "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+        return resp
+
+    def wants_html() -> bool:
+        # Browsers get pages; other clients (scripts, probes) get ProblemDetails.
+        return bool(request.accept_mimetypes.accept_html)
+
+    @bp.errorhandler(_SignIn)
+    async def _to_sign_in(_: _SignIn) -> ResponseReturnValue:
+        if not wants_html():
+            return problem_response(Unauthorized("sign in to the console first"),
+                                    request.path)
+        if request.method == "GET":
+            return redirect(url_for("console.sign_in", next=request.path))
+        return await page("error.html", 401, title="Signed out",
+                          message="Your session has ended. Sign in again.")
+
+    @bp.errorhandler(NfError)
+    async def _error(e: NfError) -> ResponseReturnValue:
+        if not wants_html():
+            return problem_response(e, request.path)
+        return await page("error.html", e.status, title=e.title, message=e.detail)
+
+    @bp.get("/")
+    async def home() -> ResponseReturnValue:
+        a = agent()
+        return redirect(url_for("console.overview" if a.admin else "console.find"))
+
+    @bp.get("/sign-in")
+    async def sign_in() -> ResponseReturnValue:
+        session["pre_csrf"] = session.get("pre_csrf") or new_token()
+        return await page("sign_in.html", csrf=session["pre_csrf"],
+                          next=request.args.get("next", ""), failed=False)
+
+    @bp.post("/sign-in")
+    async def sign_in_post() -> ResponseReturnValue:
+        form = await form_of(None)
+        got = keys.sign_in(form.get("key", "").strip())
+        if got is None and not wants_html():
+            raise Unauthorized("unknown API key")
+        if got is None:
+            return await page("sign_in.html", 401, csrf=session["pre_csrf"],
+                              next=form.get("next", ""), failed=True)
+        session.clear()
+        session.permanent = True
+        session.update(kid=got[0], scope=got[1], csrf=new_token(),
+                       exp=now_s() + cfg.session_ttl_s, recent=[])
+        nxt = form.get("next", "")
+        if nxt.startswith(PREFIX + "/") and "//" not in nxt and nxt != PREFIX + "/sign-in":
+            return redirect(nxt)
+        return redirect(url_for("console.home"))
+
+    @bp.post("/sign-out")
+    async def sign_out() -> ResponseReturnValue:
+        a = agent()
+        await form_of(a)
+        session.clear()
+        return redirect(url_for("console.sign_in"))
+
+    @bp.get("/find")
+    async def find() -> ResponseReturnValue:
+        a = agent()
+        q = request.args.get("q", "").strip()
+        if not q:
+            return await page("find.html", q="", message=None)
+        supi: str | None = None
+        if SUPI.match(q):
+            supi = q
+        elif GPSI.match(q) or DIGITS.match(q):
+            supi = await data.supi_of_gpsi(q if GPSI.match(q) else "msisdn-" + q.lstrip("+"))
+        if supi is not None:
+            got = await ledger.wallet(supi, rt.clock.now())
+            if got is not None and may_see(a, got[1].brand):
+                return redirect(url_for("console.subscriber", supi=supi))
+        return await page("find.html", 404, q=q,
+                          message=f"No subscriber found for “{q[:64]}”. Enter a SUPI "
+                                  "(imsi-…) or an MSISDN (msisdn-… or digits).")
+
+    @bp.get("/subscribers/<supi>")
+    async def subscriber(supi: str) -> ResponseReturnValue:
+        a = agent()
+        now = rt.clock.now()
+        w, m = await owned(a, supi)
+        view = await ledger.subscriber(supi, now)
+        bal = await ledger.balance(supi, now)
+        if view is None or bal is None:
+            raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
+        recent = [s for s in session.get("recent", []) if s != supi]
+        session["recent"] = [supi, *recent][:cfg.recent_max]
+        group = await ledger.group(w.group_id, now) if w.group_id else None
+        bars = [(b, bucket_bar(b.quota_bytes, b.used_bytes, b.reserved_bytes))
+                for b in bal.buckets]
+        chart = usage_chart(now, await data.usage_per_day(supi, now))
+        return await page(
+            "subscriber.html", v=view, member=m, bars=bars, group=group, chart=chart,
+            charging=await data.charging_sessions(supi), policies=await data.policies(supi),
+            edrs=await data.recent_edrs(supi, cfg.edr_timeline_max),
+            audit=await data.audit_of(supi), offers=_buyable(view.brand),
+            done=request.args.get("done"), now=now)
+
+    def _buyable(brand: str) -> list[Any]:
+        return [o for o in catalog.current.offers_of(brand) if o.kind in BUYABLE]
+
+    async def _check_action(a: Agent, supi: str, args: dict[str, str]
+                            ) -> tuple[str, str, dict[str, str]]:
+        action = args.get("action", "")
+        if action not in ACTIONS:
+            raise NfError(f"unknown action {action[:32]!r}", 400, "INVALID_ACTION",
+                          "Bad request")
+        w, m = await owned(a, supi)
+        detail: dict[str, str] = {}
+        if action == "buy":
+            oid = args.get("offer", "")
+            if not any(o.id == oid for o in _buyable(m.brand)):
+                raise NotFound(f"no offer {oid[:64]} of brand {m.brand}",
+                               cause="OFFER_NOT_FOUND")
+            detail["offer"] = oid
+            what = f"Buy {oid} for {supi}"
+        elif action == "remove-member":
+            member = args.get("member", "")
+            g = await ledger.group(w.group_id, rt.clock.now()) if w.group_id else None
+            if g is None or g.member(member) is None:
+                raise NotFound(f"{member[:32]} is not in this subscriber's family group",
+                               cause="USER_NOT_FOUND")
+            detail["member"] = member
+            what = f"Remove {member} from family group {w.group_id}"
+        else:
+            what = f"{ACTIONS[action]} {supi}"
+        return action, what, detail
+
+    @bp.get("/subscribers/<supi>/confirm")
+    async def confirm(supi: str) -> ResponseReturnValue:
+        a = agent()
+        args = {k: str(v) for k, v in request.args.items()}
+        action, what, detail = await _check_action(a, supi, args)
+        return await page("confirm.html", supi=supi, action=action, what=what,
+                          detail=detail)
+
+    @bp.post("/subscribers/<supi>/actions")
+    async def act(supi: str) -> ResponseReturnValue:
+        a = agent()
+        form = await form_of(a)
+        action, what, detail = await _check_action(a, supi, form)
+        now = rt.clock.now()
+        # The same ledger calls as the provisioning API; counter changes reach the PCF and
+        # the CHF through the ledger's pending effects.
+        if action == "buy":
+            await ledger.purchase(supi, detail["offer"], now)
+        elif action == "remove-member":
+            await ledger.leave_group(detail["member"], now)
+        else:
+            await ledger.set_status(supi, STATUS_OF[action], now)
+        await data.audit(a.key_id, a.scope, action, supi, detail, now)
+        return redirect(url_for("console.subscriber", supi=supi, done=what))
+
+    @bp.get("/overview")
+    async def overview() -> ResponseReturnValue:
+        a = agent()
+        if not a.admin:
+            raise NfError("the overview needs the operator's admin key", 403,
+                          "ADMIN_REQUIRED", "Forbidden")
+        brands = sorted(catalog.current.brands)
+        networks = [n.id for n in rt.settings.networks]
+        hit = cached.get("overview")
+        if hit is not None and now_s() - hit[0] < OVERVIEW_CACHE_S:
+            rows, backlog = hit[1], hit[2]
+        else:
+            rows, backlog = await data.overview(brands, networks, rt.clock.now())
+            cached["overview"] = (now_s(), rows, backlog)
+        total = charging_requests_total(rt.metrics)
+        return await page("overview.html", rows=rows, backlog=backlog, at=rt.clock.now(),
+                          total=int(total), rate=meter.read(total, now_s()))
+
+    @bp.context_processor
+    async def _csrf() -> dict[str, Any]:
+        a = keys.agent(session, now_s())
+        return {"csrf": a.csrf if a else session.get("pre_csrf", "")}
+
+    return bp
