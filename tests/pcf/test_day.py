@@ -36,7 +36,12 @@ def test_settings(settings: Settings) -> Settings:
     # hours at a time with one charging session: CHF supervision (real-time rounds over
     # the fake clock) stays out of the way.
     chf = settings.chf.model_copy(update={"supervision_sweep_interval_s": 3600.0})
-    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG, "chf": chf})
+    # Fraud rules stay out of this day: crossing the border, the policy reports the new
+    # PLMN before the charging session does, which the two-PLMNs-at-once rule would flag
+    # (its own tests are in tests/e2e/test_fraud.py).
+    fraud = settings.fraud.model_copy(update={"enabled": False})
+    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG, "chf": chf,
+                                       "fraud": fraud})
 
 
 @pytest.fixture
