@@ -34,10 +34,11 @@ def covers(zone: Collection[str] | None, plmn: str) -> bool:
 
 def pass_zones(buckets: Iterable[BucketView], now: datetime) -> frozenset[str]:
     """The PLMNs covered by the passes among ``buckets`` that are valid now and have quota
-    left."""
+    not yet used. Quota reserved by a session still counts: that session is using the
+    pass, and its policy must not be ended before the quota is spent."""
     zones: set[str] = set()
     for b in buckets:
-        if b.kind != "roaming" or b.remaining_bytes <= 0 or b.valid_from > now \
+        if b.kind != "roaming" or b.quota_bytes - b.used_bytes <= 0 or b.valid_from > now \
                 or (b.valid_to is not None and b.valid_to <= now):
             continue
         zones.update(b.zone or ())
