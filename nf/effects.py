@@ -121,14 +121,7 @@ class Drain(Generic[T]):
             if not self._queue:
                 if stopping.is_set():
                     return
-                self._wake.clear()
-                waits = [asyncio.ensure_future(self._wake.wait()),
-                         asyncio.ensure_future(stopping.wait())]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
+                await self._rt.wake_or_stop(self._wake)
                 continue
             await self._next_batch()
 

@@ -50,6 +50,17 @@ class Runtime:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
+    async def wake_or_stop(self, wake: asyncio.Event) -> None:
+        """Wait until ``wake`` is set or the app is stopping (a worker with nothing to do).
+        Clears ``wake`` first, so a set after this call began is never missed."""
+        wake.clear()
+        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.stopping.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
     async def publish_counter_changes(self, changes: Sequence[CounterChange]) -> None:
         if not changes:
             return

@@ -109,14 +109,7 @@ class EdrWriter:
                 if not self._buffer:
                     if stopping.is_set():
                         break
-                    self._wake.clear()
-                    waits = [asyncio.ensure_future(self._wake.wait()),
-                             asyncio.ensure_future(stopping.wait())]
-                    try:
-                        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                    finally:
-                        for w in waits:
-                            w.cancel()
+                    await self._rt.wake_or_stop(self._wake)
                     continue
                 await self.flush_once()
         finally:
