@@ -162,7 +162,9 @@ def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"nf serve exited with {proc.returncode}; see {logfile}")
+                tail = logfile.read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"nf serve exited with {proc.returncode}; the end of "
+                                   f"{logfile}:\n" + "\n".join(tail))
             # Ready means the OAM port says so AND the SBI port answers (two processes).
             if _ok(nf.oam + "/readyz") and _ok(nf.sbi + "/healthz", h2c=True):
                 break

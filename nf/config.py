@@ -358,6 +358,8 @@ class Settings(BaseSettings):
     mongodb_max_pool_size: int = Field(100, ge=1, le=10_000)
     # Connections opened ahead of traffic, so the first requests do not pay for them.
     mongodb_min_pool_size: int = Field(4, ge=0, le=10_000)
+    # A database command slower than this is logged (WARNING, with its filter's shape).
+    mongodb_slow_op_ms: float = Field(250.0, ge=1.0, le=600_000.0)
     catalog_dir: Path | None = None
     # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
     # The key may be given as "sha256:<hex digest>", "env:VAR" or "file:/path" instead of

@@ -125,8 +125,7 @@ class SessionStore:
         """Store a new session (with pending effects ``fx``); False if it exists already
         (a retransmitted create)."""
         doc = _to_doc(s, now)
-        if fx:
-            doc[FX] = list(fx)
+        doc[FX] = list(fx)  # even when empty (see ``nf.ledger.codec.wallet_doc``)
         async with translate_errors("charging session create"):
             try:
                 await self._coll.insert_one(doc)

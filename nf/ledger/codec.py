@@ -212,6 +212,10 @@ def wallet_doc(w: Wallet, due_res: datetime | None, due_life: datetime | None) -
                 for r in w.reservations},
         "sq": {sub_key(q.supi, q.session_id, q.rating_group): seq_doc(q) for q in w.seqs},
         "due_res": due_res, "due_life": due_life,
+        # The pending effects (``nf.effects``), empty from the start: the index on their
+        # times is then an array index from the first wallet on. Made one later, by the
+        # first pending entry, SecantusDB stalled every write for seconds.
+        "fx": [],
     }
 
 

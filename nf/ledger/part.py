@@ -4,6 +4,7 @@ and the delivery of counter changes to ``rt.counter_listeners`` (``nf.ledger.eff
 from __future__ import annotations
 
 import logging
+import random
 
 from quart import Blueprint
 
@@ -57,6 +58,9 @@ class LedgerPart:
         rt, ledger, batch = self.rt, self.ledger, self.rt.settings.ledger.sweep_batch
 
         async def run() -> None:
+            # The first round waits a random part of the interval: the sweepers of several
+            # processes (and instances) started together do not all scan at once.
+            await rt.pause(random.uniform(0.1, 1.0) * min(interval_s, 5.0))
             while not rt.stopping.is_set():
                 # The changes are delivered by the effects drain (written with the sweep).
                 changes = await ledger.sweep_due(which, rt.clock.now(), batch)

@@ -40,7 +40,8 @@ from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
-from nf.store.mongo import Db, Doc, make_client
+from nf.store.mongo import Db, Doc, make_client, warm_up
+from nf.store.opwatch import OpWatch
 
 log = logging.getLogger("nf.app")
 
@@ -93,6 +94,9 @@ class _Lifecycle:
     async def start(self) -> None:
         for part in self.parts:
             await part.ensure_indexes()
+        took = await warm_up(self.rt.db)
+        logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
+                 "database warmed up", role=self.role, ms=took)
         self.ready = True
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         self.supervisor = asyncio.create_task(self._supervise(workers))
@@ -153,10 +157,12 @@ def create_app(
     also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
+    watch = OpWatch(settings.mongodb_slow_op_ms)
     if db is None:
-        client = make_client(settings)
+        client = make_client(settings, watch)
         db = client[settings.mongodb_database]
     rt = Runtime(settings=settings, clock=clock, db=db, role=role)
+    watch.observe = rt.metrics.db_operation
     if parts is None:
         from nf.wiring import build_parts
 

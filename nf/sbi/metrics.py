@@ -57,6 +57,13 @@ class Metrics:
             "nf_effects_overflow_total", "Pending effects left to the sweeper because the "
             "delivery queue was full, by kind", ["effect"], registry=r)
 
+        self.db_latency = Histogram(
+            "nf_db_operation_duration_seconds", "Database commands by command and collection",
+            ["command", "collection"], buckets=LATENCY_BUCKETS_S, registry=r)
+
+    def db_operation(self, command: str, collection: str, seconds: float) -> None:
+        self.db_latency.labels(command, collection).observe(seconds)
+
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             agg = CollectorRegistry()

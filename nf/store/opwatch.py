@@ -1,0 +1,97 @@
+"""Watch every database command: a latency histogram by command and collection, and a
+WARNING log line for each command slower than ``mongodb_slow_op_ms``.
+
+The slow-operation line names the command, the collection and the *shape* of its filter
+(field names and operators, never values: no SUPI or balance reaches the log), which is
+usually enough to see which query lacks an index or which write waits on the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pymongo import monitoring
+
+from nf import logs
+
+log = logging.getLogger("nf.store")
+
+# A command's collection is the value of its first key for these; getMore names it apart.
+_BY_NAME = frozenset({"find", "insert", "update", "delete", "aggregate", "count",
+                      "findAndModify", "distinct", "createIndexes"})
+# Commands in flight remembered for the slow log; beyond it the oldest are forgotten
+# (their latency still counts, only the slow line loses its collection).
+MAX_TRACKED = 4_096
+
+Observe = Callable[[str, str, float], None]
+
+
+def collection_of(name: str, command: Mapping[str, Any]) -> str:
+    if name in _BY_NAME:
+        value = command.get(name)
+        return value if isinstance(value, str) else ""
+    if name == "getMore":
+        value = command.get("collection")
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def shape(value: Any, depth: int = 0) -> Any:
+    """The keys and operators of a filter with every value replaced by its type's name."""
+    if depth > 4:
+        return "…"
+    if isinstance(value, Mapping):
+        return {str(k): shape(v, depth + 1) for k, v in list(value.items())[:12]}
+    if isinstance(value, list):
+        return [shape(value[0], depth + 1)] if value else []
+    return type(value).__name__
+
+
+def filter_of(name: str, command: Mapping[str, Any]) -> Any:
+    if name == "find" or name == "count":
+        return command.get("filter", command.get("query"))
+    if name in ("update", "delete"):
+        stmts = command.get("updates" if name == "update" else "deletes") or [{}]
+        first = stmts[0] if isinstance(stmts, list) and stmts else {}
+        return first.get("q") if isinstance(first, Mapping) else None
+    if name == "findAndModify":
+        return command.get("query")
+    if name == "aggregate":
+        stages = command.get("pipeline") or []
+        return [next(iter(s), "") for s in stages if isinstance(s, Mapping)]
+    return None
+
+
+class OpWatch(monitoring.CommandListener):
+    """Pass one to the client (``event_listeners``); set ``observe`` once metrics exist."""
+
+    def __init__(self, slow_ms: float) -> None:
+        self.slow_us = int(slow_ms * 1000)
+        self.observe: Observe | None = None
+        self._started: dict[int, tuple[str, Mapping[str, Any]]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if len(self._started) >= MAX_TRACKED:
+            self._started.pop(next(iter(self._started)))
+        self._started[event.request_id] = (event.command_name, event.command)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._done(event.request_id, event.command_name, event.duration_micros, None)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._done(event.request_id, event.command_name, event.duration_micros,
+                   type(event.failure).__name__ if not isinstance(event.failure, Mapping)
+                   else str(event.failure.get("codeName", "error")))
+
+    def _done(self, request_id: int, name: str, micros: int, failure: str | None) -> None:
+        entry = self._started.pop(request_id, None)
+        command: Mapping[str, Any] = entry[1] if entry is not None else {}
+        coll = collection_of(name, command)
+        if self.observe is not None:
+            self.observe(name, coll, micros / 1e6)
+        if micros >= self.slow_us:
+            logs.log(log, logging.WARNING, "slow database operation", command=name,
+                     collection=coll, ms=round(micros / 1000, 1),
+                     filter=shape(filter_of(name, command)), failure=failure)
