@@ -21,6 +21,7 @@ from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
 from nf.errors import NfError, NotFound, Unauthorized
+from nf.fraud.store import FraudStore
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
@@ -33,6 +34,8 @@ from nf.oam.keys import KeyRing, digest
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
+from nf.store.mongo import Doc
+from nf.subnotify.outbox import NoticeOutbox
 
 PREFIX = "/console"
 SUPI = re.compile(r"^imsi-[0-9]{5,15}$")
@@ -43,6 +46,7 @@ ACTIONS = {"buy": "Buy an offer", "suspend": "Suspend", "reactivate": "Reactivat
 STATUS_OF = {"suspend": SubscriberStatus.SUSPENDED, "reactivate": SubscriberStatus.ACTIVE,
              "block": SubscriberStatus.BLOCKED}
 BUYABLE = ("addon", "roaming_pass", "speed_boost")
+SIDE_LIST_MAX = 20  # notices and fraud cases shown on a subscriber page (newest first)
 log = logging.getLogger("nf.console")
 
 
@@ -50,8 +54,11 @@ class _SignIn(Exception):
     """No valid session: go to the sign-in page."""
 
 
-def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
+def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, *,
+                      notices: NoticeOutbox | None = None, fraud: FraudStore | None = None
                       ) -> Blueprint:
+    """``notices``/``fraud``: the stores behind the subscriber page's "notifications
+    sent" and "fraud cases" (None: that part is off, the section is not shown)."""
     cfg = rt.settings.console
     tls = rt.settings.server.tls_cert_file is not None
     bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
@@ -249,7 +256,20 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
             charging=await data.charging_sessions(supi), policies=await data.policies(supi),
             edrs=await data.recent_edrs(supi, cfg.edr_timeline_max),
             audit=await data.audit_of(supi), offers=_buyable(view.brand),
+            notices=await _notices(a, supi), cases=await _cases(a, supi),
             done=request.args.get("done"), now=now)
+
+    async def _notices(a: Agent, supi: str) -> list[Doc] | None:
+        if notices is None:
+            return None
+        return await notices.for_subscriber(supi, SIDE_LIST_MAX,
+                                            brand=None if a.admin else a.scope)
+
+    async def _cases(a: Agent, supi: str) -> list[Doc] | None:
+        if fraud is None:
+            return None
+        q: Doc = {"supi": supi} if a.admin else {"supi": supi, "brand": a.scope}
+        return await fraud.find_cases(q, SIDE_LIST_MAX)
 
     def _buyable(brand: str) -> list[Any]:
         return [o for o in catalog.current.offers_of(brand) if o.kind in BUYABLE]
