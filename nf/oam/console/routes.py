@@ -257,6 +257,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
             edrs=await data.recent_edrs(supi, cfg.edr_timeline_max),
             audit=await data.audit_of(supi), offers=_buyable(view.brand),
             notices=await _notices(a, supi), cases=await _cases(a, supi),
+            side_max=SIDE_LIST_MAX,
             done=request.args.get("done"), now=now)
 
     async def _notices(a: Agent, supi: str) -> list[Doc] | None:
