@@ -341,6 +341,16 @@ class ConsoleSettings(_Frozen):
     session_ttl_s: int = Field(28_800, ge=60, le=7 * 86_400)
     recent_max: int = Field(10, ge=0, le=50)
     edr_timeline_max: int = Field(50, ge=1, le=500)
+    # Failed sign-ins allowed per client address and per presented key in a window; past
+    # that, sign-in answers 429 (with Retry-After) for ``sign_in_lockout_s``. Counted per
+    # process, for at most ``sign_in_tracked_max`` addresses and keys.
+    sign_in_max_failures: int = Field(10, ge=1, le=10_000)
+    sign_in_window_s: int = Field(60, ge=1, le=86_400)
+    sign_in_lockout_s: int = Field(60, ge=1, le=86_400)
+    sign_in_tracked_max: int = Field(10_000, ge=10, le=10_000_000)
+    # Behind a reverse proxy: the header carrying the client's address (its first entry),
+    # e.g. "X-Forwarded-For". Unset: the peer address of the connection.
+    client_address_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,64}$")
 
 
 class Settings(BaseSettings):

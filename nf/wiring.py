@@ -68,10 +68,12 @@ def build_parts(rt: Runtime) -> list[Part]:
     # through the ledger (throttle, suspend) and the counter listeners above.
     from nf.fraud.part import FraudPart
 
-    parts.append(FraudPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs))
+    fraud = FraudPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
+    parts.append(fraud)
 
-    # The care console on the OAM port (reads and acts through the same ledger).
+    # The care console on the OAM port (reads and acts through the same ledger; shows the
+    # notices and fraud cases of a subscriber through their parts' stores).
     from nf.oam.console.part import ConsolePart
 
-    parts.append(ConsolePart(rt, ledger_part))
+    parts.append(ConsolePart(rt, ledger_part, notices=notices, fraud=fraud))
     return parts

@@ -174,9 +174,12 @@ class NoticeOutbox:
             doc["state"] = final
         return doc
 
-    async def for_subscriber(self, supi: str, limit: int) -> list[Doc]:
+    async def for_subscriber(self, supi: str, limit: int, brand: str | None = None
+                             ) -> list[Doc]:
+        """The newest ``limit`` notices of ``supi`` (of ``brand`` only, when given)."""
+        q: Doc = {"supi": supi} if brand is None else {"supi": supi, "brand": brand}
         async with translate_errors("notice list"):
-            cur = self.col.find({"supi": supi}).sort("created_at", DESCENDING).limit(limit)
+            cur = self.col.find(q).sort("created_at", DESCENDING).limit(limit)
             return [d async for d in cur]
 
     async def preferences(self, supi: str) -> Doc:

@@ -40,6 +40,11 @@ def browser(app: Quart) -> QuartClient:
 
 @pytest.fixture
 async def app(settings: Settings, db: Db, clock: FakeClock) -> Quart:
+    return await make_app(settings, db, clock)
+
+
+async def make_app(settings: Settings, db: Db, clock: FakeClock) -> Quart:
+    """The OAM app with its indexes, S1 (lumen, capped plan) and S2 (harbor)."""
     a = create_app(settings, role="oam", db=db, clock=clock)
     for part in a.extensions["nf.parts"]:
         await part.ensure_indexes()

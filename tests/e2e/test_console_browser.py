@@ -83,7 +83,6 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
     from playwright.async_api import async_playwright, expect
 
     shots = _shots_dir(tmp_path)
-    env = {"NF_NETWORKS": _networks(settings)}
     # The demo dataset: lumen's unlimited-plan subscriber (with a roaming pass) and
     # harbor's capped one.
     await seed(settings)
@@ -95,6 +94,10 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
         str(l_row["supi"]), str(l_row["gpsi"]), str(h_row["supi"]))
     async with NotificationReceiver() as smf, httpx.AsyncClient(
             http1=False, http2=True, timeout=10) as client:
+        # Lumen's notices go to a webhook (the receiver): the page lists them.
+        env = {"NF_NETWORKS": _networks(settings), "NF_NOTICES__BRANDS": json.dumps({
+            "lumen": {"webhook_url": smf.url("/crm/lumen"), "webhook_secret": "w" * 32,
+                      "webhook_enabled": True}})}
         with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
                         extra_env=env) as nf:
             # A live session that crosses the cap: the SMF is throttled.
@@ -154,6 +157,13 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                     await expect(page.locator(".policy-speed").first).to_have_text(
                         "20000 kbps")
                     await expect(page.locator("#speed-reason")).not_to_have_text("throttled")
+                    # The purchase's notice, sent to the brand's webhook, is listed.
+                    await smf.wait_for(lambda x: x.path == "/crm/lumen" and
+                                       "addon_purchased" in x.body.decode(), timeout_s=10)
+                    await page.reload()
+                    notice = page.locator("#notices li.notice", has_text="addon_purchased")
+                    await expect(notice.first).to_contain_text("Webhook")
+                    await expect(page.locator("#fraud-cases")).to_be_visible()
                     await page.screenshot(path=str(shots / "subscriber-restored.png"),
                                           full_page=True)
 

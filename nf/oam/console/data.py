@@ -21,7 +21,6 @@ OUTBOX = "outbox"
 # Bounds on what one page reads.
 MAX_SESSIONS = 50
 MAX_USAGE_EDRS = 20_000
-MAX_THROTTLED_SCAN = 100_000
 RATE_WINDOW_S = 60
 OVERVIEW_CACHE_S = 10.0
 
@@ -101,32 +100,56 @@ class ConsoleData:
 
     async def overview(self, brands: list[str], networks: list[str], now: datetime
                        ) -> tuple[list[OverviewRow], int]:
-        """Counts per brand and host network. Several count queries per pair: callers
-        cache the answer (``OVERVIEW_CACHE_S``)."""
+        """Counts per brand and host network: one aggregation per collection (charging
+        sessions, SM policies, EDRs of the last minute) and one count of the outbox, however
+        many brands and networks there are. Callers still cache the answer
+        (``OVERVIEW_CACHE_S``): each aggregation reads every live session."""
         since = now - timedelta(seconds=RATE_WINDOW_S)
-        rows: list[OverviewRow] = []
         async with translate_errors("console overview"):
-            throttled: dict[tuple[str, str], set[str]] = {}
-            cursor = self.db[POLICIES].find(
-                {"ended": {"$exists": False}, "reason": "throttled"},
-                {"supi": 1, "brand": 1, "hostNetwork": 1}).limit(MAX_THROTTLED_SCAN)
-            async for d in cursor:
-                throttled.setdefault((str(d.get("brand")), str(d.get("hostNetwork"))),
-                                     set()).add(str(d.get("supi")))
-            for b in brands:
-                for n in networks:
-                    charging = await self.db[CHARGING].count_documents(
-                        {"status": "open", "brand": b, "host_network": n})
-                    policy = await self.db[POLICIES].count_documents(
-                        {"ended": {"$exists": False}, "brand": b, "hostNetwork": n})
-                    recent = await self.db[EDRS].count_documents(
-                        {"kind": "charging", "brand": b, "host_network": n,
-                         "time": {"$gte": since}})
-                    rows.append(OverviewRow(b, n, charging, policy,
-                                            len(throttled.get((b, n), ())),
-                                            round(recent / RATE_WINDOW_S, 2)))
+            charging = _per_pair(await self._aggregate(CHARGING, [
+                {"$match": {"status": "open"}},
+                {"$group": {"_id": {"b": "$brand", "n": "$host_network"},
+                            "k": {"$sum": 1}}}]))
+            # Sessions per pair, and the distinct subscribers with a throttled session per
+            # pair (a subscriber with two throttled sessions counts once).
+            facets = await self._aggregate(POLICIES, [
+                {"$match": {"ended": {"$exists": False}}},
+                {"$facet": {
+                    "sessions": [{"$group": {"_id": {"b": "$brand", "n": "$hostNetwork"},
+                                             "k": {"$sum": 1}}}],
+                    "throttled": [
+                        {"$match": {"reason": "throttled"}},
+                        {"$group": {"_id": {"b": "$brand", "n": "$hostNetwork",
+                                            "s": "$supi"}}},
+                        {"$group": {"_id": {"b": "$_id.b", "n": "$_id.n"},
+                                    "k": {"$sum": 1}}}]}}])
+            facet = facets[0] if facets else {}
+            policy = _per_pair(facet.get("sessions") or [])
+            throttled = _per_pair(facet.get("throttled") or [])
+            recent = _per_pair(await self._aggregate(EDRS, [
+                {"$match": {"kind": "charging", "time": {"$gte": since}}},
+                {"$group": {"_id": {"b": "$brand", "n": "$host_network"},
+                            "k": {"$sum": 1}}}]))
             backlog = await self.db[OUTBOX].count_documents({"status": "pending"})
+        rows = [OverviewRow(b, n, charging.get((b, n), 0), policy.get((b, n), 0),
+                            throttled.get((b, n), 0),
+                            round(recent.get((b, n), 0) / RATE_WINDOW_S, 2))
+                for b in brands for n in networks]
         return rows, backlog
+
+    async def _aggregate(self, collection: str, pipeline: list[Doc]) -> list[Doc]:
+        # Bounded in time by the client's timeoutMS (``mongodb_timeout_ms``).
+        cursor = await self.db[collection].aggregate(pipeline)
+        return await cursor.to_list(None)
+
+
+def _per_pair(groups: list[Doc]) -> dict[tuple[str, str], int]:
+    """``{"_id": {"b": brand, "n": network}, "k": count}`` rows as a mapping."""
+    out: dict[tuple[str, str], int] = {}
+    for g in groups:
+        key = g.get("_id") or {}
+        out[(str(key.get("b")), str(key.get("n")))] = int(g.get("k") or 0)
+    return out
 
 
 @dataclass(frozen=True)

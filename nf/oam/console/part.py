@@ -1,6 +1,12 @@
-"""The console's part of the NF: its blueprint on the OAM port and the audit index."""
+"""The console's part of the NF: its blueprint on the OAM port and the audit index.
+
+The subscriber page lists the notices sent to the subscriber and their fraud cases when
+those parts are wired in and on (notices with a channel to send on; fraud protection
+enabled), read through their own stores."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from quart import Blueprint
 
@@ -8,13 +14,31 @@ from nf.ledger.part import LedgerPart
 from nf.oam.console.data import ConsoleData
 from nf.runtime import Role, Runtime, Worker
 
+if TYPE_CHECKING:
+    from nf.fraud.part import FraudPart
+    from nf.fraud.store import FraudStore
+    from nf.subnotify.outbox import NoticeOutbox
+    from nf.subnotify.part import SubNoticePart
+
 
 class ConsolePart:
     name = "console"
 
-    def __init__(self, rt: Runtime, ledger_part: LedgerPart) -> None:
+    def __init__(self, rt: Runtime, ledger_part: LedgerPart, *,
+                 notices: SubNoticePart | None = None, fraud: FraudPart | None = None
+                 ) -> None:
         self.rt = rt
         self.ledger_part = ledger_part
+        self.notices = notices
+        self.fraud = fraud
+
+    def notice_store(self) -> NoticeOutbox | None:
+        n = self.notices
+        return n.outbox if n is not None and n.active else None
+
+    def fraud_store(self) -> FraudStore | None:
+        f = self.fraud
+        return f.service.store if f is not None and self.rt.settings.fraud.enabled else None
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         if role != "oam" or not self.rt.settings.console.enabled:
@@ -22,7 +46,8 @@ class ConsolePart:
         from nf.oam.console.routes import console_blueprint
 
         return [console_blueprint(self.rt, self.ledger_part.ledger,
-                                  self.ledger_part.catalog)]
+                                  self.ledger_part.catalog, notices=self.notice_store(),
+                                  fraud=self.fraud_store())]
 
     async def ensure_indexes(self) -> None:
         await ConsoleData(self.rt).ensure_indexes()

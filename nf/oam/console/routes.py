@@ -8,27 +8,34 @@ is "not found"). Actions are confirmed on a page of their own, audited in
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from quart import Blueprint, Quart, Response, redirect, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 
+from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
 from nf.errors import NfError, NotFound, Unauthorized
+from nf.fraud.store import FraudStore
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
-from nf.oam.console.auth import Agent, Keys, csrf_ok, new_token, session_secret
+from nf.oam.console.auth import Agent, Keys, csrf_ok, key_id, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
+from nf.oam.console.limits import SignInLimiter
 from nf.oam.console.rates import RateMeter, charging_requests_total
-from nf.oam.keys import KeyRing
+from nf.oam.keys import KeyRing, digest
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
+from nf.store.mongo import Doc
+from nf.subnotify.outbox import NoticeOutbox
 
 PREFIX = "/console"
 SUPI = re.compile(r"^imsi-[0-9]{5,15}$")
@@ -39,14 +46,19 @@ ACTIONS = {"buy": "Buy an offer", "suspend": "Suspend", "reactivate": "Reactivat
 STATUS_OF = {"suspend": SubscriberStatus.SUSPENDED, "reactivate": SubscriberStatus.ACTIVE,
              "block": SubscriberStatus.BLOCKED}
 BUYABLE = ("addon", "roaming_pass", "speed_boost")
+SIDE_LIST_MAX = 20  # notices and fraud cases shown on a subscriber page (newest first)
+log = logging.getLogger("nf.console")
 
 
 class _SignIn(Exception):
     """No valid session: go to the sign-in page."""
 
 
-def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
+def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, *,
+                      notices: NoticeOutbox | None = None, fraud: FraudStore | None = None
                       ) -> Blueprint:
+    """``notices``/``fraud``: the stores behind the subscriber page's "notifications
+    sent" and "fraud cases" (None: that part is off, the section is not shown)."""
     cfg = rt.settings.console
     tls = rt.settings.server.tls_cert_file is not None
     bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
@@ -56,6 +68,16 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
     secret = session_secret(cfg.session_secret)
     meter = RateMeter()
     cached: dict[str, tuple[float, list[OverviewRow], int]] = {}
+    limiter = SignInLimiter(cfg.sign_in_max_failures, cfg.sign_in_window_s,
+                            cfg.sign_in_lockout_s, cfg.sign_in_tracked_max)
+    failures = Counter("nf_console_sign_in_failures_total",
+                       "Console sign-ins refused for a wrong key", registry=rt.metrics.registry)
+    lockouts = Counter("nf_console_sign_in_lockouts_total",
+                       "Console sign-in lockouts, by what was locked out (address, key)",
+                       ["by"], registry=rt.metrics.registry)
+    refused = Counter("nf_console_sign_in_limited_total",
+                      "Console sign-ins refused with 429 during a lockout",
+                      registry=rt.metrics.registry)
 
     @bp.record_once
     def _setup(state: Any) -> None:
@@ -129,7 +151,10 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
     async def _error(e: NfError) -> ResponseReturnValue:
         if not wants_html():
             return problem_response(e, request.path)
-        return await page("error.html", e.status, title=e.title, message=e.detail)
+        resp = await page("error.html", e.status, title=e.title, message=e.detail)
+        if e.retry_after_s is not None:
+            resp.headers["Retry-After"] = str(e.retry_after_s)
+        return resp
 
     @bp.get("/")
     async def home() -> ResponseReturnValue:
@@ -142,10 +167,35 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
         return await page("sign_in.html", csrf=session["pre_csrf"],
                           next=request.args.get("next", ""), failed=False)
 
+    def client_address() -> str:
+        if cfg.client_address_header:
+            forwarded = request.headers.get(cfg.client_address_header, "")
+            first = forwarded.split(",")[0].strip()[:64]
+            if first:
+                return first
+        return str(request.remote_addr or "unknown")[:64]
+
     @bp.post("/sign-in")
     async def sign_in_post() -> ResponseReturnValue:
         form = await form_of(None)
-        got = keys.sign_in(form.get("key", "").strip())
+        presented = form.get("key", "").strip()
+        address, kid = client_address(), key_id(digest(presented))
+        subjects = (f"address {address}", f"key {kid}")
+        now = rt.clock.monotonic()
+        wait = limiter.retry_after(subjects, now)
+        if wait is not None:
+            refused.inc()
+            raise NfError(f"too many failed sign-ins; try again in {wait} s", 429,
+                          "TOO_MANY_REQUESTS", "Too many attempts", retry_after_s=wait)
+        got = keys.sign_in(presented)
+        if got is None:
+            failures.inc()
+            for subject in limiter.failed(subjects, now):
+                by = subject.split(" ", 1)[0]
+                lockouts.labels(by).inc()
+                logs.log(log, logging.WARNING, "console sign-in locked out", by=by,
+                         address=address, key_id=kid, failures=cfg.sign_in_max_failures,
+                         window_s=cfg.sign_in_window_s, lockout_s=cfg.sign_in_lockout_s)
         if got is None and not wants_html():
             raise Unauthorized("unknown API key")
         if got is None:
@@ -206,7 +256,21 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder
             charging=await data.charging_sessions(supi), policies=await data.policies(supi),
             edrs=await data.recent_edrs(supi, cfg.edr_timeline_max),
             audit=await data.audit_of(supi), offers=_buyable(view.brand),
+            notices=await _notices(a, supi), cases=await _cases(a, supi),
+            side_max=SIDE_LIST_MAX,
             done=request.args.get("done"), now=now)
+
+    async def _notices(a: Agent, supi: str) -> list[Doc] | None:
+        if notices is None:
+            return None
+        return await notices.for_subscriber(supi, SIDE_LIST_MAX,
+                                            brand=None if a.admin else a.scope)
+
+    async def _cases(a: Agent, supi: str) -> list[Doc] | None:
+        if fraud is None:
+            return None
+        q: Doc = {"supi": supi} if a.admin else {"supi": supi, "brand": a.scope}
+        return await fraud.find_cases(q, SIDE_LIST_MAX)
 
     def _buyable(brand: str) -> list[Any]:
         return [o for o in catalog.current.offers_of(brand) if o.kind in BUYABLE]
