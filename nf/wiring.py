@@ -47,6 +47,10 @@ def build_parts(rt: Runtime) -> list[Part]:
     chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
     parts.append(chf)
     rt.counter_listeners.append(chf)
+    # Purchase EDRs: from the same durable counter changes, so none is lost to a crash.
+    from nf.edr.purchases import PurchaseEdrs
+
+    rt.counter_listeners.append(PurchaseEdrs(ledger_part.ledger, edrs))
     # Care API idempotency keys (used by the provisioning blueprint): their TTL index.
     from nf.oam.idempotency import IdempotencyKeys
 

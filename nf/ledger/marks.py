@@ -122,5 +122,7 @@ def with_purchase(after: Wallet, supi: str, offer: AnyOffer, bucket_id: str, now
     mark = PurchaseMark(offer_id=offer.id, kind=offer.kind, bucket_id=bucket_id,
                         quota_bytes=quota,
                         valid_to=None if hours is None else now + timedelta(hours=hours),
-                        at=now)
+                        at=now, offer_version=offer.version, price_cents=offer.price_cents,
+                        currency=offer.currency,
+                        zone_name=offer.zone_name if isinstance(offer, RoamingPass) else None)
     return _for(supi, changes, after, now, purchase=mark)

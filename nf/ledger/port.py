@@ -96,6 +96,11 @@ class PurchaseMark:
     quota_bytes: int
     valid_to: datetime | None
     at: datetime
+    # The terms it was bought at, for the purchase EDR (``nf.edr.purchases``).
+    offer_version: int = 0
+    price_cents: int = 0
+    currency: str = ""
+    zone_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ Keys are checked by ``nf.oam.keys`` (digests, constant-time).
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 from typing import Any, Literal
 
@@ -20,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogError, CatalogHolder
-from nf.catalog.model import AnyOffer, RoamingPass
+from nf.catalog.model import AnyOffer, FamilyPlan
 from nf.edr.port import EdrSink
 from nf.edr.records import Party, purchase_record, status_record
 from nf.errors import (
@@ -204,37 +203,32 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
         _, member = await owned(supi, now)  # brand scope first: another brand's is a 404
 
         async def buy() -> Response:
-            # Counter changes reach the listeners through the ledger's pending effects.
+            # Counter changes reach the listeners through the ledger's pending effects,
+            # and so does the purchase EDR (``nf.edr.purchases``), except a family plan's.
             await ledger.purchase(supi, body.offerId, now)
             bal = await ledger.balance(supi, now)
             assert bal is not None
-            if edrs is not None:
-                await purchase_edr(edrs, member, body.offerId, bal, now)
+            found = catalog.current.offer(body.offerId)
+            if edrs is not None and found is not None and isinstance(found[1], FamilyPlan):
+                await family_plan_edr(edrs, member, found[1], now)
             return _json(balance_json(bal, now), 201)
 
         return await once.run(scope(), body.model_dump(mode="json"), buy)
 
-    async def purchase_edr(sink: EdrSink, m: Member, offer_id: str, bal: BalanceView,
-                           now: datetime) -> None:
-        found = catalog.current.offer(offer_id)
-        if found is None:
-            return
-        offer = found[1]
-        buckets = [b.bucket_id for b in bal.buckets
-                   if b.offer_id == offer_id and b.valid_from == now]
-        doc = purchase_record(
-            time=now, party=Party(supi=m.supi, gpsi=m.gpsi, brand=m.brand,
-                                  host_network=m.home_network),
-            offer_id=offer_id, offer_version=offer.version, offer_kind=offer.kind,
-            price_cents=offer.price_cents, currency=offer.currency, bucket_ids=buckets,
-            zone_name=offer.zone_name if isinstance(offer, RoamingPass) else None,
-            record_id=f"buy:{m.supi}:{buckets[0] if buckets else uuid.uuid4().hex}")
+    async def family_plan_edr(sink: EdrSink, m: Member, offer: FamilyPlan,
+                              now: datetime) -> None:
+        # A family plan creates a group wallet, not a bucket of the buyer's: its purchase
+        # EDR is written here, after the fact (a crash in between loses it; the other
+        # offers' EDRs ride the durable counter change).
         try:
-            await sink.write(doc)
+            await sink.write(purchase_record(
+                time=now, party=_party(m), offer_id=offer.id, offer_version=offer.version,
+                offer_kind=offer.kind, price_cents=offer.price_cents,
+                currency=offer.currency, record_id=f"buy:{m.supi}:{offer.id}:{now.isoformat()}"))
         except NfError as e:
             # The purchase is done and must not be bought twice by a retry: answer 201.
             log.error("purchase EDR not stored", extra={"fields": {
-                "supi": m.supi, "offer": offer_id, "error": e.detail}})
+                "supi": m.supi, "offer": offer.id, "error": e.detail}})
 
     @bp.get(f"{BASE}/subscribers/<supi>/balance")
     async def balance(supi: str) -> Response:

@@ -3,8 +3,10 @@ live source, errors; and the purchase EDR written by the provisioning API."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from quart import Quart
@@ -92,7 +94,13 @@ async def test_unknown_report(app: Quart) -> None:
 
 
 async def test_a_purchase_writes_a_purchase_edr(app: Quart, db: Db) -> None:
-    c = app.test_client()
+    """The EDR rides the purchase's durable counter change (``nf.edr.purchases``), so it
+    is stored by the background delivery, within moments of the answer."""
+    async with app.test_app() as ta:
+        await _purchase_and_check(ta.test_client(), db)
+
+
+async def _purchase_and_check(c: Any, db: Db) -> None:
     supi = "imsi-001010000000555"
     r = await c.post("/provisioning/v1/subscribers", headers=LUMEN, json={
         "supi": supi, "homeNetwork": "northwind", "planOfferId": "lumen-capped-2gb",
@@ -103,7 +111,12 @@ async def test_a_purchase_writes_a_purchase_edr(app: Quart, db: Db) -> None:
     assert r.status_code == 201
     bought = [b for b in (await r.get_json())["buckets"]
               if b["offerId"] == "lumen-roam-north-1gb-1d"]
-    edr = await db.edrs.find_one({"kind": "purchase", "supi": supi})
+    edr = None
+    for _ in range(100):
+        edr = await db.edrs.find_one({"kind": "purchase", "supi": supi})
+        if edr is not None:
+            break
+        await asyncio.sleep(0.05)
     assert edr is not None
     assert (edr["offer_id"], edr["offer_kind"], edr["price_cents"], edr["currency"],
             edr["zone_name"], edr["brand"], edr["host_network"], edr["gpsi"]) == (
