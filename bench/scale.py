@@ -51,6 +51,7 @@ from nf.config import Settings
 from nf.ledger.mongo import COLLECTION, MongoLedger
 from nf.store import embedded
 from nf.store.mongo import make_client
+from nf.store.opwatch import OpWatch
 
 DATABASE = "nf_bench"
 DEFAULT_SIZES = (100_000, 1_000_000)
@@ -98,7 +99,8 @@ async def seed(settings: Settings, n: int, small_cap_share: float, small_cap_byt
     """Create ``n`` subscribers with ``concurrency`` bulk writers; (population, timing)."""
     assert settings.catalog_dir is not None
     groups = layout(settings, n, small_cap_share, small_cap_bytes)
-    client = make_client(settings)
+    # Bulk loads are slow by nature: no slow-operation lines from this client.
+    client = make_client(settings, OpWatch(slow_ms=600_000))
     created = 0
     progress = Progress("seeding", n)
     try:
@@ -333,7 +335,8 @@ def measure(ropts: Options, nf: Nf, db: embedded.EmbeddedDb, population: Path,
     for i in range(ropts.repeat):
         log(f"{n:,}: run {i + 1}/{ropts.repeat}: load generator ({ropts.mode} loop)")
         with RssSampler(roots) as rss:
-            load, used, dbops = run_loadgen(ropts, nf, population, i, ropts.repeat, roots,
+            load, used, dbops = run_loadgen(ropts, [nf], population, i, ropts.repeat,
+                                            {k: [v] for k, v in roots.items()},
                                             logdir / f"load-{i}.json", db.uri)
         one: dict[str, Any] = {"index": i, "load": load, "cpu": used, "db_ops": dbops,
                                "rss": rss.mib()}

@@ -21,6 +21,7 @@ from nf.catalog import CatalogHolder
 from nf.config import Settings
 from nf.ledger.mongo import MongoLedger, NewSubscriber
 from nf.store.mongo import make_client
+from nf.store.opwatch import OpWatch
 
 MIB = 1024 * 1024
 BRAND = "benchmark"
@@ -100,7 +101,8 @@ async def seed_population(settings: Settings, n: int, small_cap_share: float,
     if settings.catalog_dir is None:
         raise ValueError("catalog_dir must be set (see write_catalog)")
     groups = layout(settings, n, small_cap_share, small_cap_bytes)
-    client = make_client(settings)
+    # Bulk loads are slow by nature: no slow-operation lines from this client.
+    client = make_client(settings, OpWatch(slow_ms=600_000))
     try:
         db = client[settings.mongodb_database]
         ledger = MongoLedger(db, settings, CatalogHolder.from_dir(settings.catalog_dir))

@@ -53,3 +53,24 @@ def test_tiny_benchmark_runs_end_to_end_without_errors(
         assert one["summary"]["ratio_to_ceiling"] > 0
     text = capsys.readouterr().out
     assert "chf_update" in text and "errors: none" in text
+
+
+def test_tiny_population_curve_runs_end_to_end(tmp_path: Path) -> None:
+    """``python -m bench --scale`` at one tiny size: seeding, first reads, disk, restart,
+    the load and the curve row, with zero errors."""
+    from bench import scale
+
+    out = tmp_path / "scale.json"
+    run_opts = Options(subscribers=400, small_cap_share=0.5, workers=1, conns=2, streams=8,
+                       concurrency=4, updates=3, duration_s=2, warmup_s=1, repeat=1,
+                       ceiling=False, db="auto", warm_probe=False)
+    rep = scale.run(scale.ScaleOptions(sizes=(400,), run=run_opts, out=out))
+    assert json.loads(out.read_text())["curve"] == rep["curve"]
+    (size,) = rep["sizes"]
+    assert size["seed"]["subscribers"] == 400
+    (one,) = size["runs"]
+    assert one["load"]["errors"] == {}, one["load"]["errors"]
+    (row,) = rep["curve"]
+    assert row["subscribers"] == 400 and row["chf_update_per_s"] > 0
+    assert row["restart_ready_s"] is not None and row["disk_mib"] is not None
+    assert out.with_suffix(".svg").read_text().startswith("<svg")
