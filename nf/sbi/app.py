@@ -16,9 +16,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
+import pymongo
 from pymongo import AsyncMongoClient
 from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
@@ -92,11 +94,33 @@ class _Lifecycle:
         self.supervisor: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        for part in self.parts:
-            await part.ensure_indexes()
-        took = await warm_up(self.rt.db)
+        # Index checks and the warm-up may take long on a large database just restarted:
+        # they get ``mongodb_startup_timeout_s`` instead of the per-operation timeout, and a
+        # progress line every 10 s says what is being waited for.
+        settings = self.rt.settings
+        step = ["index checks"]
+        t0 = time.monotonic()
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(10)
+                logs.log(log, logging.WARNING, "starting: waiting for the database",
+                         role=self.role, step=step[0], waited_s=round(time.monotonic() - t0),
+                         limit_s=settings.mongodb_startup_timeout_s)
+
+        reporter = asyncio.create_task(progress())
+        try:
+            with pymongo.timeout(settings.mongodb_startup_timeout_s):
+                for part in self.parts:
+                    step[0] = f"index checks ({part.name})"
+                    await part.ensure_indexes()
+                step[0] = "warm-up"
+                took = await warm_up(self.rt.db)
+        finally:
+            reporter.cancel()
         logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
-                 "database warmed up", role=self.role, ms=took)
+                 "database warmed up", role=self.role, ms=took,
+                 start_s=round(time.monotonic() - t0, 2))
         self.ready = True
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         self.supervisor = asyncio.create_task(self._supervise(workers))

@@ -110,6 +110,9 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
     cfg.keep_alive_timeout = srv.idle_timeout_s or float(2**31)
     cfg.h2_max_concurrent_streams = srv.h2_max_concurrent_streams
     cfg.graceful_timeout = srv.shutdown_grace_s
+    # The app bounds its own start (``mongodb_startup_timeout_s``); Hypercorn's 60 s
+    # default would kill a process still waiting for a large database.
+    cfg.startup_timeout = 86_400
     cfg.accesslog = None
     cfg.logconfig_dict = _log_config(log_level)
     if srv.tls_cert_file and srv.tls_key_file:

@@ -1,0 +1,62 @@
+"""At start, a large database just restarted answers its first operations slowly (seconds
+per 100,000 documents, the warm-up's job: ``nf.store.mongo.warm_up``). Every database
+operation of the start (each part's index checks, the warm-up) runs under
+``mongodb_startup_timeout_s``, not the per-operation ``mongodb_timeout_ms``, with a
+progress line every 10 s; requests afterwards are bounded by ``mongodb_timeout_ms`` again.
+(``make bench-scale`` shows it at 1 million wallets.)"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from pymongo import _csot
+from quart import Blueprint
+
+from nf.clock import FakeClock
+from nf.config import Settings
+from nf.runtime import Role, Worker
+from nf.sbi.app import create_app
+from nf.store.mongo import Db, make_client
+
+
+class BudgetProbe:
+    """A part that notes the operation deadline in force while the start checks indexes,
+    and does one real database operation under it."""
+
+    name = "probe"
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+        self.deadline_s: float | None = None
+
+    def blueprints(self, role: Role) -> list[Blueprint]:
+        return []
+
+    async def ensure_indexes(self) -> None:
+        self.deadline_s = _csot.get_timeout()
+        await self.db["probe"].insert_one({"_id": 1})
+
+    def workers(self) -> list[Worker]:
+        return []
+
+
+async def test_start_runs_under_its_own_budget_and_says_so(
+        settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    s = settings.model_copy(update={"mongodb_timeout_ms": 100,
+                                    "mongodb_startup_timeout_s": 600.0})
+    client = make_client(s)  # every operation bounded to 100 ms, except at start
+    db = client[s.mongodb_database]
+    probe = BudgetProbe(db)
+    try:
+        app = create_app(s, role="oam", db=db, clock=FakeClock(), parts=[probe])
+        with caplog.at_level(logging.INFO, logger="nf.app"):
+            async with app.test_app() as ta:
+                assert (await ta.test_client().get("/readyz")).status_code == 200
+                assert _csot.get_timeout() is None  # outside the start: the client's 100 ms
+    finally:
+        await client.drop_database(s.mongodb_database)
+        await client.close()
+    assert probe.deadline_s is not None and 590 < probe.deadline_s <= 600
+    warmed = [r for r in caplog.records if r.getMessage() == "database warmed up"]
+    assert warmed and "probe" in warmed[0].__dict__["fields"]["ms"]
