@@ -41,6 +41,8 @@ LOADGEN_SRC = HERE / "loadgen"
 LOADGEN_BIN = LOADGEN_SRC / "loadgen"
 RESULTS = HERE / "results"
 BENCH_CONFIG = HERE / "nf-bench.yaml"
+# As long as the NF's own ``mongodb_startup_timeout_s`` (default), and a little more.
+NF_READY_TIMEOUT_S = 960.0
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,11 @@ def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog:
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     nf = Nf(proc, f"http://127.0.0.1:{sbi}", f"http://127.0.0.1:{oam}", logfile)
     try:
-        deadline = time.monotonic() + 90
+        # A large database just restarted makes the NF's start slow (index checks, the
+        # warm-up; it logs what it waits for): wait as long as the NF itself would.
+        t0 = time.monotonic()
+        deadline = t0 + NF_READY_TIMEOUT_S
+        said = t0
         while True:
             if proc.poll() is not None:
                 tail = logfile.read_text(errors="replace").splitlines()[-15:]
@@ -168,8 +174,13 @@ def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog:
             # Ready means the OAM port says so AND the SBI port answers (two processes).
             if _ok(nf.oam + "/readyz") and _ok(nf.sbi + "/healthz", h2c=True):
                 break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nf serve not ready in 90 s; see {logfile}")
+            now = time.monotonic()
+            if now > deadline:
+                raise RuntimeError(f"nf serve not ready in {NF_READY_TIMEOUT_S:.0f} s; "
+                                   f"see {logfile}")
+            if now - said >= 10:
+                said = now
+                log(f"waiting for nf serve to be ready ({now - t0:.0f} s; its log: {logfile})")
             time.sleep(0.2)
         yield nf
     finally:
