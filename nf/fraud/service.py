@@ -93,6 +93,7 @@ class FraudService:
         self._ctx: dict[str, Context] = {}
         self._lease_until: datetime | None = None
         self._cursor: Doc = {}
+        self._behind = True  # the last round read a full batch: more EDRs are waiting
         windows = [self.cfg.session_stale_s, 86_400]
         for b in [None, *self.cfg.brands]:
             r = self.cfg.rules_for(b)
@@ -138,6 +139,7 @@ class FraudService:
             if hi_t is not None:
                 hi_t, hi_id = hi_t - late, None
         main = await self.store.edrs_after(hi_t, hi_id, self.cfg.batch_max)
+        self._behind = len(main) >= self.cfg.batch_max
         docs = main
         mono = self.rt.clock.monotonic()
         if hi_t is not None and late and \
@@ -243,15 +245,24 @@ class FraudService:
         items = []
         for supi, st in states.items():
             st = replace(st, version=before.get(supi, 0))
-            due = rules.orphan_due(st, self.ctx(st.brand))
+            due = rules.due_at(st, self.ctx(st.brand))
             items.append((st, now + self.state_ttl, due))
         return await self.store.save_states(items)
 
+    def stream_time(self) -> datetime:
+        """The time up to which the EDRs have been read: now once the reader has caught
+        up, else the time of the last EDR read (a waiting rule does not run ahead of the
+        records still to be read: the other side of a PDU session may be among them)."""
+        now = self.rt.clock.now()
+        hi_t = _opt_dt(self._cursor.get("hi_t"))
+        return min(now, hi_t) if self._behind and hi_t is not None else now
+
     async def tick(self, limit: int = 500) -> int:
-        """Look again at subscribers whose waiting rules are due (orphan sessions)."""
+        """Look again at subscribers whose waiting rules are due (orphan sessions, ending
+        PDU sessions)."""
         if not self._leader:
             return 0
-        now = self.rt.clock.now()
+        now = self.stream_time()
         due = await self.store.due_states(now, limit)
         if not due:
             return 0
