@@ -1,5 +1,6 @@
 """The fraud shell: reads stored EDRs, runs the rules, opens cases and applies or lifts the
-mitigation (through the ledger, whose changes reach the PCF and CHF as counter changes).
+mitigation (through the ledger, whose changes reach the PCF and CHF as counter changes,
+delivered durably by the ledger's effects drain).
 
 One process reads at a time (a lease on ``fraud_cursor``); the reader walks the ``edrs``
 collection in ``(time, _id)`` order from its checkpoint, and rescans the last
@@ -333,26 +334,25 @@ class FraudService:
                      error=e.detail)
 
     async def mitigate(self, case: Doc, now: datetime) -> None:
-        """Apply the case's throttle or suspension (idempotent), then mark it done."""
+        """Apply the case's throttle or suspension (idempotent), then mark it done. The
+        ledger's counter changes reach the PCF and the CHF as the write's durable effects
+        (``nf.ledger.effects``)."""
         supi, action, brand = case["supi"], case["action"], case.get("brand")
         applied: str | None = None
         try:
             if action == "throttle":
                 up, down = self.cfg.throttle_kbps(brand)
-                changes = await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
+                await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
                 applied = "throttle"
             else:
                 view = await self.ledger.subscriber(supi, now)
-                changes = ()
                 if view is not None and view.status is SubscriberStatus.ACTIVE:
-                    changes = await self.ledger.set_status(supi, SubscriberStatus.SUSPENDED,
-                                                           now)
+                    await self.ledger.set_status(supi, SubscriberStatus.SUSPENDED, now)
                     applied = "suspend"
                 elif view is not None and case.get("applied") == "suspend":
                     applied = "suspend"  # applied before a crash
         except NotFound:
-            changes = ()
-        await self.rt.publish_counter_changes(changes)
+            pass
         await self.store.set_case(case["_id"], {}, {
             "applied": applied, "action_state": "done", "updated_at": now},
             {"at": now, "who": "fraud", "what": f"applied {applied}" if applied
@@ -364,29 +364,27 @@ class FraudService:
             record_id=f"fraud:{case['_id']}:action"))
 
     async def lift(self, case: Doc, now: datetime) -> None:
-        """Undo what a case applied, unless another open case holds the same mitigation."""
+        """Undo what a case applied, unless another open case holds the same mitigation
+        (the counter changes leave as the ledger write's effects, as in ``mitigate``)."""
         supi, applied = case["supi"], case.get("applied")
-        changes: tuple[Any, ...] = ()
         lifted = None
         try:
             if applied == "suspend" and not await self.store.open_with(
                     supi, "suspend", case["_id"]):
                 view = await self.ledger.subscriber(supi, now)
                 if view is not None and view.status is SubscriberStatus.SUSPENDED:
-                    changes = await self.ledger.set_status(supi, SubscriberStatus.ACTIVE, now)
+                    await self.ledger.set_status(supi, SubscriberStatus.ACTIVE, now)
                     lifted = "suspend"
                     # Reinstating lifts every fraud throttle: keep another case's.
                     if await self.store.open_with(supi, "throttle", case["_id"]):
                         up, down = self.cfg.throttle_kbps(case.get("brand"))
-                        changes += await self.ledger.set_fraud_speed(supi, Speed(up, down),
-                                                                     now)
+                        await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
             elif applied == "throttle" and not await self.store.open_with(
                     supi, "throttle", case["_id"]):
-                changes = await self.ledger.set_fraud_speed(supi, None, now)
+                await self.ledger.set_fraud_speed(supi, None, now)
                 lifted = "throttle"
         except NotFound:
             pass
-        await self.rt.publish_counter_changes(changes)
         await self.store.set_case(case["_id"], {}, {"lift_state": "done", "updated_at": now},
                                   {"at": now, "who": "fraud",
                                    "what": f"lifted {lifted}" if lifted else "nothing to lift",
