@@ -165,6 +165,8 @@ def window_usage(st: SubState, at: datetime, window_s: int) -> int:
 def pdu_sessions(sessions: tuple[Sess, ...]) -> list[tuple[Sess, ...]]:
     """The sessions grouped by PDU session (a pair of peers, or a session alone), oldest
     first. Every session is in exactly one group."""
+    if len(sessions) < 2:
+        return [(x,) for x in sessions]
     by_key = {x.key: x for x in sessions}
     done: set[str] = set()
     groups: list[tuple[Sess, ...]] = []
@@ -199,9 +201,9 @@ def _link(sessions: tuple[Sess, ...], mine: Sess, depth: int = 0) -> tuple[Sess,
     ``mine`` fits it strictly better than its peer does (same PDU session and place
     against another place: two PDU sessions with one id whose sides interleaved); its
     old peer is then paired again if it can be."""
-    live = {x.key: x for x in sessions}
-    if mine.peer is not None and mine.peer in live:
+    if mine.peer is not None and any(x.key == mine.peer for x in sessions):
         return sessions
+    live = {x.key: x for x in sessions}
     ranked = []
     for x in sessions:
         if x.kind == mine.kind or x.closed_at is not None:
@@ -328,9 +330,12 @@ def _sess_json(s: Sess) -> dict[str, Any]:
     return out
 
 
-def _active(st: SubState) -> list[tuple[Sess, ...]]:
+Groups = list[tuple[Sess, ...]]
+
+
+def _active(groups: Groups) -> Groups:
     """The PDU sessions that are not ending."""
-    return [g for g in pdu_sessions(st.sessions) if not _ending(g)]
+    return [g for g in groups if not _ending(g)]
 
 
 def _where(group: tuple[Sess, ...]) -> Sess:
@@ -338,8 +343,8 @@ def _where(group: tuple[Sess, ...]) -> Sess:
     return max(group, key=lambda x: (x.seen_at, x.kind == "policy"))
 
 
-def _multi_network(st: SubState, ctx: Context) -> dict[str, Any] | None:
-    active = _active(st)
+def _multi_network(groups: Groups, ctx: Context) -> dict[str, Any] | None:
+    active = _active(groups)
     current = [_where(g) for g in active]
     nets = sorted({s.host_network for s in current if s.host_network})
     plmns = sorted({s.serving_plmn for s in current if s.serving_plmn})
@@ -355,19 +360,15 @@ def _multi_network(st: SubState, ctx: Context) -> dict[str, Any] | None:
                           for g, w in zip(active, current, strict=True)]}
 
 
-def _pdu_sessions(st: SubState) -> int:
-    return len(_active(st))
-
-
-def _lone(st: SubState) -> list[Sess]:
+def _lone(groups: Groups) -> list[Sess]:
     """Open sessions with a PDU session id and no other side (ending ones wait)."""
-    return [g[0] for g in pdu_sessions(st.sessions)
+    return [g[0] for g in groups
             if len(g) == 1 and g[0].pdu is not None and g[0].closed_at is None]
 
 
-def _orphans(st: SubState, now: datetime, ctx: Context) -> list[Sess]:
+def _orphans(groups: Groups, now: datetime, ctx: Context) -> list[Sess]:
     grace = timedelta(seconds=ctx.rules.orphan_session.grace_s)
-    return [s for s in _lone(st) if now - s.opened_at >= grace]
+    return [s for s in _lone(groups) if now - s.opened_at >= grace]
 
 
 def due_at(st: SubState, ctx: Context) -> datetime | None:
@@ -377,7 +378,7 @@ def due_at(st: SubState, ctx: Context) -> datetime | None:
     grace = timedelta(seconds=ctx.rules.orphan_session.grace_s)
     times = [s.closed_at + grace for s in st.sessions if s.closed_at is not None]
     if ctx.rules.orphan_session.action != "off":
-        times += [s.opened_at + grace for s in _lone(st)]
+        times += [s.opened_at + grace for s in _lone(pdu_sessions(st.sessions))]
     return min(times) if times else None
 
 
@@ -385,17 +386,24 @@ def _check(st: SubState, trigger: str, at: datetime, ctx: Context, ev: Event | N
            ) -> tuple[SubState, list[Detection]]:
     out: list[Detection] = []
     r = ctx.rules
+    groups: Groups | None = None
+
+    def pdus() -> Groups:  # the sessions do not change below
+        nonlocal groups
+        if groups is None:
+            groups = pdu_sessions(st.sessions)
+        return groups
 
     def on(rule: str) -> bool:
         return r.action(rule) != "off" and not _suppressed(st, rule, at)
 
     if on("multi_network") and (ev is None or ev.kind in ("charging", "policy")):
-        ev_mn = _multi_network(st, ctx)
+        ev_mn = _multi_network(pdus(), ctx)
         if ev_mn is not None:
             st, d = _fire(st, "multi_network", trigger, at, ctx, ev_mn)
             out.append(d)
     if on("concurrent_sessions"):
-        n = _pdu_sessions(st)
+        n = len(_active(pdus()))
         if n > r.concurrent_sessions.max_sessions:
             st, d = _fire(st, "concurrent_sessions", trigger, at, ctx, {
                 "pduSessions": n, "maxSessions": r.concurrent_sessions.max_sessions,
@@ -420,7 +428,7 @@ def _check(st: SubState, trigger: str, at: datetime, ctx: Context, ev: Event | N
                 "lastOffer": ev.offer_id})
             out.append(d)
     if on("orphan_session"):
-        orphans = _orphans(st, at, ctx)
+        orphans = _orphans(pdus(), at, ctx)
         if orphans:
             st, d = _fire(st, "orphan_session", trigger, at, ctx, {
                 "graceS": r.orphan_session.grace_s,
