@@ -201,7 +201,8 @@ def _link(sessions: tuple[Sess, ...], mine: Sess, depth: int = 0) -> tuple[Sess,
     ``mine`` fits it strictly better than its peer does (same PDU session and place
     against another place: two PDU sessions with one id whose sides interleaved); its
     old peer is then paired again if it can be."""
-    if mine.peer is not None and any(x.key == mine.peer for x in sessions):
+    if mine.peer is not None and any(x.key == mine.peer and x.peer == mine.key
+                                     for x in sessions):
         return sessions
     live = {x.key: x for x in sessions}
     ranked = []

@@ -263,14 +263,14 @@ class FraudService:
         PDU sessions)."""
         if not self._leader:
             return 0
-        now = self.stream_time()
-        due = await self.store.due_states(now, limit)
+        now, at = self.rt.clock.now(), self.stream_time()
+        due = await self.store.due_states(at, limit)
         if not due:
             return 0
         detections: list[Detection] = []
         states: dict[str, SubState] = {}
         for st in due:
-            new, fired = rules.evaluate(st, Tick(), now, self.ctx(st.brand))
+            new, fired = rules.evaluate(st, Tick(), at, self.ctx(st.brand))
             states[st.supi] = new
             detections += fired
         lost = set(await self._save(states, {s.supi: s.version for s in due}, now))
