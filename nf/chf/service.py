@@ -275,7 +275,8 @@ class ChargingService:
             self.store.forget(ref)
             return await self._update_fresh(ref, req, isn, units, now)
         stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
-                                                 now, expect_isn=cached.last_isn)
+                                                 now, expect_isn=cached.last_isn,
+                                                 pdu_session_id=req.pdu_session_id)
         if stored:
             return 200, body
         fresh = await self.store.get(ref)
@@ -292,7 +293,8 @@ class ChargingService:
 
     async def _commit_update(self, ref: str, session: Session, isn: int,
                              units: list[UnitRequest], outcomes: list[ChargeOutcome],
-                             terms: Terms, now: datetime, expect_isn: int | None = None
+                             terms: Terms, now: datetime, expect_isn: int | None = None,
+                             pdu_session_id: int | None = None
                              ) -> tuple[bool, dict[str, Any]]:
         """Decide the answer from the ledger's outcomes, then store the session (with the
         answer, for retransmissions) and its EDR together. Returns (stored, answer)."""
@@ -301,7 +303,7 @@ class ChargingService:
         new = replace(decision.session, reply=Reply(200, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
         record = self._record(new, "update", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}")
+                              decision.records, f"{ref}:{isn}", pdu_session_id)
         fx = self._fx(record, now)
         stored = await self.store.advance(new, now, expect_isn=expect_isn, fx=fx)
         await self._settle(ref, stored, fx, record)
@@ -318,7 +320,7 @@ class ChargingService:
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
         outcomes = await self._charge(session, steps, now)
         stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
-                                                 now)
+                                                 now, pdu_session_id=req.pdu_session_id)
         if not stored:
             logs.log(log, logging.WARNING, "charging session moved on during an update",
                      isn=isn)
@@ -344,7 +346,7 @@ class ChargingService:
         outcomes = await self._charge(session, steps, now, close=True)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
         record = self._record(session, "release", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}")
+                              decision.records, f"{ref}:{isn}", req.pdu_session_id)
         fx = self._fx(record, now)
         closed = await self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None),
                                         fx=fx)

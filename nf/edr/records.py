@@ -4,9 +4,9 @@ Every record carries ``time`` (aware UTC), ``day`` ("YYYY-MM-DD", for per-brand 
 reports), ``kind`` ("charging", "policy", "purchase", "status" or "fraud"), ``event``
 and the subscriber (``supi``, ``gpsi``, ``brand``) and network (``host_network``,
 ``serving_plmn``, ``roaming``) it concerns. Charging and policy records also carry
-``pdu_session_id`` when the SMF sent it (the charging create, every policy record), so
-charging and policy sessions of one PDU session can be matched. Volumes are bytes;
-speeds are kbit/s; prices are minor currency units. Readers (``nf.reports``,
+``pdu_session_id`` when the SMF sent it (every charging request that carries it, every
+policy record), so charging and policy sessions of one PDU session can be matched.
+Volumes are bytes; speeds are kbit/s; prices are minor currency units. Readers (``nf.reports``,
 ``nf.fraud``) ignore fields they do not know, so fields may be added.
 """
 

@@ -6,6 +6,18 @@ policy, with host network, serving PLMN and PDU session), the last country, usag
 bins, recent purchases, which rules have a case open or are quiet, and the ids of the EDRs
 already applied (so a record read twice changes nothing). ``Event`` is one EDR, ``Tick``
 the passing of time (orphan sessions are found by waiting). No I/O, no logging.
+
+The charging session and the policy association the SMF holds for one PDU session are
+paired when the second of them is first seen (``Sess.peer``, kept from then on): same PDU
+session id and host network first, then the same PDU session id (one side first seen
+after the PDU session moved), then a side that does not say its PDU session id; the one
+in the same serving PLMN, then the oldest, first. A PDU session is in one place at a
+time, where its side that reported last says it is, so a serving PLMN change reported by
+the PCF before the CHF (or the reverse) moves the PDU session instead of adding a place.
+When one side of a PDU session is released, the other side's release is awaited for the
+orphan grace period (the PDU session is *ending*: it is no longer anywhere), so a
+subscriber leaving network A for network B is not in two places while the last of A's
+releases is on its way.
 """
 
 from __future__ import annotations
@@ -37,6 +49,17 @@ class Sess:
     pdu: str | None  # "<host network>:<PDU session id>" when known
     opened_at: datetime
     seen_at: datetime
+    closed_at: datetime | None = None  # released; its PDU session's other side is not yet
+    peer: str | None = None  # the key of the other side of its PDU session
+
+    @property
+    def pdu_id(self) -> str | None:
+        return None if self.pdu is None else self.pdu.rpartition(":")[2]
+
+    @property
+    def pdu_network(self) -> str | None:
+        """The host network the PDU session was first seen on (part of ``pdu``)."""
+        return None if self.pdu is None else self.pdu.rpartition(":")[0]
 
 
 @dataclass(frozen=True)
@@ -139,6 +162,84 @@ def window_usage(st: SubState, at: datetime, window_s: int) -> int:
 # -------------------------------------------------------------------------- applying events
 
 
+def pdu_sessions(sessions: tuple[Sess, ...]) -> list[tuple[Sess, ...]]:
+    """The sessions grouped by PDU session (a pair of peers, or a session alone), oldest
+    first. Every session is in exactly one group."""
+    if len(sessions) < 2:
+        return [(x,) for x in sessions]
+    by_key = {x.key: x for x in sessions}
+    done: set[str] = set()
+    groups: list[tuple[Sess, ...]] = []
+    for x in sorted(sessions, key=lambda x: (x.opened_at, x.key)):
+        if x.key in done:
+            continue
+        peer = by_key.get(x.peer) if x.peer is not None else None
+        if peer is not None and peer.peer == x.key and peer.key not in done:
+            groups.append((x, peer))
+            done.add(peer.key)
+        else:
+            groups.append((x,))
+        done.add(x.key)
+    return groups
+
+
+def _peer_rank(mine: Sess, other: Sess) -> tuple[int, bool, datetime, str] | None:
+    """How well ``other`` fits as the other side of ``mine``'s PDU session (lower is
+    better; None: it cannot be)."""
+    if mine.pdu_id is not None and other.pdu_id is not None:
+        if mine.pdu_id != other.pdu_id:
+            return None
+        level = 0 if mine.pdu_network == other.pdu_network else 1
+    else:
+        level = 2
+    return level, other.serving_plmn != mine.serving_plmn, other.opened_at, other.key
+
+
+def _link(sessions: tuple[Sess, ...], mine: Sess, depth: int = 0) -> tuple[Sess, ...]:
+    """Pair ``mine`` (one of ``sessions``, open) with the other side of its PDU session,
+    if it has none yet and one is there. A side already paired is taken over when
+    ``mine`` fits it strictly better than its peer does (same PDU session and place
+    against another place: two PDU sessions with one id whose sides interleaved); its
+    old peer is then paired again if it can be."""
+    if mine.peer is not None and any(x.key == mine.peer and x.peer == mine.key
+                                     for x in sessions):
+        return sessions
+    live = {x.key: x for x in sessions}
+    ranked = []
+    for x in sessions:
+        if x.kind == mine.kind or x.closed_at is not None:
+            continue
+        r = _peer_rank(mine, x)
+        if r is None:
+            continue
+        old = live.get(x.peer) if x.peer is not None else None
+        if old is not None and old.peer == x.key:
+            now_r = _peer_rank(x, old)
+            if now_r is not None and now_r[:2] <= r[:2]:
+                continue  # well paired already
+        ranked.append((r, x.key, old.key if old is not None and old.peer == x.key
+                       else None))
+    if not ranked:
+        return sessions
+    _, peer, left = min(ranked)
+    out = tuple(replace(x, peer=peer) if x.key == mine.key else
+                replace(x, peer=mine.key) if x.key == peer else
+                replace(x, peer=None) if x.key == left else x for x in sessions)
+    if left is None or depth >= len(sessions):  # each take-over improves a pair: bounded
+        return out
+    return _link(out, next(x for x in out if x.key == left), depth + 1)
+
+
+def _peer_of(sessions: tuple[Sess, ...], mine: Sess) -> Sess | None:
+    got = next((x for x in sessions if x.key == mine.peer), None) \
+        if mine.peer is not None else None
+    return got if got is not None and got.peer == mine.key else None
+
+
+def _ending(group: tuple[Sess, ...]) -> bool:
+    return any(x.closed_at is not None for x in group)
+
+
 def _apply_session(st: SubState, ev: Event, ctx: Context) -> SubState:
     if ev.ref is None:
         return st
@@ -148,18 +249,30 @@ def _apply_session(st: SubState, ev: Event, ctx: Context) -> SubState:
         key, opens, closes = f"p:{ev.ref}", POLICY_OPEN, POLICY_CLOSE
     others = tuple(s for s in st.sessions if s.key != key)
     mine = next((s for s in st.sessions if s.key == key), None)
+    if mine is not None and mine.closed_at is not None:
+        return st  # released already: a late record of it changes nothing
     if ev.event in closes or (ev.result in REFUSED):
-        return replace(st, sessions=others)
+        if mine is None:
+            return st
+        partner = _peer_of(st.sessions, mine)
+        if partner is not None and partner.closed_at is None:
+            # The other side is still open: the PDU session is ending, not gone.
+            closed = replace(mine, closed_at=ev.time, seen_at=max(mine.seen_at, ev.time))
+            return replace(st, sessions=(*others, closed))
+        return replace(st, sessions=tuple(s for s in others if s is not partner))
     pdu = f"{ev.host_network}:{ev.pdu_session_id}" if ev.pdu_session_id is not None else None
     if mine is None:
         if ev.event not in opens and ev.kind == "charging" and ev.event != "update":
             return st
         mine = Sess(key, ev.kind, ev.host_network, ev.serving_plmn, pdu, ev.time, ev.time)
-    else:
-        mine = replace(mine, seen_at=max(mine.seen_at, ev.time),
+    elif ev.time >= mine.seen_at:  # where the session is now (a late record is not)
+        mine = replace(mine, seen_at=ev.time,
                        serving_plmn=ev.serving_plmn or mine.serving_plmn,
+                       host_network=ev.host_network or mine.host_network,
                        pdu=mine.pdu or pdu)
-    sessions = (*others, mine)
+    else:
+        mine = replace(mine, pdu=mine.pdu or pdu)
+    sessions = _link((*others, mine), mine)
     if len(sessions) > ctx.sessions_max:  # bounded: the least recently seen go first
         sessions = tuple(sorted(sessions, key=lambda s: s.seen_at)[-ctx.sessions_max:])
     return replace(st, sessions=sessions)
@@ -178,11 +291,20 @@ def _apply_usage(st: SubState, ev: Event, ctx: Context) -> SubState:
 
 
 def _prune(st: SubState, now: datetime, ctx: Context) -> SubState:
+    """Forget sessions not seen for ``session_stale_s`` and released sides whose PDU
+    session's other side was not released within the orphan grace period (it is then an
+    orphan, and open again for the other rules)."""
     stale = now - timedelta(seconds=ctx.session_stale_s)
+    grace = timedelta(seconds=ctx.rules.orphan_session.grace_s)
     pw = timedelta(seconds=ctx.rules.purchase_velocity.window_s)
+    sessions = tuple(s for s in st.sessions if s.seen_at > stale and (
+        s.closed_at is None or s.closed_at + grace > now))
+    if any(s.closed_at is not None for s in sessions):  # a released side waits for its peer
+        sessions = tuple(s for s in sessions
+                         if s.closed_at is None or _peer_of(sessions, s) is not None)
     return replace(
         st,
-        sessions=tuple(s for s in st.sessions if s.seen_at > stale),
+        sessions=sessions,
         purchases=tuple(t for t in st.purchases if t > now - pw),
         quiet=tuple((r, u) for r, u in st.quiet if u > now))
 
@@ -201,24 +323,30 @@ def _fire(st: SubState, rule: str, trigger: str, at: datetime, ctx: Context,
 
 
 def _sess_json(s: Sess) -> dict[str, Any]:
-    return {"session": s.key, "kind": s.kind, "hostNetwork": s.host_network,
-            "servingPlmn": s.serving_plmn, "pduSession": s.pdu,
-            "openedAt": s.opened_at.isoformat(), "lastSeenAt": s.seen_at.isoformat()}
+    out = {"session": s.key, "kind": s.kind, "hostNetwork": s.host_network,
+           "servingPlmn": s.serving_plmn, "pduSession": s.pdu,
+           "openedAt": s.opened_at.isoformat(), "lastSeenAt": s.seen_at.isoformat()}
+    if s.closed_at is not None:
+        out["closedAt"] = s.closed_at.isoformat()
+    return out
 
 
-def _latest_per_pdu(st: SubState) -> list[Sess]:
-    """One session per PDU session (charging and policy of one PDU session pair up), the
-    most recently seen, so a PLMN change reported to one side first is not two PLMNs."""
-    latest: dict[str, Sess] = {}
-    for s in st.sessions:
-        k = s.pdu or s.key
-        if k not in latest or s.seen_at > latest[k].seen_at:
-            latest[k] = s
-    return list(latest.values())
+Groups = list[tuple[Sess, ...]]
 
 
-def _multi_network(st: SubState, ctx: Context) -> dict[str, Any] | None:
-    current = _latest_per_pdu(st)
+def _active(groups: Groups) -> Groups:
+    """The PDU sessions that are not ending."""
+    return [g for g in groups if not _ending(g)]
+
+
+def _where(group: tuple[Sess, ...]) -> Sess:
+    """The side of a PDU session that reported last: where the PDU session is now."""
+    return max(group, key=lambda x: (x.seen_at, x.kind == "policy"))
+
+
+def _multi_network(groups: Groups, ctx: Context) -> dict[str, Any] | None:
+    active = _active(groups)
+    current = [_where(g) for g in active]
     nets = sorted({s.host_network for s in current if s.host_network})
     plmns = sorted({s.serving_plmn for s in current if s.serving_plmn})
     pairs = ctx.rules.multi_network.neighbours
@@ -227,49 +355,56 @@ def _multi_network(st: SubState, ctx: Context) -> dict[str, Any] | None:
     if len(nets) < 2 and not far:
         return None
     return {"hostNetworks": nets, "servingPlmns": plmns,
-            "sessions": [_sess_json(s) for s in st.sessions]}
+            "sessions": [_sess_json(s) for g in active for s in g],
+            "locations": [{"pduSessionId": w.pdu_id, "hostNetwork": w.host_network,
+                           "servingPlmn": w.serving_plmn, "sessions": [s.key for s in g]}
+                          for g, w in zip(active, current, strict=True)]}
 
 
-def _pdu_sessions(st: SubState) -> int:
-    return len({s.pdu or s.key for s in st.sessions})
+def _lone(groups: Groups) -> list[Sess]:
+    """Open sessions with a PDU session id and no other side (ending ones wait)."""
+    return [g[0] for g in groups
+            if len(g) == 1 and g[0].pdu is not None and g[0].closed_at is None]
 
 
-def _orphans(st: SubState, now: datetime, ctx: Context) -> list[Sess]:
+def _orphans(groups: Groups, now: datetime, ctx: Context) -> list[Sess]:
     grace = timedelta(seconds=ctx.rules.orphan_session.grace_s)
-    out = []
-    for s in st.sessions:
-        if s.pdu is None or now - s.opened_at < grace:
-            continue
-        if not any(o.kind != s.kind and o.pdu == s.pdu for o in st.sessions):
-            out.append(s)
-    return out
+    return [s for s in _lone(groups) if now - s.opened_at >= grace]
 
 
-def orphan_due(st: SubState, ctx: Context) -> datetime | None:
-    """When the orphan rule should look again without a new event (None: no need)."""
-    if ctx.rules.orphan_session.action == "off":
-        return None
+def due_at(st: SubState, ctx: Context) -> datetime | None:
+    """When a rule should look again without a new event (None: no need): a lone side
+    of a PDU session turns orphan, or an ending PDU session's wait for its other side's
+    release is over."""
     grace = timedelta(seconds=ctx.rules.orphan_session.grace_s)
-    times = [s.opened_at + grace for s in st.sessions if s.pdu is not None
-             and not any(o.kind != s.kind and o.pdu == s.pdu for o in st.sessions)]
+    times = [s.closed_at + grace for s in st.sessions if s.closed_at is not None]
+    if ctx.rules.orphan_session.action != "off":
+        times += [s.opened_at + grace for s in _lone(pdu_sessions(st.sessions))]
     return min(times) if times else None
 
 
-def _check(st: SubState, trigger: str, at: datetime, now: datetime, ctx: Context,
-           ev: Event | None) -> tuple[SubState, list[Detection]]:
+def _check(st: SubState, trigger: str, at: datetime, ctx: Context, ev: Event | None
+           ) -> tuple[SubState, list[Detection]]:
     out: list[Detection] = []
     r = ctx.rules
+    groups: Groups | None = None
+
+    def pdus() -> Groups:  # the sessions do not change below
+        nonlocal groups
+        if groups is None:
+            groups = pdu_sessions(st.sessions)
+        return groups
 
     def on(rule: str) -> bool:
         return r.action(rule) != "off" and not _suppressed(st, rule, at)
 
     if on("multi_network") and (ev is None or ev.kind in ("charging", "policy")):
-        ev_mn = _multi_network(st, ctx)
+        ev_mn = _multi_network(pdus(), ctx)
         if ev_mn is not None:
             st, d = _fire(st, "multi_network", trigger, at, ctx, ev_mn)
             out.append(d)
     if on("concurrent_sessions"):
-        n = _pdu_sessions(st)
+        n = len(_active(pdus()))
         if n > r.concurrent_sessions.max_sessions:
             st, d = _fire(st, "concurrent_sessions", trigger, at, ctx, {
                 "pduSessions": n, "maxSessions": r.concurrent_sessions.max_sessions,
@@ -294,7 +429,7 @@ def _check(st: SubState, trigger: str, at: datetime, now: datetime, ctx: Context
                 "lastOffer": ev.offer_id})
             out.append(d)
     if on("orphan_session"):
-        orphans = _orphans(st, now, ctx)
+        orphans = _orphans(pdus(), at, ctx)
         if orphans:
             st, d = _fire(st, "orphan_session", trigger, at, ctx, {
                 "graceS": r.orphan_session.grace_s,
@@ -334,10 +469,16 @@ def needs_plan_class(st: SubState, ev: Event, ctx: Context) -> bool:
 def evaluate(st: SubState, ev: Event | Tick, now: datetime, ctx: Context
              ) -> tuple[SubState, list[Detection]]:
     """Apply one EDR (or the passing of time) to a subscriber's state; return the new
-    state and what fired. An EDR already applied changes nothing."""
-    st = _prune(st, now, ctx)
+    state and what fired. An EDR already applied changes nothing.
+
+    The rules judge an EDR as of its own time (a reader catching up on a backlog sees the
+    subscriber as it was then: a session's other side, stored just after it, is not late
+    by the time the backlog is read); ``now`` is the time of a ``Tick``, and bounds how
+    long applied EDR ids are remembered."""
     if isinstance(ev, Tick):
-        return _check(st, f"tick:{now.isoformat()}", now, now, ctx, None)
+        st = _prune(st, now, ctx)
+        return _check(st, f"tick:{now.isoformat()}", now, ctx, None)
+    st = _prune(st, ev.time, ctx)
     if any(i == ev.id for i, _ in st.applied):
         return st, []
     keep = now - timedelta(seconds=ctx.late_window_s)
@@ -353,7 +494,7 @@ def evaluate(st: SubState, ev: Event | Tick, now: datetime, ctx: Context
     elif ev.kind == "purchase":
         st = replace(st, purchases=(*st.purchases, ev.time)[
             -(ctx.rules.purchase_velocity.max_purchases + 1):])
-    st, more = _check(st, ev.id, ev.time, now, ctx, ev)
+    st, more = _check(st, ev.id, ev.time, ctx, ev)
     return st, out + more
 
 

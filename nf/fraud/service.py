@@ -1,5 +1,6 @@
 """The fraud shell: reads stored EDRs, runs the rules, opens cases and applies or lifts the
-mitigation (through the ledger, whose changes reach the PCF and CHF as counter changes).
+mitigation (through the ledger, whose changes reach the PCF and CHF as counter changes,
+delivered durably by the ledger's effects drain).
 
 One process reads at a time (a lease on ``fraud_cursor``); the reader walks the ``edrs``
 collection in ``(time, _id)`` order from its checkpoint, and rescans the last
@@ -93,6 +94,7 @@ class FraudService:
         self._ctx: dict[str, Context] = {}
         self._lease_until: datetime | None = None
         self._cursor: Doc = {}
+        self._behind = True  # the last round read a full batch: more EDRs are waiting
         windows = [self.cfg.session_stale_s, 86_400]
         for b in [None, *self.cfg.brands]:
             r = self.cfg.rules_for(b)
@@ -138,6 +140,7 @@ class FraudService:
             if hi_t is not None:
                 hi_t, hi_id = hi_t - late, None
         main = await self.store.edrs_after(hi_t, hi_id, self.cfg.batch_max)
+        self._behind = len(main) >= self.cfg.batch_max
         docs = main
         mono = self.rt.clock.monotonic()
         if hi_t is not None and late and \
@@ -243,22 +246,31 @@ class FraudService:
         items = []
         for supi, st in states.items():
             st = replace(st, version=before.get(supi, 0))
-            due = rules.orphan_due(st, self.ctx(st.brand))
+            due = rules.due_at(st, self.ctx(st.brand))
             items.append((st, now + self.state_ttl, due))
         return await self.store.save_states(items)
 
+    def stream_time(self) -> datetime:
+        """The time up to which the EDRs have been read: now once the reader has caught
+        up, else the time of the last EDR read (a waiting rule does not run ahead of the
+        records still to be read: the other side of a PDU session may be among them)."""
+        now = self.rt.clock.now()
+        hi_t = _opt_dt(self._cursor.get("hi_t"))
+        return min(now, hi_t) if self._behind and hi_t is not None else now
+
     async def tick(self, limit: int = 500) -> int:
-        """Look again at subscribers whose waiting rules are due (orphan sessions)."""
+        """Look again at subscribers whose waiting rules are due (orphan sessions, ending
+        PDU sessions)."""
         if not self._leader:
             return 0
-        now = self.rt.clock.now()
-        due = await self.store.due_states(now, limit)
+        now, at = self.rt.clock.now(), self.stream_time()
+        due = await self.store.due_states(at, limit)
         if not due:
             return 0
         detections: list[Detection] = []
         states: dict[str, SubState] = {}
         for st in due:
-            new, fired = rules.evaluate(st, Tick(), now, self.ctx(st.brand))
+            new, fired = rules.evaluate(st, Tick(), at, self.ctx(st.brand))
             states[st.supi] = new
             detections += fired
         lost = set(await self._save(states, {s.supi: s.version for s in due}, now))
@@ -322,26 +334,25 @@ class FraudService:
                      error=e.detail)
 
     async def mitigate(self, case: Doc, now: datetime) -> None:
-        """Apply the case's throttle or suspension (idempotent), then mark it done."""
+        """Apply the case's throttle or suspension (idempotent), then mark it done. The
+        ledger's counter changes reach the PCF and the CHF as the write's durable effects
+        (``nf.ledger.effects``)."""
         supi, action, brand = case["supi"], case["action"], case.get("brand")
         applied: str | None = None
         try:
             if action == "throttle":
                 up, down = self.cfg.throttle_kbps(brand)
-                changes = await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
+                await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
                 applied = "throttle"
             else:
                 view = await self.ledger.subscriber(supi, now)
-                changes = ()
                 if view is not None and view.status is SubscriberStatus.ACTIVE:
-                    changes = await self.ledger.set_status(supi, SubscriberStatus.SUSPENDED,
-                                                           now)
+                    await self.ledger.set_status(supi, SubscriberStatus.SUSPENDED, now)
                     applied = "suspend"
                 elif view is not None and case.get("applied") == "suspend":
                     applied = "suspend"  # applied before a crash
         except NotFound:
-            changes = ()
-        await self.rt.publish_counter_changes(changes)
+            pass
         await self.store.set_case(case["_id"], {}, {
             "applied": applied, "action_state": "done", "updated_at": now},
             {"at": now, "who": "fraud", "what": f"applied {applied}" if applied
@@ -353,29 +364,27 @@ class FraudService:
             record_id=f"fraud:{case['_id']}:action"))
 
     async def lift(self, case: Doc, now: datetime) -> None:
-        """Undo what a case applied, unless another open case holds the same mitigation."""
+        """Undo what a case applied, unless another open case holds the same mitigation
+        (the counter changes leave as the ledger write's effects, as in ``mitigate``)."""
         supi, applied = case["supi"], case.get("applied")
-        changes: tuple[Any, ...] = ()
         lifted = None
         try:
             if applied == "suspend" and not await self.store.open_with(
                     supi, "suspend", case["_id"]):
                 view = await self.ledger.subscriber(supi, now)
                 if view is not None and view.status is SubscriberStatus.SUSPENDED:
-                    changes = await self.ledger.set_status(supi, SubscriberStatus.ACTIVE, now)
+                    await self.ledger.set_status(supi, SubscriberStatus.ACTIVE, now)
                     lifted = "suspend"
                     # Reinstating lifts every fraud throttle: keep another case's.
                     if await self.store.open_with(supi, "throttle", case["_id"]):
                         up, down = self.cfg.throttle_kbps(case.get("brand"))
-                        changes += await self.ledger.set_fraud_speed(supi, Speed(up, down),
-                                                                     now)
+                        await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
             elif applied == "throttle" and not await self.store.open_with(
                     supi, "throttle", case["_id"]):
-                changes = await self.ledger.set_fraud_speed(supi, None, now)
+                await self.ledger.set_fraud_speed(supi, None, now)
                 lifted = "throttle"
         except NotFound:
             pass
-        await self.rt.publish_counter_changes(changes)
         await self.store.set_case(case["_id"], {}, {"lift_state": "done", "updated_at": now},
                                   {"at": now, "who": "fraud",
                                    "what": f"lifted {lifted}" if lifted else "nothing to lift",

@@ -39,11 +39,20 @@ def _dt(v: Any) -> datetime | None:
     return None if v is None else utc(v)
 
 
+def _sess(v: list[Any]) -> Sess:
+    """A stored session: seven fields, then (since PDU sessions are paired) when it was
+    released and its peer; a session stored without them is open and paired on its next
+    record."""
+    k, kind, hn, sp, pdu, o, s = v[:7]
+    closed, peer = (v[7], v[8]) if len(v) > 8 else (None, None)
+    return Sess(k, kind, hn, sp, pdu, utc(o), utc(s), _dt(closed), peer)
+
+
 def state_doc(st: SubState, expires_at: datetime, due: datetime | None) -> Doc:
     return {
         "_id": st.supi, "v": st.version, "b": st.brand,
-        "s": [[s.key, s.kind, s.host_network, s.serving_plmn, s.pdu, s.opened_at, s.seen_at]
-              for s in st.sessions],
+        "s": [[s.key, s.kind, s.host_network, s.serving_plmn, s.pdu, s.opened_at, s.seen_at,
+               s.closed_at, s.peer] for s in st.sessions],
         "c": st.country, "p": st.plmn, "ca": st.country_at,
         "u": [[t, n] for t, n in st.usage], "pu": list(st.purchases),
         "o": [[r, c] for r, c in st.open], "q": [[r, u] for r, u in st.quiet],
@@ -54,8 +63,7 @@ def state_doc(st: SubState, expires_at: datetime, due: datetime | None) -> Doc:
 def state_from(d: Doc) -> SubState:
     return SubState(
         supi=d["_id"], version=d.get("v", 0), brand=d.get("b"),
-        sessions=tuple(Sess(k, kind, hn, sp, pdu, utc(o), utc(s))
-                       for k, kind, hn, sp, pdu, o, s in d.get("s", [])),
+        sessions=tuple(_sess(x) for x in d.get("s", [])),
         country=d.get("c"), plmn=d.get("p"), country_at=_dt(d.get("ca")),
         usage=tuple((utc(t), n) for t, n in d.get("u", [])),
         purchases=tuple(utc(t) for t in d.get("pu", [])),

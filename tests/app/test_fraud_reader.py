@@ -193,3 +193,44 @@ async def test_a_state_written_meanwhile_is_not_overwritten(
     assert await a.store.save_states([(st, exp, None)]) == [SUPI]
     doc = await db["fraud_state"].find_one({"_id": SUPI})
     assert doc is not None and doc["v"] == st.version + 1
+
+
+async def test_a_reader_catching_up_takes_no_pdu_session_for_an_orphan(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """A backlog (the reader was down): each PDU session's charging record is read a
+    batch before its policy record (the policy record is 15 s later, two records a
+    round), an hour after both were stored. Neither the records nor
+    the waiting rules take the charging sessions for orphans; a real orphan is still
+    found once the backlog is read."""
+    fraud = {**FRAUD, "batch_max": 2}
+    rt = Runtime(settings=settings.model_copy(update={
+        "fraud": FraudSettings.model_validate(fraud)}), clock=clock, db=db)
+    lp = LedgerPart(rt)
+    await lp.ensure_indexes()
+    svc = FraudService(rt, ledger=lp.ledger, outbox=MongoOutbox(rt), edrs=EdrWriter(rt))
+    await svc.store.ensure_indexes()
+    recs = []
+    for n in range(3):
+        party = Party(SUPI, brand="orbit", host_network="redmoor", serving_plmn="999001",
+                      pdu_session_id=n + 1)
+        t = clock.now() + timedelta(seconds=n * 10)
+        recs.append(charging_record(event="create", time=t, party=party,
+                                    charging_data_ref=f"c{n}", invocation_sequence_number=0,
+                                    result="SUCCESS", record_id=f"c{n}:0"))
+        recs.append(_pol(clock, f"p{n}", "redmoor", "999001", pdu=n + 1, dt=n * 10 + 15))
+    recs.append(charging_record(  # this one never gets its policy association
+        event="create", time=clock.now() + timedelta(seconds=40),
+        party=Party(SUPI, brand="orbit", host_network="redmoor", serving_plmn="999001",
+                    pdu_session_id=9),
+        charging_data_ref="c9", invocation_sequence_number=0, result="SUCCESS",
+        record_id="c9:0"))
+    await db["edrs"].insert_many(recs)
+    clock.advance(3600)  # read an hour late, two records a round, a tick after each
+    for _ in range(3):
+        assert await svc.round() == 2
+        await svc.tick()
+    assert await _cases(db, rule="orphan_session") == []
+    assert await svc.round() == 1  # caught up: the waiting rules run at the present
+    await svc.tick()
+    cases = await _cases(db, rule="orphan_session")
+    assert [o["session"] for c in cases for o in c["evidence"]["orphans"]] == ["c:c9"]

@@ -115,6 +115,10 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
             assert full["evidence"]["hostNetworks"] == ["northwind", "redmoor"]
             assert full["evidence"]["servingPlmns"] == ["00101", "999001"]
             assert len(full["evidence"]["sessions"]) == 2
+            # One PDU session id, two policy associations: two PDU sessions, two places.
+            assert sorted((x["hostNetwork"], x["servingPlmn"])
+                          for x in full["evidence"]["locations"]) == [
+                ("northwind", "00101"), ("redmoor", "999001")]
             assert [a["what"] for a in full["audit"]] == ["opened", "applied throttle"]
             # Another brand's key sees nothing of it.
             r = await client.get(f"{nf.oam}{CASES}/{case['caseId']}", headers=LUMEN)

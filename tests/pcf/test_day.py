@@ -3,10 +3,15 @@ the test SMF opens an SM policy and a charging session, uses data through the CH
 cap, receives the throttle, the subscriber buys an add-on through the provisioning API, the
 SMF receives the restore, the UE roams into a pass zone, and the session is released.
 Then the same for a family whose pool runs dry. Every exchange is validated against the
-3GPP documents (TS 29.512, TS 32.291)."""
+3GPP documents (TS 29.512, TS 32.291). Fraud protection reads the day's records as they
+come: the border crossing (the policy moves to the pass zone before the charging session
+reports it) is one PDU session moving, not a subscriber on two networks at once, so the
+day ends without a fraud case."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -36,12 +41,7 @@ def test_settings(settings: Settings) -> Settings:
     # hours at a time with one charging session: CHF supervision (real-time rounds over
     # the fake clock) stays out of the way.
     chf = settings.chf.model_copy(update={"supervision_sweep_interval_s": 3600.0})
-    # Fraud rules stay out of this day: crossing the border, the policy reports the new
-    # PLMN before the charging session does, which the two-PLMNs-at-once rule would flag
-    # (its own tests are in tests/e2e/test_fraud.py).
-    fraud = settings.fraud.model_copy(update={"enabled": False})
-    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG, "chf": chf,
-                                       "fraud": fraud})
+    return settings.model_copy(update={"catalog_dir": h.TEST_CATALOG, "chf": chf})
 
 
 @pytest.fixture
@@ -71,6 +71,38 @@ async def _buy(client: httpx.AsyncClient, oam: str, supi: str, offer: str) -> No
     assert r.status_code == 201, r.text
 
 
+async def _stored(db: Db, *records: tuple[str, str, str], timeout_s: float = 10.0
+                  ) -> None:
+    """Wait until the EDRs ``(supi, kind, event)`` are stored. EDRs reach the database a
+    moment after the exchange; the clock must not jump hours ahead of them (records are
+    stored within the fraud reader's late window, here of the fake clock)."""
+    deadline = time.monotonic() + timeout_s
+    for supi, kind, event in records:
+        while not await db["edrs"].find_one({"supi": supi, "kind": kind, "event": event}):
+            assert time.monotonic() < deadline, f"no {kind} {event} EDR of {supi}"
+            await asyncio.sleep(0.02)
+
+
+async def _fraud_detections(db: Db, supis: list[str], timeout_s: float = 10.0
+                            ) -> set[tuple[str, str]]:
+    """Once the fraud reader has read every record of the day: (SUPI, rule) of each
+    detection; no case is open for any of ``supis``."""
+    last = await db["edrs"].find_one({}, sort=[("time", -1), ("_id", -1)])
+    assert last is not None
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cur = await db["fraud_cursor"].find_one({"_id": "edrs"}) or {}
+        if cur.get("hi_t") is not None and (cur["hi_t"], str(cur.get("hi_id"))) >= (
+                last["time"], str(last["_id"])):
+            break
+        assert time.monotonic() < deadline, "the fraud reader did not catch up"
+        await asyncio.sleep(0.05)
+    q = {"supi": {"$in": supis}}
+    assert await db["fraud_cases"].find(q).to_list(None) == []
+    return {(d["supi"], d["rule"]) for d in await db["edrs"].find(
+        {**q, "kind": "fraud", "event": "detected"}).to_list(None)}
+
+
 def _check(chg: SmfSim, pol: PolicySim) -> None:
     for r in pol.responses:
         c.validate_exchange(c.PCF, r)
@@ -92,6 +124,7 @@ async def test_a_day_of_an_unlimited_then_throttled_subscriber(
         assert r.status_code == 201 and session_ambr(r.json())["downlink"] == "10 Mbps"
         chg = SmfSim(httpx_transport(client, sbi), supi, notify_uri=smf.url("/smf/chg-1"))
         assert (await chg.create(requested=2 * MIB)).status == 201
+        await _stored(db, (supi, "policy", "created"), (supi, "charging", "create"))
 
         clock.advance(5 * HOUR)  # by noon the 10 MiB are used up
         throttle = await _use_until_throttled(chg, smf, "/smf/pol-1/update")
@@ -123,6 +156,10 @@ async def test_a_day_of_an_unlimited_then_throttled_subscriber(
     events = [e["event"] for e in await db["edrs"].find(
         {"supi": supi, "kind": "policy"}).sort("time").to_list(None)]
     assert events == ["created", "throttled", "restored", "released"]
+    # The crossing is no case: one PDU session in one place at a time. (The charging
+    # session is silent from noon to 19:00, long enough to be forgotten as stale; if the
+    # orphan rule looked meanwhile it recorded the policy association alone.)
+    assert await _fraud_detections(db, [supi]) <= {(supi, "orphan_session")}
 
 
 async def test_a_family_pool_running_dry_throttles_every_member(
@@ -149,6 +186,8 @@ async def test_a_family_pool_running_dry_throttles_every_member(
         # The owner reaches their own 8 MiB member cap: only their session slows.
         owner_chg = SmfSim(httpx_transport(client, sbi), owner, notify_uri=smf.url("/chg/0"))
         assert (await owner_chg.create(requested=2 * MIB)).status == 201
+        await _stored(db, (owner, "charging", "create"),
+                      *((s, "policy", "created") for s in (owner, *kids)))
         mine = await _use_until_throttled(owner_chg, smf, "/smf/0/update")
         assert _ambr_of(mine)["downlink"] == "128 Kbps"
         assert smf.matching(lambda r: r.path in ("/smf/1/update", "/smf/2/update")) == []
@@ -173,3 +212,8 @@ async def test_a_family_pool_running_dry_throttles_every_member(
                 c.validate_exchange(c.PCF, resp)
     throttled = await db["edrs"].count_documents({"kind": "policy", "event": "throttled"})
     assert throttled == 3
+    # The second kid's policy association never had a charging session, the first kid's
+    # had none for two hours: orphans (the rule records them; the first kid's is seen if
+    # the rule looked during those two hours). Nothing else fires.
+    got = await _fraud_detections(db, [owner, *kids])
+    assert {(kids[1], "orphan_session")} <= got <= {(k, "orphan_session") for k in kids}

@@ -16,9 +16,9 @@ from nf.fraud.rules import (
     Event,
     SubState,
     Tick,
+    due_at,
     evaluate,
     needs_plan_class,
-    orphan_due,
     resolved,
     window_usage,
 )
@@ -159,7 +159,7 @@ def test_purchase_velocity() -> None:
 def test_charging_without_policy_beyond_the_grace_period() -> None:
     c = ctx(orphan_session={"action": "case", "grace_s": 60})
     s, fired = run(c, chg("create", 0, "c1", "northwind", "00101", pdu=5))
-    assert fired == [] and orphan_due(s, c) == T0 + timedelta(seconds=60)
+    assert fired == [] and due_at(s, c) == T0 + timedelta(seconds=60)
     s2, ds = evaluate(s, Tick(), T0 + timedelta(seconds=30), c)
     assert ds == []
     _, ds = evaluate(s2, Tick(), T0 + timedelta(seconds=61), c)
@@ -167,7 +167,7 @@ def test_charging_without_policy_beyond_the_grace_period() -> None:
     # With its policy association, no orphan.
     s, _ = run(c, chg("create", 0, "c1", "northwind", "00101", pdu=5),
                pol("created", 1, "p1", "northwind", "00101", pdu=5))
-    assert orphan_due(s, c) is None
+    assert due_at(s, c) is None
     _, ds = evaluate(s, Tick(), T0 + timedelta(seconds=600), c)
     assert ds == []
 
