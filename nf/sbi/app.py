@@ -85,11 +85,12 @@ class _Lifecycle:
     """
 
     def __init__(self, rt: Runtime, parts: Sequence[Part], role: Role,
-                 client: AsyncMongoClient[Doc] | None) -> None:
+                 client: AsyncMongoClient[Doc] | None, build_indexes: bool = True) -> None:
         self.rt = rt
         self.parts = parts
         self.role = role
         self.client = client
+        self.build_indexes = build_indexes
         self.ready = False
         self.supervisor: asyncio.Task[None] | None = None
 
@@ -111,7 +112,7 @@ class _Lifecycle:
         reporter = asyncio.create_task(progress())
         try:
             with pymongo.timeout(settings.mongodb_startup_timeout_s):
-                for part in self.parts:
+                for part in self.parts if self.build_indexes else ():
                     step[0] = f"index checks ({part.name})"
                     await part.ensure_indexes()
                 step[0] = "warm-up"
@@ -175,10 +176,13 @@ def create_app(
     clock: Clock | None = None,
     db: Db | None = None,
     parts: Sequence[Part] | Callable[[Runtime], Sequence[Part]] | None = None,
+    build_indexes: bool = True,
 ) -> Quart:
     """Build the app. ``db`` and ``clock`` are injected by tests; ``parts`` defaults to
     every slice of the NF (``nf.wiring.build_parts``) plus ``settings.extra_parts``. It may
-    also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``)."""
+    also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``).
+    ``build_indexes=False``: the start leaves index checks to another process of the same
+    NF (``nf serve``'s SBI workers leave them to its OAM process)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
     watch = OpWatch(settings.mongodb_slow_op_ms)
@@ -199,7 +203,7 @@ def create_app(
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout_s
-    life = _Lifecycle(rt, parts, role, client)
+    life = _Lifecycle(rt, parts, role, client, build_indexes)
     guard = Guard(app.asgi_app, limit=settings.server.max_inflight_requests,  # type: ignore[arg-type]
                   metrics=rt.metrics, exempt_paths=PROBE_PATHS,
                   body_timeout_s=settings.server.body_timeout_s)

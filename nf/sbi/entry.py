@@ -30,7 +30,12 @@ def tune_gc() -> None:
 def _app(role: str) -> Quart:
     settings = Settings.load()
     logs.setup(settings.log_level)
-    app = create_app(settings, role="sbi" if role == "sbi" else "oam")
+    # Indexes are checked and built by the OAM process alone: two processes building the
+    # same new index on a large collection at once kept the embedded database retrying
+    # write conflicts for over ten minutes (a million wallets). SBI workers serve without
+    # waiting for it (every query works without its index, only slower).
+    app = create_app(settings, role="sbi" if role == "sbi" else "oam",
+                     build_indexes=role != "sbi")
     tune_gc()
     return app
 

@@ -60,3 +60,20 @@ async def test_start_runs_under_its_own_budget_and_says_so(
     assert probe.deadline_s is not None and 590 < probe.deadline_s <= 600
     warmed = [r for r in caplog.records if r.getMessage() == "database warmed up"]
     assert warmed and "probe" in warmed[0].__dict__["fields"]["ms"]
+
+
+async def test_only_the_process_told_to_builds_indexes(settings: Settings, db: Db) -> None:
+    """Under ``nf serve`` the SBI workers leave index checks to the OAM process (two
+    processes building one new index on a large collection kept the embedded database
+    retrying write conflicts)."""
+    async def index_names() -> set[str]:
+        if "ledger_wallets" not in await db.list_collection_names():
+            return set()
+        return {i["name"] async for i in await db["ledger_wallets"].list_indexes()}
+
+    sbi = create_app(settings, role="sbi", db=db, clock=FakeClock(), build_indexes=False)
+    async with sbi.test_app():
+        assert await index_names() <= {"_id_"}
+    oam = create_app(settings, role="oam", db=db, clock=FakeClock())
+    async with oam.test_app():
+        assert {"supis", "due_res", "fx_at"} <= await index_names()
