@@ -116,12 +116,13 @@ class _Lifecycle:
                     step[0] = f"index checks ({part.name})"
                     await part.ensure_indexes()
                 step[0] = "warm-up"
-                took = await warm_up(self.rt.db)
+                took = await warm_up(self.rt.db) if self.build_indexes else {}
         finally:
             reporter.cancel()
-        logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
-                 "database warmed up", role=self.role, ms=took,
-                 start_s=round(time.monotonic() - t0, 2))
+        if self.build_indexes:
+            logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
+                     "database warmed up", role=self.role, ms=took,
+                     start_s=round(time.monotonic() - t0, 2))
         self.ready = True
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         self.supervisor = asyncio.create_task(self._supervise(workers))
@@ -181,8 +182,9 @@ def create_app(
     """Build the app. ``db`` and ``clock`` are injected by tests; ``parts`` defaults to
     every slice of the NF (``nf.wiring.build_parts``) plus ``settings.extra_parts``. It may
     also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``).
-    ``build_indexes=False``: the start leaves index checks to another process of the same
-    NF (``nf serve``'s SBI workers leave them to its OAM process)."""
+    ``build_indexes=False``: the start leaves index checks and the database warm-up to
+    another process of the same NF (``nf serve``'s SBI workers leave them to its OAM
+    process, whose ``/readyz`` says when they are done)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
     watch = OpWatch(settings.mongodb_slow_op_ms)

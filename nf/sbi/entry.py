@@ -30,10 +30,10 @@ def tune_gc() -> None:
 def _app(role: str) -> Quart:
     settings = Settings.load()
     logs.setup(settings.log_level)
-    # Indexes are checked and built by the OAM process alone: two processes building the
-    # same new index on a large collection at once kept the embedded database retrying
-    # write conflicts for over ten minutes (a million wallets). SBI workers serve without
-    # waiting for it (every query works without its index, only slower).
+    # Indexes are checked and built, and the database warmed up, by the OAM process alone
+    # (its /readyz turns ready after): two processes building the same new index on a
+    # large collection, or one building it while another wrote to the collection, kept
+    # the embedded database retrying write conflicts for minutes (a million wallets).
     app = create_app(settings, role="sbi" if role == "sbi" else "oam",
                      build_indexes=role != "sbi")
     tune_gc()
