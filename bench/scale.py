@@ -34,6 +34,7 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from bench import chart, cpu, report
+from bench.indexes import ensure_all
 from bench.orchestrate import (
     BENCH_CONFIG,
     RESULTS,
@@ -106,7 +107,7 @@ async def seed(settings: Settings, n: int, small_cap_share: float, small_cap_byt
     try:
         ledger = MongoLedger(client[settings.mongodb_database], settings,
                              CatalogHolder.from_dir(settings.catalog_dir))
-        await ledger.ensure_indexes()
+        await ensure_all(settings, client[settings.mongodb_database])
         subs = _subscribers(groups)
         now = datetime.now(UTC)
         t0 = time.perf_counter()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.indexes import ensure_all
 from nf.catalog import CatalogHolder
 from nf.config import Settings
 from nf.ledger.mongo import MongoLedger, NewSubscriber
@@ -106,7 +107,7 @@ async def seed_population(settings: Settings, n: int, small_cap_share: float,
     try:
         db = client[settings.mongodb_database]
         ledger = MongoLedger(db, settings, CatalogHolder.from_dir(settings.catalog_dir))
-        await ledger.ensure_indexes()
+        await ensure_all(settings, client[settings.mongodb_database])
         t0 = time.perf_counter()
         created = await ledger.bulk_create_subscribers(_subscribers(groups), datetime.now(UTC))
         seconds = time.perf_counter() - t0
