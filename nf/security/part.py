@@ -69,6 +69,10 @@ class SecurityPart:
 
         return [bp]
 
+    # Its start work (fetching the verification keys) is needed by every process, also
+    # by the SBI workers that leave index checks to the OAM process (``nf.sbi.app``).
+    every_process = True
+
     async def ensure_indexes(self) -> None:
         uri = self._rt.settings.oauth2.jwks_uri
         if self.verifier is not None and uri is not None:
