@@ -285,6 +285,7 @@ async def test_roaming_is_recorded_and_refused_without_a_pass(nf: Nf) -> None:
     await nf.ledger.purchase(SUPI, h.DEMO_ROAMING_PASS, nf.clock.now())
     ok = await nf.smf(SUPI, serving_plmn=h.NORTH_ZONE_PLMN, pdu_session_id=2).create()
     assert unit_info(ok.response, 10)["resultCode"] == "SUCCESS"
+    await settled(nf.db)  # the EDR leaves after the answer
     rec = await nf.db["edrs"].find_one({"result": "SUCCESS"})
     assert rec is not None and rec["roaming"] is True and rec["serving_plmn"] == "99970"
     assert rec["host_network"] == "northwind"
@@ -328,6 +329,7 @@ async def test_two_rating_groups_in_one_request(nf: Nf) -> None:
     assert status == 201
     assert unit_info(resp, 20)["grantedUnit"]["totalVolume"] == MIB
     assert unit_info(resp, 10)["grantedUnit"]["totalVolume"] == 10 * MIB
+    await settled(nf.db)  # the EDR leaves after the answer
     rec = await nf.db["edrs"].find_one({})
     assert rec is not None and rec["rating_groups"] == [10, 20]
     assert rec["granted"] == 11 * MIB
