@@ -164,6 +164,10 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                     notice = page.locator("#notices li.notice", has_text="addon_purchased")
                     await expect(notice.first).to_contain_text("Webhook")
                     await expect(page.locator("#fraud-cases")).to_be_visible()
+                    # The purchase's EDR (from its durable counter change) says what was
+                    # bought, at which price.
+                    await expect(page.locator("ol.timeline li", has_text="purchase").first
+                                 ).to_contain_text("lumen-addon-1gb-7d (addon, 3.00 USD)")
                     await page.screenshot(path=str(shots / "subscriber-restored.png"),
                                           full_page=True)
 
