@@ -13,7 +13,7 @@ import pytest
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.store.mongo import Db
-from tests.chf.harness import MIB, Nf, build, with_grant
+from tests.chf.harness import MIB, Nf, build, settled, with_grant
 from tests.ledger import helpers as h
 from tests.smf_sim import SmfSim, Usage, unit_info
 
@@ -85,6 +85,7 @@ async def test_concurrent_sessions_add_up(seed: int, settings: Settings, db: Db,
         used, reserved = await balance(nf)
         assert used == reported <= QUOTA
         assert reserved == 0
+        await settled(nf.db)  # the EDRs leave after the answers
         records = [d async for d in nf.db["edrs"].find({"supi": SUPI})]
         assert len(records) == accepted
         assert sum(r["used_total"] for r in records) == reported
