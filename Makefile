@@ -33,7 +33,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict nf
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 test: $(STAMP) db-build chart-tools lint typecheck pytest
 

@@ -43,10 +43,14 @@ class ConcurrentSessionsRule(_Frozen):
 
 
 class ImpossibleTravelRule(_Frozen):
-    """The serving PLMN's country (its MCC) changes sooner than ``min_travel_s``."""
+    """The serving PLMN's country (its MCC) changes sooner than ``min_travel_s``, between
+    two countries that are not ``borders``."""
 
     action: Action = "case"
     min_travel_s: int = Field(3600, ge=1, le=7 * 86_400)
+    # Pairs of countries (MCCs, or the names ``mcc_countries`` gives them) with a land
+    # border: near it a phone moves between their networks within minutes, legitimately.
+    borders: list[tuple[str, str]] = Field(default_factory=list, max_length=10_000)
 
 
 class UsageVelocityRule(_Frozen):

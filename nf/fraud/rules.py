@@ -449,6 +449,7 @@ def _travel(st: SubState, ev: Event, ctx: Context) -> tuple[SubState, Detection 
         gap = (ev.time - st.country_at).total_seconds()
         rule = ctx.rules.impossible_travel
         if gap < rule.min_travel_s and rule.action != "off" \
+                and not _neighbours(st.country, country, rule.borders) \
                 and not _suppressed(st, "impossible_travel", ev.time):
             st, det = _fire(st, "impossible_travel", ev.id, ev.time, ctx, {
                 "fromCountry": st.country, "fromPlmn": st.plmn, "toCountry": country,

@@ -127,6 +127,24 @@ def test_impossible_travel_by_country_not_by_network() -> None:
     assert fired == []
 
 
+def test_crossing_a_land_border_back_and_forth_is_no_travel() -> None:
+    borders = {"min_travel_s": 3600, "borders": [("999", "001")]}
+    c = ctx(impossible_travel=borders, multi_network={"action": "off"})
+    _, fired = run(c, chg("create", 0, "c1", "northwind", "00101"),
+                   chg("release", 60, "c1", "northwind", "00101"),
+                   chg("create", 120, "c2", "redmoor", "999001"),
+                   chg("release", 180, "c2", "redmoor", "999001"),
+                   chg("create", 240, "c3", "northwind", "00101"))
+    assert fired == []
+    # A third country without a border to the last one still fires.
+    _, fired = run(c, chg("create", 0, "c1", "northwind", "00101"),
+                   chg("release", 60, "c1", "northwind", "00101"),
+                   chg("create", 120, "c2", "redmoor", "999001"),
+                   chg("release", 180, "c2", "redmoor", "999001"),
+                   chg("create", 240, "c3", "farland", "42001"))
+    assert fired == ["impossible_travel"]
+
+
 def test_usage_velocity_per_plan_class() -> None:
     c = ctx(usage_velocity={"window_s": 600, "max_bytes": {"default": 10 * GIB,
                                                             "router": 50 * GIB}},
