@@ -479,8 +479,43 @@ def parse(argv: list[str]) -> ScaleOptions:
                         data_dir=a.data_dir, out=a.out)
 
 
+def combine(reports: list[Path], out: Path) -> dict[str, Any]:
+    """One curve (report and SVG chart) from the sizes of several earlier reports, e.g. a
+    100,000 and 1,000,000 run and a separate 10,000,000 run; a size measured twice keeps
+    its latest report. Each size keeps the name of the report it came from."""
+    by_size: dict[int, dict[str, Any]] = {}
+    for path in reports:
+        try:
+            rep = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"bench-scale: cannot read {path}: {e}") from None
+        if rep.get("kind") != "scale":
+            raise SystemExit(f"bench-scale: {path} is not a population-scale report")
+        for size in rep.get("sizes", []):
+            by_size[int(size["subscribers"])] = {**size, "report": path.name}
+    sizes = [by_size[n] for n in sorted(by_size)]
+    combined: dict[str, Any] = {
+        "kind": "scale", "label": "population scale, combined",
+        "combined_from": [str(p) for p in reports], "sizes": sizes, "curve": curve(sizes)}
+    out.write_text(json.dumps(combined, indent=2) + "\n")
+    svg = out.with_suffix(".svg")
+    svg.write_text(chart.svg(combined["curve"],
+                             title="CHF updates/s and p99 against population"))
+    print(table(combined["curve"]))
+    print(f"report: {out}\nchart: {svg}")
+    return combined
+
+
 def main(argv: list[str] | None = None) -> int:
-    rep = run(parse(sys.argv[1:] if argv is None else argv))
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--combine"]:
+        if len(args) < 3:
+            print("usage: python -m bench --scale --combine OUT.json REPORT.json...",
+                  file=sys.stderr)
+            return 2
+        combine([Path(a) for a in args[2:]], Path(args[1]))
+        return 0
+    rep = run(parse(args))
     errors = sum(int(r.get("errors_total") or 0) for r in rep["curve"])
     return 0 if errors == 0 and len(rep["sizes"]) == len(rep["options"]["sizes"]) else 1
 

@@ -3,6 +3,7 @@ and memory accounting, and the command line (the multi-minute runs are not tests
 
 from __future__ import annotations
 
+import json
 import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -94,3 +95,22 @@ def test_command_line() -> None:
     assert o.run.concurrency == 32  # the standard mix otherwise
     with pytest.raises(SystemExit):
         scale.parse(["--sizes", "0"])
+
+
+def test_combine_joins_separate_runs_into_one_curve(tmp_path: Path) -> None:
+    early = tmp_path / "a.json"
+    early.write_text(json.dumps({"kind": "scale", "sizes": [
+        _size(100_000, 330.0, 120.0), _size(1_000_000, 300.0, 140.0)]}))
+    late = tmp_path / "b.json"
+    late.write_text(json.dumps({"kind": "scale", "sizes": [
+        _size(10_000_000, 250.0, 200.0), _size(1_000_000, 310.0, 130.0)]}))
+    out = tmp_path / "all.json"
+    assert scale.main(["--combine", str(out), str(early), str(late)]) == 0
+    rep = json.loads(out.read_text())
+    assert [r["subscribers"] for r in rep["curve"]] == [100_000, 1_000_000, 10_000_000]
+    assert rep["curve"][1]["chf_update_per_s"] == 310.0  # the later report wins
+    assert [s["report"] for s in rep["sizes"]] == ["a.json", "b.json", "b.json"]
+    ET.fromstring(out.with_suffix(".svg").read_text())
+    (tmp_path / "other.json").write_text(json.dumps({"kind": "bench"}))
+    with pytest.raises(SystemExit):
+        scale.main(["--combine", str(out), str(tmp_path / "other.json")])
