@@ -2,7 +2,8 @@
 
 ``Runtime`` holds the injected dependencies (settings, clock, database, metrics). A
 ``Part`` is one slice's contribution: HTTP blueprints for the SBI or OAM port, indexes to
-create at start, and background workers the app's lifespan runs and stops.
+create at start, start work every process needs, and background workers the app's
+lifespan runs and stops.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class Part(Protocol):
 
     def blueprints(self, role: Role) -> list[Blueprint]: ...
 
+    # Index checks: run at start by the one process of the NF that builds indexes (under
+    # ``nf serve`` the OAM process), before the database warm-up.
     async def ensure_indexes(self) -> None: ...
+
+    # Start work every process needs (e.g. loading keys), run after the index checks.
+    async def start(self) -> None: ...
 
     def workers(self) -> list[Worker]: ...

@@ -112,14 +112,16 @@ class _Lifecycle:
         reporter = asyncio.create_task(progress())
         try:
             with pymongo.timeout(settings.mongodb_startup_timeout_s):
-                for part in self.parts:
-                    # A part whose start work is not about the database (the OAuth2
-                    # keys) says ``every_process = True``: every process needs it.
-                    if self.build_indexes or getattr(part, "every_process", False):
+                if self.build_indexes:
+                    for part in self.parts:
                         step[0] = f"index checks ({part.name})"
                         await part.ensure_indexes()
                 step[0] = "warm-up"
                 took = await warm_up(self.rt.db) if self.build_indexes else {}
+                # Start work of every process (e.g. the OAuth2 verification keys).
+                for part in self.parts:
+                    step[0] = f"start ({part.name})"
+                    await part.start()
         finally:
             reporter.cancel()
         if self.build_indexes:
