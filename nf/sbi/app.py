@@ -42,7 +42,7 @@ from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
-from nf.store.mongo import Db, Doc, make_client, warm_up
+from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
 from nf.store.opwatch import OpWatch
 
 log = logging.getLogger("nf.app")
@@ -116,15 +116,18 @@ class _Lifecycle:
                     for part in self.parts:
                         step[0] = f"index checks ({part.name})"
                         await part.ensure_indexes()
-                step[0] = "warm-up"
-                took = await warm_up(self.rt.db) if self.build_indexes else {}
+                took: dict[str, float] | None = None
+                if self.build_indexes and await wants_warm_up(self.rt.db,
+                                                              settings.mongodb_warm_up):
+                    step[0] = "warm-up"
+                    took = await warm_up(self.rt.db)
                 # Start work of every process (e.g. the OAuth2 verification keys).
                 for part in self.parts:
                     step[0] = f"start ({part.name})"
                     await part.start()
         finally:
             reporter.cancel()
-        if self.build_indexes:
+        if took is not None:
             logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
                      "database warmed up", role=self.role, ms=took,
                      start_s=round(time.monotonic() - t0, 2))

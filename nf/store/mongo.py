@@ -89,6 +89,17 @@ async def warm_up(db: Db) -> dict[str, float]:
     return took
 
 
+async def wants_warm_up(db: Db, setting: bool | None) -> bool:
+    """Whether the start warms the database up (``mongodb_warm_up``): as set, or when
+    unset, where the server is the embedded database (its ``buildInfo`` names its own
+    version beside the MongoDB version it speaks)."""
+    if setting is not None:
+        return setting
+    async with translate_errors("database build info"):
+        info = await db.client.admin.command("buildInfo")
+    return "secantusVersion" in info
+
+
 async def ping(db: Db) -> bool:
     try:
         await db.command("ping")

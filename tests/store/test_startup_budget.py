@@ -17,7 +17,7 @@ from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role, Worker
 from nf.sbi.app import create_app
-from nf.store.mongo import Db, make_client
+from nf.store.mongo import Db, make_client, wants_warm_up
 
 
 class BudgetProbe:
@@ -93,3 +93,18 @@ async def test_every_process_runs_the_start_hooks(settings: Settings, db: Db) ->
                          build_indexes=build)
         async with app.test_app():
             assert (probe.indexed, probe.started) == (indexed, 1)
+
+
+async def test_the_warm_up_follows_its_setting(
+        settings: Settings, db: Db, caplog: pytest.LogCaptureFixture) -> None:
+    """Unset, the start warms up the embedded database only (the tests' server is one);
+    ``mongodb_warm_up: false`` skips it, ``true`` forces it on any server."""
+    assert await wants_warm_up(db, None)
+    assert await wants_warm_up(db, True) and not await wants_warm_up(db, False)
+    s = settings.model_copy(update={"mongodb_warm_up": False})
+    app = create_app(s, role="oam", db=db, clock=FakeClock(), parts=[BudgetProbe(db)])
+    with caplog.at_level(logging.INFO, logger="nf.app"):
+        async with app.test_app() as ta:
+            assert (await ta.test_client().get("/readyz")).status_code == 200
+    said = [r.getMessage() for r in caplog.records]
+    assert "started" in said and "database warmed up" not in said
