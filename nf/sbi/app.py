@@ -195,12 +195,13 @@ def create_app(
     process, whose ``/readyz`` says when they are done)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
-    watch = OpWatch(settings.mongodb_slow_op_ms)
+    watch = OpWatch(settings.mongodb_slow_op_ms) if settings.mongodb_op_watch else None
     if db is None:
         client = make_client(settings, watch)
         db = client[settings.mongodb_database]
     rt = Runtime(settings=settings, clock=clock, db=db, role=role)
-    watch.observe = rt.metrics.db_operation
+    if watch is not None:
+        watch.observe = rt.metrics.db_operation
     if parts is None:
         from nf.wiring import build_parts
 
