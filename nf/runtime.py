@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -18,6 +19,7 @@ from quart import Blueprint
 
 from nf.clock import Clock
 from nf.config import Settings
+from nf.oam.keys import KeyRing
 from nf.sbi.metrics import Metrics
 from nf.store.mongo import Db
 
@@ -44,6 +46,12 @@ class Runtime:
     # Informational entries of ``/readyz`` (name -> JSON-able state); they never make the
     # NF unready.
     reports: dict[str, Callable[[], object]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def api_keys(self) -> KeyRing:
+        """The care API's keys (``settings.api_keys``), resolved once for every blueprint
+        that checks them (key files and environment variables are read here)."""
+        return KeyRing.from_settings(self.settings.api_keys)
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` between rounds of a background worker, or less if the app is

@@ -103,7 +103,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
                            edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes
-    keys = KeyRing.from_settings(rt.settings.api_keys)
+    keys = rt.api_keys
     once = IdempotencyKeys(rt)
 
     def scope() -> str:
