@@ -370,10 +370,18 @@ class Settings(BaseSettings):
     mongodb_min_pool_size: int = Field(4, ge=0, le=10_000)
     # A database command slower than this is logged (WARNING, with its filter's shape).
     mongodb_slow_op_ms: float = Field(250.0, ge=1.0, le=600_000.0)
+    # Watch every database command (``nf.store.opwatch``): its latency by command and
+    # collection on /metrics and the slow-operation log. Off saves a few % of CPU per
+    # request and loses both.
+    mongodb_op_watch: bool = True
     # How long a process may wait for the database at start (index checks, the warm-up):
     # after a restart the embedded database's first operation on a large collection takes
     # seconds per 100,000 documents. Waited for with a progress line every 10 s.
     mongodb_startup_timeout_s: float = Field(900.0, ge=1.0, le=86_400.0)
+    # Write nothing to every collection once at start (``nf.store.mongo.warm_up``), so the
+    # embedded database's slow first write per collection is paid before traffic. Unset:
+    # only where the server is the embedded database (SecantusDB; MongoDB needs none).
+    mongodb_warm_up: bool | None = None
     catalog_dir: Path | None = None
     # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
     # The key may be given as "sha256:<hex digest>", "env:VAR" or "file:/path" instead of

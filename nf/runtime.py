@@ -2,13 +2,15 @@
 
 ``Runtime`` holds the injected dependencies (settings, clock, database, metrics). A
 ``Part`` is one slice's contribution: HTTP blueprints for the SBI or OAM port, indexes to
-create at start, and background workers the app's lifespan runs and stops.
+create at start, start work every process needs, and background workers the app's
+lifespan runs and stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -17,6 +19,7 @@ from quart import Blueprint
 
 from nf.clock import Clock
 from nf.config import Settings
+from nf.oam.keys import KeyRing
 from nf.sbi.metrics import Metrics
 from nf.store.mongo import Db
 
@@ -43,6 +46,12 @@ class Runtime:
     # Informational entries of ``/readyz`` (name -> JSON-able state); they never make the
     # NF unready.
     reports: dict[str, Callable[[], object]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def api_keys(self) -> KeyRing:
+        """The care API's keys (``settings.api_keys``), resolved once for every blueprint
+        that checks them (key files and environment variables are read here)."""
+        return KeyRing.from_settings(self.settings.api_keys)
 
     async def pause(self, seconds: float) -> None:
         """Wait ``seconds`` between rounds of a background worker, or less if the app is
@@ -77,6 +86,11 @@ class Part(Protocol):
 
     def blueprints(self, role: Role) -> list[Blueprint]: ...
 
+    # Index checks: run at start by the one process of the NF that builds indexes (under
+    # ``nf serve`` the OAM process), before the database warm-up.
     async def ensure_indexes(self) -> None: ...
+
+    # Start work every process needs (e.g. loading keys), run after the index checks.
+    async def start(self) -> None: ...
 
     def workers(self) -> list[Worker]: ...

@@ -21,7 +21,6 @@ from nf.clock import utc
 from nf.errors import BadRequest, InvalidParam, NotFound
 from nf.fraud.config import RULES
 from nf.fraud.service import FraudService, case_json
-from nf.oam.keys import KeyRing
 from nf.oam.provisioning import ADMIN, api_scope
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
@@ -51,7 +50,7 @@ def _time(name: str, raw: str, bad: list[InvalidParam]) -> datetime | None:
 def fraud_blueprint(rt: Runtime, svc: FraudService) -> Blueprint:
     bp = Blueprint("fraud", __name__)
     max_body = rt.settings.server.max_body_bytes
-    keys = KeyRing.from_settings(rt.settings.api_keys)
+    keys = rt.api_keys
 
     def who(scope: str) -> dict[str, Any]:
         key = request.headers.get("X-API-Key", "")

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 from nf.catalog.model import FamilyPlan
 from nf.effects import FIELD as FX
 from nf.errors import Conflict, Congestion, Forbidden, NotFound, Unprocessable
-from nf.ledger import core
+from nf.ledger import core, marks
 from nf.ledger.codec import (
     Doc,
     wallet_doc,
@@ -30,9 +30,13 @@ class GroupOps(WalletRepo):
     """Family-group operations of ``MongoLedger``."""
 
     async def create_group(self, owner: str, offer_id: str, now: datetime,
-                           group_id: str | None = None) -> str:
+                           group_id: str | None = None, *, bought: bool = False) -> str:
         """Create a family group (the pool) bought by ``owner``; returns the group id.
-        The owner is not joined: call ``join_group`` (``purchase`` does both)."""
+        The owner is not joined: call ``join_group`` (``purchase`` does both).
+
+        ``bought``: the owner buys the plan now (``purchase``); the group's insert carries
+        the purchase as a pending counter change of the owner (counters unchanged), which
+        becomes the purchase EDR (``nf.edr.purchases``) even if this process dies next."""
         got = await self._read(owner, now)
         if got is None:
             raise NotFound(f"no subscriber {owner}", cause="USER_NOT_FOUND")
@@ -46,12 +50,18 @@ class GroupOps(WalletRepo):
         gid = group_id or uuid.uuid4().hex[:12]
         g = core.new_group(gid, found[1], owner, now)
         due_res, due_life = core.due(g, now)
+        doc = wallet_doc(replace(g, version=first_version()), due_res, due_life)
+        # No bucket of the owner's: the EDR's id is made from the offer and the time.
+        fx = self._fx(marks.with_purchase(got[0], owner, found[1], "", now, ()), now) \
+            if bought else []
+        if fx:
+            doc[FX] = fx
         async with translate_errors("group creation"):
             try:
-                await self._col.insert_one(wallet_doc(
-                    replace(g, version=first_version()), due_res, due_life))
+                await self._col.insert_one(doc)
             except DuplicateKeyError:
                 raise Conflict(f"group {gid} already exists") from None
+        self._hand_off(g.id, fx)
         return gid
 
     async def group(self, group_id: str, now: datetime) -> Wallet | None:

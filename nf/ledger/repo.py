@@ -31,7 +31,7 @@ import asyncio
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -301,15 +301,13 @@ class WalletRepo:
         # Family members known to share a wallet queue on it, not on their SUPI.
         async with self._locks.hold(self._homes.get(supi, supi)):
             fresh = False
-            for attempt in range(self._attempts):
+            tries = iter(range(self._attempts))
+            for attempt in tries:
                 doc = None if fresh else self._cached(supi)
                 if doc is None:
                     fresh = True
-                    try:
-                        doc = await self._load(supi, now)
-                    except Busy:
-                        await self._backoff(attempt)
-                        continue
+                    # A move in progress takes its waits from the same tries.
+                    doc = await self._load_waiting(supi, now, attempt, tries)
                     if doc is None:
                         return None
                 if peek is not None:
@@ -364,19 +362,30 @@ class WalletRepo:
                     ) -> tuple[Wallet, Member] | None:
         """The member's wallet as of ``now``; without ``full``, without the reservations,
         sequence records and op rings (the views do not depend on them)."""
-        for attempt in range(self._attempts):
+        doc = await self._load_waiting(supi, now)
+        if doc is None:
+            return None
+        w = core.advance(wallet_from(doc, None if full else nothing, with_ops=full),
+                         now, self._retention)
+        m = w.member(supi)
+        return (w, m) if m is not None else None
+
+    async def _load_waiting(self, supi: str, now: datetime, attempt: int = 0,
+                            tries: Iterator[int] | None = None) -> Doc | None:
+        """``_load``, waiting out a join/leave in progress (``Busy``) with backoff: this try
+        is ``attempt``, the next ones come from ``tries`` (default: the configured number
+        of attempts). ``Congestion`` when they run out."""
+        if tries is None:
+            tries = iter(range(attempt + 1, self._attempts))
+        while True:
             try:
-                doc = await self._load(supi, now)
+                return await self._load(supi, now)
             except Busy:
                 await self._backoff(attempt)
-                continue
-            if doc is None:
-                return None
-            w = core.advance(wallet_from(doc, None if full else nothing, with_ops=full),
-                             now, self._retention)
-            m = w.member(supi)
-            return (w, m) if m is not None else None
-        raise Congestion(f"ledger: {supi} is being moved; retry")
+            nxt = next(tries, None)
+            if nxt is None:
+                raise Congestion(f"ledger: {supi} is being moved; retry")
+            attempt = nxt
 
     def _view(self, w: Wallet, m: Member, now: datetime) -> SubscriberView:
         terms = core.terms_of(w, m)

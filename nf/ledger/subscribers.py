@@ -148,7 +148,7 @@ class SubscriberOps(GroupOps):
                                 cause="OFFER_NOT_FOUND")
         offer = found[1]
         if isinstance(offer, FamilyPlan):
-            gid = await self.create_group(supi, offer_id, now)
+            gid = await self.create_group(supi, offer_id, now, bought=True)
             return await self.join_group(supi, gid, now)
         bid = new_bucket_id()
 

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogError, CatalogHolder
-from nf.catalog.model import AnyOffer, FamilyPlan
+from nf.catalog.model import AnyOffer
 from nf.edr.port import EdrSink
-from nf.edr.records import Party, purchase_record, status_record
+from nf.edr.records import Party, status_record
 from nf.errors import (
     Forbidden,
     InvalidParam,
@@ -103,7 +103,7 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
                            edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes
-    keys = KeyRing.from_settings(rt.settings.api_keys)
+    keys = rt.api_keys
     once = IdempotencyKeys(rt)
 
     def scope() -> str:
@@ -200,35 +200,17 @@ def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHol
     async def purchase(supi: str) -> Response:
         now = rt.clock.now()
         body = await read_model(request, PurchaseIn, max_body)
-        _, member = await owned(supi, now)  # brand scope first: another brand's is a 404
+        await owned(supi, now)  # brand scope first: another brand's is a 404
 
         async def buy() -> Response:
             # Counter changes reach the listeners through the ledger's pending effects,
-            # and so does the purchase EDR (``nf.edr.purchases``), except a family plan's.
+            # and so does the purchase EDR (``nf.edr.purchases``).
             await ledger.purchase(supi, body.offerId, now)
             bal = await ledger.balance(supi, now)
             assert bal is not None
-            found = catalog.current.offer(body.offerId)
-            if edrs is not None and found is not None and isinstance(found[1], FamilyPlan):
-                await family_plan_edr(edrs, member, found[1], now)
             return _json(balance_json(bal, now), 201)
 
         return await once.run(scope(), body.model_dump(mode="json"), buy)
-
-    async def family_plan_edr(sink: EdrSink, m: Member, offer: FamilyPlan,
-                              now: datetime) -> None:
-        # A family plan creates a group wallet, not a bucket of the buyer's: its purchase
-        # EDR is written here, after the fact (a crash in between loses it; the other
-        # offers' EDRs ride the durable counter change).
-        try:
-            await sink.write(purchase_record(
-                time=now, party=_party(m), offer_id=offer.id, offer_version=offer.version,
-                offer_kind=offer.kind, price_cents=offer.price_cents,
-                currency=offer.currency, record_id=f"buy:{m.supi}:{offer.id}:{now.isoformat()}"))
-        except NfError as e:
-            # The purchase is done and must not be bought twice by a retry: answer 201.
-            log.error("purchase EDR not stored", extra={"fields": {
-                "supi": m.supi, "offer": offer.id, "error": e.detail}})
 
     @bp.get(f"{BASE}/subscribers/<supi>/balance")
     async def balance(supi: str) -> Response:

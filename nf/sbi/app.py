@@ -42,7 +42,7 @@ from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
-from nf.store.mongo import Db, Doc, make_client, warm_up
+from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
 from nf.store.opwatch import OpWatch
 
 log = logging.getLogger("nf.app")
@@ -112,17 +112,22 @@ class _Lifecycle:
         reporter = asyncio.create_task(progress())
         try:
             with pymongo.timeout(settings.mongodb_startup_timeout_s):
-                for part in self.parts:
-                    # A part whose start work is not about the database (the OAuth2
-                    # keys) says ``every_process = True``: every process needs it.
-                    if self.build_indexes or getattr(part, "every_process", False):
+                if self.build_indexes:
+                    for part in self.parts:
                         step[0] = f"index checks ({part.name})"
                         await part.ensure_indexes()
-                step[0] = "warm-up"
-                took = await warm_up(self.rt.db) if self.build_indexes else {}
+                took: dict[str, float] | None = None
+                if self.build_indexes and await wants_warm_up(self.rt.db,
+                                                              settings.mongodb_warm_up):
+                    step[0] = "warm-up"
+                    took = await warm_up(self.rt.db)
+                # Start work of every process (e.g. the OAuth2 verification keys).
+                for part in self.parts:
+                    step[0] = f"start ({part.name})"
+                    await part.start()
         finally:
             reporter.cancel()
-        if self.build_indexes:
+        if took is not None:
             logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
                      "database warmed up", role=self.role, ms=took,
                      start_s=round(time.monotonic() - t0, 2))
@@ -190,12 +195,13 @@ def create_app(
     process, whose ``/readyz`` says when they are done)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
-    watch = OpWatch(settings.mongodb_slow_op_ms)
+    watch = OpWatch(settings.mongodb_slow_op_ms) if settings.mongodb_op_watch else None
     if db is None:
         client = make_client(settings, watch)
         db = client[settings.mongodb_database]
     rt = Runtime(settings=settings, clock=clock, db=db, role=role)
-    watch.observe = rt.metrics.db_operation
+    if watch is not None:
+        watch.observe = rt.metrics.db_operation
     if parts is None:
         from nf.wiring import build_parts
 

@@ -7,6 +7,7 @@ its samples there and ``/metrics`` on the OAM port aggregates all of them.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -60,9 +61,16 @@ class Metrics:
         self.db_latency = Histogram(
             "nf_db_operation_duration_seconds", "Database commands by command and collection",
             ["command", "collection"], buckets=LATENCY_BUCKETS_S, registry=r)
+        # Per (command, collection): ``labels()`` costs as much as the observation, and
+        # this runs for every database command. As many entries as label sets.
+        self._db_observe: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def db_operation(self, command: str, collection: str, seconds: float) -> None:
-        self.db_latency.labels(command, collection).observe(seconds)
+        observe = self._db_observe.get((command, collection))
+        if observe is None:
+            observe = self.db_latency.labels(command, collection).observe
+            self._db_observe[command, collection] = observe
+        observe(seconds)
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

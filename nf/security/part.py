@@ -69,11 +69,12 @@ class SecurityPart:
 
         return [bp]
 
-    # Its start work (fetching the verification keys) is needed by every process, also
-    # by the SBI workers that leave index checks to the OAM process (``nf.sbi.app``).
-    every_process = True
-
     async def ensure_indexes(self) -> None:
+        return None
+
+    async def start(self) -> None:
+        # Every process verifies tokens, so every process loads the keys (also the SBI
+        # workers that leave index checks to the OAM process).
         uri = self._rt.settings.oauth2.jwks_uri
         if self.verifier is not None and uri is not None:
             await self._refresh(uri)

@@ -38,7 +38,10 @@ def money_collection(db: Db, name: str) -> Collection:
 
 def make_client(settings: Settings, watch: OpWatch | None = None) -> AsyncMongoClient[Doc]:
     """A client with bounded pool and timeouts; aware UTC datetimes both ways. ``watch``
-    (default: a new one) sees every command: slow ones are logged."""
+    (default: a new one, unless ``mongodb_op_watch`` is off) sees every command: slow ones
+    are logged."""
+    if watch is None and settings.mongodb_op_watch:
+        watch = OpWatch(settings.mongodb_slow_op_ms)
     return AsyncMongoClient(
         settings.mongodb_uri,
         tz_aware=True,
@@ -48,7 +51,7 @@ def make_client(settings: Settings, watch: OpWatch | None = None) -> AsyncMongoC
         connectTimeoutMS=settings.mongodb_timeout_ms,
         timeoutMS=settings.mongodb_timeout_ms,
         appname=f"mvno-nf/{settings.instance_id}",
-        event_listeners=[watch or OpWatch(settings.mongodb_slow_op_ms)],
+        event_listeners=[watch] if watch is not None else [],
     )
 
 
@@ -87,6 +90,17 @@ async def warm_up(db: Db) -> dict[str, float]:
             await db[name].update_one({"_id": _NO_SUCH_ID}, {"$set": {"_": 1}})
             took[name] = round((time.perf_counter() - t0) * 1000, 1)
     return took
+
+
+async def wants_warm_up(db: Db, setting: bool | None) -> bool:
+    """Whether the start warms the database up (``mongodb_warm_up``): as set, or when
+    unset, where the server is the embedded database (its ``buildInfo`` names its own
+    version beside the MongoDB version it speaks)."""
+    if setting is not None:
+        return setting
+    async with translate_errors("database build info"):
+        info = await db.client.admin.command("buildInfo")
+    return "secantusVersion" in info
 
 
 async def ping(db: Db) -> bool:

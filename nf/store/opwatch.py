@@ -18,9 +18,10 @@ from nf import logs
 
 log = logging.getLogger("nf.store")
 
-# A command's collection is the value of its first key for these; getMore names it apart.
-_BY_NAME = frozenset({"find", "insert", "update", "delete", "aggregate", "count",
-                      "findAndModify", "distinct", "createIndexes"})
+# The key of a command whose value is its collection: the command's name, except getMore.
+_COLLECTION_KEY = {name: name for name in (
+    "find", "insert", "update", "delete", "aggregate", "count", "findAndModify", "distinct",
+    "createIndexes")} | {"getMore": "collection"}
 # Commands in flight remembered for the slow log; beyond it the oldest are forgotten
 # (their latency still counts, only the slow line loses its collection).
 MAX_TRACKED = 4_096
@@ -29,13 +30,11 @@ Observe = Callable[[str, str, float], None]
 
 
 def collection_of(name: str, command: Mapping[str, Any]) -> str:
-    if name in _BY_NAME:
-        value = command.get(name)
-        return value if isinstance(value, str) else ""
-    if name == "getMore":
-        value = command.get("collection")
-        return value if isinstance(value, str) else ""
-    return ""
+    key = _COLLECTION_KEY.get(name)
+    if key is None:
+        return ""
+    value = command.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def shape(value: Any, depth: int = 0) -> Any:
@@ -64,18 +63,26 @@ def filter_of(name: str, command: Mapping[str, Any]) -> Any:
     return None
 
 
+_NO_COMMAND: Mapping[str, Any] = {}
+
+
 class OpWatch(monitoring.CommandListener):
-    """Pass one to the client (``event_listeners``); set ``observe`` once metrics exist."""
+    """Pass one to the client (``event_listeners``); set ``observe`` once metrics exist.
+
+    It runs twice for every database command, so the common path does the least: remember
+    the command (a reference, no copy), then one lookup of its collection and one
+    observation; the filter's shape is worked out for slow commands only."""
 
     def __init__(self, slow_ms: float) -> None:
         self.slow_us = int(slow_ms * 1000)
         self.observe: Observe | None = None
-        self._started: dict[int, tuple[str, Mapping[str, Any]]] = {}
+        self._started: dict[int, Mapping[str, Any]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if len(self._started) >= MAX_TRACKED:
-            self._started.pop(next(iter(self._started)))
-        self._started[event.request_id] = (event.command_name, event.command)
+        started = self._started
+        if len(started) >= MAX_TRACKED:
+            del started[next(iter(started))]
+        started[event.request_id] = event.command
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         self._done(event.request_id, event.command_name, event.duration_micros, None)
@@ -86,8 +93,7 @@ class OpWatch(monitoring.CommandListener):
                    else str(event.failure.get("codeName", "error")))
 
     def _done(self, request_id: int, name: str, micros: int, failure: str | None) -> None:
-        entry = self._started.pop(request_id, None)
-        command: Mapping[str, Any] = entry[1] if entry is not None else {}
+        command = self._started.pop(request_id, _NO_COMMAND)
         coll = collection_of(name, command)
         if self.observe is not None:
             self.observe(name, coll, micros / 1e6)

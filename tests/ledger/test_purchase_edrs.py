@@ -5,9 +5,10 @@ record delivered twice is stored once. Real database; the demo catalogue's terms
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from nf.catalog import CatalogHolder
-from nf.catalog.model import RoamingPass
+from nf.catalog.model import AnyOffer, FamilyPlan, RoamingPass
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.edr.purchases import PurchaseEdrs
@@ -42,10 +43,13 @@ async def _buy_and_die(db: Db, settings: Settings, clock: FakeClock, supi: str,
     return now
 
 
-async def test_a_purchase_left_pending_by_a_dead_process_gets_its_edr(
-        db: Db, settings: Settings, clock: FakeClock) -> None:
-    supi = "imsi-001010000000801"
-    now = await _buy_and_die(db, settings, clock, supi, h.DEMO_ROAMING_PASS)
+async def _edr_after_death(db: Db, settings: Settings, clock: FakeClock, supi: str,
+                           offer_id: str) -> tuple[dict[str, Any], str, AnyOffer, datetime,
+                                                   MongoLedger]:
+    """Buy ``offer_id`` in a process that dies before delivering; another process's sweeper
+    writes the purchase EDR. Returns the one EDR, the offer's brand and terms, the purchase
+    time and the second process's ledger."""
+    now = await _buy_and_die(db, settings, clock, supi, offer_id)
     assert await db.edrs.count_documents({"supi": supi}) == 0  # nothing delivered yet
 
     rt2, led2 = _process(db, settings, clock, immediate=True)
@@ -55,11 +59,17 @@ async def test_a_purchase_left_pending_by_a_dead_process_gets_its_edr(
 
     edrs = [d async for d in db.edrs.find({"supi": supi, "kind": "purchase"})]
     assert len(edrs) == 1
-    edr = edrs[0]
     assert settings.catalog_dir is not None
-    found = CatalogHolder.from_dir(settings.catalog_dir).current.offer(h.DEMO_ROAMING_PASS)
+    found = CatalogHolder.from_dir(settings.catalog_dir).current.offer(offer_id)
     assert found is not None
-    brand, offer = found
+    return edrs[0], found[0], found[1], now, led2
+
+
+async def test_a_purchase_left_pending_by_a_dead_process_gets_its_edr(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    supi = "imsi-001010000000801"
+    edr, brand, offer, now, led2 = await _edr_after_death(db, settings, clock, supi,
+                                                          h.DEMO_ROAMING_PASS)
     assert isinstance(offer, RoamingPass)
     assert (edr["offer_id"], edr["offer_version"], edr["offer_kind"], edr["price_cents"],
             edr["currency"], edr["zone_name"]) == (
@@ -71,6 +81,35 @@ async def test_a_purchase_left_pending_by_a_dead_process_gets_its_edr(
     assert bal is not None
     assert edr["bucket_ids"] == [b.bucket_id for b in bal.buckets if b.offer_id == offer.id]
     assert edr["_id"] == f"buy:{supi}:{edr['bucket_ids'][0]}"
+
+
+async def test_a_family_plan_left_pending_by_a_dead_process_gets_its_edr(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """A family plan adds no bucket of the buyer's: the group's own insert carries the
+    purchase, and the EDR is named by the offer and the time. Joining the group the plan
+    made is no second purchase (one EDR)."""
+    supi = "imsi-001010000000804"
+    edr, brand, offer, now, led2 = await _edr_after_death(db, settings, clock, supi,
+                                                          h.DEMO_FAMILY)
+    assert isinstance(offer, FamilyPlan)
+    assert (edr["_id"], edr["offer_id"], edr["offer_version"], edr["offer_kind"],
+            edr["price_cents"], edr["currency"], edr["bucket_ids"]) == (
+        f"buy:{supi}:{offer.id}:{now.isoformat()}", offer.id, offer.version, "family_plan",
+        offer.price_cents, offer.currency, [])
+    assert (edr["brand"], edr["gpsi"]) == (brand, "msisdn-15550001234")
+    sub = await led2.subscriber(supi, now)
+    assert sub is not None and sub.group_id is not None
+
+
+async def test_a_group_created_without_a_purchase_writes_no_purchase_edr(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """``POST /groups`` (a group set up by provisioning) is no purchase."""
+    _rt, led = _process(db, settings, clock, immediate=False)
+    now = clock.now()
+    owner = await h.capped(led, now, "imsi-001010000000805")
+    gid = await led.create_group(owner, h.DEMO_FAMILY, now)
+    doc = await db[COLLECTION].find_one({"_id": f"grp:{gid}"})
+    assert doc is not None and not doc.get(FIELD)
 
 
 async def test_a_purchase_edr_delivered_twice_is_stored_once(

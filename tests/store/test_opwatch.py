@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from nf.clock import FakeClock
 from nf.config import Settings
+from nf.ledger.part import LedgerPart
+from nf.sbi.app import create_app
 from nf.sbi.metrics import Metrics
 from nf.store.mongo import Db, make_client, warm_up
 from nf.store.opwatch import OpWatch, collection_of, filter_of, shape
@@ -101,3 +104,19 @@ async def test_warm_up_writes_to_every_collection_and_changes_nothing(db: Db) ->
     assert all(ms >= 0 for ms in took.values())
     after = {name: [d async for d in db[name].find()] for name in ("a_wallets", "b_sessions")}
     assert after == before
+
+
+@pytest.mark.parametrize("on", [True, False])
+async def test_the_watch_can_be_switched_off(settings: Settings, on: bool) -> None:
+    """``mongodb_op_watch: false``: the NF's client has no command listener, so no database
+    command reaches the histogram (the start's index checks make plenty)."""
+    s = settings.model_copy(update={"mongodb_op_watch": on})
+    app = create_app(s, role="oam", clock=FakeClock(), parts=lambda rt: [LedgerPart(rt)])
+    try:
+        async with app.test_app() as ta:
+            text = (await (await ta.test_client().get("/metrics")).get_data()).decode()
+    finally:
+        client = make_client(s)
+        await client.drop_database(s.mongodb_database)
+        await client.close()
+    assert ("nf_db_operation_duration_seconds_count{" in text) is on

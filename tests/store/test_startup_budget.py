@@ -17,7 +17,7 @@ from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role, Worker
 from nf.sbi.app import create_app
-from nf.store.mongo import Db, make_client
+from nf.store.mongo import Db, make_client, wants_warm_up
 
 
 class BudgetProbe:
@@ -29,13 +29,18 @@ class BudgetProbe:
     def __init__(self, db: Db) -> None:
         self.db = db
         self.deadline_s: float | None = None
+        self.indexed = self.started = 0
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return []
 
     async def ensure_indexes(self) -> None:
+        self.indexed += 1
         self.deadline_s = _csot.get_timeout()
         await self.db["probe"].insert_one({"_id": 1})
+
+    async def start(self) -> None:
+        self.started += 1
 
     def workers(self) -> list[Worker]:
         return []
@@ -77,3 +82,29 @@ async def test_only_the_process_told_to_builds_indexes(settings: Settings, db: D
     oam = create_app(settings, role="oam", db=db, clock=FakeClock())
     async with oam.test_app():
         assert {"supis", "due_res", "fx_at"} <= await index_names()
+
+
+async def test_every_process_runs_the_start_hooks(settings: Settings, db: Db) -> None:
+    """A part's start work (the OAuth2 keys) runs in every process, its index checks only
+    in the process that builds indexes."""
+    for build, indexed in ((False, 0), (True, 1)):
+        probe = BudgetProbe(db)
+        app = create_app(settings, role="sbi", db=db, clock=FakeClock(), parts=[probe],
+                         build_indexes=build)
+        async with app.test_app():
+            assert (probe.indexed, probe.started) == (indexed, 1)
+
+
+async def test_the_warm_up_follows_its_setting(
+        settings: Settings, db: Db, caplog: pytest.LogCaptureFixture) -> None:
+    """Unset, the start warms up the embedded database only (the tests' server is one);
+    ``mongodb_warm_up: false`` skips it, ``true`` forces it on any server."""
+    assert await wants_warm_up(db, None)
+    assert await wants_warm_up(db, True) and not await wants_warm_up(db, False)
+    s = settings.model_copy(update={"mongodb_warm_up": False})
+    app = create_app(s, role="oam", db=db, clock=FakeClock(), parts=[BudgetProbe(db)])
+    with caplog.at_level(logging.INFO, logger="nf.app"):
+        async with app.test_app() as ta:
+            assert (await ta.test_client().get("/readyz")).status_code == 200
+    said = [r.getMessage() for r in caplog.records]
+    assert "started" in said and "database warmed up" not in said

@@ -30,7 +30,7 @@ from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
 from nf.oam.console.limits import SignInLimiter
 from nf.oam.console.rates import RateMeter, charging_requests_total
-from nf.oam.keys import KeyRing, digest
+from nf.oam.keys import digest
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
@@ -63,7 +63,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
     tls = rt.settings.server.tls_cert_file is not None
     bp = Blueprint("console", __name__, url_prefix=PREFIX, template_folder="templates",
                    static_folder="static", static_url_path="/static")
-    keys = Keys(KeyRing.from_settings(rt.settings.api_keys))
+    keys = Keys(rt.api_keys)
     data = ConsoleData(rt)
     secret = session_secret(cfg.session_secret)
     meter = RateMeter()
