@@ -122,3 +122,20 @@ def test_failed_cargo_build_is_reported_with_its_log(monkeypatch: pytest.MonkeyP
     assert "could not compile" in embedded.build_log().read_text()
     r = runner.invoke(cli, ["db", "build"])
     assert r.exit_code == 1
+
+
+def test_an_unusable_client_ca_bundle_stops_the_nf(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello\n", encoding="utf-8")
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem}\n"
+        "networks:\n"
+        f'  - {{id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        f"tls_client_ca_file: {bad}}}\n", encoding="utf-8")
+    r = runner.invoke(cli, ["check-config", str(cfg)])
+    assert r.exit_code == 2, r.output
+    assert f"networks[a].tls_client_ca_file: {bad} is not a usable CA bundle" in r.output
+    cfg.write_text(cfg.read_text().replace(str(bad), str(tmp_path / "absent.pem")))
+    r = runner.invoke(cli, ["check-config", str(cfg)])
+    assert r.exit_code == 2 and "absent.pem is not a usable CA bundle" in r.output
