@@ -221,6 +221,10 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
 
     try:
         KeyRing.from_settings(settings.api_keys)  # a missing key file stops us here
+        if srv.listener_network is not None:
+            raise ConfigError("server.listener_network is set by nf serve for the "
+                              "processes of a host network's own listener; give the "
+                              "network sbi_port instead")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

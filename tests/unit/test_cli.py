@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trustme
 from typer.testing import CliRunner
 
 from nf.cli import cli
@@ -139,3 +140,21 @@ def test_an_unusable_client_ca_bundle_stops_the_nf(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace(str(bad), str(tmp_path / "absent.pem")))
     r = runner.invoke(cli, ["check-config", str(cfg)])
     assert r.exit_code == 2 and "absent.pem is not a usable CA bundle" in r.output
+
+
+def test_serve_refuses_a_listener_network_given_by_hand(tmp_path: Path) -> None:
+    """``server.listener_network`` is how ``nf serve`` tells a child which network it
+    serves; given to ``nf serve`` itself, the shared port would serve that network."""
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem}\n"
+        f'networks:\n  - {{id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        f"tls_client_ca_file: {ca}}}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
+    env["NF_SERVER__LISTENER_NETWORK"] = "a"
+    p = subprocess.run([sys.executable, "-m", "nf.cli", "serve", "--config", str(cfg)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "server.listener_network is set by nf serve" in p.stderr
