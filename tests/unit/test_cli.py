@@ -158,3 +158,28 @@ def test_serve_refuses_a_listener_network_given_by_hand(tmp_path: Path) -> None:
                        capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 2, p.stderr
     assert "server.listener_network is set by nf serve" in p.stderr
+
+
+def test_each_listener_gets_its_address_workers_and_client_ca(tmp_path: Path) -> None:
+    from nf.config import Settings
+    from nf.sbi.runner import listener
+
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem, tls_client_ca_file: s.pem, "
+        "sbi_host: 10.0.0.1, workers: 3}\n"
+        "networks:\n"
+        '  - {id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        "tls_client_ca_file: a.pem}\n"
+        '  - {id: b, name: B, plmn_ids: ["00102"], sbi_port: 8102, sbi_host: 10.0.0.2, '
+        "sbi_workers: 1, tls_client_ca_file: b.pem}\n", encoding="utf-8")
+    s = Settings.load(cfg)
+    assert listener(s, "sbi") == ("10.0.0.1", 8000, 3, Path("s.pem"))
+    assert listener(s, "oam") == ("127.0.0.1", 8080, 1, None)
+
+    def on(net: str) -> Settings:
+        return Settings.load(cfg, server={**s.server.model_dump(), "listener_network": net})
+
+    assert listener(on("a"), "sbi") == ("10.0.0.1", 8101, 3, Path("a.pem"))
+    assert listener(on("b"), "sbi") == ("10.0.0.2", 8102, 1, Path("b.pem"))
+    assert listener(on("b"), "oam") == ("127.0.0.1", 8080, 1, None)
