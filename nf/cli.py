@@ -35,10 +35,28 @@ def _load(config: Path | None, **overrides: object) -> Settings:
             from nf.security.keys import load_file
 
             load_file(settings.oauth2.jwks_file)  # a bad key file stops the NF here
+        _check_client_cas(settings)
         return settings
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
+
+
+def _check_client_cas(settings: Settings) -> None:
+    """A client CA bundle (mTLS) that cannot be used stops the NF before anything starts."""
+    import ssl
+
+    bundles = [("server.tls_client_ca_file", settings.server.tls_client_ca_file)]
+    bundles += [(f"networks[{n.id}].tls_client_ca_file", n.tls_client_ca_file)
+                for n in settings.networks]
+    for key, path in bundles:
+        if path is None:
+            continue
+        try:
+            ssl.create_default_context(cafile=path)
+        except OSError as e:  # ssl.SSLError included
+            why = e.strerror or str(e)
+            raise ConfigError(f"{key}: {path} is not a usable CA bundle: {why}") from None
 
 
 @cli.command("check-config")

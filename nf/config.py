@@ -63,6 +63,9 @@ class ServerSettings(_Frozen):
     # documents that speak HTTP/1.1. TS 29.500 requires HTTP/2, so production keeps it off;
     # then an HTTP/1.1 request gets 505 with a ProblemDetails that says how to connect.
     sbi_http1: bool = False
+    # Set by ``nf serve`` in the processes serving one host network's own SBI listener
+    # (``networks[].sbi_port``): the network id. Not for the configuration file.
+    listener_network: str | None = None
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:
@@ -98,6 +101,27 @@ class HostNetwork(_Frozen):
     # NF instance ids (the token's ``sub``) of this network's consumers, for access tokens
     # that carry no ``consumerPlmnId``.
     consumer_nf_instance_ids: list[str] = Field(default_factory=list)
+    # This network's own SBI listener (mTLS): a port on which only client certificates
+    # signed by ``tls_client_ca_file`` are accepted, and every request is this network's
+    # (``nf.security.caller``). Needs server TLS; unset: the network uses the shared port.
+    sbi_port: int | None = Field(None, ge=1, le=65535)
+    sbi_host: str | None = None  # default: server.sbi_host
+    tls_client_ca_file: Path | None = None
+    sbi_workers: int | None = Field(None, ge=1, le=64)  # default: server.workers
+
+    @model_validator(mode="after")
+    def _listener(self) -> HostNetwork:
+        own = ("sbi_host", "tls_client_ca_file", "sbi_workers")
+        if self.sbi_port is None:
+            given = [k for k in own if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"host network {self.id}: {', '.join(given)} only apply "
+                                 "to its own SBI listener; set sbi_port too")
+        elif self.tls_client_ca_file is None:
+            raise ValueError(f"host network {self.id}: its own SBI listener (sbi_port) "
+                             "needs tls_client_ca_file, the CA bundle that signs its "
+                             "SMFs' client certificates")
+        return self
 
 
 class ChfSettings(_Frozen):
@@ -417,6 +441,31 @@ class Settings(BaseSettings):
                     raise ValueError(f"plmn id {p} belongs to more than one host network")
                 seen.add(p)
         return self
+
+    @model_validator(mode="after")
+    def _network_listeners(self) -> Settings:
+        srv = self.server
+        taken = {srv.sbi_port: "server.sbi_port", srv.oam_port: "server.oam_port"}
+        for n in self.listener_networks():
+            where = f"networks[{n.id}].sbi_port"
+            if not srv.tls:
+                raise ValueError(f"{where}: a host network's own SBI listener needs TLS "
+                                 "(server.tls_cert_file and server.tls_key_file)")
+            if n.sbi_port in taken:
+                raise ValueError(f"{where}: port {n.sbi_port} is already "
+                                 f"{taken[n.sbi_port]}; each listener needs its own port")
+            assert n.sbi_port is not None
+            taken[n.sbi_port] = where
+        if srv.listener_network is not None:
+            net = self.network(srv.listener_network)
+            if net is None or net.sbi_port is None:
+                raise ValueError(f"server.listener_network: {srv.listener_network!r} is no "
+                                 "host network with its own sbi_port")
+        return self
+
+    def listener_networks(self) -> list[HostNetwork]:
+        """The host networks with their own SBI listener (``sbi_port``)."""
+        return [n for n in self.networks if n.sbi_port is not None]
 
     def network_for_plmn(self, plmn: str) -> HostNetwork | None:
         for n in self.networks:

@@ -66,8 +66,12 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
             db_ok = False
         indexes = ready()
         srv = rt.settings.server
-        sbi_ok = (await sbi_listening(srv.sbi_host, srv.sbi_port)
-                  if srv.readyz_checks_sbi else True)
+        sbi_ok = True
+        if srv.readyz_checks_sbi:  # the shared port and each host network's own
+            for host, port in [(srv.sbi_host, srv.sbi_port), *(
+                    (n.sbi_host or srv.sbi_host, n.sbi_port)
+                    for n in rt.settings.listener_networks() if n.sbi_port)]:
+                sbi_ok = sbi_ok and await sbi_listening(host, port)
         ok = db_ok and indexes and sbi_ok
         body: dict[str, object] = {"status": "ready" if ok else "not-ready", "database": db_ok,
                 "indexes": indexes, "sbi": sbi_ok}

@@ -6,6 +6,11 @@ SIGTERM / SIGINT to them, and waits for them to drain within ``server.shutdown_g
 Each child runs the chosen server with the app factory in ``nf.sbi.entry``; HTTP/2 is h2c
 with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
 
+A host network with its own SBI listener (``networks[].sbi_port``, mTLS with its own client
+CA bundle) gets one more child: the same SBI app, told through
+``NF_SERVER__LISTENER_NETWORK`` which network it serves, with ``sbi_workers`` (default
+``server.workers``) workers of its own.
+
 Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
 
 The servers bind with ``SO_REUSEPORT`` so that several SBI workers share one port. That
@@ -59,7 +64,7 @@ def _log_config(level: str) -> dict[str, Any]:
 
 
 def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
-             log_level: str) -> None:
+             client_ca: Path | None, log_level: str) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP2Settings
@@ -86,8 +91,8 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         ssl_key=srv.tls_key_file,
         # mTLS: the handshake fails without a client certificate signed by this CA.
         # SBI only (OAM's probes and Prometheus carry no certificates).
-        ssl_ca=srv.tls_client_ca_file if role == "sbi" else None,
-        ssl_client_verify=role == "sbi" and srv.tls_client_ca_file is not None,
+        ssl_ca=client_ca,
+        ssl_client_verify=client_ca is not None,
         workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
         respawn_failed_workers=True,
         log_level=LogLevels(log_level.lower()),
@@ -97,7 +102,7 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
 
 
 def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
-               log_level: str) -> None:
+               client_ca: Path | None, log_level: str) -> None:
     from hypercorn.config import Config
     from hypercorn.run import run
 
@@ -121,10 +126,10 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
         # ``http/1.1`` is offered on the SBI too, so that an HTTP/1.1-only client gets the
         # app's 505 explanation rather than a failed handshake (``server.sbi_http1``).
         cfg.alpn_protocols = ["h2", "http/1.1"]
-        if role == "sbi" and srv.tls_client_ca_file is not None:  # mTLS, SBI only
+        if client_ca is not None:  # mTLS
             import ssl
 
-            cfg.ca_certs = str(srv.tls_client_ca_file)
+            cfg.ca_certs = str(client_ca)
             cfg.verify_mode = ssl.CERT_REQUIRED
     run(cfg)
 
@@ -133,11 +138,23 @@ def run_child(role: Role) -> None:
     """Run one server in this process until it is told to stop."""
     settings = Settings.load()
     srv = settings.server
-    host, port = (srv.sbi_host, srv.sbi_port) if role == "sbi" else (srv.oam_host,
-                                                                      srv.oam_port)
-    workers = srv.workers if role == "sbi" else 1
     run = _granian if srv.server == "granian" else _hypercorn
-    run(role, srv, host, port, workers, settings.log_level)
+    run(role, srv, *listener(settings, role), settings.log_level)
+
+
+def listener(settings: Settings, role: Role) -> tuple[str, int, int, Path | None]:
+    """Host, port, workers and client CA bundle (mTLS) of the server of ``role``; for
+    ``sbi`` with ``server.listener_network`` set, that network's own listener."""
+    srv = settings.server
+    if role == "oam":
+        # No client certificates: OAM's probes and Prometheus carry none.
+        return srv.oam_host, srv.oam_port, 1, None
+    net = settings.network(srv.listener_network) if srv.listener_network else None
+    if net is None:
+        return srv.sbi_host, srv.sbi_port, srv.workers, srv.tls_client_ca_file
+    assert net.sbi_port is not None
+    return (net.sbi_host or srv.sbi_host, net.sbi_port, net.sbi_workers or srv.workers,
+            net.tls_client_ca_file)
 
 
 def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str] | None:
@@ -165,7 +182,7 @@ class PortInUse(Exception):
     """An address the NF must own is already bound by someone else."""
 
 
-def claim_check(what: str, host: str, port: int) -> None:
+def claim_check(what: str, host: str, port: int, setting: str | None = None) -> None:
     """Raise ``PortInUse`` unless ``host:port`` can be bound exclusively right now.
 
     The probe socket has ``SO_REUSEADDR`` (connections of a previous run lingering in
@@ -185,9 +202,9 @@ def claim_check(what: str, host: str, port: int) -> None:
             except OSError as e:
                 why = "is already in use" if e.errno == errno.EADDRINUSE else \
                     f"cannot be bound ({e.strerror})"
+                setting = setting or f"server.{what.lower()}_port"
                 raise PortInUse(f"{what} port {port} on {host} {why}; is another NF "
-                                f"running? Set another with server.{what.lower()}_port") \
-                    from None
+                                f"running? Set another with {setting}") from None
 
 
 def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
@@ -204,12 +221,20 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
 
     try:
         KeyRing.from_settings(settings.api_keys)  # a missing key file stops us here
+        if srv.listener_network is not None:
+            raise ConfigError("server.listener_network is set by nf serve for the "
+                              "processes of a host network's own listener; give the "
+                              "network sbi_port instead")
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
         claim_check("SBI", srv.sbi_host, srv.sbi_port)
         claim_check("OAM", srv.oam_host, srv.oam_port)
+        for net in settings.listener_networks():
+            assert net.sbi_port is not None
+            claim_check(f"host network {net.id}'s SBI", net.sbi_host or srv.sbi_host,
+                        net.sbi_port, f"networks[{net.id}].sbi_port")
     except PortInUse as e:
         logs.log(log, logging.ERROR, "not starting", reason=str(e))
         print(f"error: {e}", file=sys.stderr)
@@ -217,10 +242,17 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("NF_SERVER__READYZ_CHECKS_SBI", "true")
     metrics_dir = prepare_metrics_dir(child_env)
+    # One child per listener: the shared SBI port, OAM, and each host network's own.
+    envs = [("sbi", child_env), ("oam", child_env)]
+    for net in settings.listener_networks():
+        envs.append(("sbi", {**child_env, "NF_SERVER__LISTENER_NETWORK": net.id}))
+        logs.log(log, logging.INFO, "host network listener", network=net.id,
+                 host=net.sbi_host or srv.sbi_host, port=net.sbi_port,
+                 workers=net.sbi_workers or srv.workers)
     children = [
-        subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=child_env,
+        subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=env_,
                          start_new_session=True, preexec_fn=die_with_parent)
-        for role in ("sbi", "oam")
+        for role, env_ in envs
     ]
     stopping = False
     killed = False
@@ -244,7 +276,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
             if any(code is not None for code in codes) and not stopping:
                 # One server died: stop the other rather than run half an NF.
                 died = True
-                logs.log(log, logging.ERROR, "a server exited; stopping the other",
+                logs.log(log, logging.ERROR, "a server exited; stopping the others",
                          codes=codes)
                 _forward(signal.SIGTERM, None)
             time.sleep(0.05)

@@ -4,8 +4,16 @@ With OAuth2 on, the host network comes from the verified token: its ``consumerPl
 (inter-PLMN tokens, TS 29.510) names one of the network's PLMNs, or its ``sub`` is one of
 the network's ``consumer_nf_instance_ids``. Bodies may then no longer choose the network:
 ``check_plmns`` refuses a body that names a PLMN of another configured host network, and
-``check_owner`` refuses access to a resource another network created. Without OAuth2 there
-is no caller (``current()`` is ``None``) and these checks pass, as before.
+``check_owner`` refuses access to a resource another network created.
+
+With mTLS, a host network may have its own SBI listener (``networks[].sbi_port``) that
+admits only client certificates signed by its own CA bundle: a request arriving there is
+that network's (its first PLMN), with or without a token, and a token of another network is
+refused (``check_listener``). Neither Granian nor Hypercorn hands the peer certificate to
+the app, so the listener, not the certificate, names the network.
+
+Elsewhere without OAuth2 there is no caller (``current()`` is ``None``) and these checks
+pass: the shared SBI port trusts the body's PLMNs.
 
 ``check_notify_uri`` applies either way: a notification target must lie inside the
 calling network's allow-list (``notify_cidrs`` / ``notify_fqdn_suffixes``), else the
@@ -57,13 +65,25 @@ def resolve(settings: Settings, claims: Claims) -> Caller:
                     "no configured consumer)")
 
 
+def check_listener(caller: Caller, listener: HostNetwork) -> None:
+    """403 unless a token's host network is the one whose own listener it arrived on."""
+    if caller.network.id == listener.id:
+        return
+    logs.log(log, logging.WARNING, "token of another host network on a network's own "
+             "listener refused", listener_network=listener.id,
+             token_network=caller.network.id, subject=caller.subject)
+    raise Forbidden(f"this SBI listener serves host network {listener.id}; the access "
+                    f"token is for {caller.network.id}", cause="PLMN_NOT_ALLOWED")
+
+
 def set_current(caller: Caller) -> None:
     setattr(g, _G_KEY, caller)
     logs.bind(caller_network=caller.network.id)
 
 
 def current() -> Caller | None:
-    """The authenticated caller of the request being handled (``None`` without OAuth2)."""
+    """The authenticated caller of the request being handled (``None`` without OAuth2,
+    outside a host network's own listener)."""
     value = getattr(g, _G_KEY, None)
     return value if isinstance(value, Caller) else None
 

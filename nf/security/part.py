@@ -5,6 +5,11 @@ segment is a service name: ``nchf-convergedcharging``, ``nchf-spendinglimitcontr
 ``npcf-smpolicycontrol``) must carry a bearer token that ``TokenVerifier`` accepts for that
 service and for the NF type serving it; the token's host network becomes the request's
 caller (``nf.security.caller.current()``). ``/healthz`` and unknown paths are not guarded.
+
+In a process serving a host network's own SBI listener (``server.listener_network``; the
+server admits only client certificates signed by that network's CA bundle) the caller is
+that network, with or without a token; a token of another host network there is refused
+with 403 ``PLMN_NOT_ALLOWED``.
 """
 
 from __future__ import annotations
@@ -46,11 +51,12 @@ class SecurityPart:
         _warn_open_networks(rt.settings)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
-        if role != "sbi" or self.verifier is None:
+        settings = self._rt.settings
+        listener = settings.network(settings.server.listener_network or "")
+        if role != "sbi" or (self.verifier is None and listener is None):
             return []
         bp = Blueprint("sbi_security", __name__)
         verifier, clock = self.verifier, self._rt.clock
-        settings = self._rt.settings
 
         @bp.before_app_request
         async def _authenticate() -> None:
@@ -60,12 +66,19 @@ class SecurityPart:
             if request.url_rule is not None and request.url_rule.endpoint:
                 # The metrics label of the operation, also for refused requests.
                 cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
+            if verifier is None:
+                assert listener is not None
+                callers.set_current(callers.Caller(listener, listener.plmn_ids[0], None))
+                return
             service, nf_type = svc
             token = bearer(request.headers.get("Authorization"))
             claims = verifier.verify(token, service=service,
                                      audiences=self._audiences[nf_type],
                                      now=clock.now().timestamp())
-            callers.set_current(callers.resolve(settings, claims))
+            caller = callers.resolve(settings, claims)
+            if listener is not None:
+                callers.check_listener(caller, listener)
+            callers.set_current(caller)
 
         return [bp]
 

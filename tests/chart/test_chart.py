@@ -68,7 +68,8 @@ def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> 
     dep = check.find(production, "Deployment")
     pod = dep["spec"]["template"]["spec"]
     nf = pod["containers"][0]
-    assert {p["name"]: p["containerPort"] for p in nf["ports"]} == {"sbi": 8000, "oam": 8080}
+    assert {p["name"]: p["containerPort"] for p in nf["ports"]} == {
+        "sbi": 8000, "oam": 8080, "sbi-n0": 8101, "sbi-n1": 8102}  # two network listeners
     assert nf["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "oam"}
     assert nf["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "oam"}
     # Graceful stop: the preStop pause, then shutdown_grace_s (20) and the supervisor's 5 s.
@@ -89,18 +90,22 @@ def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> 
     assert settings.server.shutdown_grace_s == 20 and settings.server.workers == 2
     assert settings.server.sbi_host == "0.0.0.0" and settings.server.tls
     assert [n.id for n in settings.networks] == ["northwind", "bluepeak", "redmoor"]
+    assert [(n.id, n.sbi_port) for n in settings.listener_networks()] == [
+        ("northwind", 8101), ("bluepeak", 8102)]
 
 
 def test_sbi_and_oam_are_separate_services_and_the_sbi_is_fenced(
         production: list[dict[str, Any]]) -> None:
     sbi = check.find(production, "Service", "-sbi")
     oam = check.find(production, "Service", "-oam")
-    assert [p["name"] for p in sbi["spec"]["ports"]] == ["sbi"]
+    assert [(p["name"], p["port"], p["targetPort"]) for p in sbi["spec"]["ports"]] == [
+        ("sbi", 443, "sbi"), ("sbi-n0", 8101, "sbi-n0"), ("sbi-n1", 8102, "sbi-n1")]
     assert [p["name"] for p in oam["spec"]["ports"]] == ["oam"]
     assert oam["spec"]["type"] == "ClusterIP"
     pol = check.find(production, "NetworkPolicy")
     rules = pol["spec"]["ingress"]
-    sbi_rule = next(r for r in rules if r["ports"] == [{"port": "sbi", "protocol": "TCP"}])
+    sbi_rule = next(r for r in rules if r["ports"] == [
+        {"port": name, "protocol": "TCP"} for name in ("sbi", "sbi-n0", "sbi-n1")])
     assert [b["ipBlock"]["cidr"] for b in sbi_rule["from"]] == [
         "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
     mon = check.find(production, "ServiceMonitor")
@@ -123,6 +128,9 @@ def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> Non
     assert r.ok, r.stderr
     data = check.find(r.manifests, "Secret")["data"]
     assert set(data) == {"mongodb-uri", "api-keys.json", "oauth2-jwks.json"}
+    r = check.render(sets=["secrets.clientCas.client-ca-northwind\\.pem=pem"])
+    assert r.ok, r.stderr
+    assert "client-ca-northwind.pem" in check.find(r.manifests, "Secret")["data"]
 
 
 @pytest.mark.parametrize(("setting", "why"), [
@@ -136,6 +144,10 @@ def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> Non
     ("config.server.shutdown_grace_s=-1", "shutdown_grace_s"),
     ("replicas=3", "replicas"),
     ("tls.enabled=true", "crt"),  # TLS without a key pair and without an existing Secret
+    # A host network's own listener: its CA file too, from the Secret, and TLS on.
+    ("config.networks[0].sbi_port=8101", "tls_client_ca_file"),
+    ("config.networks[0].tls_client_ca_file=/tmp/ca.pem", "client-ca-"),
+    ("secrets.clientCas.ca\\.pem=x", "ca.pem"),
 ])
 def test_a_wrong_value_is_refused_by_the_schema(helm: Path, setting: str, why: str) -> None:
     r = check.render(sets=[setting])
@@ -148,3 +160,13 @@ def test_autoscaling_bounds_must_be_ordered(helm: Path) -> None:
     r = check.render(sets=["autoscaling.enabled=true", "autoscaling.minReplicas=5",
                            "autoscaling.maxReplicas=3"])
     assert not r.ok and "minReplicas must not exceed" in r.stderr, r.stderr
+
+
+def test_a_network_listener_needs_tls(helm: Path) -> None:
+    net = ["config.networks[0].id=a", "config.networks[0].name=A",
+           "config.networks[0].plmn_ids[0]=00101", "config.networks[0].sbi_port=8101",
+           "config.networks[0].tls_client_ca_file=/etc/nf/secrets/client-ca-a.pem"]
+    r = check.render(sets=net)
+    assert not r.ok and "/tls/enabled" in r.stderr, r.stderr
+    r = check.render(sets=[*net, "tls.enabled=true", "secrets.tls.crt=c", "secrets.tls.key=k"])
+    assert r.ok, r.stderr

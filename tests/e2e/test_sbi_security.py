@@ -9,10 +9,12 @@ fetches it by URL). Network A is northwind (PLMN 00101), network B is bluepeak (
 from __future__ import annotations
 
 import contextlib
+import json
 import ssl
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -21,7 +23,7 @@ import yaml
 
 from nf.clock import SystemClock
 from nf.config import Settings
-from nf.store.embedded import EmbeddedDb
+from nf.store.embedded import EmbeddedDb, free_port
 from nf.store.mongo import Db
 from tests.e2e.nfproc import TEST_CONFIG, running_nf
 from tests.jwt_issuer import Issuer, plmn
@@ -269,3 +271,154 @@ def test_config_refuses_mtls_without_tls(tmp_path: Path) -> None:
         Settings.load(TEST_CONFIG, server={"tls_client_ca_file": str(tmp_path / "ca.pem")})
     with pytest.raises(ConfigError, match="oauth2"):
         Settings.load(TEST_CONFIG, oauth2={"required": True})
+
+
+# -- host networks' own SBI listeners (mTLS, one client CA bundle per network) ------------
+
+# Under TLS 1.3 the server refuses a client certificate after the client has finished its
+# side of the handshake: the refusal (an "unknown CA" alert) then arrives on the first read,
+# which httpx's async transport lets through as ``ssl.SSLError``.
+CONNECTION_REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.WriteError,
+                      httpx.RemoteProtocolError, ssl.SSLError)
+
+
+class _Listeners:
+    """Server TLS plus one listener each for northwind (A) and bluepeak (B), with a CA of
+    their own; ``client(net)`` is an HTTP/2 client with a certificate from that network's
+    CA."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.server_ca, self.cert, self.key, _ = _tls_files(tmp)
+        self.cas = {"northwind": trustme.CA(), "bluepeak": trustme.CA()}
+        self.ports = {net: free_port() for net in self.cas}
+        self.nets: dict[str, dict[str, Any]] = {}
+        for net, ca in self.cas.items():
+            ca_file = tmp / f"{net}-clients-ca.pem"
+            ca.cert_pem.write_to_path(str(ca_file))
+            self.nets[net] = {"sbi_port": self.ports[net], "tls_client_ca_file": str(ca_file)}
+        self.sbi_ssl = ssl.create_default_context()  # the shared SBI port: TLS only
+        self.server_ca.configure_trust(self.sbi_ssl)
+
+    def url(self, net: str) -> str:
+        return f"https://127.0.0.1:{self.ports[net]}"
+
+    def context(self, net: str) -> ssl.SSLContext:
+        ctx = ssl.create_default_context()
+        self.server_ca.configure_trust(ctx)
+        self.cas[net].issue_cert(f"smf1.smf.{net}.example").configure_cert(ctx)
+        return ctx
+
+
+async def _assert_refused_at_handshake(url: str, ctx: ssl.SSLContext) -> None:
+    async with httpx.AsyncClient(http2=True, verify=ctx, timeout=5) as c:
+        with pytest.raises(CONNECTION_REFUSED):
+            await c.get(url + "/healthz")
+
+
+async def test_network_listeners_bind_the_caller_without_oauth2(
+        db_server: EmbeddedDb, settings: Settings, db: Db, tmp_path: Path) -> None:
+    """Granian: a request on a network's own listener is that network's: its SMF cannot
+    speak for another network, and another network's listener cannot touch its sessions
+    and policies. The shared SBI port keeps trusting the body."""
+    ledger = h.make_ledger(db, settings, h.TEST_CATALOG)
+    await ledger.ensure_indexes()
+    await h.subscriber(ledger, SystemClock().now(), SUPI, "t-capped", brand="testco")
+    tls = _Listeners(tmp_path)
+    cfg = config(tmp_path, **tls.nets)
+    with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                    tls=(tls.cert, tls.key), sbi_ssl=tls.sbi_ssl,
+                    extra_env={"NF_CONFIG": str(cfg)}) as nf:
+        # Each listener admits only its own network's certificates.
+        await _assert_refused_at_handshake(tls.url("bluepeak"), tls.context("northwind"))
+        await _assert_refused_at_handshake(tls.url("northwind"), tls.context("bluepeak"))
+        anonymous = ssl.create_default_context()
+        tls.server_ca.configure_trust(anonymous)
+        await _assert_refused_at_handshake(tls.url("northwind"), anonymous)
+        async with httpx.AsyncClient(verify=tls.sbi_ssl) as oam:
+            ready = (await oam.get(nf.oam + "/readyz")).json()
+        assert ready["sbi"] is True  # covers both network listeners
+
+        async with httpx.AsyncClient(http2=True, http1=False, timeout=10,
+                                     verify=tls.context("northwind")) as ca_, \
+                httpx.AsyncClient(http2=True, http1=False, timeout=10,
+                                  verify=tls.context("bluepeak")) as cb, \
+                httpx.AsyncClient(http2=True, http1=False, timeout=10,
+                                  verify=tls.sbi_ssl) as shared:
+            a_url, b_url = tls.url("northwind"), tls.url("bluepeak")
+            a = SmfSim(httpx_transport(ca_, a_url), SUPI)
+            ex = await a.create(requested=1000)
+            assert ex.status == 201, ex.response
+            # The same SMF naming B's PLMN, as its own or as the serving network.
+            ex = await SmfSim(a.transport, SUPI, plmn="00102", pdu_session_id=2).create(1000)
+            assert ex.status == 403 and ex.response["cause"] == "PLMN_NOT_ALLOWED", ex.response
+            assert "nFPLMNID" in ex.response["detail"]
+            ex = await SmfSim(a.transport, SUPI, serving_plmn="00102",
+                              pdu_session_id=3).create(1000)
+            assert ex.status == 403 and "servingCNPlmnId" in ex.response["detail"]
+            # B's listener cannot update or release A's session, even naming A's PLMN.
+            for plmn_ in ("00102", "00101"):
+                b = SmfSim(httpx_transport(cb, b_url), SUPI, plmn=plmn_)
+                b.ref, b.isn = a.ref, a.isn
+                assert (await b.update(None, 1000)).status == 403
+                assert (await b.release()).status == 403
+            assert (await a.update(None, 1000)).status == 200
+
+            # SM policies: created on A's listener, B's cannot read, update or delete.
+            r = await ca_.post(a_url + PCF, json=pcf_context("http://127.0.0.1:9/pcf/a"))
+            assert r.status_code == 201, r.text
+            policy = urlsplit(r.headers["location"]).path
+            problem(await cb.get(b_url + policy), 403)
+            problem(await cb.post(b_url + policy + "/update", json={}), 403)
+            problem(await cb.post(b_url + policy + "/delete"), 403)
+            assert (await ca_.get(a_url + policy)).status_code == 200
+            assert (await ca_.post(a_url + policy + "/delete")).status_code == 204
+
+            # The shared port: no caller, the body names the network (as before).
+            s = SmfSim(httpx_transport(shared, nf.sbi), SUPI, plmn="00102",
+                       pdu_session_id=4)
+            assert (await s.create(requested=1000)).status == 201
+            assert (await s.release()).status == 204
+            assert (await a.release()).status == 204
+        log = nf.log.read_text()
+    assert "access to another host network's resource refused" in log
+    assert '"listener_network": "bluepeak"' not in log  # no token, no mismatch logged
+
+
+async def test_network_listener_with_oauth2_refuses_another_networks_token(
+        db_server: EmbeddedDb, settings: Settings, db: Db, tmp_path: Path) -> None:
+    """Hypercorn, OAuth2 required: a token must still be there and valid on a network's
+    listener, and be that network's."""
+    ledger = h.make_ledger(db, settings, h.TEST_CATALOG)
+    await ledger.ensure_indexes()
+    await h.subscriber(ledger, SystemClock().now(), SUPI, "t-capped", brand="testco")
+    tls = _Listeners(tmp_path)
+    cfg = config(tmp_path, **tls.nets)
+    issuer = Issuer("nrf-test-issuer")
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(issuer.jwks()))
+
+    def tok(consumer: str) -> dict[str, str]:
+        return {"authorization": "Bearer " + issuer.token(
+            aud="CHF", scope=ALL_SCOPES, consumerPlmnId=plmn(consumer))}
+
+    env = {"NF_CONFIG": str(cfg), "NF_OAUTH2__REQUIRED": "true",
+           "NF_OAUTH2__ISSUER": issuer.iss, "NF_OAUTH2__JWKS_FILE": str(jwks)}
+    with running_nf(db_server.uri, settings.mongodb_database, tmp_path, server="hypercorn",
+                    tls=(tls.cert, tls.key), sbi_ssl=tls.sbi_ssl, extra_env=env) as nf:
+        await _assert_refused_at_handshake(tls.url("northwind"), tls.context("bluepeak"))
+        a_url = tls.url("northwind")
+        async with httpx.AsyncClient(http2=True, http1=False, timeout=10,
+                                     verify=tls.context("northwind")) as ca_:
+            body = SmfSim(httpx_transport(ca_, a_url), SUPI).body(requested=1000)
+            problem(await ca_.post(a_url + CHF, json=body), 401)  # no token
+            r = await ca_.post(a_url + CHF, json=body, headers=tok("00102"))
+            assert problem(r, 403)["cause"] == "PLMN_NOT_ALLOWED"
+            assert "serves host network northwind" in r.json()["detail"]
+            assert await db["charging_sessions"].count_documents({}) == 0
+            ca_.headers.update(tok("00101"))
+            a = SmfSim(httpx_transport(ca_, a_url), SUPI)
+            ex = await a.create(requested=1000)
+            assert ex.status == 201, ex.response
+            assert (await a.release()).status == 204
+        log = nf.log.read_text()
+    assert "token of another host network on a network's own listener refused" in log

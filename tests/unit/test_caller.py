@@ -103,3 +103,13 @@ def test_refusal_names_the_field(settings: Settings) -> None:
     check_notify_uri(None, "notifyUri", "http://192.168.0.1/x")
     check_notify_uri(net, "notifyUri", None)
     assert isinstance(Caller(net, "00101", None), Caller)  # type: ignore[arg-type]
+
+
+def test_token_of_another_network_on_a_network_listener(settings: Settings) -> None:
+    from nf.security.caller import check_listener
+
+    northwind, bluepeak = settings.networks[0], settings.networks[1]
+    check_listener(Caller(northwind, "00101", "smf-nw-1"), northwind)
+    with pytest.raises(Forbidden) as e:
+        check_listener(Caller(bluepeak, "00102", "smf-bp-1"), northwind)
+    assert e.value.cause == "PLMN_NOT_ALLOWED" and "northwind" in e.value.detail

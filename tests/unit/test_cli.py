@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trustme
 from typer.testing import CliRunner
 
 from nf.cli import cli
@@ -122,3 +123,63 @@ def test_failed_cargo_build_is_reported_with_its_log(monkeypatch: pytest.MonkeyP
     assert "could not compile" in embedded.build_log().read_text()
     r = runner.invoke(cli, ["db", "build"])
     assert r.exit_code == 1
+
+
+def test_an_unusable_client_ca_bundle_stops_the_nf(tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("hello\n", encoding="utf-8")
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem}\n"
+        "networks:\n"
+        f'  - {{id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        f"tls_client_ca_file: {bad}}}\n", encoding="utf-8")
+    r = runner.invoke(cli, ["check-config", str(cfg)])
+    assert r.exit_code == 2, r.output
+    assert f"networks[a].tls_client_ca_file: {bad} is not a usable CA bundle" in r.output
+    cfg.write_text(cfg.read_text().replace(str(bad), str(tmp_path / "absent.pem")))
+    r = runner.invoke(cli, ["check-config", str(cfg)])
+    assert r.exit_code == 2 and "absent.pem is not a usable CA bundle" in r.output
+
+
+def test_serve_refuses_a_listener_network_given_by_hand(tmp_path: Path) -> None:
+    """``server.listener_network`` is how ``nf serve`` tells a child which network it
+    serves; given to ``nf serve`` itself, the shared port would serve that network."""
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem}\n"
+        f'networks:\n  - {{id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        f"tls_client_ca_file: {ca}}}\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
+    env["NF_SERVER__LISTENER_NETWORK"] = "a"
+    p = subprocess.run([sys.executable, "-m", "nf.cli", "serve", "--config", str(cfg)],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert "server.listener_network is set by nf serve" in p.stderr
+
+
+def test_each_listener_gets_its_address_workers_and_client_ca(tmp_path: Path) -> None:
+    from nf.config import Settings
+    from nf.sbi.runner import listener
+
+    cfg = tmp_path / "nf.yaml"
+    cfg.write_text(
+        "server: {tls_cert_file: c.pem, tls_key_file: k.pem, tls_client_ca_file: s.pem, "
+        "sbi_host: 10.0.0.1, workers: 3}\n"
+        "networks:\n"
+        '  - {id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, '
+        "tls_client_ca_file: a.pem}\n"
+        '  - {id: b, name: B, plmn_ids: ["00102"], sbi_port: 8102, sbi_host: 10.0.0.2, '
+        "sbi_workers: 1, tls_client_ca_file: b.pem}\n", encoding="utf-8")
+    s = Settings.load(cfg)
+    assert listener(s, "sbi") == ("10.0.0.1", 8000, 3, Path("s.pem"))
+    assert listener(s, "oam") == ("127.0.0.1", 8080, 1, None)
+
+    def on(net: str) -> Settings:
+        return Settings.load(cfg, server={**s.server.model_dump(), "listener_network": net})
+
+    assert listener(on("a"), "sbi") == ("10.0.0.1", 8101, 3, Path("a.pem"))
+    assert listener(on("b"), "sbi") == ("10.0.0.2", 8102, 1, Path("b.pem"))
+    assert listener(on("b"), "oam") == ("127.0.0.1", 8080, 1, None)

@@ -175,3 +175,37 @@ def test_helm_chart_config_is_valid() -> None:
     values = yaml.safe_load((ROOT / "helm" / "nf" / "values.yaml").read_text(encoding="utf-8"))
     s = Settings.load(None, **values["config"])
     assert s.server.shutdown_grace_s == values["config"]["server"]["shutdown_grace_s"]
+
+
+def test_host_network_listener_rules(tmp_path: Path) -> None:
+    """A host network's own SBI listener: mTLS with its own CA bundle, on a port of its
+    own, behind server TLS; each refusal names the network and what is missing."""
+    tls = "server: {tls_cert_file: c.pem, tls_key_file: k.pem, sbi_port: 8000, " \
+          "oam_port: 8080}\n"
+    net_a = '{id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101, ' \
+            'tls_client_ca_file: a.pem}'
+    ok = Settings.load(write(tmp_path, f"{tls}networks:\n  - {net_a}\n"))
+    assert [n.id for n in ok.listener_networks()] == ["a"]
+    assert ok.networks[0].sbi_host is None and ok.networks[0].sbi_workers is None
+
+    cases = [
+        ("networks:\n  - " + net_a + "\n", "networks[a].sbi_port: a host network's own "
+         "SBI listener needs TLS (server.tls_cert_file and server.tls_key_file)"),
+        (tls + 'networks:\n  - {id: a, name: A, plmn_ids: ["00101"], sbi_port: 8101}\n',
+         "host network a: its own SBI listener (sbi_port) needs tls_client_ca_file"),
+        (tls + 'networks:\n  - {id: a, name: A, plmn_ids: ["00101"], '
+         'tls_client_ca_file: a.pem, sbi_workers: 2}\n',
+         "host network a: tls_client_ca_file, sbi_workers only apply to its own SBI "
+         "listener; set sbi_port too"),
+        (tls + 'networks:\n  - {id: a, name: A, plmn_ids: ["00101"], sbi_port: 8080, '
+         'tls_client_ca_file: a.pem}\n',
+         "networks[a].sbi_port: port 8080 is already server.oam_port"),
+        (tls + "networks:\n  - " + net_a + '\n  - {id: b, name: B, plmn_ids: ["00102"], '
+         'sbi_port: 8101, tls_client_ca_file: b.pem}\n',
+         "networks[b].sbi_port: port 8101 is already networks[a].sbi_port"),
+        (tls.replace("oam_port: 8080", "oam_port: 8080, listener_network: b")
+         + "networks:\n  - " + net_a + "\n",
+         "server.listener_network: 'b' is no host network with its own sbi_port"),
+    ]
+    for text, expected in cases:
+        assert expected in error_of(write(tmp_path, text)), text

@@ -50,3 +50,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $grace := .Values.config.server.shutdown_grace_s | default 10 | ceil | int -}}
 {{- add (int .Values.preStopSleepSeconds) $grace 5 5 -}}
 {{- end -}}
+
+{{/*
+The host networks with their own SBI listener (config.networks[] with sbi_port), as a JSON
+list of {"name": "sbi-n<i>", "port": <sbi_port>}: container, Service and NetworkPolicy
+ports. Port names are numbered (a port name has at most 15 characters).
+*/}}
+{{- define "nf.networkListeners" -}}
+{{- $out := list }}
+{{- range (.Values.config.networks | default list) }}
+{{- if .sbi_port }}
+{{- $out = append $out (dict "name" (printf "sbi-n%d" (len $out)) "port" .sbi_port "network" .id) }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
