@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
@@ -67,6 +68,7 @@ class ScaleOptions:
     sizes: tuple[int, ...] = DEFAULT_SIZES
     run: Options = field(default_factory=Options)
     seed_concurrency: int = 2
+    seed_processes: int = 1
     db_cache: str = "1G"
     data_dir: Path | None = None  # keep (and reuse) each size's database under here
     index_stats_max: int = 2_000_000  # collStats reads every document: not beyond this
@@ -95,43 +97,112 @@ class Progress:
 
 # ------------------------------------------------------------------------------- seeding
 
-async def seed(settings: Settings, n: int, small_cap_share: float, small_cap_bytes: int,
-               concurrency: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Create ``n`` subscribers with ``concurrency`` bulk writers; (population, timing)."""
+def split_groups(groups: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    """Each group cut into ``parts`` consecutive ranges; part ``i`` gets the ``i``-th range
+    of every group (so each seeding process writes a share of every network and plan)."""
+    out: list[list[dict[str, Any]]] = [[] for _ in range(parts)]
+    for g in groups:
+        base, extra = divmod(int(g["count"]), parts)
+        first = int(g["first"])
+        for i in range(parts):
+            count = base + (1 if i < extra else 0)
+            if count:
+                out[i].append({**g, "first": first, "count": count})
+            first += count
+    return out
+
+
+async def _write(settings: Settings, groups: list[dict[str, Any]], concurrency: int,
+                 now: datetime, done: Callable[[int], None]) -> int:
+    """Create the subscribers of ``groups`` with ``concurrency`` bulk writers, calling
+    ``done`` with each batch's count; returns how many were created."""
     assert settings.catalog_dir is not None
-    groups = layout(settings, n, small_cap_share, small_cap_bytes)
     # Bulk loads are slow by nature: no slow-operation lines from this client.
     client = make_client(settings, OpWatch(slow_ms=600_000))
     created = 0
-    progress = Progress("seeding", n)
     try:
         ledger = MongoLedger(client[settings.mongodb_database], settings,
                              CatalogHolder.from_dir(settings.catalog_dir))
-        await ensure_all(settings, client[settings.mongodb_database])
         subs = _subscribers(groups)
-        now = datetime.now(UTC)
-        t0 = time.perf_counter()
 
         async def writer() -> None:
             nonlocal created
             while chunk := list(islice(subs, 5000)):
                 got = await ledger.bulk_create_subscribers(chunk, now)
                 created += got  # after the await: the writers share this counter
-                progress(created)
+                done(got)
 
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, concurrency)):
                 tg.create_task(writer())
-        seconds = time.perf_counter() - t0
-        progress(created, force=True)
     finally:
         await client.close()
+    return created
+
+
+def _seed_process(settings: Settings, groups: list[dict[str, Any]], concurrency: int,
+                  now: datetime, counter: Any) -> None:
+    """One seeding process (started with ``spawn``): its share, counted in ``counter``."""
+
+    def done(k: int) -> None:
+        with counter.get_lock():
+            counter.value += k
+
+    asyncio.run(_write(settings, groups, concurrency, now, done))
+
+
+async def seed(settings: Settings, n: int, small_cap_share: float, small_cap_bytes: int,
+               concurrency: int, processes: int = 1
+               ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Create ``n`` subscribers with ``concurrency`` bulk writers in each of ``processes``
+    processes (building the documents costs a core per process); (population, timing)."""
+    assert settings.catalog_dir is not None
+    groups = layout(settings, n, small_cap_share, small_cap_bytes)
+    client = make_client(settings, OpWatch(slow_ms=600_000))
+    try:
+        await ensure_all(settings, client[settings.mongodb_database])
+    finally:
+        await client.close()
+    progress = Progress("seeding", n)
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    if processes <= 1:
+        total = [0]
+
+        def done(k: int) -> None:
+            total[0] += k
+            progress(total[0])
+
+        created = await _write(settings, groups, concurrency, now, done)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        counter = ctx.Value("q", 0)
+        procs = [ctx.Process(target=_seed_process, args=(settings, part, concurrency, now,
+                                                         counter), daemon=True)
+                 for part in split_groups(groups, processes)]
+        for pr in procs:
+            pr.start()
+        try:
+            while any(pr.is_alive() for pr in procs):
+                progress(counter.value)
+                await asyncio.sleep(0.5)
+        finally:
+            for pr in procs:
+                if pr.is_alive():
+                    pr.terminate()
+                pr.join()
+        failed = [pr.exitcode for pr in procs if pr.exitcode != 0]
+        if failed:
+            raise RuntimeError(f"{len(failed)} seeding process(es) failed (exit {failed})")
+        created = int(counter.value)
+    seconds = time.perf_counter() - t0
+    progress(created, force=True)
     if created != n:
         raise RuntimeError(f"seeding created {created} subscribers, expected {n}")
     return {"groups": groups}, {
         "subscribers": created, "seconds": round(seconds, 1),
         "per_s": round(created / seconds) if seconds else None, "concurrency": concurrency,
-        "small_cap": sum(g["count"] for g in groups if g["cap_bytes"]),
+        "processes": processes, "small_cap": sum(g["count"] for g in groups if g["cap_bytes"]),
         "function": "MongoLedger.bulk_create_subscribers"}
 
 
@@ -288,9 +359,10 @@ def one_size(n: int, opts: ScaleOptions, workdir: Path) -> dict[str, Any]:
             log(f"{n:,}: reusing the database seeded in {storage}")
         else:
             log(f"{n:,}: seeding ({ropts.small_cap_share:.0%} on a {cap_mb} MiB cap, "
-                f"{opts.seed_concurrency} bulk writers)")
+                f"{opts.seed_concurrency} bulk writers in each of {opts.seed_processes} "
+                f"process(es))")
             pop, info = asyncio.run(seed(settings, n, ropts.small_cap_share, cap_mb * MIB,
-                                         opts.seed_concurrency))
+                                         opts.seed_concurrency, opts.seed_processes))
             out["seed"] = info
             seeded_marker.write_text(json.dumps({**pop, "seed": info}))
         groups = pop["groups"]
@@ -407,6 +479,7 @@ def run(opts: ScaleOptions) -> dict[str, Any]:
         "kind": "scale", "label": f"population scale, {opts.run.mode} loop",
         "started_at": stamp, "machine": machine(), "cores": os.cpu_count(),
         "options": {"sizes": list(opts.sizes), "seed_concurrency": opts.seed_concurrency,
+                    "seed_processes": opts.seed_processes,
                     "db_cache": opts.db_cache,
                     "run": {k: (str(v) if isinstance(v, Path) else v)
                             for k, v in opts.run.__dict__.items()}},
@@ -457,6 +530,9 @@ def parse(argv: list[str]) -> ScaleOptions:
                         "more here, most of it seeding)")
     p.add_argument("--seed-concurrency", type=int, default=2,
                    help="concurrent bulk writers while seeding (default %(default)s)")
+    p.add_argument("--seed-processes", type=int, default=1,
+                   help="seeding processes, each with its bulk writers (default %(default)s; "
+                        "building the documents takes a core per process)")
     p.add_argument("--db-cache", default="1G",
                    help="the embedded database's cache (default %(default)s)")
     p.add_argument("--data-dir", type=Path, default=None,
@@ -470,12 +546,15 @@ def parse(argv: list[str]) -> ScaleOptions:
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db)
     p.add_argument("--out", type=Path, default=None)
     a = p.parse_args(argv)
-    if any(n < 3 for n in a.sizes) or a.repeat < 1 or not 0 < a.duration <= 3600:
-        p.error("sizes must be >= 3, --repeat >= 1, --duration within (0, 3600]")
+    if any(n < 3 for n in a.sizes) or a.repeat < 1 or not 0 < a.duration <= 3600 \
+            or not 1 <= a.seed_processes <= 64:
+        p.error("sizes must be >= 3, --repeat >= 1, --duration within (0, 3600], "
+                "--seed-processes within [1, 64]")
     run_opts = replace(d, repeat=a.repeat, duration_s=a.duration, warmup_s=a.warmup,
                        concurrency=a.concurrency, workers=a.workers, db=a.db, ceiling=False)
     return ScaleOptions(sizes=tuple(a.sizes), run=run_opts,
-                        seed_concurrency=a.seed_concurrency, db_cache=a.db_cache,
+                        seed_concurrency=a.seed_concurrency,
+                        seed_processes=a.seed_processes, db_cache=a.db_cache,
                         data_dir=a.data_dir, out=a.out)
 
 

@@ -114,3 +114,17 @@ def test_combine_joins_separate_runs_into_one_curve(tmp_path: Path) -> None:
     (tmp_path / "other.json").write_text(json.dumps({"kind": "bench"}))
     with pytest.raises(SystemExit):
         scale.main(["--combine", str(out), str(tmp_path / "other.json")])
+
+
+def test_seeding_shares_cover_every_group_exactly_once() -> None:
+    groups = [{"network": "a", "first": 0, "count": 7, "plan": "p"},
+              {"network": "b", "first": 3, "count": 2, "plan": "q"}]
+    parts = scale.split_groups(groups, 3)
+    assert len(parts) == 3
+    ranges = sorted((g["network"], g["first"], g["first"] + g["count"]) for p in parts
+                    for g in p)
+    assert ranges == [("a", 0, 3), ("a", 3, 5), ("a", 5, 7), ("b", 3, 4), ("b", 4, 5)]
+    assert all(g["plan"] == {"a": "p", "b": "q"}[g["network"]] for p in parts for g in p)
+    assert scale.parse(["--seed-processes", "2"]).seed_processes == 2
+    with pytest.raises(SystemExit):
+        scale.parse(["--seed-processes", "0"])
