@@ -51,7 +51,9 @@ def main() -> None:
     p.add_argument("--subscribers", type=int, default=1_000_000)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--data", type=Path, default=None, help="keep the database and export here")
-    p.add_argument("--skip-seed", action="store_true")
+    p.add_argument("--skip-seed", action="store_true", help="reuse the EDRs in --data")
+    p.add_argument("--skip-export", action="store_true",
+                   help="reuse the export in --data (reports only)")
     p.add_argument("--prefer", choices=("auto", "rust", "python"), default="rust")
     a = p.parse_args()
     data = a.data or Path(tempfile.mkdtemp(prefix="nf-edr-scale-"))
@@ -70,6 +72,7 @@ def main() -> None:
             out["seed"] = {"seconds": round(dt, 1), "edrs_per_s": round(a.count / dt),
                            "peak_rss_mib": round(rss), "output": text.strip()}
             print(json.dumps(out["seed"]), file=sys.stderr, flush=True)
+        if not a.skip_export:
             now = datetime.now(UTC)
             dt, rss, text = _run(["edr", "export", "--from",
                                   (now - timedelta(days=a.days + 1)).isoformat(), "--to",

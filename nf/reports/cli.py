@@ -92,10 +92,41 @@ async def _with_db(settings: Settings, fn: Callable[[Any], Awaitable[T]]) -> T:
     client = make_client(settings)
     try:
         db = client[settings.mongodb_database]
+        await _first_read(db, settings.mongodb_startup_timeout_s)
         await ensure_retention(db, settings.edr.retention_days)
         return await fn(db)
     finally:
         await client.close()
+
+
+async def _first_read(db: Any, timeout_s: float) -> None:
+    """The EDRs' first read after the database opened them, waited for under the start-up
+    timeout (``mongodb_startup_timeout_s``) with a line every 10 s, instead of failing at
+    the per-operation timeout: the embedded database loads a collection on its first read
+    after a start, which takes minutes for tens of millions of EDRs."""
+    import pymongo
+
+    from nf.reports.part import COLLECTION
+    from nf.store.mongo import translate_errors
+
+    t0 = time.monotonic()
+
+    async def tell() -> None:
+        while True:
+            await asyncio.sleep(10)
+            typer.echo(f"waiting for the database's first read of the EDRs "
+                       f"({time.monotonic() - t0:.0f} s)", err=True)
+
+    ticker = asyncio.create_task(tell())
+    try:
+        with pymongo.timeout(timeout_s):
+            async with translate_errors("EDR first read"):
+                await db[COLLECTION].find_one({}, {"time": 1}, sort=[("time", 1)])
+    finally:
+        ticker.cancel()
+    took = time.monotonic() - t0
+    if took >= 10:
+        typer.echo(f"the database's first read of the EDRs took {took:.0f} s", err=True)
 
 
 @edr_cli.command("export")
