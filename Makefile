@@ -59,7 +59,7 @@ chart-check: $(STAMP)
 # hour more, most of it seeding): make bench-scale SCALE_SIZES="100000 1000000 10000000"
 SCALE_SIZES ?= 100000 1000000
 bench-scale: $(STAMP) db-build
-	$(BIN)/python -m bench --scale --sizes $(SCALE_SIZES)
+	$(BIN)/python -m bench --scale --sizes $(SCALE_SIZES) --seed-processes 2
 
 # Client CPU per operation of PyMongo's async API against mongojet (bench/drivers.py).
 bench-drivers: $(STAMP) db-build
