@@ -109,7 +109,8 @@ async def run_with_crash(nf: Nf, crash: Callable[[], Awaitable[None]]) -> Ledger
         drivers = asyncio.gather(*(drive_to_cap(s, book, deadline) for s in sims))
 
         async def chaos() -> None:
-            while book.answered < KILL_AFTER:
+            # Kill once enough was answered, at a moment with requests in flight.
+            while book.answered < KILL_AFTER or book.in_flight == 0:
                 assert not drivers.done(), "the run ended before the crash"
                 await asyncio.sleep(0.01)
             book.in_flight_at_crash = book.in_flight
