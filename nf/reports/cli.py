@@ -121,7 +121,7 @@ async def _first_read(db: Any, timeout_s: float) -> None:
     try:
         with pymongo.timeout(timeout_s):
             async with translate_errors("EDR first read"):
-                await db[COLLECTION].find_one({}, {"time": 1}, sort=[("time", 1)])
+                await db[COLLECTION].find_one({}, {"_id": 1})  # no sort: a scan at scale
     finally:
         ticker.cancel()
     took = time.monotonic() - t0

@@ -36,6 +36,10 @@ COLLECTION = "edrs"
 CURSOR_BATCH = 5_000
 
 
+# The longest window one export covers: ``edr.retention_days``' upper bound.
+MAX_HOURS = 3660 * 24
+
+
 def floor_hour(t: datetime) -> datetime:
     t = t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
     return t.replace(minute=0, second=0, microsecond=0)
@@ -129,51 +133,18 @@ class Exporter:
             raise BadRequest("the export window is empty: --to must be after --from")
         stats = ExportStats()
         todo = hours(start, end)
-        if not todo:
-            return stats
-        span = await self._span(todo[0], todo[-1] + HOUR, brand)
-        # Hours with no EDR at all need no query; what an earlier export left there goes.
-        keep = [h for h in todo if span is not None and span[0] <= h <= span[1]]
-        await asyncio.to_thread(self._drop_outside, todo[0], todo[-1] + HOUR, set(keep),
-                                brand, stats)
-        todo = keep
+        if len(todo) > MAX_HOURS:
+            raise BadRequest(f"the export window covers {len(todo):,} hours; at most "
+                             f"{MAX_HOURS:,} (the longest EDR retention) in one run")
+        # Every hour is read by its own range on the ``time`` index, empty ones included
+        # (an index probe): an empty hour writes nothing, and what an earlier export left
+        # there is removed by ``_commit``. No query sorts the window (on the embedded
+        # database a sorted range read costs a scan of the collection).
         for i, h in enumerate(todo):
             await self.export_hour(h, brand, stats)
             if self._progress is not None:
                 self._progress(i + 1, len(todo), stats.edrs)
         return stats
-
-    async def _span(self, start: datetime, end: datetime, brand: str | None
-                    ) -> tuple[datetime, datetime] | None:
-        """The hours of the first and the last EDR in ``[start, end)``, or None."""
-        query: dict[str, Any] = {"time": {"$gte": start, "$lt": end}}
-        if brand is not None:
-            query["brand"] = brand
-        found = []
-        async with translate_errors("EDR export read"):
-            for direction in (1, -1):
-                async for doc in self._coll.find(query, {"time": 1}).sort(
-                        "time", direction).limit(1):
-                    found.append(doc["time"])
-        if len(found) < 2:
-            return None
-        return floor_hour(found[0]), floor_hour(found[1])
-
-    def _drop_outside(self, start: datetime, end: datetime, kept: set[datetime],
-                      brand: str | None, stats: ExportStats) -> None:
-        for f in self.out.glob("*/day=*/brand=*/part-*.*"):
-            b = f.parent.name.removeprefix("brand=")
-            if brand is not None and b != brand:
-                continue
-            try:
-                day = datetime.strptime(f.parent.parent.name.removeprefix("day="), "%Y-%m-%d")
-                h = day.replace(hour=int(f.stem.removeprefix("part-")), tzinfo=UTC)
-            except ValueError:
-                continue
-            if start <= h < end and h not in kept and f.parent.parent.parent.name in \
-                    schema.TABLES:
-                f.unlink()
-                stats.files_removed += 1
 
     async def export_hour(self, hour: datetime, brand: str | None = None,
                           stats: ExportStats | None = None) -> ExportStats:
