@@ -6,7 +6,7 @@ the spending-limit subscribers; a charging step whose EDR must reach the ``edrs`
 collection) pushes, in the same conditional update, one entry per effect into the
 document's ``fx`` array::
 
-    {"id": <unique>, "at": <when written>, "p": <the effect, encoded>}
+    {"id": <unique>, "at": <when written>, "p": <the effect, encoded>[, "k": <kind>]}
 
 Right after the write the caller hands the entries to this process's ``Drain``
 (``hand_off``: no I/O, never blocks). The drain's worker delivers them in batches and then
@@ -17,7 +17,9 @@ than ``sweep_grace_s`` and delivers them. Delivery is therefore *at least once*:
 receives effects must tolerate receiving one twice.
 
 Each kind of effect has its own drain (its own queue and worker), so a backlog of EDRs never
-delays a throttle.
+delays a throttle. Two kinds may share one collection's ``fx`` (a wallet's counter changes
+and the EDRs of the charging steps written with them): the entries of the second kind carry
+``"k"`` and each drain's sweeper takes only its own.
 """
 
 from __future__ import annotations
@@ -48,9 +50,14 @@ FIELD = "fx"
 _DONE_MEMORY = 20_000  # ids of entries delivered lately (not to be written back)
 
 
-def entry(payload: Doc, now: datetime, entry_id: str | None = None) -> Doc:
-    """A pending entry to push into a document's ``fx`` array."""
-    return {"id": entry_id or uuid.uuid4().hex, "at": now, "p": payload}
+def entry(payload: Doc, now: datetime, entry_id: str | None = None,
+          kind: str | None = None) -> Doc:
+    """A pending entry to push into a document's ``fx`` array (``kind``: for the drain
+    built with that ``kind``, when several share the collection)."""
+    e: Doc = {"id": entry_id or uuid.uuid4().hex, "at": now, "p": payload}
+    if kind is not None:
+        e["k"] = kind
+    return e
 
 
 @dataclass(frozen=True)
@@ -62,13 +69,15 @@ class _Item:
 
 class Drain(Generic[T]):
     """Delivers the pending entries of one collection. A ``Part`` (its workers: the
-    delivery worker and the sweeper); build one per kind of effect and process."""
+    delivery worker and the sweeper); build one per kind of effect and process. ``kind``:
+    the entries' ``"k"`` this drain takes (None: entries without one)."""
 
     def __init__(self, rt: Runtime, collection: str, name: str, *,
                  decode: Callable[[Doc], T],
                  deliver: Callable[[Sequence[T]], Awaitable[None]],
-                 settings: EffectsSettings | None = None) -> None:
+                 settings: EffectsSettings | None = None, kind: str | None = None) -> None:
         self.name = name
+        self.kind = kind
         self._rt = rt
         self._coll = money_collection(rt.db, collection)
         self._cfg = settings or rt.settings.effects
@@ -169,7 +178,7 @@ class Drain(Generic[T]):
                 {f"{FIELD}.at": {"$lte": cutoff}}, {FIELD: 1}).limit(self._cfg.sweep_batch)]
         items = [_Item(d["_id"], e["id"], e["p"]) for d in docs for e in d.get(FIELD) or ()
                  if e.get("at") is not None and utc(e["at"]) <= cutoff
-                 and e["id"] not in self._queued]
+                 and e.get("k") == self.kind and e["id"] not in self._queued]
         for i in range(0, len(items), self._cfg.batch_max):
             await self._settle(items[i:i + self._cfg.batch_max])
         return len(items)

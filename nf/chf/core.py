@@ -81,6 +81,9 @@ class Session:
     rgs: Mapping[int, RgState] = field(default_factory=dict)
     expires_at: datetime | None = None
     open: bool = True
+    # The sequence number of the session's note on the subscriber's wallet, as last seen
+    # (None: it has none); a warm update writes only if the wallet still holds that note.
+    note_isn: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from quart import Blueprint
 
 from nf import logs
 from nf.chf.http import chf_blueprint
-from nf.chf.service import KIND_ABORT, KIND_REAUTH, ChargingService
+from nf.chf.service import KIND_ABORT, KIND_REAUTH, WALLET_EDR, ChargingService
 from nf.chf.store import COLLECTION, SessionStore
 from nf.edr.pending import edr_drain
 from nf.edr.port import EdrSink
 from nf.errors import NfError
+from nf.ledger.effects import WALLETS
 from nf.ledger.port import CounterChange, Ledger
 from nf.notify.port import Outbox
 from nf.runtime import Role, Runtime, Worker
@@ -35,8 +36,11 @@ class ChfPart:
         # EDRs of charging steps: pending entries of the session writes, stored after the
         # answer has left (and after a crash, by any process's sweeper).
         self.edr_fx = edr_drain(rt, COLLECTION, "chf_edrs", edrs)
+        # EDRs of updates: pending entries of the ledger's write on the wallet.
+        self.wallet_edr_fx = edr_drain(rt, WALLETS, "chf_update_edrs", edrs, kind=WALLET_EDR)
         self.service = ChargingService(rt, ledger=ledger, outbox=outbox, edrs=edrs,
-                                       store=self.store, pending_edrs=self.edr_fx)
+                                       store=self.store, pending_edrs=self.edr_fx,
+                                       wallet_edrs=self.wallet_edr_fx)
         outbox.on_gone(KIND_REAUTH, self.service.peer_gone)
         outbox.on_gone(KIND_ABORT, self.service.peer_gone)
 
@@ -49,12 +53,13 @@ class ChfPart:
     async def ensure_indexes(self) -> None:
         await self.store.ensure_indexes()
         await self.edr_fx.ensure_indexes()
+        await self.wallet_edr_fx.ensure_indexes()
 
     async def start(self) -> None:
         return None
 
     def workers(self) -> list[Worker]:
-        return [self._supervise, *self.edr_fx.workers()]
+        return [self._supervise, *self.edr_fx.workers(), *self.wallet_edr_fx.workers()]
 
     async def _supervise(self) -> None:
         """Close sessions the SMF stopped reporting on (every process runs this; closing is

@@ -1,14 +1,16 @@
 """The CHF's async shell: load the session, ask the core, run the ledger, store.
 
 Round trips per request on the hot path: create = subscriber read + one ledger write (all
-rating groups of the request at once) + session insert; update = session read (none when
-this process holds the session) + one ledger write + session update; release = session
-read + one ledger write (usage committed and the session's holds released together) +
-session close. Effects leave after the answer, durably: the
-ledger writes counter changes as pending entries of its own update (delivered to the PCF
-and the others by ``nf.ledger.effects``), and the session write carries the step's EDR as a
-pending entry (stored in ``edrs`` by ``nf.edr.pending``). A crash after the answer loses
-neither: any process's sweeper delivers what was left pending.
+rating groups of the request at once) + session insert; update = **one ledger write**
+when this process holds the session (the session's new state, its *note*, and the step's
+EDR ride the wallet write: ``Ledger.charge_noted``; otherwise a session read and a wallet
+read first); release = session and note read + one ledger write (usage committed, the
+session's holds released and its note dropped together) + session close. Effects leave
+after the answer, durably: the ledger writes counter changes as pending entries of its own
+update (delivered to the PCF and the others by ``nf.ledger.effects``), and the EDR of a
+step is a pending entry of the write that stored the step (stored in ``edrs`` by
+``nf.edr.pending``). A crash after the answer loses neither: any process's sweeper
+delivers what was left pending.
 """
 
 from __future__ import annotations
@@ -22,13 +24,20 @@ from typing import Any
 from nf import logs
 from nf.chf import core
 from nf.chf.core import Reply, Sequencing, Session, Terms, UnitRequest
-from nf.chf.store import SessionStore, retention_cutoff
+from nf.chf.store import SessionStore, note_doc, retention_cutoff, with_note
 from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, render_answer
 from nf.config import HostNetwork
 from nf.edr.port import EdrSink
 from nf.edr.records import Party, UnitRecord, charging_record
 from nf.effects import Drain, entry
-from nf.errors import BadRequest, Conflict, InvalidParam, MandatoryIeMissing, NotFound
+from nf.errors import (
+    BadRequest,
+    Conflict,
+    Congestion,
+    InvalidParam,
+    MandatoryIeMissing,
+    NotFound,
+)
 from nf.ledger import roaming
 from nf.ledger.port import (
     ChargeOutcome,
@@ -47,6 +56,10 @@ KIND_ABORT = "chf.abort"
 # Closed sessions are kept this long so a retransmitted release is answered again.
 CLOSED_RETENTION_S = 3600.0
 SUPERVISION_BATCH = 200
+# Reads and tries of an update whose session others keep writing, before 503.
+NOTE_ATTEMPTS = 4
+# The kind of the EDR entries an update writes on the wallet (``nf.effects``).
+WALLET_EDR = "edr"
 
 Result = tuple[int, dict[str, Any] | None]
 
@@ -86,11 +99,13 @@ _FALLBACK_TERMS = _terms(HostNetwork(id="default", name="default", plmn_ids=["00
 
 class ChargingService:
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink,
-                 store: SessionStore, pending_edrs: Drain[Doc] | None = None) -> None:
+                 store: SessionStore, pending_edrs: Drain[Doc] | None = None,
+                 wallet_edrs: Drain[Doc] | None = None) -> None:
         self._rt = rt
-        # Where EDRs written as pending entries of session writes go; without it, they are
-        # stored before answering.
+        # Where EDRs written as pending entries of session writes (create, release) and of
+        # wallet writes (update) go; without them, they are stored before answering.
         self._pending_edrs = pending_edrs
+        self._wallet_edrs = wallet_edrs
         self._ledger = ledger
         self._outbox = outbox
         self._edrs = edrs
@@ -247,8 +262,28 @@ class ChargingService:
         if cached is not None and units and core.check_sequence(cached, isn) \
                 is Sequencing.PROCEED:
             logs.bind(supi=cached.supi)
-            return await self._update_cached(ref, req, isn, units, now, cached)
-        return await self._update_fresh(ref, req, isn, units, now)
+            done = await self._noted_update(cached, req, isn, units, now)
+            if done is not None:
+                return 200, done
+            self.store.forget(ref)  # the copy was stale: read the session again
+        for _ in range(NOTE_ATTEMPTS):
+            found = await self._open_session(ref, isn, await self._read(ref, now), 200)
+            if not isinstance(found, Session):
+                return found
+            done = await self._noted_update(found, req, isn, units, now)
+            if done is not None:
+                return 200, done
+        raise Congestion(f"charging session {ref} is being updated concurrently; retry")
+
+    async def _read(self, ref: str, now: datetime, fresh: bool = False) -> Session | None:
+        """The session as stored, with its note on the wallet laid over it (without
+        ``fresh``, the note may come from this process's copy of the wallet)."""
+        s = await self.store.get(ref)
+        if s is None or not s.open:
+            return s
+        s = with_note(s, await self._ledger.read_note(s.supi, ref, now, fresh=fresh))
+        self.store.remember(s)
+        return s
 
     def _updated(self, session: Session, req: ChargingDataRequest) -> tuple[Session, Terms]:
         serving = req.serving_plmn or session.serving_plmn
@@ -261,35 +296,46 @@ class ChargingService:
             validity_time_s=terms.validity_time_s)
         return session, terms
 
-    async def _update_cached(self, ref: str, req: ChargingDataRequest, isn: int,
-                             units: list[UnitRequest], now: datetime,
-                             cached: Session) -> Result:
-        """The warm update: this process's copy of the session instead of a read. The
-        ledger steps are idempotent per (session, rating group, sequence number), so if the
-        copy turns out stale (a ledger replay, or the conditional write matching nothing),
-        the request is simply run again on a fresh read, which replays the same steps."""
-        session, terms = self._updated(cached, req)
+    async def _noted_update(self, found: Session, req: ChargingDataRequest, isn: int,
+                            units: list[UnitRequest], now: datetime
+                            ) -> dict[str, Any] | None:
+        """Charge the update and store the session's new state (its note, with the answer
+        for retransmissions) and its EDR in the same ledger write, if the wallet's note is
+        still the one ``found`` was read with. The answer, or None (``found`` was stale:
+        nothing was written)."""
+        ref = found.ref
+        session, terms = self._updated(found, req)
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(session, steps, now)
-        if any(o.replay for o in outcomes):
-            self.store.forget(ref)
-            return await self._update_fresh(ref, req, isn, units, now)
-        stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
-                                                 now, expect_isn=cached.last_isn,
-                                                 pdu_session_id=req.pdu_session_id)
-        if stored:
-            return 200, body
-        fresh = await self.store.get(ref)
-        if fresh is not None and fresh.open:
-            if core.check_sequence(fresh, isn) is Sequencing.PROCEED:
-                return await self._update_fresh(ref, req, isn, units, now, fresh)
+        made: list[tuple[Session, dict[str, Any], dict[str, Any], list[Doc]]] = []
+
+        def note(outcomes: tuple[ChargeOutcome, ...]) -> tuple[Doc, list[Doc]]:
+            decision = core.decide(session, isn, units, list(outcomes), terms, status=200)
+            body = render_answer(decision.answer, now)
+            new = replace(decision.session, reply=Reply(200, body), note_isn=isn,
+                          expires_at=core.supervision_deadline(now, terms.validity_time_s))
+            record = self._record(new, "update", now, isn, decision.answer.result,
+                                  decision.records, f"{ref}:{isn}", req.pdu_session_id)
+            fx = [] if self._wallet_edrs is None else [
+                entry(record, now, entry_id=str(record["_id"]), kind=WALLET_EDR)]
+            made[:] = [(new, body, record, fx)]
+            return note_doc(new), fx
+
+        got = await self._ledger.charge_noted(session.supi, ref, steps, now,
+                                              expect_isn=found.note_isn, isn=isn, note=note)
+        if got is None:
+            return None
+        if not got.wallet_id:  # the subscriber is gone: the session is stored here
+            _stored, body = await self._commit_update(ref, session, isn, units,
+                                                      list(got.outcomes), terms, now,
+                                                      pdu_session_id=req.pdu_session_id)
+            return body
+        new, body, record, fx = made[0]
+        self.store.remember(new)
+        if fx and self._wallet_edrs is not None:
+            self._wallet_edrs.hand_off(got.wallet_id, fx)
         else:
-            # Closed meanwhile (its SMF released it elsewhere): the usage is charged and
-            # recorded; the quota just reserved is given back.
-            await self._ledger.close_session(session.supi, ref, now)
-        logs.log(log, logging.WARNING, "charging session moved on during an update",
-                 isn=isn)
-        return 200, body
+            await self._edrs.write(record)
+        return body
 
     async def _commit_update(self, ref: str, session: Session, isn: int,
                              units: list[UnitRequest], outcomes: list[ChargeOutcome],
@@ -309,29 +355,12 @@ class ChargingService:
         await self._settle(ref, stored, fx, record)
         return stored, body
 
-    async def _update_fresh(self, ref: str, req: ChargingDataRequest, isn: int,
-                            units: list[UnitRequest], now: datetime,
-                            read: Session | None = None) -> Result:
-        found = await self._open_session(
-            ref, isn, read if read is not None else await self.store.get(ref), 200)
-        if not isinstance(found, Session):
-            return found
-        session, terms = self._updated(found, req)
-        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(session, steps, now)
-        stored, body = await self._commit_update(ref, session, isn, units, outcomes, terms,
-                                                 now, pdu_session_id=req.pdu_session_id)
-        if not stored:
-            logs.log(log, logging.WARNING, "charging session moved on during an update",
-                     isn=isn)
-        return 200, body
-
     async def release(self, ref: str, req: ChargingDataRequest) -> Result:
         now = self._rt.clock.now()
         isn = req.invocationSequenceNumber
         units = unit_requests(req, self._max_groups)
         logs.bind(chargingDataRef=ref)
-        session = await self.store.get(ref)
+        session = await self._read(ref, now)
         if session is not None and not session.open and session.last_isn == isn:
             return 204, None  # a retransmitted release
         found = await self._open_session(ref, isn, session, None)
@@ -357,6 +386,15 @@ class ChargingService:
 
     async def _close_locally(self, ref: str, reason: str, now: datetime,
                              only_if_due: bool = False) -> bool:
+        if only_if_due:
+            # Updates move the deadline on the wallet's note: if the note says the session
+            # is alive, store its deadline here instead of closing.
+            current = await self._read(ref, now, fresh=True)
+            if current is None or not current.open:
+                return False
+            if current.expires_at is not None and current.expires_at > now:
+                await self.store.sync(current, now)
+                return False
         s = await self.store.close(ref, reason, now, only_if_due=only_if_due)
         if s is None:
             return False
@@ -386,7 +424,10 @@ class ChargingService:
         wanted = [c for c in changes if c.quota_restored or core.left_active(c)]
         if not wanted:
             return
-        sessions = await self.store.open_for(list(dict.fromkeys(c.supi for c in wanted)))
+        now = self._rt.clock.now()
+        sessions = [with_note(s, await self._ledger.read_note(s.supi, s.ref, now))
+                    for s in await self.store.open_for(list(dict.fromkeys(
+                        c.supi for c in wanted)))]
         notes: list[Notification] = []
         for c in wanted:
             mine = [s for s in sessions if s.supi == c.supi]

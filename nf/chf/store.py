@@ -14,12 +14,21 @@ deadline has passed (another process may have closed the session by then).
 Each write may carry pending effects (``fx``: the step's EDR, see ``nf.effects``), pushed
 by the same conditional update, so the state and its record are stored together or not
 at all.
+
+An update does not write here: it writes the session's *note* (``note_doc``: sequence
+number, stored answer, per-rating-group flags, supervision deadline) on the subscriber's
+wallet, in the ledger's own write (``Ledger.charge_noted``), so a warm update is one
+database write. The document here holds what does not change and the state as of the
+create (or of the last ``sync``); ``with_note`` lays a note over it. Supervision finds
+sessions by the deadline stored here and consults the note before closing (``sync``
+moves the deadline on); a release closes the session here and drops the note.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,12 +56,51 @@ def _to_doc(s: Session, now: datetime) -> Doc:
     }
 
 
+def _state(s: Session, now: datetime) -> Doc:
+    """The fields a request changes (for a conditional ``$set``)."""
+    d: Doc = {"isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
+              "expires_at": s.expires_at, "serving_plmn": s.serving_plmn,
+              "roaming": s.roaming, "host_network": s.host_network,
+              "validity_time_s": s.validity_time_s, "updated_at": now}
+    if s.notify_uri:
+        d["notify_uri"] = s.notify_uri
+    return d
+
+
 def _reply(r: Reply | None) -> Doc | None:
     return None if r is None else {"status": r.status, "body": r.body}
 
 
 def _rgs(s: Session) -> Doc:
     return {str(rg): {"refused": st.refused, "final": st.final} for rg, st in s.rgs.items()}
+
+
+def note_doc(s: Session) -> Doc:
+    """What changes with every update, as kept on the wallet (the ledger adds ``i``, the
+    sequence number, and ``s``, the SUPI)."""
+    return {"r": _reply(s.reply), "g": _rgs(s), "e": s.expires_at, "sp": s.serving_plmn,
+            "ro": s.roaming, "hn": s.host_network, "vt": s.validity_time_s,
+            "nu": s.notify_uri}
+
+
+def with_note(s: Session, n: Doc | None) -> Session:
+    """``s`` (as stored here) with the wallet's note ``n`` laid over it."""
+    if n is None:
+        return replace(s, note_isn=None)
+    isn = int(n["i"])
+    if isn < s.last_isn:  # written here since (not by an update): this is newer
+        return replace(s, note_isn=isn)
+    reply = n.get("r")
+    return replace(
+        s, last_isn=isn, note_isn=isn,
+        reply=None if reply is None else Reply(int(reply["status"]), reply.get("body")),
+        rgs={int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
+             for k, v in (n.get("g") or {}).items()},
+        expires_at=utc(n["e"]) if n.get("e") else s.expires_at,
+        serving_plmn=n.get("sp", s.serving_plmn), roaming=bool(n.get("ro", s.roaming)),
+        host_network=n.get("hn", s.host_network),
+        validity_time_s=int(n.get("vt", s.validity_time_s)),
+        notify_uri=n.get("nu") or s.notify_uri)
 
 
 def from_doc(d: Doc) -> Session:
@@ -91,6 +139,10 @@ class SessionStore:
             return None
         self._cache.move_to_end(ref)
         return s
+
+    def remember(self, s: Session) -> None:
+        """Keep ``s`` as this process's copy (its state is stored elsewhere: a note)."""
+        self._remember(s)
 
     def _remember(self, s: Session) -> None:
         if self._cache_size <= 0 or not s.open:
@@ -140,13 +192,7 @@ class SessionStore:
         meanwhile or a later request was stored first. With ``expect_isn``, only if the
         stored session is still open at exactly that sequence number (the state ``s`` was
         derived from)."""
-        update: dict[str, Any] = {"$set": {
-            "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
-            "expires_at": s.expires_at, "serving_plmn": s.serving_plmn,
-            "roaming": s.roaming, "host_network": s.host_network,
-            "validity_time_s": s.validity_time_s, "updated_at": now}}
-        if s.notify_uri:
-            update["$set"]["notify_uri"] = s.notify_uri
+        update: dict[str, Any] = {"$set": _state(s, now)}
         if fx:
             update["$push"] = {FX: {"$each": list(fx)}}
         isn: Any = {"$lt": s.last_isn} if expect_isn is None else expect_isn
@@ -158,6 +204,15 @@ class SessionStore:
             return False
         self._remember(s)
         return True
+
+    async def sync(self, s: Session, now: datetime) -> bool:
+        """Store the state of ``s`` (a note laid over this document) here, so supervision
+        sees its deadline; only forwards, and only while the session is open."""
+        update: Doc = {"$set": _state(s, now)}
+        async with translate_errors("charging session sync"):
+            res = await self._coll.update_one(
+                {"_id": s.ref, "status": "open", "isn": {"$lte": s.last_isn}}, update)
+        return res.matched_count == 1
 
     async def close(self, ref: str, reason: str, now: datetime, *, isn: int | None = None,
                     reply: Reply | None = None, only_if_due: bool = False,

@@ -15,10 +15,12 @@ from nf.runtime import Runtime
 from nf.store.mongo import Doc
 
 
-def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink) -> Drain[Doc]:
-    """The drain for EDRs pending in ``collection``'s documents."""
+def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink,
+              kind: str | None = None) -> Drain[Doc]:
+    """The drain for EDRs pending in ``collection``'s documents (``kind``: only the
+    entries marked so, when the collection's entries are of several kinds)."""
 
     async def deliver(records: Sequence[Doc]) -> None:
         await asyncio.gather(*(sink.write(r) for r in records))
 
-    return Drain(rt, collection, name, decode=dict, deliver=deliver)
+    return Drain(rt, collection, name, decode=dict, deliver=deliver, kind=kind)

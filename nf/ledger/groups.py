@@ -21,7 +21,7 @@ from nf.ledger.codec import (
 from nf.ledger.port import (
     CounterChange,
 )
-from nf.ledger.repo import WalletRepo, first_version, same_changes
+from nf.ledger.repo import NOTES, WalletRepo, first_version, same_changes
 from nf.ledger.state import Wallet
 from nf.store.mongo import translate_errors
 
@@ -111,7 +111,9 @@ class GroupOps(WalletRepo):
                     return None, ()
                 return core.attach(w, solo, supi, cap_bytes, now)
 
-            changes = await self._mutate_doc(gkey, now, fn, same_changes)
+            # The member's session notes move with its reservations.
+            changes = await self._mutate_doc(gkey, now, fn, same_changes,
+                                             add_notes=doc.get(NOTES))
             if changes is None:
                 raise NotFound(f"no family group {group_id}", cause="GROUP_NOT_FOUND")
         except BaseException:
@@ -140,6 +142,11 @@ class GroupOps(WalletRepo):
                 pending = wallet_doc(replace(solo, version=v + 2), due_res, due_life)
                 if doc.get(FX):
                     pending[FX] = self._carried(doc)
+                # The member's session notes leave with its reservations.
+                notes = g.get(NOTES) or {}
+                mine = {k: n for k, n in notes.items() if n.get("s") == supi}
+                if mine:
+                    pending[NOTES] = mine
                 async with translate_errors("ledger leave"):
                     r = await self._col.update_one({"_id": supi, "v": v},
                                                    {"$set": {"pending": pending, "v": v + 1}})
@@ -147,7 +154,8 @@ class GroupOps(WalletRepo):
                     raise Conflict(f"{supi} changed during leave; retry")
                 v += 1
                 if await self._replace(grp, grp.version, now, self._carried(g),
-                                       self._fx(changes, now)):
+                                       self._fx(changes, now),
+                                       {k: n for k, n in notes.items() if k not in mine}):
                     break
                 await self._backoff(attempt)
             else:

@@ -27,9 +27,18 @@ from nf.ledger.port import (
     ChargeOutcome,
     ChargeStep,
     CounterChange,
+    Noted,
+    NoteFn,
     SubscriberView,
 )
-from nf.ledger.repo import COLLECTION, DOC_CACHE, outcome_changes, same_changes
+from nf.ledger.repo import (
+    COLLECTION,
+    DOC_CACHE,
+    NOTES,
+    Extra,
+    outcome_changes,
+    same_changes,
+)
 from nf.ledger.state import Member, Wallet
 from nf.ledger.subscribers import NewSubscriber, SubscriberOps
 from nf.store.mongo import translate_errors
@@ -83,42 +92,113 @@ class MongoLedger(SubscriberOps):
     async def charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
                              now: datetime, *, close: bool = False
                              ) -> tuple[ChargeOutcome, ...]:
+        got = await self._charge_request(supi, session_id, steps, now, close=close)
+        assert isinstance(got, tuple)
+        return got
+
+    async def charge_noted(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
+                           now: datetime, *, expect_isn: int | None, isn: int,
+                           note: NoteFn) -> Noted | None:
+        got = await self._charge_request(supi, session_id, steps, now,
+                                         noted=(expect_isn, isn, note))
+        return got if isinstance(got, Noted) else None
+
+    async def _charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
+                              now: datetime, *, close: bool = False,
+                              noted: tuple[int | None, int, NoteFn] | None = None
+                              ) -> Noted | tuple[ChargeOutcome, ...] | None:
+        """``charge_request``, and with ``noted`` ``charge_noted``: (the note's expected
+        sequence number, the request's, the note and EDR entries from the outcomes)."""
         unknown = tuple(core.unknown_outcome() for _ in steps)
-        if not steps and not close:
+        if not steps and not close and noted is None:
             return ()
         keys = {sub_key(s.supi, s.session_id, s.rating_group) for s in steps}
         prefix = session_prefix(supi, session_id)
         pick: Callable[[str], bool] = ((lambda k: k.startswith(prefix)) if close
                                        else keys.__contains__)
         m_net = self._plmns
+        path = f"{NOTES}.{session_id}"
+        seen = _Seen()
 
         def fn(w: Wallet) -> tuple[Wallet | None, _Request]:
             m = w.member(supi)
             if m is None:
-                return None, (unknown, ())
+                return None, (unknown, (), w.id)
             new, outs, changes = core.charge_request(
                 w, steps, m_net.get(m.home_network, frozenset()), self._ring,
                 self._retention, (supi, session_id, now) if close else None)
             if new is w:
-                return None, (outs, changes)
+                # Nothing changed in the wallet; a noted step still writes its note, a close
+                # still removes it.
+                write = noted is not None or (close and seen.note)
+                return (w if write else None), (outs, changes, w.id)
             # Usage thresholds crossed (subscriber notices) travel with the counter changes.
-            return new, (outs, marks.with_usage(w, new, supi, now, changes, self.usage_pct))
+            return new, (outs, marks.with_usage(w, new, supi, now, changes, self.usage_pct),
+                         w.id)
+
+        def note_of(doc: Doc) -> Doc | None:
+            n = (doc.get(NOTES) or {}).get(session_id)
+            return n if isinstance(n, dict) else None
+
+        def peek(doc: Doc) -> _Request | None:
+            n = note_of(doc)
+            seen.note = n is not None
+            if noted is None:
+                return None
+            # The note is not where the caller's copy of the session says: write nothing.
+            if (n is None) != (noted[0] is None) or (n is not None and n.get("i") != noted[0]):
+                return _MISMATCH
+            return None
+
+        def extra(doc: Doc, r: _Request) -> Extra | None:
+            if noted is not None:
+                if r[0] is unknown:
+                    return None
+                body, fx = noted[2](r[0])
+                return Extra(set={path: {**body, "i": noted[1], "s": supi}}, fx=tuple(fx))
+            if close and note_of(doc) is not None:
+                return Extra(unset=(path,))
+            return None
 
         got = await self._mutate(supi, now, fn, _changes_of, pick=pick,
-                                 with_ops=any(s.sequence is None for s in steps))
-        return got[0] if got is not None else unknown
+                                 with_ops=any(s.sequence is None for s in steps),
+                                 peek=peek, extra=extra)
+        if noted is None:
+            return got[0] if got is not None else unknown
+        if got is _MISMATCH:
+            return None
+        if got is None or got[0] is unknown:
+            return Noted(unknown, "")  # no such subscriber: nothing written
+        return Noted(got[0], got[2])
+
+    async def read_note(self, supi: str, session_id: str, now: datetime, *,
+                        fresh: bool = True) -> Doc | None:
+        doc = None if fresh else self._cached(supi)
+        if doc is None:
+            doc = await self._load_waiting(supi, now)
+        n = (doc.get(NOTES) or {}).get(session_id) if doc is not None else None
+        return dict(n) if isinstance(n, dict) else None
 
     async def close_session(self, supi: str, session_id: str, now: datetime
                             ) -> tuple[CounterChange, ...]:
         prefix = session_prefix(supi, session_id)
+        path = f"{NOTES}.{session_id}"
+        seen = _Seen()
+
+        def peek(doc: Doc) -> tuple[CounterChange, ...] | None:
+            seen.note = session_id in (doc.get(NOTES) or {})
+            return None
 
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
             if not core.session_open(w, supi, session_id):
-                return None, ()
+                return (w if seen.note else None), ()  # only the note to remove
             return core.close_session(w, supi, session_id, now, self._retention)
 
+        def extra(doc: Doc, _r: tuple[CounterChange, ...]) -> Extra | None:
+            return Extra(unset=(path,)) if session_id in (doc.get(NOTES) or {}) else None
+
         return await self._mutate(supi, now, fn, same_changes, pick=lambda k: k.startswith(prefix),
-                                  with_ops=False) or ()
+                                  with_ops=False, peek=peek, extra=extra) or ()
 
     async def subscriber(self, supi: str, now: datetime) -> SubscriberView | None:
         got = await self._read(supi, now)
@@ -164,7 +244,15 @@ class MongoLedger(SubscriberOps):
         return tuple(out)
 
 
-_Request = tuple[tuple[ChargeOutcome, ...], tuple[CounterChange, ...]]
+class _Seen:
+    """What ``peek`` saw in the raw document, for the decision that follows it."""
+
+    note = False
+
+
+# (one outcome per step, the counter changes, the id of the wallet written)
+_Request = tuple[tuple[ChargeOutcome, ...], tuple[CounterChange, ...], str]
+_MISMATCH: _Request = ((), (), "")
 
 
 def _changes_of(r: _Request) -> tuple[CounterChange, ...]:

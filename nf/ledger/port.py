@@ -8,11 +8,11 @@ Units: volumes in bytes, speeds in kbit/s, times as aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class SubscriberStatus(StrEnum):
@@ -227,6 +227,22 @@ class BalanceView:
     buckets: tuple[BucketView, ...] = field(default_factory=tuple)
 
 
+# What a charging step writes next to its reservations, from the step's outcomes: the
+# caller's note of its session (a plain document the ledger keeps verbatim) and pending
+# entries for the caller's own drain (the step's EDR).
+NoteFn = Callable[[tuple["ChargeOutcome", ...]], tuple[dict[str, Any], Sequence[dict[str, Any]]]]
+
+
+@dataclass(frozen=True)
+class Noted:
+    """A noted charging request: one outcome per step, and the wallet document that now
+    holds the note and the pending entries (for their drain's ``hand_off``); ``""`` when
+    nothing was written (the subscriber is unknown)."""
+
+    outcomes: tuple[ChargeOutcome, ...]
+    wallet_id: str
+
+
 class Ledger(Protocol):
     """The balance manager, as seen by charging, policy and care."""
 
@@ -243,7 +259,25 @@ class Ledger(Protocol):
                              ) -> tuple[ChargeOutcome, ...]:
         """Every rating group of one charging request (``steps``, all of ``supi`` and
         ``session_id``) applied as one atomic step, in order; with ``close``, the session
-        is then closed in the same write. One outcome per step."""
+        is then closed in the same write (which also drops the session's note). One
+        outcome per step."""
+        ...
+
+    async def charge_noted(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
+                           now: datetime, *, expect_isn: int | None, isn: int,
+                           note: NoteFn) -> Noted | None:
+        """``charge_request``, with the caller's note of the session (its state after
+        request ``isn``, from ``note(outcomes)``) and the pending entries ``note`` returns
+        written by the same update: one write for the whole charging step. Only if the
+        wallet's note of the session is at ``expect_isn`` (None: there is none); otherwise
+        nothing is written and the answer is None (the caller's copy was stale)."""
+        ...
+
+    async def read_note(self, supi: str, session_id: str, now: datetime, *,
+                        fresh: bool = True) -> dict[str, Any] | None:
+        """The note of session ``session_id`` on ``supi``'s wallet, if any; without
+        ``fresh``, possibly from this process's copy of the wallet (which a write
+        conditioned on the note corrects: ``charge_noted`` answers None)."""
         ...
 
     async def close_session(self, supi: str, session_id: str, now: datetime) -> tuple[

@@ -33,7 +33,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -70,6 +70,9 @@ COLLECTION = WALLETS
 MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
 DOC_CACHE = 10_000  # wallet documents remembered per process (LRU)
+# The CHF's notes of its charging sessions on this wallet: {ChargingDataRef: note}, written
+# by the same update as the session's reservations (see ``MongoLedger.charge_noted``).
+NOTES = "cs"
 
 
 def nothing(_k: str) -> bool:
@@ -98,6 +101,17 @@ def _quiet(doc: Doc, now: datetime) -> bool:
     """Nothing in the wallet is due: time alone would change nothing (see ``core.due``)."""
     dr, dl = doc.get("due_res"), doc.get("due_life")
     return (dr is None or utc(dr) > now) and (dl is None or utc(dl) > now)
+
+
+@dataclass(frozen=True)
+class Extra:
+    """What a wallet write carries besides the wallet's own change: fields set and unset
+    as given (the CHF's session notes, ``cs.<ref>``) and pending entries of another kind
+    than counter changes (the step's EDR), which the caller hands to their drain."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    unset: tuple[str, ...] = ()
+    fx: tuple[Doc, ...] = ()
 
 
 class Busy(Exception):
@@ -238,17 +252,24 @@ class WalletRepo:
         return self._effects.unsettled(fx) if self._effects is not None and fx else fx
 
     async def _update(self, doc: Doc, old: Wallet, new: Wallet, now: datetime,
-                      partial: bool, fx: list[Doc] | None = None) -> bool:
+                      partial: bool, fx: list[Doc] | None = None,
+                      extra: Extra | None = None) -> bool:
         """Write what changed from ``old`` (read as ``doc``) to ``new``, if nobody wrote the
-        wallet since; ``fx``: pending entries pushed by the same update."""
+        wallet since; ``fx``: pending counter changes pushed by the same update; ``extra``:
+        what else the same update writes."""
         due_res, due_life = core.due(new, now)
         if partial and doc.get("due_res") is not None:
             # Reservations left out of a partial wallet expire no earlier than before.
             old_due = utc(doc["due_res"])
             due_res = old_due if due_res is None else min(due_res, old_due)
         upd = update_doc(old, new, due_res, due_life)
-        if fx:
-            upd["$push"] = {FX: {"$each": fx}}
+        pushed = [*(fx or ()), *(extra.fx if extra is not None else ())]
+        if pushed:
+            upd["$push"] = {FX: {"$each": pushed}}
+        if extra is not None:
+            upd["$set"].update(extra.set)
+            if extra.unset:
+                upd.setdefault("$unset", {}).update(dict.fromkeys(extra.unset, ""))
         self._forget(old.id)
         async with translate_errors("ledger write"):
             r = await self._col.update_one({"_id": old.id, "v": old.version}, upd)
@@ -266,13 +287,16 @@ class WalletRepo:
         return True
 
     async def _replace(self, w: Wallet, expected_v: int, now: datetime,
-                       carry: list[Doc] | None = None, fx: list[Doc] | None = None) -> bool:
+                       carry: list[Doc] | None = None, fx: list[Doc] | None = None,
+                       notes: Doc | None = None) -> bool:
         """Replace the wallet if nobody wrote it since; ``carry``: the pending entries the
-        stored document holds, ``fx``: new ones."""
+        stored document holds, ``fx``: new ones; ``notes``: its session notes (kept)."""
         due_res, due_life = core.due(w, now)
         doc = wallet_doc(replace(w, version=expected_v + 1), due_res, due_life)
         if carry or fx:
             doc[FX] = [*(carry or ()), *(fx or ())]
+        if notes:
+            doc[NOTES] = notes
         self._forget(w.id)
         async with translate_errors("ledger write"):
             r = await self._col.replace_one({"_id": w.id, "v": expected_v}, doc)
@@ -290,14 +314,17 @@ class WalletRepo:
                       fn: Callable[[Wallet], tuple[Wallet | None, R]],
                       changes: Callable[[R], Sequence[CounterChange]], *,
                       pick: Pick | None = None, with_ops: bool = True,
-                      peek: Callable[[Doc], R | None] | None = None) -> R | None:
+                      peek: Callable[[Doc], R | None] | None = None,
+                      extra: Callable[[Doc, R], Extra | None] | None = None) -> R | None:
         """Apply ``fn`` to the subscriber's wallet atomically; None if unknown.
 
         ``changes``: the counter changes in ``fn``'s result, written as pending effects.
 
         ``pick``: the only reservations/sequence records ``fn`` may touch, when nothing is
         due (a partial wallet; ``with_ops=False`` also leaves out the op-key rings).
-        ``peek``: answers from the raw document without decoding it (a replay)."""
+        ``peek``: answers from the raw document without decoding it (a replay).
+        ``extra``: what the write carries besides the wallet (from the raw document and
+        ``fn``'s result)."""
         # Family members known to share a wallet queue on it, not on their SUPI.
         async with self._locks.hold(self._homes.get(supi, supi)):
             fresh = False
@@ -327,7 +354,8 @@ class WalletRepo:
                     fresh = True  # writes nothing: confirm on a fresh read
                     continue
                 if await self._update(doc, w, new, now, partial,
-                                      self._fx(changes(result), now)):
+                                      self._fx(changes(result), now),
+                                      extra(doc, result) if extra is not None else None):
                     return result
                 if not fresh:
                     fresh = True  # the copy was stale: no backoff, just read
@@ -338,8 +366,9 @@ class WalletRepo:
     async def _mutate_doc(self, key: str, now: datetime,
                           fn: Callable[[Wallet], tuple[Wallet | None, R]],
                           changes: Callable[[R], Sequence[CounterChange]],
-                          skip_busy: bool = False) -> R | None:
-        """Like ``_mutate`` for a wallet addressed by its own id (groups, sweepers)."""
+                          skip_busy: bool = False, add_notes: Doc | None = None) -> R | None:
+        """Like ``_mutate`` for a wallet addressed by its own id (groups, sweepers);
+        ``add_notes``: session notes to keep in it besides its own (a member joining)."""
         for attempt in range(self._attempts):
             doc = await self._find(key)
             if doc is None or doc.get("kind") == "ptr":
@@ -353,7 +382,9 @@ class WalletRepo:
             w = wallet_from(doc)
             new, result = fn(w)
             if new is None or await self._replace(new, w.version, now, self._carried(doc),
-                                                  self._fx(changes(result), now)):
+                                                  self._fx(changes(result), now),
+                                                  {**(doc.get(NOTES) or {}),
+                                                   **(add_notes or {})}):
                 return result
             await self._backoff(attempt)
         raise Congestion(f"ledger: too many concurrent writes for {key}; retry")
