@@ -60,6 +60,8 @@ func main() {
 	synthetic := flag.Int("subscribers", 1000, "synthetic population size when -population is empty")
 	think := flag.Duration("think", 0, "mean pause between the operations of a session")
 	timeout := flag.Duration("timeout", 5*time.Second, "per-request timeout")
+	throttleWait := flag.Duration("throttle-wait", 2*time.Second,
+		"a session whose update crossed the cap deletes its policy once the throttle arrived, waiting at most this long")
 	listen := flag.String("notify-listen", "127.0.0.1:0", "address of the receiving SMF")
 	grace := flag.Duration("notify-grace", 2*time.Second, "wait for late notifications after the run")
 	seed := flag.Uint64("seed", 1, "shuffle seed of the population")
@@ -113,7 +115,7 @@ func main() {
 	}
 	r := &runner{
 		p: params{updates: *updates, requestBytes: *reqBytes, usageBytes: *useBytes,
-			ratingGroup: *rg, dnn: *dnn, think: *think, timeout: *timeout,
+			ratingGroup: *rg, dnn: *dnn, think: *think, timeout: *timeout, throttleWait: *throttleWait,
 			notifyBase: notifyBase, mode: *mode, mix: *mix},
 		pool: pl, pick: &picker{subs: subs}, rec: newRecorder(), trk: trk,
 	}

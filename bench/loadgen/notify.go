@@ -28,6 +28,7 @@ type crossing struct {
 	notified time.Time // the SmPolicyNotification arrived (zero until then)
 	ambr     string    // the downlink session AMBR before (from the policy create)
 	newAmbr  string
+	arrived  chan struct{} // closed when the notification arrives
 }
 
 type notifyStats struct {
@@ -62,8 +63,32 @@ func (t *tracker) policyCreated(sess, ambr string) {
 
 func (t *tracker) crossingSent(sess string, at time.Time) {
 	t.mu.Lock()
-	t.crossings[sess] = &crossing{sent: at, ambr: t.createAmb[sess]}
+	t.crossings[sess] = &crossing{sent: at, ambr: t.createAmb[sess], arrived: make(chan struct{})}
 	t.mu.Unlock()
+}
+
+// waitNotified waits until the session's crossing was notified, at most limit or until
+// stopped() says the run stops; at once if the session crossed nothing.
+func (t *tracker) waitNotified(sess string, limit time.Duration, stopped func() bool) {
+	t.mu.Lock()
+	c := t.crossings[sess]
+	t.mu.Unlock()
+	if c == nil || limit <= 0 {
+		return
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !stopped() {
+		select {
+		case <-c.arrived:
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 func (t *tracker) crossingAnswered(sess string, at time.Time) {
@@ -107,6 +132,7 @@ func (t *tracker) onPolicyUpdate(sess string, at time.Time, body []byte) {
 	default:
 		c.notified = at
 		c.newAmbr = ambr
+		close(c.arrived)
 		if ambr == "" || ambr == c.ambr {
 			t.stats.SpeedSame++
 		}

@@ -109,6 +109,7 @@ type params struct {
 	dnn          string
 	think        time.Duration
 	timeout      time.Duration
+	throttleWait time.Duration
 	notifyBase   string
 	mode         string
 	mix          string // "full", "pcf" (policy create+delete only) or "chf" (charging only)
@@ -384,10 +385,13 @@ func (r *runner) run(c *conn, sub *subscriber, sid, smf string, n uint64) bool {
 		return false
 	}
 
-	// 5. PCF delete
+	// 5. PCF delete. A real PDU session outlives its cap crossing; one that crossed here
+	// keeps its policy until the throttle arrived (at most -throttle-wait), or the PCF
+	// would have no policy left to throttle.
 	if r.p.mix == "chf" {
 		return true
 	}
+	r.trk.waitNotified(sid, r.p.throttleWait, r.stopping.Load)
 	return r.pause() && r.deletePolicy(c, b, policy)
 }
 

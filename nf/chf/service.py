@@ -360,7 +360,9 @@ class ChargingService:
         isn = req.invocationSequenceNumber
         units = unit_requests(req, self._max_groups)
         logs.bind(chargingDataRef=ref)
-        session = await self._read(ref, now)
+        # This process's copy will do: the close below is conditional (open, and before
+        # this request), and a copy is dropped when its session closes here.
+        session = self.store.cached(ref, now) or await self._read(ref, now)
         if session is not None and not session.open and session.last_isn == isn:
             return 204, None  # a retransmitted release
         found = await self._open_session(ref, isn, session, None)
@@ -425,7 +427,8 @@ class ChargingService:
         if not wanted:
             return
         now = self._rt.clock.now()
-        sessions = [with_note(s, await self._ledger.read_note(s.supi, s.ref, now))
+        sessions = [with_note(s, await self._ledger.read_note(s.supi, s.ref, now,
+                                                              fresh=False))
                     for s in await self.store.open_for(list(dict.fromkeys(
                         c.supi for c in wanted)))]
         notes: list[Notification] = []

@@ -169,9 +169,9 @@ class SessionStore:
         if d is None:
             self.forget(ref)
             return None
-        s = from_doc(d)
-        self._remember(s)
-        return s
+        # Not kept as this process's copy: without its note it may be behind (the caller
+        # lays the note over it and keeps that: ``remember``).
+        return from_doc(d)
 
     async def insert(self, s: Session, now: datetime, fx: Sequence[Doc] = ()) -> bool:
         """Store a new session (with pending effects ``fx``); False if it exists already
