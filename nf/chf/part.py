@@ -50,9 +50,6 @@ class ChfPart:
         await self.store.ensure_indexes()
         await self.edr_fx.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self._supervise, *self.edr_fx.workers()]
 

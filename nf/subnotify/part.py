@@ -220,9 +220,6 @@ class SubNoticePart:
     async def ensure_indexes(self) -> None:
         await self.outbox.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         out: list[Worker] = [self._housekeeping] if self.active else []
         if self.rt.settings.sms.enabled:
