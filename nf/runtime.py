@@ -19,8 +19,8 @@ from quart import Blueprint
 
 from nf.clock import Clock
 from nf.config import Settings
-from nf.oam.keys import KeyRing
 from nf.sbi.metrics import Metrics
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
 
 if TYPE_CHECKING:

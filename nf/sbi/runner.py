@@ -233,7 +233,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     logs.setup(settings.log_level)
     srv = settings.server
     from nf.errors import ConfigError
-    from nf.oam.keys import KeyRing
+    from nf.security.apikeys import KeyRing
 
     try:
         KeyRing.from_settings(settings.api_keys)  # a missing key file stops us here

@@ -15,8 +15,8 @@ from quart import Quart
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.errors import ConfigError
-from nf.oam.keys import KeyRing
 from nf.sbi.app import create_app
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
 
 BASE = "/provisioning/v1"
