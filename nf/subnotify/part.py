@@ -254,7 +254,7 @@ class SubNoticePart:
             key = request.headers.get("X-API-Key")
             if not key:
                 raise Unauthorized("missing X-API-Key header")
-            scope = rt.settings.api_keys.get(key)
+            scope = rt.api_keys.brand(key)
             if scope is None:
                 raise Unauthorized("unknown API key")
             got = await ledger.wallet(supi, rt.clock.now())
