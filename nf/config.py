@@ -409,7 +409,7 @@ class Settings(BaseSettings):
     catalog_dir: Path | None = None
     # Care / provisioning API keys: key -> brand id, or "*" for the operator-wide admin.
     # The key may be given as "sha256:<hex digest>", "env:VAR" or "file:/path" instead of
-    # in plain text (nf.oam.keys).
+    # in plain text (nf.security.apikeys).
     api_keys: dict[str, str] = Field(default_factory=dict)
     care: CareSettings = CareSettings()
     console: ConsoleSettings = ConsoleSettings()

@@ -120,9 +120,6 @@ class Drain(Generic[T]):
             await self._coll.create_index([(f"{FIELD}.at", ASCENDING)],
                                           name=f"{FIELD}_at", sparse=True)
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self.run, self.sweep]
 

@@ -2,8 +2,8 @@
 
 ``Runtime`` holds the injected dependencies (settings, clock, database, metrics). A
 ``Part`` is one slice's contribution: HTTP blueprints for the SBI or OAM port, indexes to
-create at start, start work every process needs, and background workers the app's
-lifespan runs and stops.
+create at start, and background workers the app's lifespan runs and stops. A part with
+start work every process needs also has a ``start`` method (``Starts``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from quart import Blueprint
 
 from nf.clock import Clock
 from nf.config import Settings
-from nf.oam.keys import KeyRing
 from nf.sbi.metrics import Metrics
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
 
 if TYPE_CHECKING:
@@ -90,7 +90,12 @@ class Part(Protocol):
     # ``nf serve`` the OAM process), before the database warm-up.
     async def ensure_indexes(self) -> None: ...
 
-    # Start work every process needs (e.g. loading keys), run after the index checks.
-    async def start(self) -> None: ...
-
     def workers(self) -> list[Worker]: ...
+
+
+@runtime_checkable
+class Starts(Protocol):
+    """Optional for a part: start work every process needs (e.g. loading keys), run after
+    the index checks. Parts with nothing to do there leave it out."""
+
+    async def start(self) -> None: ...

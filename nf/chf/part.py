@@ -55,9 +55,6 @@ class ChfPart:
         await self.edr_fx.ensure_indexes()
         await self.wallet_edr_fx.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self._supervise, *self.edr_fx.workers(), *self.wallet_edr_fx.workers()]
 

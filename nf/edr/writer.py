@@ -97,9 +97,6 @@ class EdrWriter:
             await self._coll.create_index([("charging_data_ref", ASCENDING)],
                                           name="charging_data_ref", sparse=True)
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self.run]
 

@@ -45,9 +45,6 @@ class FraudPart:
     async def ensure_indexes(self) -> None:
         await self.service.store.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         cfg = self._rt.settings.fraud
         if not cfg.enabled or (cfg.reader == "oam" and not self._oam):

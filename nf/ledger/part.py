@@ -49,9 +49,6 @@ class LedgerPart:
         await self.ledger.ensure_indexes()
         await self.effects.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         cfg = self.rt.settings.ledger
         return [self._sweeper("res", cfg.reservation_sweep_interval_s),

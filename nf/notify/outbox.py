@@ -180,9 +180,6 @@ class MongoOutbox:
             await self._coll.create_index([("lease_owner", ASCENDING)], name="lease_owner")
             await self._coll.create_index([("resource", ASCENDING)], name="resource")
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self.run]
 

@@ -57,9 +57,6 @@ class NrfPart:
     async def ensure_indexes(self) -> None:
         return None
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self.run] if self.enabled else []
 

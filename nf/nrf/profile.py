@@ -6,7 +6,8 @@ import ipaddress
 import uuid
 from typing import Any
 
-from nf.config import Settings, SupiRange
+from nf.config import HostNetwork, Settings, SupiRange
+from nf.sbi.runner import sbi_listener
 
 # The namespace of this NF's instance ids (a fixed, random UUID).
 _NAMESPACE = uuid.UUID("6f1d3c2e-5a7b-4e8f-9c0d-2b4a6e8f1a3c")
@@ -65,31 +66,68 @@ def _endpoint(settings: Settings) -> tuple[str | None, list[str], int]:
     return nrf.fqdn, addrs, port
 
 
+def _ip_end_points(addrs: list[str], port: int) -> list[dict[str, Any]]:
+    def one(a: str) -> dict[str, Any]:
+        return {"ipv6Address" if ":" in a else "ipv4Address": a, "transport": "TCP",
+                "port": port}
+
+    return [one(a) for a in addrs] or [{"transport": "TCP", "port": port}]
+
+
+def _listener_endpoint(settings: Settings, net: HostNetwork) -> tuple[str | None, list[str],
+                                                                      int]:
+    """How peers reach host network ``net``'s own listener: its own address when it binds
+    one of its own, else where they reach the shared SBI (``nrf.fqdn``, ``nrf.ipv4_addresses``
+    or the SBI host), on the listener's port."""
+    fqdn, addrs, _ = _endpoint(settings)
+    own = sbi_listener(settings, net)
+    if own.host != settings.server.sbi_host:
+        try:
+            ip = ipaddress.ip_address(own.host)
+        except ValueError:
+            ip = None
+        if ip is not None and not ip.is_unspecified:
+            return None, [str(ip)], own.port
+    return fqdn, addrs, own.port
+
+
 def nf_profile(settings: Settings, nf_type: str) -> dict[str, Any]:
-    """The NFProfile to register for ``nf_type`` (``CHF`` or ``PCF``)."""
+    """The NFProfile to register for ``nf_type`` (``CHF`` or ``PCF``).
+
+    Each service is listed once for the shared SBI port and once more for each host network
+    with its own listener (``networks[].sbi_port``), allowed to that network's PLMNs only;
+    the shared instances are allowed to the other networks' PLMNs (and left out when every
+    network has its own listener), so an SMF is shown the listener meant for it.
+    """
     nrf = settings.nrf
-    fqdn, addrs, port = _endpoint(settings)
     scheme = "https" if settings.server.tls else "http"
     plmns = [p for n in settings.networks for p in n.plmn_ids]
+    own = settings.listener_networks()
+    shared = [p for n in settings.networks if n.sbi_port is None for p in n.plmn_ids]
+    # (instance suffix, endpoint, PLMNs allowed; empty: any)
+    listeners: list[tuple[str, tuple[str | None, list[str], int], list[str]]] = []
+    if shared or not own:
+        listeners.append(("", _endpoint(settings), shared))
+    listeners += [(f"-{n.id}", _listener_endpoint(settings, n), n.plmn_ids) for n in own]
     services = []
-    for name, (svc_type, v_uri, v_full) in SERVICES.items():
-        if svc_type != nf_type:
-            continue
-        svc: dict[str, Any] = {
-            "serviceInstanceId": name, "serviceName": name,
-            "versions": [{"apiVersionInUri": v_uri, "apiFullVersion": v_full}],
-            "scheme": scheme, "nfServiceStatus": "REGISTERED",
-            "ipEndPoints": [{"ipv4Address": a, "transport": "TCP", "port": port}
-                            for a in addrs] or [{"transport": "TCP", "port": port}],
-            "capacity": nrf.capacity, "priority": nrf.priority,
-        }
-        if fqdn:
-            svc["fqdn"] = fqdn
-        if settings.server.api_root:
-            svc["apiPrefix"] = settings.server.api_root.rstrip("/")
-        if plmns:
-            svc["allowedPlmns"] = [_plmn(p) for p in plmns]
-        services.append(svc)
+    for suffix, (fqdn, addrs, port), allowed in listeners:
+        for name, (svc_type, v_uri, v_full) in SERVICES.items():
+            if svc_type != nf_type:
+                continue
+            svc: dict[str, Any] = {
+                "serviceInstanceId": name + suffix, "serviceName": name,
+                "versions": [{"apiVersionInUri": v_uri, "apiFullVersion": v_full}],
+                "scheme": scheme, "nfServiceStatus": "REGISTERED",
+                "ipEndPoints": _ip_end_points(addrs, port),
+                "capacity": nrf.capacity, "priority": nrf.priority,
+            }
+            if fqdn:
+                svc["fqdn"] = fqdn
+            if settings.server.api_root:
+                svc["apiPrefix"] = settings.server.api_root.rstrip("/")
+            if allowed:
+                svc["allowedPlmns"] = [_plmn(p) for p in dict.fromkeys(allowed)]
+            services.append(svc)
     profile: dict[str, Any] = {
         "nfInstanceId": instance_id(settings, nf_type),
         "nfType": nf_type,
@@ -103,6 +141,7 @@ def nf_profile(settings: Settings, nf_type: str) -> dict[str, Any]:
     }
     if plmns:
         profile["plmnList"] = [_plmn(p) for p in dict.fromkeys(plmns)]
+    fqdn, addrs, _ = _endpoint(settings)
     if fqdn:
         profile["fqdn"] = fqdn
     if addrs:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from quart import Blueprint, Response
 
 from nf.runtime import Runtime
+from nf.sbi.runner import sbi_listener
 from nf.store.mongo import ping
 
 # A readiness probe must answer quickly even while the database hangs.
@@ -65,13 +66,12 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
         except TimeoutError:
             db_ok = False
         indexes = ready()
-        srv = rt.settings.server
+        settings = rt.settings
         sbi_ok = True
-        if srv.readyz_checks_sbi:  # the shared port and each host network's own
-            for host, port in [(srv.sbi_host, srv.sbi_port), *(
-                    (n.sbi_host or srv.sbi_host, n.sbi_port)
-                    for n in rt.settings.listener_networks() if n.sbi_port)]:
-                sbi_ok = sbi_ok and await sbi_listening(host, port)
+        if settings.server.readyz_checks_sbi:  # the shared port and each host network's own
+            for net in [None, *settings.listener_networks()]:
+                own = sbi_listener(settings, net)
+                sbi_ok = sbi_ok and await sbi_listening(own.host, own.port)
         ok = db_ok and indexes and sbi_ok
         body: dict[str, object] = {"status": "ready" if ok else "not-ready", "database": db_ok,
                 "indexes": indexes, "sbi": sbi_ok}

@@ -75,9 +75,6 @@ class IdempotencyKeys:
             await self._coll.create_index([("expires_at", ASCENDING)], name="expires_at_ttl",
                                           expireAfterSeconds=0)
 
-    async def start(self) -> None:
-        return None
-
     async def run(self, scope: str, body: Any,
                   produce: Callable[[], Awaitable[Response]]) -> Response:
         """Answer the current request once per ``Idempotency-Key`` (if it has one)."""

@@ -6,7 +6,7 @@ or group answers 404 exactly like a missing one, so keys cannot probe each other
 Input is validated completely before anything is written. Changes that affect sessions
 (purchase, status, group membership) are published to the counter listeners (PCF, CHF).
 The POSTs that create or buy something honour ``Idempotency-Key`` (``nf.oam.idempotency``).
-Keys are checked by ``nf.oam.keys`` (digests, constant-time).
+Keys are checked by ``nf.security.apikeys`` (digests, constant-time).
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ from nf.ledger.mongo import MongoLedger, NewSubscriber
 from nf.ledger.port import BalanceView, SubscriberStatus
 from nf.ledger.state import Member, Wallet
 from nf.oam.idempotency import IdempotencyKeys
-from nf.oam.keys import KeyRing
 from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response, no_content
+from nf.security.apikeys import KeyRing
 
 log = logging.getLogger("nf.oam")
 

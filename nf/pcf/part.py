@@ -45,9 +45,6 @@ class PcfPart:
     async def ensure_indexes(self) -> None:
         await self.store.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self._revalidate]
 

@@ -47,7 +47,7 @@ def reports_blueprint(rt: Runtime, ledger: MongoLedger | None,
         key = request.headers.get("X-API-Key")
         if not key:
             raise Unauthorized("missing X-API-Key header")
-        scope = rt.settings.api_keys.get(key)
+        scope = rt.api_keys.brand(key)
         if scope is None:
             raise Unauthorized("unknown API key")
         if name not in REPORTS:

@@ -63,9 +63,6 @@ class ReportsPart:
     async def ensure_indexes(self) -> None:
         await ensure_retention(self.rt.db, self.rt.settings.edr.retention_days)
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [] if self.rt.settings.edr.export.schedule == "off" else [self.run]
 

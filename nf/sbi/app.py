@@ -39,7 +39,7 @@ from nf.errors import (
 )
 from nf.oam.apidocs import apidocs_blueprint
 from nf.oam.health import health_blueprint, liveness_blueprint
-from nf.runtime import Part, Role, Runtime, Worker
+from nf.runtime import Part, Role, Runtime, Starts, Worker
 from nf.sbi.guard import OPERATION_KEY, Guard
 from nf.sbi.problem import problem_response
 from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
@@ -123,8 +123,9 @@ class _Lifecycle:
                     took = await warm_up(self.rt.db)
                 # Start work of every process (e.g. the OAuth2 verification keys).
                 for part in self.parts:
-                    step[0] = f"start ({part.name})"
-                    await part.start()
+                    if isinstance(part, Starts):
+                        step[0] = f"start ({part.name})"
+                        await part.start()
         finally:
             reporter.cancel()
         if took is not None:

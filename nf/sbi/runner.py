@@ -31,10 +31,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nf import logs
-from nf.config import ServerSettings, Settings
+from nf.config import HostNetwork, ServerSettings, Settings
 from nf.proc import die_with_parent
 from nf.runtime import Role
 
@@ -142,19 +142,35 @@ def run_child(role: Role) -> None:
     run(role, srv, *listener(settings, role), settings.log_level)
 
 
-def listener(settings: Settings, role: Role) -> tuple[str, int, int, Path | None]:
-    """Host, port, workers and client CA bundle (mTLS) of the server of ``role``; for
-    ``sbi`` with ``server.listener_network`` set, that network's own listener."""
+class Listener(NamedTuple):
+    """Where one server listens: address, port, worker processes, client CA bundle (mTLS)."""
+
+    host: str
+    port: int
+    workers: int
+    client_ca: Path | None
+
+
+def listener(settings: Settings, role: Role) -> Listener:
+    """The listener of the server of ``role`` in this process; for ``sbi`` with
+    ``server.listener_network`` set, that network's own listener."""
     srv = settings.server
     if role == "oam":
         # No client certificates: OAM's probes and Prometheus carry none.
-        return srv.oam_host, srv.oam_port, 1, None
+        return Listener(srv.oam_host, srv.oam_port, 1, None)
     net = settings.network(srv.listener_network) if srv.listener_network else None
+    return sbi_listener(settings, net)
+
+
+def sbi_listener(settings: Settings, net: HostNetwork | None) -> Listener:
+    """The shared SBI listener (``net`` None) or host network ``net``'s own
+    (``networks[].sbi_port``; address, workers default to the shared port's)."""
+    srv = settings.server
     if net is None:
-        return srv.sbi_host, srv.sbi_port, srv.workers, srv.tls_client_ca_file
+        return Listener(srv.sbi_host, srv.sbi_port, srv.workers, srv.tls_client_ca_file)
     assert net.sbi_port is not None
-    return (net.sbi_host or srv.sbi_host, net.sbi_port, net.sbi_workers or srv.workers,
-            net.tls_client_ca_file)
+    return Listener(net.sbi_host or srv.sbi_host, net.sbi_port, net.sbi_workers or srv.workers,
+                    net.tls_client_ca_file)
 
 
 def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str] | None:
@@ -217,7 +233,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     logs.setup(settings.log_level)
     srv = settings.server
     from nf.errors import ConfigError
-    from nf.oam.keys import KeyRing
+    from nf.security.apikeys import KeyRing
 
     try:
         KeyRing.from_settings(settings.api_keys)  # a missing key file stops us here
@@ -232,9 +248,9 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
         claim_check("SBI", srv.sbi_host, srv.sbi_port)
         claim_check("OAM", srv.oam_host, srv.oam_port)
         for net in settings.listener_networks():
-            assert net.sbi_port is not None
-            claim_check(f"host network {net.id}'s SBI", net.sbi_host or srv.sbi_host,
-                        net.sbi_port, f"networks[{net.id}].sbi_port")
+            own = sbi_listener(settings, net)
+            claim_check(f"host network {net.id}'s SBI", own.host, own.port,
+                        f"networks[{net.id}].sbi_port")
     except PortInUse as e:
         logs.log(log, logging.ERROR, "not starting", reason=str(e))
         print(f"error: {e}", file=sys.stderr)
@@ -246,9 +262,9 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     envs = [("sbi", child_env), ("oam", child_env)]
     for net in settings.listener_networks():
         envs.append(("sbi", {**child_env, "NF_SERVER__LISTENER_NETWORK": net.id}))
+        own = sbi_listener(settings, net)
         logs.log(log, logging.INFO, "host network listener", network=net.id,
-                 host=net.sbi_host or srv.sbi_host, port=net.sbi_port,
-                 workers=net.sbi_workers or srv.workers)
+                 host=own.host, port=own.port, workers=own.workers)
     children = [
         subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=env_,
                          start_new_session=True, preexec_fn=die_with_parent)

@@ -32,8 +32,5 @@ class SlcPart:
     async def ensure_indexes(self) -> None:
         await self.service.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return []

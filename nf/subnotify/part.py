@@ -220,9 +220,6 @@ class SubNoticePart:
     async def ensure_indexes(self) -> None:
         await self.outbox.ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         out: list[Worker] = [self._housekeeping] if self.active else []
         if self.rt.settings.sms.enabled:
@@ -257,7 +254,7 @@ class SubNoticePart:
             key = request.headers.get("X-API-Key")
             if not key:
                 raise Unauthorized("missing X-API-Key header")
-            scope = rt.settings.api_keys.get(key)
+            scope = rt.api_keys.brand(key)
             if scope is None:
                 raise Unauthorized("unknown API key")
             got = await ledger.wallet(supi, rt.clock.now())

@@ -15,8 +15,8 @@ from quart import Quart
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.errors import ConfigError
-from nf.oam.keys import KeyRing
 from nf.sbi.app import create_app
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
 
 BASE = "/provisioning/v1"
@@ -136,3 +136,12 @@ async def test_a_hashed_key_works_over_the_api(settings: Settings, db: Db,
     assert r.status_code == 200
     r = await c.get(f"{BASE}/brands/lumen/offers", headers={"X-API-Key": digest})
     assert r.status_code == 401
+    # The reports and subscriber notices check keys the same way (past the key: an
+    # unknown report is 400, an unknown subscriber 404).
+    for path, past_the_key in ((f"{BASE}/reports/no-such-report", 400),
+                               (f"{BASE}/subscribers/{S1}/notifications", 404)):
+        r = await c.get(path, headers={"X-API-Key": "s3cret-lumen"})
+        assert r.status_code == past_the_key, path
+        for wrong in (digest, f"sha256:{digest}"):
+            r = await c.get(path, headers={"X-API-Key": wrong})
+            assert r.status_code == 401, (path, wrong)

@@ -158,9 +158,6 @@ class _FlakyPart:
     async def ensure_indexes(self) -> None:
         return None
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self._flaky, self._stubborn]
 

@@ -8,11 +8,9 @@ read back through the provisioning API: the tests hold whatever the NF keeps ins
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,9 +20,9 @@ import httpx
 
 from nf.sbi.runner import PortInUse, claim_check
 from nf.store import embedded
+from tests.e2e.nfproc import kill_tree, not_ready, serve_env, spawn_serve
 from tests.smf_sim import Exchange, SmfSim, Usage
 
-ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).resolve().parent / "nf-crash.yaml"
 ADMIN = {"x-api-key": "crash-admin-key"}
 MIB = 1024 * 1024
@@ -33,45 +31,6 @@ RETRY_S = 0.15
 
 
 # -- processes -------------------------------------------------------------------------------
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (children, grandchildren, ...)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    out: list[int] = []
-    frontier = [pid]
-    while frontier:
-        p = frontier.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        out += kids
-        frontier += kids
-    return out
-
-
-def kill_tree(pid: int) -> None:
-    """SIGKILL ``pid``'s process group and the group of every process below it (the
-    servers run in their own sessions): the whole NF dies at once, as in a host crash."""
-    pids = [pid, *descendants(pid)]
-    groups = set()
-    for p in pids:
-        with contextlib.suppress(ProcessLookupError):
-            groups.add(os.getpgid(p))
-    for g in groups:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(g, signal.SIGKILL)
-    for p in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGKILL)
 
 
 @dataclass
@@ -106,17 +65,10 @@ class Nf:
             except PortInUse:
                 assert time.monotonic() < deadline, "the killed NF's ports stay taken"
                 time.sleep(0.05)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
-        env.update({"NF_CONFIG": str(CONFIG), "NF_MONGODB_URI": self.db_uri,
-                    "NF_MONGODB_DATABASE": self.database,
-                    "NF_SERVER__SBI_PORT": str(self.sbi_port),
-                    "NF_SERVER__OAM_PORT": str(self.oam_port),
-                    "NF_SERVER__SHUTDOWN_GRACE_S": "5", "NF_LOG_LEVEL": "WARNING"})
+        env = serve_env(self.db_uri, self.database, self.sbi_port, self.oam_port, CONFIG)
+        env["NF_LOG_LEVEL"] = "WARNING"
         self.starts += 1
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
-                                         stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                         start_new_session=True)
+        self.proc = spawn_serve(env, self.log, new_session=True)
 
     @property
     def log(self) -> Path:
@@ -126,13 +78,7 @@ class Nf:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"nf exited {self.proc.returncode}:\n{self.log.read_text()}")
-        try:
-            if httpx.get(self.oam + "/readyz", timeout=1).status_code == 200:
-                with httpx.Client(http1=False, http2=True, timeout=1) as c:
-                    return c.get(self.sbi + "/healthz").status_code == 200
-        except httpx.HTTPError:
-            pass
-        return False
+        return not_ready(self.oam, self.sbi) is None
 
     def start(self, timeout_s: float = 60) -> None:
         self.spawn()

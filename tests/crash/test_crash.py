@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.care import Care
 from tests.crash.harness import ADMIN, MIB, Db, Ledger, Nf, drive_to_cap
 from tests.smf_sim import SmfSim, httpx_transport
 
@@ -39,26 +40,29 @@ DOWN_S = 0.6  # the database stays dead this long
 DEADLINE_S = 120.0
 
 
-def seed(nf: Nf) -> str:
+async def seed(nf: Nf) -> str:
     """The subscribers and the family group, through the care API; returns the group id."""
-    with httpx.Client(base_url=nf.oam, headers=ADMIN, timeout=30) as c:
+    async with httpx.AsyncClient(timeout=30) as client:
+        care = Care(client, nf.oam, ADMIN)
         for supi in SINGLES:
-            r = c.post("/provisioning/v1/subscribers",
-                       json={"supi": supi, "brand": "crashco", "homeNetwork": "northwind",
-                             "planOfferId": "c-capped"})
-            assert r.status_code == 201, r.text
+            await care.subscriber(supi, brand="crashco", plan="c-capped")
         for supi in FAMILY:
-            r = c.post("/provisioning/v1/subscribers",
-                       json={"supi": supi, "brand": "crashco", "homeNetwork": "northwind"})
-            assert r.status_code == 201, r.text
-        r = c.post("/provisioning/v1/groups",
-                   json={"ownerSupi": FAMILY[0], "offerId": "c-family"})
-        assert r.status_code == 201, r.text
-        gid = str(r.json()["groupId"])
-        for supi in FAMILY[1:]:
-            r = c.post(f"/provisioning/v1/groups/{gid}/members", json={"supi": supi})
-            assert r.status_code == 201, r.text
-        return gid
+            await care.subscriber(supi, brand="crashco")
+        return await care.family(FAMILY[0], "c-family", FAMILY[1:])
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Db, Nf, str]]:
+    """The database, the NF on it, and the seeded family group's id; both stopped after."""
+    db = Db(tmp_path / "db")
+    db.start()
+    nf = Nf(db.uri, "crash", tmp_path)
+    try:
+        nf.start()
+        yield db, nf, asyncio.run(seed(nf))
+    finally:
+        nf.stop()
+        db.stop()
 
 
 def get(c: httpx.Client, path: str) -> httpx.Response:
@@ -120,50 +124,35 @@ async def run_with_crash(nf: Nf, crash: Callable[[], Awaitable[None]]) -> Ledger
     return book
 
 
-def test_nf_killed_mid_run_loses_nothing_and_charges_nothing_twice(tmp_path: Path) -> None:
-    db = Db(tmp_path / "db")
-    db.start()
-    nf = Nf(db.uri, "crash", tmp_path)
-    try:
-        nf.start()
-        gid = seed(nf)
+def test_nf_killed_mid_run_loses_nothing_and_charges_nothing_twice(
+        rig: tuple[Db, Nf, str]) -> None:
+    _, nf, gid = rig
 
-        async def crash() -> None:
-            nf.kill()
-            await nf.restart()
+    async def crash() -> None:
+        nf.kill()
+        await nf.restart()
 
-        book = asyncio.run(run_with_crash(nf, crash))
-        assert nf.starts == 2
-        print(f"answered {book.answered}, retransmissions {book.retransmissions}")
-        assert book.retransmissions > 0, "the kill did not catch a request in flight"
-        check(nf, gid, book)
-    finally:
-        nf.stop()
-        db.stop()
+    book = asyncio.run(run_with_crash(nf, crash))
+    assert nf.starts == 2
+    print(f"answered {book.answered}, retransmissions {book.retransmissions}")
+    assert book.retransmissions > 0, "the kill did not catch a request in flight"
+    check(nf, gid, book)
 
 
 def test_database_killed_mid_run_loses_nothing_and_charges_nothing_twice(
-        tmp_path: Path) -> None:
-    db = Db(tmp_path / "db")
-    db.start()
-    nf = Nf(db.uri, "crash", tmp_path)
-    try:
-        nf.start()
-        gid = seed(nf)
+        rig: tuple[Db, Nf, str]) -> None:
+    db, nf, gid = rig
 
-        async def crash() -> None:
-            db.kill()
-            await asyncio.sleep(DOWN_S)
-            db.start()  # same data directory, same port
+    async def crash() -> None:
+        db.kill()
+        await asyncio.sleep(DOWN_S)
+        db.start()  # same data directory, same port
 
-        book = asyncio.run(run_with_crash(nf, crash))
-        print(f"answered {book.answered}, retransmissions {book.retransmissions}, "
-              f"in flight at the kill {book.in_flight_at_crash}")
-        # Requests caught by the kill either failed and were retransmitted, or waited for
-        # the database to come back (the driver retries its writes): either way some were.
-        assert book.retransmissions > 0 or book.in_flight_at_crash > 0, \
-            "the kill did not catch a request in flight"
-        check(nf, gid, book)
-    finally:
-        nf.stop()
-        db.stop()
+    book = asyncio.run(run_with_crash(nf, crash))
+    print(f"answered {book.answered}, retransmissions {book.retransmissions}, "
+          f"in flight at the kill {book.in_flight_at_crash}")
+    # Requests caught by the kill either failed and were retransmitted, or waited for
+    # the database to come back (the driver retries its writes): either way some were.
+    assert book.retransmissions > 0 or book.in_flight_at_crash > 0, \
+        "the kill did not catch a request in flight"
+    check(nf, gid, book)

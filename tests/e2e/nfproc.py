@@ -1,7 +1,10 @@
-"""Run the real NF (``nf serve``) as a child process on ephemeral ports."""
+"""Run the real NF (``nf serve``) as a child process on ephemeral ports; the pieces
+(environment, spawn, readiness, SIGKILL of the whole process tree) also serve the crash
+tests' NF on fixed ports (``tests.crash.harness``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import ssl
@@ -40,8 +43,88 @@ class NfProcess:
 
     def kill_group(self) -> None:
         """SIGKILL every process of the NF at once (needs ``new_session=True``)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        kill_tree(self.proc.pid)
         self.proc.wait(30)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren, ...)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: list[int] = []
+    frontier = [pid]
+    while frontier:
+        p = frontier.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        frontier += kids
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid``'s process group and the group of every process below it (the
+    servers run in their own sessions): the whole NF dies at once, as in a host crash.
+    ``pid`` must lead a group of its own (``start_new_session``), not the test runner's."""
+    with contextlib.suppress(ProcessLookupError):  # (already gone: only its tree is left)
+        assert os.getpgid(pid) != os.getpgid(0), "the NF shares the test runner's group"
+    pids = [pid, *descendants(pid)]
+    groups = set()
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            groups.add(os.getpgid(p))
+    for g in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(g, signal.SIGKILL)
+    for p in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+
+
+def serve_env(mongodb_uri: str, database: str, sbi_port: int, oam_port: int,
+              config: Path = TEST_CONFIG) -> dict[str, str]:
+    """The environment of ``nf serve``: this process's without any ``NF_`` setting, plus
+    the configuration file, database and ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
+    env.update({
+        "NF_CONFIG": str(config),
+        "NF_MONGODB_URI": mongodb_uri,
+        "NF_MONGODB_DATABASE": database,
+        "NF_SERVER__SBI_PORT": str(sbi_port),
+        "NF_SERVER__OAM_PORT": str(oam_port),
+        "NF_SERVER__SHUTDOWN_GRACE_S": "5",
+    })
+    return env
+
+
+def spawn_serve(env: dict[str, str], log: Path, *, new_session: bool) -> subprocess.Popen[bytes]:
+    """Start ``nf serve`` with its output in ``log`` (not waiting for it to be ready)."""
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                start_new_session=new_session)
+
+
+def not_ready(oam: str, sbi: str, sbi_ssl: ssl.SSLContext | None = None) -> str | None:
+    """None once OAM's ``/readyz`` is 200 and the SBI (a process of its own) answers;
+    else what was seen instead."""
+    try:
+        r = httpx.get(oam + "/readyz", timeout=1, verify=False)
+        if r.status_code != 200:
+            return r.text
+        with httpx.Client(http1=False, http2=True, verify=sbi_ssl or False, timeout=1) as c:
+            h = c.get(sbi + "/healthz")
+        return None if h.status_code == 200 else f"SBI /healthz {h.status_code}"
+    except httpx.HTTPError as e:
+        return repr(e)
 
 
 @contextmanager
@@ -55,17 +138,8 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
     the test runner. ``sbi_ssl``: the client TLS context for the readiness wait on the
     SBI (mTLS)."""
     sbi_port, oam_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
-    env.update({
-        "NF_CONFIG": str(TEST_CONFIG),
-        "NF_MONGODB_URI": mongodb_uri,
-        "NF_MONGODB_DATABASE": database,
-        "NF_SERVER__SBI_PORT": str(sbi_port),
-        "NF_SERVER__OAM_PORT": str(oam_port),
-        "NF_SERVER__SERVER": server,
-        "NF_SERVER__WORKERS": str(workers),
-        "NF_SERVER__SHUTDOWN_GRACE_S": "5",
-    })
+    env = serve_env(mongodb_uri, database, sbi_port, oam_port)
+    env.update({"NF_SERVER__SERVER": server, "NF_SERVER__WORKERS": str(workers)})
     scheme = "http"
     if tls is not None:
         env["NF_SERVER__TLS_CERT_FILE"] = str(tls[0])
@@ -73,10 +147,7 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
         scheme = "https"
     env.update(extra_env or {})
     log = tmp / f"nf-{sbi_port}.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                                start_new_session=new_session or own_group)
+    proc = spawn_serve(env, log, new_session=new_session or own_group)
     nf = NfProcess(proc, f"{scheme}://127.0.0.1:{sbi_port}", f"{scheme}://127.0.0.1:{oam_port}",
                    log)
     try:
@@ -89,20 +160,12 @@ def running_nf(mongodb_uri: str, database: str, tmp: Path, *, server: str = "gra
 def wait_ready(nf: NfProcess, tls: tuple[Path, Path] | None, timeout_s: float = 60,
                sbi_ssl: ssl.SSLContext | None = None) -> None:
     deadline = time.monotonic() + timeout_s
-    last = ""
+    last: str | None = ""
     while time.monotonic() < deadline:
         if nf.proc.poll() is not None:
             raise RuntimeError(f"nf exited with {nf.proc.returncode}:\n{nf.log.read_text()}")
-        try:
-            r = httpx.get(nf.oam + "/readyz", timeout=1, verify=False)
-            last = r.text
-            if r.status_code == 200:
-                # The SBI is a separate server process: wait until it answers too.
-                with httpx.Client(http1=False, http2=True, verify=sbi_ssl or False,
-                                  timeout=1) as c:
-                    if c.get(nf.sbi + "/healthz").status_code == 200:
-                        return
-        except httpx.HTTPError as e:
-            last = repr(e)
+        last = not_ready(nf.oam, nf.sbi, sbi_ssl)
+        if last is None:
+            return
         time.sleep(0.1)
     raise RuntimeError(f"nf not ready in {timeout_s}s ({last}):\n{nf.log.read_text()}")

@@ -81,9 +81,6 @@ class ProbePart:
         await self.rt.db[MARKERS].create_index([("kind", 1), ("pid", 1)])
         self.indexed = True
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return [self._worker]
 

@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 
 from nf.config import Settings
 from nf.store.embedded import EmbeddedDb
+from tests.care import Care
 from tests.e2e.nfproc import running_nf
 from tests.pcf.harness import ambr_of
 from tests.peers import NotificationReceiver
@@ -27,7 +28,6 @@ pytestmark = pytest.mark.e2e
 
 GIB = 1024**3
 LUMEN = {"X-API-Key": "demo-key-lumen"}
-PROV = "/provisioning/v1"
 THROTTLED = {"uplink": "64 Kbps", "downlink": "128 Kbps"}
 
 
@@ -69,18 +69,11 @@ async def test_throttles_and_edrs_survive_sigkill_after_the_answer(
             http1=False, http2=True, timeout=15) as client:
         with running_nf(db_server.uri, settings.mongodb_database, tmp_path,
                         extra_env=dead, new_session=True) as nf:
-            async def post(path: str, body: dict[str, Any]) -> None:
-                r = await client.post(nf.oam + PROV + path, headers=LUMEN, json=body)
-                assert r.status_code == 201, r.text
-
-            await post("/subscribers", {"supi": solo, "homeNetwork": "northwind",
-                                        "planOfferId": "lumen-unlimited"})
+            care = Care(client, nf.oam, LUMEN)
+            await care.subscriber(solo, plan="lumen-unlimited")
             for s in (owner, kid):
-                await post("/subscribers", {"supi": s, "homeNetwork": "northwind"})
-            r = await client.post(nf.oam + PROV + "/groups", headers=LUMEN,
-                                  json={"ownerSupi": owner, "offerId": "lumen-family-30gb"})
-            assert r.status_code == 201, r.text
-            await post(f"/groups/{r.json()['groupId']}/members", {"supi": kid})
+                await care.subscriber(s)
+            await care.family(owner, "lumen-family-30gb", [kid])
 
             sims: dict[str, tuple[PolicySim, SmfSim]] = {}
             for s in (solo, owner, kid):

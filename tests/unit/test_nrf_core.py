@@ -92,6 +92,61 @@ def test_profiles_carry_services_and_info() -> None:
         {"ipv4Address": "127.0.0.1", "transport": "TCP", "port": 8000}]
 
 
+def with_listeners(ids: tuple[str, ...], **nrf: object) -> Settings:
+    """The test networks, those in ``ids`` with their own SBI listener: northwind on the SBI
+    host, bluepeak on an IPv6 address of its own, redmoor on the SBI host too."""
+    base = settings(**nrf)
+    own = {"northwind": {"sbi_port": 8101},
+           "bluepeak": {"sbi_port": 8102, "sbi_host": "fd00::2"},
+           "redmoor": {"sbi_port": 8103}}
+    nets = [{**n.model_dump(exclude_none=True),
+             **({**own[n.id], "tls_client_ca_file": f"{n.id}.pem"} if n.id in ids else {})}
+            for n in base.networks]
+    server = {**base.server.model_dump(exclude_none=True), "tls_cert_file": "c.pem",
+              "tls_key_file": "k.pem"}
+    return Settings.load(ROOT / "tests" / "data" / "nf-test.yaml", server=server,
+                         networks=nets, nrf=base.nrf.model_dump())
+
+
+def test_each_network_listener_is_a_service_instance_of_its_own() -> None:
+    """A host network with its own listener finds it in the profile, allowed to its PLMNs;
+    the shared SBI port is shown to the other networks only."""
+    chf = nf_profile(with_listeners(("northwind", "bluepeak"), fqdn="chf.mvno.example"), "CHF")
+    cc = {x["serviceInstanceId"]: x for x in chf["nfServices"]
+          if x["serviceName"] == "nchf-convergedcharging"}
+    assert set(cc) == {"nchf-convergedcharging", "nchf-convergedcharging-northwind",
+                       "nchf-convergedcharging-bluepeak"}
+    assert set(chf["nfServiceList"]) == {x["serviceInstanceId"] for x in chf["nfServices"]}
+    assert len(chf["nfServices"]) == 6  # and spending-limit control likewise
+    shared, north, blue = (cc["nchf-convergedcharging"],
+                           cc["nchf-convergedcharging-northwind"],
+                           cc["nchf-convergedcharging-bluepeak"])
+    assert shared["allowedPlmns"] == [{"mcc": "999", "mnc": "001"}]
+    assert north["allowedPlmns"] == [{"mcc": "001", "mnc": "01"}]
+    assert blue["allowedPlmns"] == [{"mcc": "001", "mnc": "02"}]
+    assert {x["scheme"] for x in cc.values()} == {"https"}
+    # On the SBI host: reached like the shared port (the FQDN), on its own port.
+    assert north["fqdn"] == shared["fqdn"] == "chf.mvno.example"
+    assert shared["ipEndPoints"] == [{"transport": "TCP", "port": 8000}]
+    assert north["ipEndPoints"] == [{"transport": "TCP", "port": 8101}]
+    # On an address of its own: that address.
+    assert "fqdn" not in blue
+    assert blue["ipEndPoints"] == [{"ipv6Address": "fd00::2", "transport": "TCP",
+                                    "port": 8102}]
+    # Without an FQDN, the SBI address is the listener's too.
+    plain = nf_profile(with_listeners(("northwind",)), "PCF")
+    assert [(x["serviceInstanceId"], x["ipEndPoints"]) for x in plain["nfServices"]] == [
+        ("npcf-smpolicycontrol",
+         [{"ipv4Address": "127.0.0.1", "transport": "TCP", "port": 8000}]),
+        ("npcf-smpolicycontrol-northwind",
+         [{"ipv4Address": "127.0.0.1", "transport": "TCP", "port": 8101}])]
+    # Every network on its own listener: the shared port is not offered to any of them.
+    every = nf_profile(with_listeners(("northwind", "bluepeak", "redmoor")), "PCF")
+    assert [x["serviceInstanceId"] for x in every["nfServices"]] == [
+        "npcf-smpolicycontrol-northwind", "npcf-smpolicycontrol-bluepeak",
+        "npcf-smpolicycontrol-redmoor"]
+
+
 def test_service_of_paths() -> None:
     assert service_of("/nchf-convergedcharging/v3/chargingdata") == (
         "nchf-convergedcharging", "CHF")
@@ -108,8 +163,11 @@ def test_profiles_are_valid_rel17_nf_profiles() -> None:
     s = settings(supi_ranges=[{"pattern": "^imsi-00101[0-9]{10}$"},
                               {"start": "001020000000000", "end": "001029999999999"}],
                  dnns=["internet"])
+    listeners = with_listeners(("northwind", "bluepeak"), dnns=["internet"])
     for t in ("CHF", "PCF"):
         c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", nf_profile(s, t))
+        c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile",
+                          nf_profile(listeners, t))
     broken = {**nf_profile(s, "CHF"), "nfStatus": "MAYBE", "heartBeatTimer": "soon"}
     with pytest.raises(AssertionError, match=r"nfStatus|heartBeatTimer"):
         c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", broken)

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from nf.oam.keys import KeyRing, digest, resolve
+from nf.security.apikeys import KeyRing, digest, resolve
 
 ADMIN = "*"
 

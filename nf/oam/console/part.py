@@ -52,8 +52,5 @@ class ConsolePart:
     async def ensure_indexes(self) -> None:
         await ConsoleData(self.rt).ensure_indexes()
 
-    async def start(self) -> None:
-        return None
-
     def workers(self) -> list[Worker]:
         return []

@@ -30,10 +30,10 @@ from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
 from nf.oam.console.limits import SignInLimiter
 from nf.oam.console.rates import RateMeter, charging_requests_total
-from nf.oam.keys import digest
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
+from nf.security.apikeys import digest
 from nf.store.mongo import Doc
 from nf.subnotify.outbox import NoticeOutbox
 

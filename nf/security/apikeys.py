@@ -1,4 +1,4 @@
-"""API keys of the care API: how they are given and how a presented key is checked.
+"""API keys of the care API (on OAM): how they are given and how a presented key is checked.
 
 ``Settings.api_keys`` maps a key *reference* to a brand (or ``*``, the operator-wide
 admin). A reference is one of::
