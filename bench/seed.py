@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pymongo
+
 from bench.indexes import ensure_all
 from nf.catalog import CatalogHolder
 from nf.config import Settings
@@ -113,10 +115,13 @@ async def seed_population(settings: Settings, n: int, small_cap_share: float,
         seconds = time.perf_counter() - t0
         # The database's first read after a bulk load is slow (SecantusDB: seconds per
         # 100k documents, once); done here so that it is timed apart and not measured as
-        # the NF's cold start.
+        # the NF's cold start. It may take longer than one operation may: it has the
+        # start-up budget.
         t1 = time.perf_counter()
         first = next(_subscribers(groups[:1]))
-        if await ledger.subscriber(first.supi, datetime.now(UTC)) is None:
+        with pymongo.timeout(settings.mongodb_startup_timeout_s):
+            found = await ledger.subscriber(first.supi, datetime.now(UTC))
+        if found is None:
             raise RuntimeError(f"seeded subscriber {first.supi} is not found")
         first_read = time.perf_counter() - t1
     finally:
