@@ -188,12 +188,23 @@ class LedgerSettings(_Frozen):
     reservation_sweep_interval_s: float = Field(5.0, gt=0, le=3600)
     renewal_sweep_interval_s: float = Field(30.0, gt=0, le=86_400)
     sweep_batch: int = Field(500, ge=1, le=100_000)
-    # Idempotency keys remembered per subscriber (a retry older than this debits again).
-    op_ring_size: int = Field(32, ge=4, le=1000)
-    # ... and every key younger than this, up to 8 x op_ring_size.
-    op_retention_s: float = Field(300.0, ge=0, le=86_400)
+    # A closed charging session's sequence records (the idempotency memory of its steps)
+    # are kept this long: a retry of one of its steps within it is answered, not charged.
+    seq_retention_s: float = Field(300.0, ge=0, le=86_400)
     # Optimistic write attempts before answering NF_CONGESTION.
     max_write_attempts: int = Field(200, ge=1, le=10_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, data: Any) -> Any:
+        """Configurations of earlier versions still load: ``op_retention_s`` is
+        ``seq_retention_s``; ``op_ring_size`` (keys of steps without a sequence number,
+        which no longer exist) is ignored."""
+        if isinstance(data, dict) and ("op_retention_s" in data or "op_ring_size" in data):
+            data = {k: v for k, v in data.items() if k != "op_ring_size"}
+            if "op_retention_s" in data:
+                data.setdefault("seq_retention_s", data.pop("op_retention_s"))
+        return data
 
 
 class EffectsSettings(_Frozen):

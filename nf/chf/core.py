@@ -155,7 +155,7 @@ def check_sequence(session: Session, isn: int) -> Sequencing:
 def charging_data_ref(supi: str, consumer: str, charging_id: int | None,
                       pdu_session_id: int | None, invocation_time: str) -> str:
     """The reference of a new session, derived from what identifies the create request, so a
-    retransmitted create lands on the same session (and the same ledger op keys)."""
+    retransmitted create lands on the same session (and the same ledger sequence records)."""
     key = f"{supi}|{consumer}|{charging_id}|{pdu_session_id}|{invocation_time}"
     return hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
 
@@ -182,8 +182,7 @@ def charge_steps(session: Session, isn: int, units: Sequence[UnitRequest], terms
         supi=session.supi, session_id=session.ref, rating_group=u.rating_group,
         serving_plmn=session.serving_plmn, used_bytes=u.used_total,
         requested_bytes=0 if closing else requested_bytes(u, terms),
-        op_key=f"{session.ref}:{isn}:{u.rating_group}", reservation_expires_at=expires,
-        now=now, sequence=isn) for u in units]
+        sequence=isn, reservation_expires_at=expires, now=now) for u in units]
 
 
 def _final_action(session: Session) -> tuple[str, str | None]:

@@ -1,5 +1,6 @@
 """Charging as pure functions over a wallet: commit reported usage, reserve new quota,
-close a session, with the idempotency of retried steps.
+close a session, with the idempotency of retried steps (by sequence number, see
+``ChargeStep``).
 
 A grant never mixes full-speed quota with the throttled after-cap allowance: the last
 full-speed grant ends exactly at the cap and is ``final``. Roaming (serving PLMN not of the
@@ -16,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from nf.ledger import roaming
-from nf.ledger.lifetime import DEFAULT_OP_RETENTION, DEFAULT_OP_RING, advance
+from nf.ledger.lifetime import DEFAULT_SEQ_RETENTION, advance
 from nf.ledger.port import (
     CapAction,
     ChargeOutcome,
@@ -29,7 +30,6 @@ from nf.ledger.port import (
 from nf.ledger.state import (
     AFTERCAP,
     Bucket,
-    OpRecord,
     Reservation,
     SeqRecord,
     Wallet,
@@ -46,16 +46,6 @@ def plain_outcome(result: ChargeResult, *, final: bool = True, cap: CapAction | 
 
 def unknown_outcome() -> ChargeOutcome:
     return plain_outcome(ChargeResult.USER_UNKNOWN)
-
-
-def find_op(w: Wallet, supi: str, op_key: str) -> ChargeOutcome | None:
-    m = w.member(supi)
-    if m is None:
-        return None
-    for rec in m.ops:
-        if rec.op_key == op_key:
-            return replace(rec.outcome, replay=True, counter_changes=())
-    return None
 
 
 def find_seq(w: Wallet, supi: str, session_id: str, rg: int) -> SeqRecord | None:
@@ -77,19 +67,14 @@ def seq_replay(rec: SeqRecord | None, sequence: int) -> ChargeOutcome | None:
 
 
 def charge(w: Wallet, step: ChargeStep, home_plmns: frozenset[str],
-           ring: int = DEFAULT_OP_RING, retention: timedelta = DEFAULT_OP_RETENTION
-           ) -> tuple[Wallet, ChargeOutcome]:
+           retention: timedelta = DEFAULT_SEQ_RETENTION) -> tuple[Wallet, ChargeOutcome]:
     """Commit ``step.used_bytes`` against the session's reservation for the rating group,
     release the rest, then reserve up to ``step.requested_bytes``. Pure."""
     now = step.now
     if w.member(step.supi) is None:
         return w, unknown_outcome()
-    seq_rec: SeqRecord | None = None
-    if step.sequence is not None:
-        seq_rec = find_seq(w, step.supi, step.session_id, step.rating_group)
-        replay = seq_replay(seq_rec, step.sequence)
-    else:
-        replay = find_op(w, step.supi, step.op_key)
+    replay = seq_replay(find_seq(w, step.supi, step.session_id, step.rating_group),
+                        step.sequence)
     if replay is not None:
         return w, replay
     work = Work(advance(w, now, retention))
@@ -154,38 +139,17 @@ def charge(w: Wallet, step: ChargeStep, home_plmns: frozenset[str],
                                overage=overage)
         else:
             outcome = _grant(work, supi, step, buckets, aftercap, cap, done, overage)
-    # 3. Remember the answer for retries: per rating group by sequence, else in the ring.
-    if step.sequence is not None:
-        rec = SeqRecord(supi, step.session_id, step.rating_group, step.sequence, outcome, now)
-        at = next((i for i, q in enumerate(work.seqs) if q.supi == supi
-                   and q.session_id == step.session_id
-                   and q.rating_group == step.rating_group), None)
-        if at is None:
-            work.seqs.append(rec)
-        else:
-            work.seqs[at] = rec
+    # 3. Remember the answer for retries, per rating group by sequence.
+    rec = SeqRecord(supi, step.session_id, step.rating_group, step.sequence, outcome, now)
+    at = next((i for i, q in enumerate(work.seqs) if q.supi == supi
+               and q.session_id == step.session_id
+               and q.rating_group == step.rating_group), None)
+    if at is None:
+        work.seqs.append(rec)
     else:
-        m = work.members[supi]
-        work.members[supi] = replace(
-            m, ops=_remember(m.ops, OpRecord(step.op_key, outcome, now), ring, retention, now))
+        work.seqs[at] = rec
     new, changes = refresh(work.freeze(), now)
     return new, replace(outcome, counter_changes=changes)
-
-
-def _remember(ops: tuple[OpRecord, ...], rec: OpRecord, ring: int, retention: timedelta,
-              now: datetime) -> tuple[OpRecord, ...]:
-    """Keep the last ``ring`` keys, and younger ones beyond that up to 8 x ``ring``: a
-    retry that comes while many other steps of the subscriber go on is still recognised."""
-    out = [*ops, rec]
-    ring = max(1, ring)
-    drop = 0
-    while len(out) - drop > ring:
-        oldest = out[drop]
-        if len(out) - drop > 8 * ring or oldest.at is None or oldest.at <= now - retention:
-            drop += 1
-        else:
-            break
-    return tuple(out[drop:])
 
 
 def _grant(work: Work, supi: str, step: ChargeStep, buckets: list[Bucket], aftercap: bool,
@@ -221,7 +185,7 @@ def _grant(work: Work, supi: str, step: ChargeStep, buckets: list[Bucket], after
 
 
 def close_session(w: Wallet, supi: str, session_id: str, now: datetime,
-                  retention: timedelta = DEFAULT_OP_RETENTION
+                  retention: timedelta = DEFAULT_SEQ_RETENTION
                   ) -> tuple[Wallet, tuple[CounterChange, ...]]:
     """Release every reservation the session holds; nothing is debited. The session's
     sequence records are kept ``retention`` longer, for late retries."""
@@ -236,7 +200,7 @@ def close_session(w: Wallet, supi: str, session_id: str, now: datetime,
 
 
 def charge_request(w: Wallet, steps: Sequence[ChargeStep], home_plmns: frozenset[str],
-                   ring: int = DEFAULT_OP_RING, retention: timedelta = DEFAULT_OP_RETENTION,
+                   retention: timedelta = DEFAULT_SEQ_RETENTION,
                    close: tuple[str, str, datetime] | None = None
                    ) -> tuple[Wallet, tuple[ChargeOutcome, ...], tuple[CounterChange, ...]]:
     """Every rating group of one charging request, in order, as one step of the wallet;
@@ -247,7 +211,7 @@ def charge_request(w: Wallet, steps: Sequence[ChargeStep], home_plmns: frozenset
     outs: list[ChargeOutcome] = []
     changes: list[CounterChange] = []
     for step in steps:
-        new, out = charge(cur, step, home_plmns, ring, retention)
+        new, out = charge(cur, step, home_plmns, retention)
         if not out.replay:
             cur = new
         outs.append(out)
@@ -265,6 +229,6 @@ def session_open(w: Wallet, supi: str, session_id: str) -> bool:
                for q in w.seqs)
 
 
-def sweep(w: Wallet, now: datetime, retention: timedelta = DEFAULT_OP_RETENTION
+def sweep(w: Wallet, now: datetime, retention: timedelta = DEFAULT_SEQ_RETENTION
           ) -> tuple[Wallet, tuple[CounterChange, ...]]:
     return refresh(advance(w, now, retention), now)

@@ -29,7 +29,6 @@ from nf.ledger.state import (
     Boost,
     Bucket,
     Member,
-    OpRecord,
     Reservation,
     Seen,
     SeqRecord,
@@ -123,11 +122,6 @@ def _seen_from(d: Doc | None) -> Seen | None:
 
 
 def member_doc(m: Member) -> Doc:
-    return {**_member_fields(m), "ops": ops_doc(m.ops)}
-
-
-def _member_fields(m: Member) -> Doc:
-    """A member's document without its op ring."""
     return {
         "supi": m.supi, "brand": m.brand, "net": m.home_network, "gpsi": m.gpsi,
         "st": m.status.value, "plan": terms_doc(m.plan) if m.plan else None,
@@ -141,13 +135,9 @@ def _member_fields(m: Member) -> Doc:
     }
 
 
-def ops_doc(ops: tuple[OpRecord, ...]) -> list[list[Any]]:
-    return [[r.op_key, outcome_doc(r.outcome), r.at] for r in ops]
-
-
-def member_from(d: Doc, with_ops: bool = True) -> Member:
-    """``with_ops=False`` leaves the op-key ring out (``ops=()``): such a member must only
-    be written back with ``update_doc``, which rewrites ``ops`` only when it changed."""
+def member_from(d: Doc) -> Member:
+    """The member in ``d``. Documents written by earlier versions may hold an ``ops``
+    list (idempotency keys of steps without a sequence number): it is ignored."""
     return Member(
         supi=d["supi"], brand=d["brand"], home_network=d["net"], gpsi=d.get("gpsi"),
         status=SubscriberStatus(d["st"]), plan=terms_from(d.get("plan")),
@@ -156,8 +146,6 @@ def member_from(d: Doc, with_ops: bool = True) -> Member:
         aftercap_reserved=d["ar"], overage=d["ov"], reported=d["rep"],
         boosts=tuple(Boost(b["o"], b["ov"], _speed_d(b["sp"]), _dtr(b["vf"]), _dtr(b["vt"]))
                      for b in d.get("bo", [])),
-        ops=tuple(OpRecord(op[0], outcome_from(op[1]), _dt(op[2]) if len(op) > 2 else None)
-                  for op in d.get("ops", [])) if with_ops else (),
         seen=_seen_from(d.get("seen")),
         fraud_speed=_speed_d(d["fs"]) if d.get("fs") is not None else None,
     )
@@ -219,14 +207,14 @@ def wallet_doc(w: Wallet, due_res: datetime | None, due_life: datetime | None) -
     }
 
 
-def wallet_from(d: Doc, pick: Pick | None = None, with_ops: bool = True) -> Wallet:
+def wallet_from(d: Doc, pick: Pick | None = None) -> Wallet:
     """The wallet in ``d``. With ``pick``, only the reservations and sequence records
     whose key it accepts are decoded (a partial wallet, see ``nf.ledger.state``)."""
     res: dict[str, Any] = d.get("res") or {}
     sq: dict[str, Any] = d.get("sq") or {}
     return Wallet(
         id=d["_id"], version=d["v"],
-        members=tuple(member_from(m, with_ops) for m in d.get("members", [])),
+        members=tuple(member_from(m) for m in d.get("members", [])),
         buckets=tuple(bucket_from(b) for b in d.get("buckets", [])),
         reservations=tuple(res_from(v) for k, v in res.items() if pick is None or pick(k)),
         seqs=tuple(seq_from(v) for k, v in sq.items() if pick is None or pick(k)),
@@ -253,12 +241,10 @@ def update_doc(old: Wallet, new: Wallet, due_res: datetime | None,
         for i, (om, nm) in enumerate(zip(old.members, new.members, strict=True)):
             if om is nm:
                 continue
-            od, nd = _member_fields(om), _member_fields(nm)
+            od, nd = member_doc(om), member_doc(nm)
             for k, v in nd.items():
                 if od[k] != v:
                     st[f"members.{i}.{k}"] = v
-            if nm.ops is not om.ops:
-                st[f"members.{i}.ops"] = ops_doc(nm.ops)
     if [x.id for x in old.buckets] != [x.id for x in new.buckets]:
         st["buckets"] = [bucket_doc(x) for x in new.buckets]
     else:

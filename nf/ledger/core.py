@@ -22,7 +22,6 @@ from nf.ledger.charge import (
     charge,
     charge_request,
     close_session,
-    find_op,
     find_seq,
     plain_outcome,
     seq_replay,
@@ -32,8 +31,7 @@ from nf.ledger.charge import (
 )
 from nf.ledger.family import attach, detach, new_group, set_cap
 from nf.ledger.lifetime import (
-    DEFAULT_OP_RETENTION,
-    DEFAULT_OP_RING,
+    DEFAULT_SEQ_RETENTION,
     MAX_SEQS,
     SEQ_IDLE,
     advance,
@@ -53,10 +51,10 @@ from nf.ledger.views import (
 )
 
 __all__ = [
-    "DEFAULT_OP_RETENTION", "DEFAULT_OP_RING", "DEFAULT_SPEED", "MAX_SEQS", "SEQ_IDLE",
+    "DEFAULT_SEQ_RETENTION", "DEFAULT_SPEED", "MAX_SEQS", "SEQ_IDLE",
     "advance", "attach", "charge", "charge_request", "close_session", "counters", "detach",
     "due", "eligible",
-    "find_op", "find_seq", "new_group", "plain_outcome", "plan_terms", "prune_seqs",
+    "find_seq", "new_group", "plain_outcome", "plan_terms", "prune_seqs",
     "purchase", "refresh", "seen_of", "seq_replay", "session_open", "set_cap",
     "set_fraud_speed", "set_status", "speed", "sweep", "terms_of", "unknown_outcome",
     "valid_passes",

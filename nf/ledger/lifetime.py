@@ -18,8 +18,9 @@ from nf.ledger.state import (
 )
 from nf.ledger.work import Work
 
-DEFAULT_OP_RING = 32
-DEFAULT_OP_RETENTION = timedelta(minutes=5)
+# Sequence records of a closed session are kept this long, for late retries (the
+# ``ledger.seq_retention_s`` setting).
+DEFAULT_SEQ_RETENTION = timedelta(minutes=5)
 # Sequence records of a session never closed are dropped when idle this long with nothing
 # reserved; a wallet keeps at most MAX_SEQS of them (oldest dropped first).
 SEQ_IDLE = timedelta(days=1)
@@ -56,7 +57,7 @@ def _renew(b: Bucket, t: Terms, start: datetime) -> Bucket:
 
 
 def prune_seqs(seqs: Iterable[SeqRecord], held: set[tuple[str, str, int]], now: datetime,
-               retention: timedelta = DEFAULT_OP_RETENTION) -> list[SeqRecord]:
+               retention: timedelta = DEFAULT_SEQ_RETENTION) -> list[SeqRecord]:
     """The sequence records still worth keeping: not those of a session closed longer than
     ``retention`` ago, nor those idle for ``SEQ_IDLE`` with nothing ``held``; at most
     ``MAX_SEQS`` (closed ones, then the least recently used, go first)."""
@@ -69,7 +70,7 @@ def prune_seqs(seqs: Iterable[SeqRecord], held: set[tuple[str, str, int]], now: 
     return keep
 
 
-def advance(w: Wallet, now: datetime, retention: timedelta = DEFAULT_OP_RETENTION) -> Wallet:
+def advance(w: Wallet, now: datetime, retention: timedelta = DEFAULT_SEQ_RETENTION) -> Wallet:
     """Everything time does to a wallet: expired reservations released, periods renewed
     (with rollover), expired add-ons, passes and boosts removed, old sequence records
     forgotten."""

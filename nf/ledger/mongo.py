@@ -17,7 +17,6 @@ from nf.errors import Congestion
 from nf.ledger import core, marks
 from nf.ledger.codec import (
     Doc,
-    outcome_from,
     session_prefix,
     sub_key,
 )
@@ -36,7 +35,6 @@ from nf.ledger.repo import (
     DOC_CACHE,
     NOTES,
     Extra,
-    outcome_changes,
     same_changes,
 )
 from nf.ledger.state import Member, Wallet
@@ -60,41 +58,18 @@ class MongoLedger(SubscriberOps):
     # --------------------------------------------------------------------- the port
 
     async def charge(self, step: ChargeStep) -> ChargeOutcome:
-        m_net = self._plmns
-        key = sub_key(step.supi, step.session_id, step.rating_group)
-
-        def fn(w: Wallet) -> tuple[Wallet | None, ChargeOutcome]:
-            m = w.member(step.supi)
-            if m is None:
-                return None, core.unknown_outcome()
-            new, out = core.charge(w, step, m_net.get(m.home_network, frozenset()),
-                                   self._ring, self._retention)
-            if out.replay:
-                return None, out
-            # Usage thresholds crossed (subscriber notices) travel with the counter changes.
-            return new, replace(out, counter_changes=marks.with_usage(
-                w, new, step.supi, step.now, out.counter_changes, self.usage_pct))
-
-        def peek(doc: Doc) -> ChargeOutcome | None:
-            # A retried op key, found by comparing raw keys before decoding anything.
-            for md in doc.get("members", ()):
-                if md.get("supi") == step.supi:
-                    for op in md.get("ops", ()):
-                        if op[0] == step.op_key:
-                            return replace(outcome_from(op[1]), replay=True)
-            return None
-
-        out = await self._mutate(step.supi, step.now, fn, outcome_changes, pick=key.__eq__,
-                                 with_ops=step.sequence is None,
-                                 peek=peek if step.sequence is None else None)
-        return out if out is not None else core.unknown_outcome()
+        """One step alone; its outcome carries every counter change of the write (usage
+        notices included)."""
+        got = await self._charge_request(step.supi, step.session_id, (step,), step.now)
+        assert isinstance(got, tuple)
+        return replace(got[0][0], counter_changes=got[1])
 
     async def charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
                              now: datetime, *, close: bool = False
                              ) -> tuple[ChargeOutcome, ...]:
         got = await self._charge_request(supi, session_id, steps, now, close=close)
         assert isinstance(got, tuple)
-        return got
+        return got[0]
 
     async def charge_noted(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
                            now: datetime, *, expect_isn: int | None, isn: int,
@@ -106,12 +81,13 @@ class MongoLedger(SubscriberOps):
     async def _charge_request(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
                               now: datetime, *, close: bool = False,
                               noted: tuple[int | None, int, NoteFn] | None = None
-                              ) -> Noted | tuple[ChargeOutcome, ...] | None:
-        """``charge_request``, and with ``noted`` ``charge_noted``: (the note's expected
-        sequence number, the request's, the note and EDR entries from the outcomes)."""
+                              ) -> Noted | _Request | None:
+        """``charge_request`` (the outcomes, the counter changes), and with ``noted``
+        ``charge_noted``: (the note's expected sequence number, the request's, the note and
+        EDR entries from the outcomes)."""
         unknown = tuple(core.unknown_outcome() for _ in steps)
         if not steps and not close and noted is None:
-            return ()
+            return (), (), ""
         keys = {sub_key(s.supi, s.session_id, s.rating_group) for s in steps}
         prefix = session_prefix(supi, session_id)
         pick: Callable[[str], bool] = ((lambda k: k.startswith(prefix)) if close
@@ -125,8 +101,8 @@ class MongoLedger(SubscriberOps):
             if m is None:
                 return None, (unknown, (), w.id)
             new, outs, changes = core.charge_request(
-                w, steps, m_net.get(m.home_network, frozenset()), self._ring,
-                self._retention, (supi, session_id, now) if close else None)
+                w, steps, m_net.get(m.home_network, frozenset()), self._retention,
+                (supi, session_id, now) if close else None)
             if new is w:
                 # Nothing changed in the wallet; a noted step still writes its note, a close
                 # still removes it.
@@ -160,11 +136,10 @@ class MongoLedger(SubscriberOps):
                 return Extra(unset=(path,))
             return None
 
-        got = await self._mutate(supi, now, fn, _changes_of, pick=pick,
-                                 with_ops=any(s.sequence is None for s in steps),
-                                 peek=peek, extra=extra)
+        got = await self._mutate(supi, now, fn, _changes_of, pick=pick, peek=peek,
+                                 extra=extra)
         if noted is None:
-            return got[0] if got is not None else unknown
+            return got if got is not None else (unknown, (), "")
         if got is _MISMATCH:
             return None
         if got is None or got[0] is unknown:
@@ -198,7 +173,7 @@ class MongoLedger(SubscriberOps):
             return Extra(unset=(path,)) if session_id in (doc.get(NOTES) or {}) else None
 
         return await self._mutate(supi, now, fn, same_changes, pick=lambda k: k.startswith(prefix),
-                                  with_ops=False, peek=peek, extra=extra) or ()
+                                  peek=peek, extra=extra) or ()
 
     async def subscriber(self, supi: str, now: datetime) -> SubscriberView | None:
         got = await self._read(supi, now)

@@ -141,13 +141,12 @@ class ChargeStep:
     rating group (the rest of that reservation is released), then, if
     ``requested_bytes > 0``, a new reservation is made.
 
-    Idempotency: with ``sequence`` (the charging request's invocation sequence number;
-    increasing per session and rating group), the ledger remembers the highest sequence
+    Idempotency: ``sequence`` is the charging request's invocation sequence number,
+    increasing per session and rating group. The ledger remembers the highest sequence
     applied per (supi, session_id, rating_group) and its outcome until the session is
-    closed and a retention time has passed: the same sequence again returns that outcome
-    (``replay=True``); an older sequence is a late duplicate and is answered with
-    ``replay=True``, nothing granted and nothing changed. Without ``sequence``, ``op_key``
-    makes the step idempotent (a bounded ring of recent keys per subscriber).
+    closed and ``ledger.seq_retention_s`` has passed: the same sequence again returns that
+    outcome (``replay=True``); an older sequence is a late duplicate and is answered with
+    ``replay=True``, nothing granted and nothing changed.
     """
 
     supi: str
@@ -156,10 +155,9 @@ class ChargeStep:
     serving_plmn: str  # MCC+MNC, e.g. "00101"
     used_bytes: int
     requested_bytes: int
-    op_key: str
+    sequence: int
     reservation_expires_at: datetime
     now: datetime
-    sequence: int | None = None
 
 
 @dataclass(frozen=True)

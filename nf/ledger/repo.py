@@ -57,7 +57,6 @@ from nf.ledger.codec import (
 from nf.ledger.effects import WALLETS, change_doc
 from nf.ledger.port import (
     CapAction,
-    ChargeOutcome,
     CounterChange,
     SubscriberView,
 )
@@ -163,8 +162,7 @@ class WalletRepo:
         # Counter changes are written as pending entries of the same update and handed to
         # this drain (``nf.effects``); without one they are only returned to the caller.
         self._effects = effects
-        self._ring = settings.ledger.op_ring_size
-        self._retention = timedelta(seconds=settings.ledger.op_retention_s)
+        self._retention = timedelta(seconds=settings.ledger.seq_retention_s)
         self._attempts = settings.ledger.max_write_attempts
         self._locks: _KeyLocks | _NoLocks = _KeyLocks() if local_locks else _NoLocks()
         self._rng = random.Random()
@@ -313,7 +311,7 @@ class WalletRepo:
     async def _mutate(self, supi: str, now: datetime,
                       fn: Callable[[Wallet], tuple[Wallet | None, R]],
                       changes: Callable[[R], Sequence[CounterChange]], *,
-                      pick: Pick | None = None, with_ops: bool = True,
+                      pick: Pick | None = None,
                       peek: Callable[[Doc], R | None] | None = None,
                       extra: Callable[[Doc, R], Extra | None] | None = None) -> R | None:
         """Apply ``fn`` to the subscriber's wallet atomically; None if unknown.
@@ -321,8 +319,8 @@ class WalletRepo:
         ``changes``: the counter changes in ``fn``'s result, written as pending effects.
 
         ``pick``: the only reservations/sequence records ``fn`` may touch, when nothing is
-        due (a partial wallet; ``with_ops=False`` also leaves out the op-key rings).
-        ``peek``: answers from the raw document without decoding it (a replay).
+        due (a partial wallet).
+        ``peek``: answers from the raw document without decoding it (nothing to write).
         ``extra``: what the write carries besides the wallet (from the raw document and
         ``fn``'s result)."""
         # Family members known to share a wallet queue on it, not on their SUPI.
@@ -345,8 +343,7 @@ class WalletRepo:
                         fresh = True  # confirm on a fresh read
                         continue
                 partial = pick is not None and _quiet(doc, now)
-                w = wallet_from(doc, pick if partial else None,
-                                with_ops=with_ops or not partial)
+                w = wallet_from(doc, pick if partial else None)
                 new, result = fn(w)
                 if new is None:
                     if fresh:
@@ -392,11 +389,11 @@ class WalletRepo:
     async def _read(self, supi: str, now: datetime, full: bool = False
                     ) -> tuple[Wallet, Member] | None:
         """The member's wallet as of ``now``; without ``full``, without the reservations,
-        sequence records and op rings (the views do not depend on them)."""
+        sequence records (the views do not depend on them)."""
         doc = await self._load_waiting(supi, now)
         if doc is None:
             return None
-        w = core.advance(wallet_from(doc, None if full else nothing, with_ops=full),
+        w = core.advance(wallet_from(doc, None if full else nothing),
                          now, self._retention)
         m = w.member(supi)
         return (w, m) if m is not None else None
@@ -465,10 +462,6 @@ class WalletRepo:
 
 def same_changes(changes: tuple[CounterChange, ...]) -> tuple[CounterChange, ...]:
     return changes
-
-
-def outcome_changes(o: ChargeOutcome) -> tuple[CounterChange, ...]:
-    return o.counter_changes
 
 
 def _aware(v: Any) -> datetime:

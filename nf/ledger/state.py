@@ -95,13 +95,6 @@ class Reservation:
 
 
 @dataclass(frozen=True)
-class OpRecord:
-    op_key: str
-    outcome: ChargeOutcome  # stored without counter changes
-    at: datetime | None = None  # when it was applied
-
-
-@dataclass(frozen=True)
 class SeqRecord:
     """Idempotency memory of one (member, session, rating group): the highest step
     sequence applied and its outcome. Kept after the reservation is gone, until the
@@ -143,10 +136,6 @@ class Member:
     overage: int = 0  # usage reported beyond every bucket (lifetime)
     reported: int = 0  # usage reported (lifetime): sum of committed portions + overage
     boosts: tuple[Boost, ...] = ()
-    # Idempotency keys of recent steps sent without a sequence number, oldest first: at
-    # least the last ``ring`` and every one younger than the retention time, never more
-    # than 8 x ``ring``. Steps with a sequence number are remembered in ``Wallet.seqs``.
-    ops: tuple[OpRecord, ...] = ()
     seen: Seen | None = None  # the counters/speed/status last published
     # Set by fraud protection: the member's sessions run at this speed (reason "fraud")
     # until it is lifted (a case resolved as a false positive, or care reinstating them).

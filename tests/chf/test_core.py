@@ -57,10 +57,11 @@ def test_requested_is_bounded_by_the_network_grant(requested: int | None) -> Non
         assert 0 < asked <= min(requested, TERMS.default_grant_bytes)
 
 
-def test_steps_carry_idempotent_op_keys_and_release_asks_nothing() -> None:
+def test_steps_carry_the_sequence_number_and_release_asks_nothing() -> None:
     units = [UnitRequest(10, 0, 1, 2, 3), UnitRequest(20, 500)]
     steps = core.charge_steps(SESSION, 4, units, TERMS, NOW, 60)
-    assert [s.op_key for s in steps] == ["r1:4:10", "r1:4:20"]
+    assert [(s.session_id, s.rating_group, s.sequence) for s in steps] == [
+        (SESSION.ref, 10, 4), (SESSION.ref, 20, 4)]
     assert [s.requested_bytes for s in steps] == [10_000, 500]
     assert steps[0].used_bytes == 3
     assert (steps[0].reservation_expires_at - NOW).total_seconds() == 660

@@ -83,11 +83,12 @@ async def with_roaming_pass(ledger: MongoLedger, now: datetime, supi: str,
 
 
 def step(supi: str, now: datetime, *, used: int = 0, requested: int = 0,
-         session: str = "s1", rg: int = 10, plmn: str = HOME_PLMN, op_key: str | None = None,
-         ttl_s: int = 300, seq: int = 0) -> ChargeStep:
+         session: str = "s1", rg: int = 10, plmn: str = HOME_PLMN, ttl_s: int = 300,
+         seq: int = 0) -> ChargeStep:
+    """One step of ``session``; ``seq`` is its invocation sequence number (a step with the
+    same (session, rating group, seq) as an earlier one is a retry of it)."""
     return ChargeStep(supi=supi, session_id=session, rating_group=rg, serving_plmn=plmn,
-                      used_bytes=used, requested_bytes=requested,
-                      op_key=op_key or f"{session}:{rg}:{seq}:{used}:{requested}",
+                      used_bytes=used, requested_bytes=requested, sequence=seq,
                       reservation_expires_at=now + timedelta(seconds=ttl_s), now=now)
 
 

@@ -1,18 +1,19 @@
 """Storms of concurrent reservers on one subscriber and on one family pool, against the
 real database, through several ledger instances (as several NF processes would be) that
-race on the same documents. Every reserver also retries each step once, concurrently; half
-of them send sequence numbers (as the CHF does), half only op keys.
-Afterwards the invariants must hold and no usage is lost or counted twice."""
+race on the same documents. Every step carries its sequence number (as the CHF sends it)
+and is retried once, concurrently, through another instance; from the second round on,
+the previous step is also sent again at the same time (through the third instance: a
+retransmission when it comes first, else a late duplicate). Afterwards the invariants
+must hold and no usage is lost or counted twice."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.ledger.mongo import MongoLedger
-from nf.ledger.port import ChargeResult
+from nf.ledger.port import ChargeOutcome, ChargeResult, ChargeStep
 from nf.ledger.state import AFTERCAP, POOL, Wallet
 from nf.store.mongo import Db
 from tests.ledger import helpers as h
@@ -36,19 +37,27 @@ async def _reserver(ledgers: list[MongoLedger], supi: str, i: int, clock: FakeCl
     now = clock.now()
     led = ledgers[i % len(ledgers)]
     other = ledgers[(i + 1) % len(ledgers)]
+    third = ledgers[(i + 2) % len(ledgers)]
     held = 0
     granted_total = 0
     reported = 0
+    prev: tuple[ChargeStep, ChargeOutcome] | None = None
     for rnd in range(ROUNDS + 1):
         req = ASK if rnd < ROUNDS else 0
-        step = h.step(supi, now, used=held, requested=req, session=f"s{i}",
-                      op_key=f"s{i}:{rnd}", ttl_s=3600)
-        if i % 2:  # half the reservers send sequence numbers, as the CHF does
-            step = replace(step, sequence=rnd + 1)
-        a, b = await asyncio.gather(led.charge(step), other.charge(step))
+        step = h.step(supi, now, used=held, requested=req, session=f"s{i}", seq=rnd + 1,
+                      ttl_s=3600)
+        late = [third.charge(prev[0])] if prev is not None else []
+        a, b, *old = await asyncio.gather(led.charge(step), other.charge(step), *late)
         # Both answers are the same decision: one applied it, the other replayed it.
         assert a.granted_bytes == b.granted_bytes and a.result == b.result
         assert a.replay != b.replay or (a.replay and b.replay)
+        # The previous step again changes nothing: before this one it is answered as the
+        # first time, after it as a late duplicate (nothing granted, nothing debited).
+        for o in old:
+            assert prev is not None and o.replay
+            assert (o.granted_bytes, o.reserved, o.committed) in (
+                (prev[1].granted_bytes, prev[1].reserved, prev[1].committed), (0, (), ()))
+        prev = step, a
         reported += held
         held = a.granted_bytes
         granted_total += held

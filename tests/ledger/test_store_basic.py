@@ -29,9 +29,13 @@ async def test_capped_plan_grants_up_to_the_cap_then_blocks(
     assert view.speed.reason == "blocked" and view.topup_url
     bal = await led.balance(supi, now)
     assert bal is not None and [b.remaining_bytes for b in bal.buckets] == [0]
-    # retry of step 2 changes nothing
-    again = await h.charge(led, supi, now, used=6 * MIB, requested=6 * MIB, seq=2)
-    assert again.replay and again.granted_bytes == 4 * MIB
+    # A retry of the latest step gets its answer again; step 2 again is a late duplicate
+    # (nothing granted, nothing debited); neither changes the balance.
+    again = await h.charge(led, supi, now, used=4 * MIB, requested=1 * MIB, seq=3)
+    assert again.replay and again.result is ChargeResult.QUOTA_LIMIT_REACHED
+    late = await h.charge(led, supi, now, used=6 * MIB, requested=6 * MIB, seq=2)
+    assert late.replay and late.granted_bytes == 0 and not late.committed
+    assert await led.balance(supi, now) == bal
     # top-up restores
     changes = await led.purchase(supi, "t-addon-2", now)
     assert changes and changes[0].quota_restored
@@ -104,3 +108,23 @@ async def test_a_request_with_several_rating_groups_is_one_write(
     assert bal is not None
     assert sum(b.used_bytes for b in bal.buckets) == 2 * MIB
     assert sum(b.reserved_bytes for b in bal.buckets) == 0  # rating group 30 released too
+
+
+async def test_wallets_written_with_op_keys_still_charge(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """Wallets stored by earlier versions hold a list of op keys per member (steps without
+    a sequence number): it is ignored, and the wallet charges and reads as any other."""
+    led = h.make_ledger(db, settings, h.TEST_CATALOG)
+    now = clock.now()
+    supi = await h.capped(led, now, "imsi-001010000000004", "testco", "t-capped")
+    old = {"r": "SUCCESS", "g": MIB, "f": False, "t": False, "ca": "block", "c": [],
+           "ov": 0, "rs": []}
+    await db["ledger_wallets"].update_one(
+        {"_id": supi}, {"$set": {"members.0.ops": [["s1:10:1", old, now]]}})
+    led = h.make_ledger(db, settings, h.TEST_CATALOG)  # no cached copy
+    out = await h.charge(led, supi, now, requested=6 * MIB, seq=1)
+    assert not out.replay and out.granted_bytes == 6 * MIB
+    out = await h.charge(led, supi, now, used=6 * MIB, seq=2)
+    assert sum(p.bytes for p in out.committed) == 6 * MIB
+    bal = await led.balance(supi, now)
+    assert bal is not None and [b.used_bytes for b in bal.buckets] == [6 * MIB]

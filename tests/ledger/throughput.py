@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import dataclasses
 import io
 import os
 import pstats
@@ -28,7 +27,6 @@ import statistics
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from pymongo import AsyncMongoClient
 
@@ -41,7 +39,6 @@ from nf.store import embedded
 from tests.ledger import helpers as h
 
 ROOT = Path(__file__).resolve().parents[2]
-_HAS_SEQ = "sequence" in {f.name for f in dataclasses.fields(ChargeStep)}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -54,11 +51,9 @@ def _proc_cpu(pid: int) -> float:
 
 def _step(supi: str, session: str, seq: int, used: int, requested: int) -> ChargeStep:
     now = SystemClock().now()
-    kw: dict[str, Any] = {"sequence": seq} if _HAS_SEQ else {}
     return ChargeStep(supi=supi, session_id=session, rating_group=10, serving_plmn=h.HOME_PLMN,
-                      used_bytes=used, requested_bytes=requested,
-                      op_key=f"{session}:{seq}:10",
-                      reservation_expires_at=now + timedelta(seconds=300), now=now, **kw)
+                      used_bytes=used, requested_bytes=requested, sequence=seq,
+                      reservation_expires_at=now + timedelta(seconds=300), now=now)
 
 
 async def _run(led: MongoLedger, supis: list[str], concurrency: int, seconds: float,
@@ -150,8 +145,7 @@ async def main(args: argparse.Namespace) -> None:
             "distinct50": (many, 50), "distinct200": (many, 200), "busy50": (many[:1], 50),
             "family50": (fam, 50)}
         only = [o for o in args.only.split(",") if o] if args.only else list(scenarios)
-        print(f"sequence numbers: {'yes' if _HAS_SEQ else 'no (op_key only)'}; "
-              f"median of {args.runs} runs of {args.seconds:g} s")
+        print(f"median of {args.runs} runs of {args.seconds:g} s")
         for name in only:
             supis, conc = scenarios[name]
             runs = [await _measure(led, pid, supis, conc, args.seconds, f"{name}r{r}")

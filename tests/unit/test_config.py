@@ -123,6 +123,18 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "cannot read" in error_of(tmp_path / "absent.yaml")
 
 
+def test_former_ledger_names_still_load(tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "ledger:\n  op_ring_size: 64\n  op_retention_s: 60\n")
+    assert Settings.load(path).ledger.seq_retention_s == 60
+    monkeypatch.setenv("NF_LEDGER__OP_RETENTION_S", "90")
+    assert Settings.load(None).ledger.seq_retention_s == 90
+    both = write(tmp_path, "ledger:\n  op_retention_s: 60\n  seq_retention_s: 30\n")
+    monkeypatch.delenv("NF_LEDGER__OP_RETENTION_S")
+    assert Settings.load(both).ledger.seq_retention_s == 30
+    assert "seq_retention_s" in error_of(write(tmp_path, "ledger:\n  op_retention_s: -1\n"))
+
+
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
     assert Settings.load(write(tmp_path, "")).server.sbi_port == 8000
 

@@ -4,10 +4,12 @@ The model keeps, per member, the usage reported and the grants outstanding per (
 rating group), and knows nothing of buckets. After every step the invariants are checked:
 every bucket ``0 <= used + reserved <= quota``; reservations add up to the buckets'
 ``reserved``; committed usage equals reported usage (used + after-cap + overage); no member
-above their cap and the pool never overdrawn; retries return the first answer and change
-nothing; a grant never exceeds the request. Steps with sequence numbers (as the CHF sends
-them) are retried too: the latest step of a rating group replays its first answer, an
-older one (a late duplicate) changes nothing and grants nothing.
+above their cap and the pool never overdrawn; a grant never exceeds the request. Every
+step carries its sequence number (as the CHF sends it, increasing per session and rating
+group, with gaps) and is retried at random: the latest step of a rating group replays its
+first answer, an older one (a late duplicate) changes nothing and grants nothing, also
+after the session was closed (within the retention time) or its member left the family.
+A closed session is not used again (the CHF opens a new one).
 
 Time also crosses period boundaries (plans and the family pool renew, add-ons expire),
 possibly with reservations open across the boundary: what a renewal or an expiry takes
@@ -81,11 +83,10 @@ class LedgerMachine(RuleBasedStateMachine):
         self.wallets: dict[str, Wallet] = {}
         self.reported: dict[str, int] = {}
         self.outstanding: dict[tuple[str, str, int], tuple[int, datetime]] = {}
-        self.history: list[tuple[str, ChargeStep, object]] = []
-        self.seq = 0
-        # (supi, session, rg) -> steps sent with a sequence number and their first outcome
+        # (supi, session, rg) -> the steps sent and their first outcome
         self.sequenced: dict[tuple[str, str, int], list[tuple[ChargeStep, object]]] = {}
         self.closed: dict[tuple[str, str], datetime] = {}
+        self.opened: dict[tuple[str, str], int] = {}  # (supi, name) -> sessions closed
         self.home: dict[str, str] = {}  # member -> wallet key
         self.retired: dict[str, int] = {}  # usage taken out of the books by time
         self.departed = 0  # pool usage of members who left, until the pool renews
@@ -133,45 +134,18 @@ class LedgerMachine(RuleBasedStateMachine):
             if exp <= self.now:
                 del self.outstanding[k]
 
-    @precondition(lambda self: bool(self.wallets))
-    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["a", "b", "c"]),
-          rg=st.sampled_from([10, 20]),
-          used=st.integers(0, 4 * MIB), requested=st.integers(0, 6 * MIB),
-          roaming=st.booleans(), ttl=st.integers(1, 600))
-    def charge(self, supi: str, session: str, rg: int, used: int, requested: int,
-               roaming: bool, ttl: int) -> None:
-        self.seq += 1
-        step = ChargeStep(supi=supi, session_id=session, rating_group=rg,
-                          serving_plmn="99970" if roaming else "00101", used_bytes=used,
-                          requested_bytes=requested, op_key=f"op{self.seq}",
-                          reservation_expires_at=self.now + timedelta(seconds=ttl),
-                          now=self.now)
+    def _apply(self, supi: str, step: ChargeStep) -> None:
         key = self._wallet_of(supi)
-        w = self.wallets[key]
-        new, out = core.charge(w, step, HOME, ring=64)
+        new, out = core.charge(self.wallets[key], step, HOME)
         assert not out.replay
-        assert 0 <= out.granted_bytes <= requested
-        assert sum(p.bytes for p in out.committed) + out.overage_bytes == used
+        assert 0 <= out.granted_bytes <= step.requested_bytes
+        assert sum(p.bytes for p in out.committed) + out.overage_bytes == step.used_bytes
         if out.result is not ChargeResult.SUCCESS:
             assert out.granted_bytes == 0
         if out.throttled:
             assert all(p.bucket_id == AFTERCAP for p in out.reserved)
         else:
             assert all(p.bucket_id != AFTERCAP for p in out.reserved)
-        self.wallets[key] = new
-        self.reported[supi] += used
-        self.outstanding.pop((supi, session, rg), None)
-        if out.granted_bytes:
-            self.outstanding[(supi, session, rg)] = (out.granted_bytes,
-                                                     step.reservation_expires_at)
-        self.history.append((key, step, out))
-
-    def _apply(self, supi: str, step: ChargeStep) -> None:
-        key = self._wallet_of(supi)
-        new, out = core.charge(self.wallets[key], step, HOME, ring=64)
-        assert not out.replay
-        assert 0 <= out.granted_bytes <= step.requested_bytes
-        assert sum(p.bytes for p in out.committed) + out.overage_bytes == step.used_bytes
         self.wallets[key] = new
         self.reported[supi] += step.used_bytes
         k = (supi, step.session_id, step.rating_group)
@@ -181,37 +155,40 @@ class LedgerMachine(RuleBasedStateMachine):
         self.sequenced.setdefault(k, []).append((step, out))
 
     @precondition(lambda self: bool(self.wallets))
-    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["qa", "qb"]),
+    @rule(supi=st.sampled_from([SOLO, *FAMILY]), name=st.sampled_from(["a", "b", "c"]),
           rg=st.sampled_from([10, 20]), gap=st.integers(1, 3),
           used=st.integers(0, 4 * MIB), requested=st.integers(0, 6 * MIB),
           roaming=st.booleans(), ttl=st.integers(1, 600))
-    def charge_sequenced(self, supi: str, session: str, rg: int, gap: int, used: int,
-                         requested: int, roaming: bool, ttl: int) -> None:
+    def charge(self, supi: str, name: str, rg: int, gap: int, used: int,
+               requested: int, roaming: bool, ttl: int) -> None:
+        session = self._session(supi, name)
         sent = self.sequenced.get((supi, session, rg), [])
-        seq = (sent[-1][0].sequence or 0) + gap if sent else gap
-        self.closed.pop((supi, session), None)
+        seq = sent[-1][0].sequence + gap if sent else gap
         self._apply(supi, ChargeStep(
             supi=supi, session_id=session, rating_group=rg,
             serving_plmn="99970" if roaming else "00101", used_bytes=used,
-            requested_bytes=requested, op_key=f"{session}:{seq}:{rg}",
-            reservation_expires_at=self.now + timedelta(seconds=ttl), now=self.now,
-            sequence=seq))
+            requested_bytes=requested, sequence=seq,
+            reservation_expires_at=self.now + timedelta(seconds=ttl), now=self.now))
+
+    def _session(self, supi: str, name: str) -> str:
+        """The open session called ``name`` of ``supi`` (a new one after each close)."""
+        return f"{name}{self.opened.get((supi, name), 0)}"
 
     @precondition(lambda self: bool(self.sequenced))
     @rule(pick=st.integers(0, 10_000), older=st.booleans())
-    def retry_sequenced(self, pick: int, older: bool) -> None:
+    def retry(self, pick: int, older: bool) -> None:
         keys = sorted(self.sequenced)
         k = keys[pick % len(keys)]
         closed = self.closed.get((k[0], k[1]))
-        if closed is not None and self.now >= closed + core.DEFAULT_OP_RETENTION:
+        if closed is not None and self.now >= closed + core.DEFAULT_SEQ_RETENTION:
             return  # forgotten after the retention time: the CHF never sends it again
         sent = self.sequenced[k]
         if self.now - sent[-1][0].now >= core.SEQ_IDLE:
             return  # idle for a day: supervision closed the session long ago
-        step, first = sent[-1] if not older else sent[pick % len(sent)]
+        step, first = sent[-1] if not older or len(sent) < 2 else sent[pick % (len(sent) - 1)]
         key = self._wallet_of(k[0])
         w = self.wallets[key]
-        new, out = core.charge(w, replace(step, now=self.now), HOME, ring=64)
+        new, out = core.charge(w, replace(step, now=self.now), HOME)
         assert out.replay and new is w and not out.counter_changes
         if step is sent[-1][0]:
             assert replace(out, replay=False) == replace(
@@ -219,26 +196,21 @@ class LedgerMachine(RuleBasedStateMachine):
         else:  # a late duplicate of an older step: nothing granted, nothing debited
             assert out.granted_bytes == 0 and not out.committed and not out.reserved
 
-    @precondition(lambda self: bool(self.history))
+    @precondition(lambda self: bool(self.sequenced))
     @rule(pick=st.integers(0, 10_000))
-    def retry(self, pick: int) -> None:
-        _key, step, first = self.history[pick % len(self.history)]
-        key = self._wallet_of(step.supi)  # the member may have left the group since
-        w = self.wallets[key]
-        new, out = core.charge(w, step, HOME, ring=64)
-        if pick % len(self.history) >= len(self.history) - 64:  # still in the ring
-            assert out.replay and new is w
-            assert replace(out, replay=False) == replace(
-                first, counter_changes=())  # type: ignore[type-var]
-
-    @precondition(lambda self: bool(self.wallets))
-    @rule(supi=st.sampled_from([SOLO, *FAMILY]), session=st.sampled_from(["a", "b", "c"]))
-    def close(self, supi: str, session: str) -> None:
+    def close(self, pick: int) -> None:
+        """Release a session that was charged (the CHF's release or its supervision)."""
+        keys = sorted({(k[0], k[1]) for k in self.sequenced} - self.closed.keys())
+        if not keys:
+            return
+        supi, session = keys[pick % len(keys)]
+        name = session[0]
         key = self._wallet_of(supi)
         self.wallets[key], _ = core.close_session(self.wallets[key], supi, session, self.now)
         for k in [k for k in self.outstanding if k[0] == supi and k[1] == session]:
             del self.outstanding[k]
-        self.closed.setdefault((supi, session), self.now)
+        self.closed[(supi, session)] = self.now
+        self.opened[(supi, name)] = self.opened.get((supi, name), 0) + 1
 
     @precondition(lambda self: bool(self.wallets))
     @rule(seconds=st.integers(1, 900))
