@@ -220,7 +220,7 @@ class PcfService:
 
     async def delete(self, sm_policy_id: str) -> None:
         logs.bind(smPolicyId=sm_policy_id)
-        p = await self._store.get(sm_policy_id)
+        p = await self._store.take(sm_policy_id)
         if p is None:
             # The SMF deleting what the PCF terminated: the answer to our terminate.
             doc = await self._store.get_any(sm_policy_id)
@@ -230,8 +230,7 @@ class PcfService:
             raise policy_not_found(sm_policy_id)
         now = self._clock.now()
         _new, effects = core.decide(p.state, Released(), now, self._qos)
-        if await self._store.remove(sm_policy_id):
-            await self._records(p, effects, now)
+        await self._records(p, effects, now)
 
     # -- real-time control ---------------------------------------------------------------
 

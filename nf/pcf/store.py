@@ -111,6 +111,13 @@ class PolicyStore:
             d = await self._c.find_one({"_id": sm_policy_id, **_LIVE})
         return from_doc(d) if d is not None else None
 
+    async def take(self, sm_policy_id: str) -> StoredPolicy | None:
+        """Remove the live association and return it (None: there is none): the read and
+        the delete of a policy's end in one round trip, done once."""
+        async with translate_errors("removing an SM policy"):
+            d = await self._c.find_one_and_delete({"_id": sm_policy_id, **_LIVE})
+        return from_doc(d) if d is not None else None
+
     async def get_any(self, sm_policy_id: str) -> Doc | None:
         """The document, live or terminated."""
         async with translate_errors("reading an SM policy"):
