@@ -44,6 +44,7 @@ from nf.ledger.port import (
     ChargeStep,
     CounterChange,
     Ledger,
+    Noted,
 )
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
@@ -62,6 +63,8 @@ NOTE_ATTEMPTS = 4
 WALLET_EDR = "edr"
 
 Result = tuple[int, dict[str, Any] | None]
+# What a noted step wrote: the session after it, its answer, its EDR and the EDR's entry.
+_Made = tuple[Session, dict[str, Any], dict[str, Any], list[Doc]]
 
 
 def unit_requests(req: ChargingDataRequest, max_groups: int) -> list[UnitRequest]:
@@ -194,17 +197,11 @@ class ChargingService:
         serving = req.serving_plmn or req.consumer_plmn or (view.home_plmn if view else "")
         refusal = core.refuse_subscriber(view, isn, units)
         if refusal is not None:
-            body = render_answer(refusal, now)
             s = Session(ref, supi, view.gpsi if view else None, view.brand if view else "",
                         view.home_network if view else "", view.home_plmn if view else "",
                         terms.network_id, serving, False, req.notifyUri, "TERMINATE", None,
                         terms.validity_time_s, isn, None)
-            await self._edrs.write(self._record(
-                s, "create", now, isn, refusal.result,
-                [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total,
-                            result=a.result) for u, a in zip(units, refusal.units, strict=True)],
-                f"{ref}:{isn}", req.pdu_session_id))
-            return refusal.status, body, ref
+            return await self._refuse(s, refusal, units, now, req.pdu_session_id)
         assert view is not None
         session = Session(
             ref=ref, supi=supi, gpsi=view.gpsi, brand=view.brand,
@@ -215,24 +212,53 @@ class ChargingService:
             notify_uri=req.notifyUri, final_action=view.block_final_unit_action,
             topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
             last_isn=-1, reply=None)
-        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        outcomes = await self._charge(session, steps, now)
-        decision = core.decide(session, isn, units, outcomes, terms, status=201)
-        body = render_answer(decision.answer, now)
-        new = replace(decision.session, reply=Reply(201, body),
-                      expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        record = self._record(new, "create", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}", req.pdu_session_id)
-        fx = self._fx(record, now)
-        inserted = await self.store.insert(new, now, fx)
-        await self._settle(ref, inserted, fx, record)
+        # The session's first note and the create's EDR ride the ledger's write, so a
+        # session has a note from its start (a copy of it is never behind one).
+        got, made = await self._charge_noted(session, isn, units, terms, now, "create",
+                                             expect_isn=None,
+                                             pdu_session_id=req.pdu_session_id)
+        if got is None:  # the wallet holds a note of this session: a retransmitted create
+            return await self._create_again(session, isn, now)
+        if made is None:  # the subscriber is gone since it was read: nothing was written
+            gone = core.refuse_subscriber(None, isn, units)
+            assert gone is not None
+            return await self._refuse(replace(session, last_isn=isn), gone, units, now,
+                                      req.pdu_session_id)
+        new, body, record, fx = made
+        inserted = await self.store.insert(new, now)
+        await self._hand_off(got.wallet_id, fx, record)
         if not inserted:
-            existing = await self.store.get(ref)
-            if existing is not None and existing.last_isn == isn and existing.reply \
-                    and existing.reply.body is not None:
-                return existing.reply.status, dict(existing.reply.body), ref
-            raise Conflict(f"charging session {ref} exists already")
+            return await self._create_again(session, isn, now)
         return 201, body, ref
+
+    async def _refuse(self, s: Session, refusal: core.Answer, units: list[UnitRequest],
+                      now: datetime, pdu_session_id: int | None
+                      ) -> tuple[int, dict[str, Any], str]:
+        """A create refused as a whole: its answer, and its EDR stored first."""
+        await self._edrs.write(self._record(
+            s, "create", now, s.last_isn, refusal.result,
+            [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total, result=a.result)
+             for u, a in zip(units, refusal.units, strict=True)],
+            f"{s.ref}:{s.last_isn}", pdu_session_id))
+        return refusal.status, render_answer(refusal, now), s.ref
+
+    async def _create_again(self, session: Session, isn: int, now: datetime
+                            ) -> tuple[int, dict[str, Any], str]:
+        """A create whose session exists: the stored answer if it is this create's (a
+        retransmission), else a conflict. If the process that charged it died before
+        storing the session, the session is stored now, from its note."""
+        ref = session.ref
+        existing = await self.store.get(ref)
+        if existing is None:
+            n = await self._ledger.read_note(session.supi, ref, now)
+            if n is not None and n.get("i") == isn:
+                existing = with_note(replace(session, last_isn=isn), n)
+                if not await self.store.insert(existing, now):
+                    existing = await self.store.get(ref)
+        if existing is not None and existing.last_isn == isn and existing.reply \
+                and existing.reply.status == 201 and existing.reply.body is not None:
+            return 201, dict(existing.reply.body), ref
+        raise Conflict(f"charging session {ref} exists already")
 
     async def _open_session(self, ref: str, isn: int, session: Session | None,
                             replay_status: int | None) -> Session | Result:
@@ -303,39 +329,59 @@ class ChargingService:
         for retransmissions) and its EDR in the same ledger write, if the wallet's note is
         still the one ``found`` was read with. The answer, or None (``found`` was stale:
         nothing was written)."""
-        ref = found.ref
         session, terms = self._updated(found, req)
+        got, made = await self._charge_noted(session, isn, units, terms, now, "update",
+                                             expect_isn=found.note_isn,
+                                             pdu_session_id=req.pdu_session_id)
+        if got is None:
+            return None
+        if made is None:  # the subscriber is gone: the session is stored here
+            _stored, body = await self._commit_update(found.ref, session, isn, units,
+                                                      list(got.outcomes), terms, now,
+                                                      pdu_session_id=req.pdu_session_id)
+            return body
+        new, body, record, fx = made
+        self.store.remember(new)
+        await self._hand_off(got.wallet_id, fx, record)
+        return body
+
+    async def _charge_noted(self, session: Session, isn: int, units: list[UnitRequest],
+                            terms: Terms, now: datetime, event: str, *,
+                            expect_isn: int | None, pdu_session_id: int | None
+                            ) -> tuple[Noted | None, _Made | None]:
+        """One ledger write for the whole step: the charge, the session's note after it
+        (see ``Ledger.charge_noted``) and its EDR. Returns the ledger's answer and what was
+        written (None: nothing, the subscriber being unknown)."""
         steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
-        made: list[tuple[Session, dict[str, Any], dict[str, Any], list[Doc]]] = []
+        status = 201 if event == "create" else 200
+        made: list[_Made] = []
 
         def note(outcomes: tuple[ChargeOutcome, ...]) -> tuple[Doc, list[Doc]]:
-            decision = core.decide(session, isn, units, list(outcomes), terms, status=200)
+            decision = core.decide(session, isn, units, list(outcomes), terms, status=status)
             body = render_answer(decision.answer, now)
-            new = replace(decision.session, reply=Reply(200, body), note_isn=isn,
+            new = replace(decision.session, reply=Reply(status, body), note_isn=isn,
                           expires_at=core.supervision_deadline(now, terms.validity_time_s))
-            record = self._record(new, "update", now, isn, decision.answer.result,
-                                  decision.records, f"{ref}:{isn}", req.pdu_session_id)
+            record = self._record(new, event, now, isn, decision.answer.result,
+                                  decision.records, f"{session.ref}:{isn}", pdu_session_id)
             fx = [] if self._wallet_edrs is None else [
                 entry(record, now, entry_id=str(record["_id"]), kind=WALLET_EDR)]
             made[:] = [(new, body, record, fx)]
             return note_doc(new), fx
 
-        got = await self._ledger.charge_noted(session.supi, ref, steps, now,
-                                              expect_isn=found.note_isn, isn=isn, note=note)
-        if got is None:
-            return None
-        if not got.wallet_id:  # the subscriber is gone: the session is stored here
-            _stored, body = await self._commit_update(ref, session, isn, units,
-                                                      list(got.outcomes), terms, now,
-                                                      pdu_session_id=req.pdu_session_id)
-            return body
-        new, body, record, fx = made[0]
-        self.store.remember(new)
+        got = await self._ledger.charge_noted(session.supi, session.ref, steps, now,
+                                              expect_isn=expect_isn, isn=isn, note=note)
+        if got is None or not got.wallet_id:
+            return got, None
+        return got, made[0]
+
+    async def _hand_off(self, wallet_id: str, fx: list[Doc], record: dict[str, Any]
+                        ) -> None:
+        """The EDR written on the wallet goes to its drain (without one, it was not
+        written there: store it now)."""
         if fx and self._wallet_edrs is not None:
-            self._wallet_edrs.hand_off(got.wallet_id, fx)
+            self._wallet_edrs.hand_off(wallet_id, fx)
         else:
             await self._edrs.write(record)
-        return body
 
     async def _commit_update(self, ref: str, session: Session, isn: int,
                              units: list[UnitRequest], outcomes: list[ChargeOutcome],

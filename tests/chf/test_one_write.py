@@ -18,7 +18,7 @@ from pymongo import AsyncMongoClient, monitoring
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.store.mongo import Doc
+from nf.store.mongo import Db, Doc
 from tests.chf.harness import MIB, Nf, build, settled
 from tests.chf.test_charging import SUPI, edrs, used_and_reserved
 from tests.ledger import helpers as h
@@ -91,6 +91,8 @@ async def test_a_warm_update_is_one_write_and_keeps_its_answer_and_edr(
     smf = nf.smf(SUPI)
     assert (await smf.create()).status == 201
     ref = smf.ref or ""
+    # The create wrote the session's first note with its own charge.
+    assert (await _note(nf, SUPI, ref) or {}).get("i") == 0
     first = await smf.update(Usage(MIB, 0))
     assert first.status == 200
     watch.seen.clear()
@@ -189,3 +191,49 @@ async def test_supervision_reads_the_note_and_moves_the_stored_deadline(
     nf.clock.advance(3600)
     assert await nf.chf.service.supervise_once() == 1
     assert await _note(nf, SUPI, ref) is None
+
+
+async def test_a_session_released_elsewhere_refuses_a_late_update_without_a_charge(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """Process A created the session (its copy says: no update yet); process B released
+    it. A's copy is behind the wallet's note (the release dropped it): A's update writes
+    nothing and is refused, and nothing stays reserved."""
+    async with aclosing(build(settings, db, clock)) as ga, \
+            aclosing(build(settings, db, clock)) as gb:
+        a = await ga.__anext__()
+        b = await gb.__anext__()
+        await h.capped(a.ledger, clock.now(), SUPI)
+        smf = a.smf(SUPI)
+        assert (await smf.create()).status == 201                # via A, which keeps a copy
+        smf.transport = b.post
+        assert (await smf.release(Usage(MIB, 0))).status == 204  # via B
+        smf.transport = a.post
+        smf.isn = 0
+        late = await smf.update(Usage(MIB, 0))                 # isn 1, via A's copy
+        assert late.status == 404
+        assert await used_and_reserved(a, SUPI) == (MIB, 0)
+
+
+async def test_a_create_retransmitted_after_a_crash_before_its_session_was_stored(
+        counted: tuple[Nf, Commands]) -> None:
+    """The wallet's write (charge, note, EDR) happened; the process died before storing
+    the session. The retransmitted create is answered from the note, charges nothing
+    again, and stores the session."""
+    nf, _watch = counted
+    await h.capped(nf.ledger, nf.clock.now(), SUPI)
+    smf = nf.smf(SUPI)
+    created = await smf.create()
+    assert created.status == 201
+    ref = smf.ref or ""
+    reserved = (await used_and_reserved(nf, SUPI))[1]
+    assert reserved > 0
+    await nf.db[SESSIONS].delete_one({"_id": ref})  # as if it was never stored
+    nf.chf.store.forget(ref)
+    again = await smf.retransmit()
+    assert again.status == 201 and again.response == created.response
+    assert (await used_and_reserved(nf, SUPI))[1] == reserved   # nothing reserved twice
+    stored = await nf.db[SESSIONS].find_one({"_id": ref})
+    assert stored is not None and stored["status"] == "open" and stored["isn"] == 0
+    assert (await smf.update(Usage(MIB, 0))).status == 200
+    assert (await smf.release(Usage(0, 0))).status == 204
+    assert await used_and_reserved(nf, SUPI) == (MIB, 0)
