@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,14 @@ async def build(settings: Settings, db: Db, clock: FakeClock) -> AsyncIterator[N
         outbox = next(p for p in parts if isinstance(p, MongoOutbox))
         edrs = next(p for p in parts if isinstance(p, EdrWriter))
         yield Nf(app, app.test_client(), rt, ledger, chf, outbox, edrs, clock, db)
+
+
+@asynccontextmanager
+async def two(settings: Settings, db: Db, clock: FakeClock) -> AsyncIterator[tuple[Nf, Nf]]:
+    """Two NF instances (two processes' worth of state) on one database and clock."""
+    async with aclosing(build(settings, db, clock)) as ga, \
+            aclosing(build(settings, db, clock)) as gb:
+        yield await ga.__anext__(), await gb.__anext__()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient, monitoring
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.store.mongo import Db, Doc
-from tests.chf.harness import MIB, Nf, build, settled
+from tests.chf.harness import MIB, Nf, build, settled, two
 from tests.chf.test_charging import SUPI, edrs, used_and_reserved
 from tests.ledger import helpers as h
 from tests.smf_sim import Usage
@@ -198,10 +198,7 @@ async def test_a_session_released_elsewhere_refuses_a_late_update_without_a_char
     """Process A created the session (its copy says: no update yet); process B released
     it. A's copy is behind the wallet's note (the release dropped it): A's update writes
     nothing and is refused, and nothing stays reserved."""
-    async with aclosing(build(settings, db, clock)) as ga, \
-            aclosing(build(settings, db, clock)) as gb:
-        a = await ga.__anext__()
-        b = await gb.__anext__()
+    async with two(settings, db, clock) as (a, b):
         await h.capped(a.ledger, clock.now(), SUPI)
         smf = a.smf(SUPI)
         assert (await smf.create()).status == 201                # via A, which keeps a copy

@@ -8,12 +8,10 @@ without a debit, nothing left reserved after a release elsewhere, one EDR per re
 
 from __future__ import annotations
 
-from contextlib import aclosing
-
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.store.mongo import Db
-from tests.chf.harness import MIB, build
+from tests.chf.harness import MIB, two
 from tests.chf.test_charging import SUPI, edrs, used_and_reserved
 from tests.ledger import helpers as h
 from tests.smf_sim import Usage
@@ -21,10 +19,7 @@ from tests.smf_sim import Usage
 
 async def test_a_stale_session_copy_never_charges_twice_or_leaks_a_reservation(
         settings: Settings, db: Db, clock: FakeClock) -> None:
-    async with aclosing(build(settings, db, clock)) as ga, \
-            aclosing(build(settings, db, clock)) as gb:
-        a = await ga.__anext__()
-        b = await gb.__anext__()
+    async with two(settings, db, clock) as (a, b):
         await h.capped(a.ledger, clock.now(), SUPI)
         smf = a.smf(SUPI)
         assert (await smf.create()).status == 201          # isn 0 via A (A caches it)
