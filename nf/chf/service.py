@@ -285,7 +285,7 @@ class ChargingService:
         units = unit_requests(req, self._max_groups)
         logs.bind(chargingDataRef=ref)
         cached = self.store.cached(ref, now)
-        if cached is not None and units and core.check_sequence(cached, isn) \
+        if cached is not None and core.check_sequence(cached, isn) \
                 is Sequencing.PROCEED:
             logs.bind(supi=cached.supi)
             done = await self._noted_update(cached, req, isn, units, now)

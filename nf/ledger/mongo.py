@@ -99,7 +99,7 @@ class MongoLedger(SubscriberOps):
         def fn(w: Wallet) -> tuple[Wallet | None, _Request]:
             m = w.member(supi)
             if m is None:
-                return None, (unknown, (), w.id)
+                return None, (unknown, (), "")  # no wallet id: nothing to write
             new, outs, changes = core.charge_request(
                 w, steps, m_net.get(m.home_network, frozenset()), self._retention,
                 (supi, session_id, now) if close else None)
@@ -128,7 +128,7 @@ class MongoLedger(SubscriberOps):
 
         def extra(doc: Doc, r: _Request) -> Extra | None:
             if noted is not None:
-                if r[0] is unknown:
+                if not r[2]:
                     return None
                 body, fx = noted[2](r[0])
                 return Extra(set={path: {**body, "i": noted[1], "s": supi}}, fx=tuple(fx))
@@ -142,7 +142,7 @@ class MongoLedger(SubscriberOps):
             return got if got is not None else (unknown, (), "")
         if got is _MISMATCH:
             return None
-        if got is None or got[0] is unknown:
+        if got is None or not got[2]:
             return Noted(unknown, "")  # no such subscriber: nothing written
         return Noted(got[0], got[2])
 
@@ -225,9 +225,10 @@ class _Seen:
     note = False
 
 
-# (one outcome per step, the counter changes, the id of the wallet written)
+# (one outcome per step, the counter changes, the id of the wallet written; "": the
+# subscriber is not in it)
 _Request = tuple[tuple[ChargeOutcome, ...], tuple[CounterChange, ...], str]
-_MISMATCH: _Request = ((), (), "")
+_MISMATCH: _Request = ((), (), "<note mismatch>")  # what peek answers: nothing written
 
 
 def _changes_of(r: _Request) -> tuple[CounterChange, ...]:

@@ -234,3 +234,19 @@ async def test_a_create_retransmitted_after_a_crash_before_its_session_was_store
     assert (await smf.update(Usage(MIB, 0))).status == 200
     assert (await smf.release(Usage(0, 0))).status == 204
     assert await used_and_reserved(nf, SUPI) == (MIB, 0)
+
+
+async def test_an_update_without_units_is_one_write_too(
+        counted: tuple[Nf, Commands]) -> None:
+    nf, watch = counted
+    await h.capped(nf.ledger, nf.clock.now(), SUPI)
+    smf = nf.smf(SUPI)
+    assert (await smf.create()).status == 201
+    ref = smf.ref or ""
+    watch.seen.clear()
+    empty = await smf.update(None, requested=None)  # no multipleUnitUsage at all
+    assert empty.status == 200
+    assert watch.of(ref, SUPI) == [("update", WALLETS, SUPI)]
+    assert (await _note(nf, SUPI, ref) or {}).get("i") == 1
+    assert (await smf.update(Usage(MIB, 0))).status == 200
+    assert (await _note(nf, SUPI, ref) or {}).get("i") == 2
