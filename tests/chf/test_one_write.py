@@ -22,7 +22,7 @@ from nf.store.mongo import Db, Doc
 from tests.chf.harness import MIB, Nf, build, settled, two
 from tests.chf.test_charging import SUPI, edrs, used_and_reserved
 from tests.ledger import helpers as h
-from tests.smf_sim import Usage
+from tests.smf_sim import SmfSim, Usage
 
 SESSIONS, WALLETS = "charging_sessions", "ledger_wallets"
 
@@ -84,15 +84,20 @@ async def _note(nf: Nf, wallet_id: str, ref: str) -> dict[str, Any] | None:
     return dict(note) if note is not None else None
 
 
-async def test_a_warm_update_is_one_write_and_keeps_its_answer_and_edr(
-        counted: tuple[Nf, Commands]) -> None:
-    nf, watch = counted
+async def _opened(nf: Nf) -> tuple[SmfSim, str]:
+    """A capped subscriber's session, created (its first note written with the create)."""
     await h.capped(nf.ledger, nf.clock.now(), SUPI)
     smf = nf.smf(SUPI)
     assert (await smf.create()).status == 201
     ref = smf.ref or ""
-    # The create wrote the session's first note with its own charge.
     assert (await _note(nf, SUPI, ref) or {}).get("i") == 0
+    return smf, ref
+
+
+async def test_a_warm_update_is_one_write_and_keeps_its_answer_and_edr(
+        counted: tuple[Nf, Commands]) -> None:
+    nf, watch = counted
+    smf, ref = await _opened(nf)
     first = await smf.update(Usage(MIB, 0))
     assert first.status == 200
     watch.seen.clear()
@@ -239,10 +244,7 @@ async def test_a_create_retransmitted_after_a_crash_before_its_session_was_store
 async def test_an_update_without_units_is_one_write_too(
         counted: tuple[Nf, Commands]) -> None:
     nf, watch = counted
-    await h.capped(nf.ledger, nf.clock.now(), SUPI)
-    smf = nf.smf(SUPI)
-    assert (await smf.create()).status == 201
-    ref = smf.ref or ""
+    smf, ref = await _opened(nf)
     watch.seen.clear()
     empty = await smf.update(None, requested=None)  # no multipleUnitUsage at all
     assert empty.status == 200
