@@ -90,12 +90,8 @@ def with_note(s: Session, n: Doc | None) -> Session:
     isn = int(n["i"])
     if isn < s.last_isn:  # written here since (not by an update): this is newer
         return replace(s, note_isn=isn)
-    reply = n.get("r")
     return replace(
-        s, last_isn=isn, note_isn=isn,
-        reply=None if reply is None else Reply(int(reply["status"]), reply.get("body")),
-        rgs={int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
-             for k, v in (n.get("g") or {}).items()},
+        s, last_isn=isn, note_isn=isn, reply=_reply_from(n.get("r")), rgs=_rgs_from(n.get("g")),
         expires_at=utc(n["e"]) if n.get("e") else s.expires_at,
         serving_plmn=n.get("sp", s.serving_plmn), roaming=bool(n.get("ro", s.roaming)),
         host_network=n.get("hn", s.host_network),
@@ -103,8 +99,16 @@ def with_note(s: Session, n: Doc | None) -> Session:
         notify_uri=n.get("nu") or s.notify_uri)
 
 
+def _reply_from(d: Doc | None) -> Reply | None:
+    return None if d is None else Reply(int(d["status"]), d.get("body"))
+
+
+def _rgs_from(d: Doc | None) -> dict[int, RgState]:
+    return {int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
+            for k, v in (d or {}).items()}
+
+
 def from_doc(d: Doc) -> Session:
-    reply = d.get("reply")
     return Session(
         ref=d["_id"], supi=d["supi"], gpsi=d.get("gpsi"), brand=d.get("brand", ""),
         home_network=d.get("home_network", ""), home_plmn=d.get("home_plmn", ""),
@@ -112,9 +116,7 @@ def from_doc(d: Doc) -> Session:
         roaming=bool(d.get("roaming")), notify_uri=d.get("notify_uri"),
         final_action=d.get("final_action", "TERMINATE"), topup_url=d.get("topup_url"),
         validity_time_s=int(d.get("validity_time_s", 3600)), last_isn=int(d["isn"]),
-        reply=None if reply is None else Reply(int(reply["status"]), reply.get("body")),
-        rgs={int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
-             for k, v in (d.get("rgs") or {}).items()},
+        reply=_reply_from(d.get("reply")), rgs=_rgs_from(d.get("rgs")),
         expires_at=utc(d["expires_at"]) if d.get("expires_at") else None,
         open=d.get("status") == "open",
     )
@@ -141,10 +143,7 @@ class SessionStore:
         return s
 
     def remember(self, s: Session) -> None:
-        """Keep ``s`` as this process's copy (its state is stored elsewhere: a note)."""
-        self._remember(s)
-
-    def _remember(self, s: Session) -> None:
+        """Keep ``s`` as this process's copy (dropped if it is closed)."""
         if self._cache_size <= 0 or not s.open:
             self._cache.pop(s.ref, None)
             return
@@ -183,7 +182,7 @@ class SessionStore:
                 await self._coll.insert_one(doc)
             except DuplicateKeyError:
                 return False
-        self._remember(s)
+        self.remember(s)
         return True
 
     async def advance(self, s: Session, now: datetime, *,
@@ -202,7 +201,7 @@ class SessionStore:
                 {"_id": s.ref, "status": "open", "isn": isn}, update)
         if res.modified_count != 1:
             return False
-        self._remember(s)
+        self.remember(s)
         return True
 
     async def sync(self, s: Session, now: datetime) -> bool:

@@ -112,12 +112,8 @@ class MongoLedger(SubscriberOps):
             return new, (outs, marks.with_usage(w, new, supi, now, changes, self.usage_pct),
                          w.id)
 
-        def note_of(doc: Doc) -> Doc | None:
-            n = (doc.get(NOTES) or {}).get(session_id)
-            return n if isinstance(n, dict) else None
-
         def peek(doc: Doc) -> _Request | None:
-            n = note_of(doc)
+            n = _note_of(doc, session_id)
             seen.note = n is not None
             if noted is None:
                 return None
@@ -132,7 +128,7 @@ class MongoLedger(SubscriberOps):
                     return None
                 body, fx = noted[2](r[0])
                 return Extra(set={path: {**body, "i": noted[1], "s": supi}}, fx=tuple(fx))
-            if close and note_of(doc) is not None:
+            if close and _note_of(doc, session_id) is not None:
                 return Extra(unset=(path,))
             return None
 
@@ -151,8 +147,8 @@ class MongoLedger(SubscriberOps):
         doc = None if fresh else self._cached(supi)
         if doc is None:
             doc = await self._load_waiting(supi, now)
-        n = (doc.get(NOTES) or {}).get(session_id) if doc is not None else None
-        return dict(n) if isinstance(n, dict) else None
+        n = _note_of(doc, session_id) if doc is not None else None
+        return dict(n) if n is not None else None
 
     async def close_session(self, supi: str, session_id: str, now: datetime
                             ) -> tuple[CounterChange, ...]:
@@ -161,7 +157,7 @@ class MongoLedger(SubscriberOps):
         seen = _Seen()
 
         def peek(doc: Doc) -> tuple[CounterChange, ...] | None:
-            seen.note = session_id in (doc.get(NOTES) or {})
+            seen.note = _note_of(doc, session_id) is not None
             return None
 
         def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
@@ -170,7 +166,7 @@ class MongoLedger(SubscriberOps):
             return core.close_session(w, supi, session_id, now, self._retention)
 
         def extra(doc: Doc, _r: tuple[CounterChange, ...]) -> Extra | None:
-            return Extra(unset=(path,)) if session_id in (doc.get(NOTES) or {}) else None
+            return Extra(unset=(path,)) if _note_of(doc, session_id) is not None else None
 
         return await self._mutate(supi, now, fn, same_changes, pick=lambda k: k.startswith(prefix),
                                   peek=peek, extra=extra) or ()
@@ -217,6 +213,12 @@ class MongoLedger(SubscriberOps):
                 continue  # busy wallets are swept by their own traffic; next round
             out.extend(got or ())
         return tuple(out)
+
+
+def _note_of(doc: Doc, session_id: str) -> Doc | None:
+    """The note of session ``session_id`` in a wallet document, if it holds one."""
+    n = (doc.get(NOTES) or {}).get(session_id)
+    return n if isinstance(n, dict) else None
 
 
 class _Seen:
