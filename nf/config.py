@@ -193,6 +193,12 @@ class LedgerSettings(_Frozen):
     seq_retention_s: float = Field(300.0, ge=0, le=86_400)
     # Optimistic write attempts before answering NF_CONGESTION.
     max_write_attempts: int = Field(200, ge=1, le=10_000)
+    # Charging steps ready at once are written together (one bulk write, nf.store.batch):
+    # at most this many per batch, this many batches in flight, this many waiting (past
+    # it, NF_CONGESTION).
+    write_batch_max: int = Field(64, ge=1, le=1_000)
+    write_batches_in_flight: int = Field(2, ge=1, le=64)
+    write_queue_max: int = Field(10_000, ge=1, le=1_000_000)
 
     @model_validator(mode="before")
     @classmethod

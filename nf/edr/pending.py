@@ -1,12 +1,12 @@
 """EDRs as durable effects (see ``nf.effects``): a service that stores its state writes
 the EDR of a step as a pending entry of the same conditional update, and this drain stores
-it in the ``edrs`` collection through the ``EdrSink`` (the writer's batched insert) after
-the answer has left. A record stored twice (a retry after a crash) keeps its ``_id``, so it
-is stored once."""
+it in the ``edrs`` collection through the ``EdrSink`` after the answer has left, one insert
+per batch of the drain (the records are durable already, so they skip the writer's
+buffer). A record stored twice (a retry after a crash) keeps its ``_id``, so it is stored
+once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 
 from nf.edr.port import EdrSink
@@ -21,6 +21,6 @@ def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink,
     entries marked so, when the collection's entries are of several kinds)."""
 
     async def deliver(records: Sequence[Doc]) -> None:
-        await asyncio.gather(*(sink.write(r) for r in records))
+        await sink.write_many(records)
 
     return Drain(rt, collection, name, decode=dict, deliver=deliver, kind=kind)

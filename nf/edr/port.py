@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 
@@ -12,4 +12,10 @@ class EdrSink(Protocol):
         together (group commit), so a request waits for at most one batched insert and
         adds no round trip of its own. Raises ``nf.errors.Congestion`` when the buffer is
         full."""
+        ...
+
+    async def write_many(self, edrs: Sequence[Mapping[str, Any]]) -> None:
+        """Store records kept durable elsewhere until this returns (pending entries), in one
+        insert; raises the first refused record's error (then none of them counts as
+        delivered; stored ones are duplicates next time)."""
         ...

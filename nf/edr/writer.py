@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +83,28 @@ class EdrWriter:
             raise StoreUnavailable(
                 f"the EDR was not stored within {self._cfg.wait_timeout_s:g} s") from None
 
+    async def write_many(self, edrs: Sequence[Mapping[str, Any]]) -> None:
+        """Store records that are already durable elsewhere (pending entries of the writes
+        that made them, ``nf.edr.pending``) with one insert of their own, without the
+        buffer: their drain batches them already. Raises the first refused record's error
+        (the drain then leaves the whole batch to its sweeper; records stored meanwhile
+        are duplicates next time, which count as stored)."""
+        docs = [dict(e) for e in edrs]
+        if not docs:
+            return
+        errors = await self._insert(docs)
+        self._count(d for i, d in enumerate(docs) if i not in errors)
+        if errors:
+            raise errors[min(errors)]
+
+    def _count(self, docs: Iterable[Doc]) -> None:
+        by_kind: dict[str, int] = {}
+        for d in docs:
+            k = str(d.get("kind", "other"))
+            by_kind[k] = by_kind.get(k, 0) + 1
+        for k, n in by_kind.items():
+            self._rt.metrics.edrs.labels(k).inc(n)
+
     # -- the Part -------------------------------------------------------------------------
 
     def blueprints(self, role: Role) -> list[Blueprint]:
@@ -131,7 +153,7 @@ class EdrWriter:
                      resolve: bool = True) -> NfError | None:
         """Store ``batch``; answer each waiter. Returns the first record's error, if any
         (for a single direct write). Never raises."""
-        errors = await self._insert(batch)
+        errors = await self._insert([p.doc for p in batch])
         for i, p in enumerate(batch):
             if not resolve or p.done.done():
                 continue
@@ -140,18 +162,16 @@ class EdrWriter:
                 p.done.set_result(None)
             else:
                 p.done.set_exception(err)
-        for i, p in enumerate(batch):
-            if i not in errors:
-                self._rt.metrics.edrs.labels(str(p.doc.get("kind", "other"))).inc()
+        self._count(p.doc for i, p in enumerate(batch) if i not in errors)
         return errors.get(0)
 
-    async def _insert(self, batch: list[_Pending]) -> dict[int, NfError]:
+    async def _insert(self, batch: list[Doc]) -> dict[int, NfError]:
         """Insert; the records that could not be stored, by index in ``batch``."""
         refused: dict[int, NfError] = {}
         try:
             async with translate_errors("edr insert"):
                 try:
-                    await self._coll.insert_many([p.doc for p in batch], ordered=False)
+                    await self._coll.insert_many(batch, ordered=False)
                 except BulkWriteError as e:
                     if e.details.get("writeConcernErrors"):
                         raise
@@ -181,6 +201,6 @@ class EdrWriter:
                 f"the EDR was not stored: {type(e).__name__}"))
         for i, err in refused.items():
             log.error("EDR not stored", extra={"fields": {
-                "error": err.detail, "edr_id": str(batch[i].doc.get("_id")),
-                "supi": batch[i].doc.get("supi")}})
+                "error": err.detail, "edr_id": str(batch[i].get("_id")),
+                "supi": batch[i].get("supi")}})
         return refused

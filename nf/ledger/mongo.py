@@ -132,8 +132,9 @@ class MongoLedger(SubscriberOps):
                 return Extra(unset=(path,))
             return None
 
+        # A step already applied is recognised by its sequence number: batched writes.
         got = await self._mutate(supi, now, fn, _changes_of, pick=pick, peek=peek,
-                                 extra=extra)
+                                 extra=extra, batched=bool(steps))
         if noted is None:
             return got if got is not None else (unknown, (), "")
         if got is _MISMATCH:

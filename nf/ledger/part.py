@@ -52,7 +52,11 @@ class LedgerPart:
     def workers(self) -> list[Worker]:
         cfg = self.rt.settings.ledger
         return [self._sweeper("res", cfg.reservation_sweep_interval_s),
-                self._sweeper("life", cfg.renewal_sweep_interval_s), *self.effects.workers()]
+                self._sweeper("life", cfg.renewal_sweep_interval_s), *self.effects.workers(),
+                self._writes]
+
+    async def _writes(self) -> None:
+        await self.ledger.run_writes(self.rt.stopping)
 
     def _sweeper(self, which: str, interval_s: float) -> Worker:
         rt, ledger, batch = self.rt, self.ledger, self.rt.settings.ledger.sweep_batch

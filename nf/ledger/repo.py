@@ -34,10 +34,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import bson
+import bson.tz_util
+from bson.codec_options import CodecOptions
 from pymongo import ASCENDING
 
 from nf.catalog import CatalogHolder
@@ -62,9 +64,12 @@ from nf.ledger.port import (
 )
 from nf.ledger.state import Member, Wallet
 from nf.sbi.metrics import Metrics
+from nf.store.batch import TOKEN, UpdateBatcher
 from nf.store.mongo import Db, money_collection, translate_errors
 
 R = TypeVar("R")
+_AWARE: CodecOptions[Doc] = CodecOptions(tz_aware=True)
+_BSON_UTC = bson.tz_util.utc
 COLLECTION = WALLETS
 MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
@@ -94,6 +99,26 @@ def _put(doc: Doc, path: str, value: Any, unset: bool = False) -> None:
         cur.pop(last, None)
     else:
         cur[last] = value
+
+
+def as_stored(value: Any) -> Any:
+    """``value`` as the database gives it back (what ``bson`` encoding then decoding would
+    make of it, for the types a wallet holds): datetimes aware in UTC to the millisecond,
+    tuples as lists, string enums as plain strings; anything else by a real round trip."""
+    t = type(value)
+    if t is str or t is int or t is float or t is bool or value is None:
+        return value
+    if t is dict:
+        return {k: as_stored(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [as_stored(v) for v in value]
+    if t is datetime:
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(_BSON_UTC).replace(
+            microsecond=value.microsecond // 1000 * 1000)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return bson.decode(bson.encode({"v": value}), codec_options=_AWARE)["v"]
 
 
 def _quiet(doc: Doc, now: datetime) -> bool:
@@ -153,7 +178,6 @@ class WalletRepo:
                  doc_cache: int = DOC_CACHE,
                  effects: Drain[CounterChange] | None = None) -> None:
         self._col = money_collection(db, COLLECTION)
-        self._opts = self._col.codec_options
         self._docs: OrderedDict[str, Doc] = OrderedDict()
         self._docs_max = doc_cache
         self._settings = settings
@@ -169,6 +193,16 @@ class WalletRepo:
         self._homes: dict[str, str] = {}  # family member -> group wallet id (a hint)
         self._plmns: dict[str, frozenset[str]] = {
             n.id: frozenset(n.plmn_ids) for n in settings.networks}
+        # Charging steps' writes travel together (``nf.store.batch``) while ``run_writes``
+        # runs (the ledger part's worker); otherwise each is written on its own.
+        cfg = settings.ledger
+        self.writes = UpdateBatcher(self._col, batch_max=cfg.write_batch_max,
+                                    in_flight_max=cfg.write_batches_in_flight,
+                                    queue_max=cfg.write_queue_max, what="ledger write")
+
+    async def run_writes(self, stopping: asyncio.Event) -> None:
+        """The worker that writes charging steps in batches (until ``stopping``)."""
+        await self.writes.run(stopping)
 
     @property
     def catalog(self) -> CatalogHolder:
@@ -251,10 +285,12 @@ class WalletRepo:
 
     async def _update(self, doc: Doc, old: Wallet, new: Wallet, now: datetime,
                       partial: bool, fx: list[Doc] | None = None,
-                      extra: Extra | None = None) -> bool:
+                      extra: Extra | None = None, batched: bool = False) -> bool:
         """Write what changed from ``old`` (read as ``doc``) to ``new``, if nobody wrote the
         wallet since; ``fx``: pending counter changes pushed by the same update; ``extra``:
-        what else the same update writes."""
+        what else the same update writes. ``batched``: the write may travel with others
+        (only for steps that a second decision recognises as done: see
+        ``nf.store.batch``)."""
         due_res, due_life = core.due(new, now)
         if partial and doc.get("due_res") is not None:
             # Reservations left out of a partial wallet expire no earlier than before.
@@ -269,16 +305,21 @@ class WalletRepo:
             if extra.unset:
                 upd.setdefault("$unset", {}).update(dict.fromkeys(extra.unset, ""))
         self._forget(old.id)
-        async with translate_errors("ledger write"):
-            r = await self._col.update_one({"_id": old.id, "v": old.version}, upd)
-        if r.matched_count != 1:
-            return False
+        cond = {"_id": old.id, "v": old.version}
+        if batched:
+            token = self.writes.token()
+            upd["$set"][TOKEN] = token
+            if not await self.writes.update(old.id, cond, upd, token):
+                return False
+        else:
+            async with translate_errors("ledger write"):
+                r = await self._col.update_one(cond, upd)
+            if r.matched_count != 1:
+                return False
         # Keep the copy in step with what was stored (as the server encodes it).
-        stored = bson.decode(bson.encode(upd, codec_options=self._opts),
-                             codec_options=self._opts)
-        for path, value in stored["$set"].items():
-            _put(doc, path, value)
-        for path in stored.get("$unset", {}):
+        for path, value in upd["$set"].items():
+            _put(doc, path, as_stored(value))
+        for path in upd.get("$unset", {}):
             _put(doc, path, None, unset=True)
         self._remember(doc)
         self._hand_off(old.id, fx or [])
@@ -313,7 +354,8 @@ class WalletRepo:
                       changes: Callable[[R], Sequence[CounterChange]], *,
                       pick: Pick | None = None,
                       peek: Callable[[Doc], R | None] | None = None,
-                      extra: Callable[[Doc, R], Extra | None] | None = None) -> R | None:
+                      extra: Callable[[Doc, R], Extra | None] | None = None,
+                      batched: bool = False) -> R | None:
         """Apply ``fn`` to the subscriber's wallet atomically; None if unknown.
 
         ``changes``: the counter changes in ``fn``'s result, written as pending effects.
@@ -322,7 +364,9 @@ class WalletRepo:
         due (a partial wallet).
         ``peek``: answers from the raw document without decoding it (nothing to write).
         ``extra``: what the write carries besides the wallet (from the raw document and
-        ``fn``'s result)."""
+        ``fn``'s result).
+        ``batched``: the write may travel with others' (``fn`` must recognise a step it
+        already applied, so a write that landed unseen is answered, not applied again)."""
         # Family members known to share a wallet queue on it, not on their SUPI.
         async with self._locks.hold(self._homes.get(supi, supi)):
             fresh = False
@@ -352,7 +396,8 @@ class WalletRepo:
                     continue
                 if await self._update(doc, w, new, now, partial,
                                       self._fx(changes(result), now),
-                                      extra(doc, result) if extra is not None else None):
+                                      extra(doc, result) if extra is not None else None,
+                                      batched):
                     return result
                 if not fresh:
                     fresh = True  # the copy was stale: no backoff, just read

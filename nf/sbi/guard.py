@@ -68,6 +68,53 @@ async def send_problem(send: Send, err: NfError, instance: str, request_id: str)
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+class _Exchange:
+    """One request's view of the ASGI channel: the response status it sent, and the end of
+    its response held back until its body has been received. Plain methods, no closure,
+    event or timer per request: the wait exists only when a response would end first."""
+
+    __slots__ = (
+        "_body_done",
+        "_body_event",
+        "_receive",
+        "_rid",
+        "_send",
+        "_timeout_s",
+        "status",
+    )
+
+    def __init__(self, receive: Receive, send: Send, rid: str, timeout_s: float) -> None:
+        self._receive = receive
+        self._send = send
+        self._rid = rid.encode()
+        self._timeout_s = timeout_s
+        self.status = 0
+        self._body_done = False
+        self._body_event: asyncio.Event | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            self._body_done = True
+            if self._body_event is not None:
+                self._body_event.set()
+        return message
+
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            self.status = int(message["status"])
+            message = {**message, "headers": [
+                *message.get("headers", ()), (b"x-request-id", self._rid)]}
+        elif (kind == "http.response.body" and not self._body_done
+              and not message.get("more_body")):
+            self._body_event = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeout_s):
+                    await self._body_event.wait()
+        await self._send(message)
+
+
 class Guard:
     """ASGI middleware; one per app (per port and worker process)."""
 
@@ -117,35 +164,15 @@ class Guard:
             self.inflight += 1
             m.inflight.inc()
         scope[OPERATION_KEY] = UNMATCHED
-        status = 0
         start = time.perf_counter()
-        body_done = asyncio.Event()
-
-        async def _receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.disconnect" or not message.get("more_body", False):
-                body_done.set()
-            return message
-
-        async def _send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                message = {**message, "headers": [
-                    *message.get("headers", ()), (b"x-request-id", rid.encode())]}
-            elif (message["type"] == "http.response.body" and not message.get("more_body")
-                  and not body_done.is_set()):
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(body_done.wait(), self.body_timeout_s)
-            await send(message)
-
+        ex = _Exchange(receive, send, rid, self.body_timeout_s)
         try:
-            await self.app(scope, _receive, _send)
+            await self.app(scope, ex.receive, ex.send)
         except Exception:
             log.exception("request failed outside the error handlers",
                           extra={"fields": {"path": path}})
-            if status == 0:
-                status = 500
+            if ex.status == 0:
+                ex.status = 500
                 try:
                     await send_problem(send, NfError(
                         "an unexpected error occurred; it has been logged"), path, rid)
@@ -155,6 +182,5 @@ class Guard:
             if counted:
                 self.inflight -= 1
                 m.inflight.dec()
-            op = str(scope.get(OPERATION_KEY, UNMATCHED))
-            m.requests.labels(op, str(status) if status else "aborted").inc()
-            m.latency.labels(op).observe(time.perf_counter() - start)
+            m.finished(str(scope.get(OPERATION_KEY, UNMATCHED)), ex.status,
+                       time.perf_counter() - start)

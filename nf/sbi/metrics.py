@@ -12,6 +12,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+# Label sets whose children are kept at hand (operations x statuses seen; bounded anyway).
+_LABEL_SETS_MAX = 1_000
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -64,6 +66,20 @@ class Metrics:
         # Per (command, collection): ``labels()`` costs as much as the observation, and
         # this runs for every database command. As many entries as label sets.
         self._db_observe: dict[tuple[str, str], Callable[[float], None]] = {}
+        # Per (operation, status): the request counter's and the latency's children.
+        self._finished: dict[tuple[str, int], tuple[Callable[[], None],
+                                                    Callable[[float], None]]] = {}
+
+    def finished(self, operation: str, status: int, seconds: float) -> None:
+        """One request answered (``status`` 0: it ended before any answer)."""
+        fns = self._finished.get((operation, status))
+        if fns is None:
+            fns = (self.requests.labels(operation, str(status) if status else "aborted").inc,
+                   self.latency.labels(operation).observe)
+            if len(self._finished) < _LABEL_SETS_MAX:
+                self._finished[operation, status] = fns
+        fns[0]()
+        fns[1](seconds)
 
     def db_operation(self, command: str, collection: str, seconds: float) -> None:
         observe = self._db_observe.get((command, collection))
