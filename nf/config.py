@@ -43,6 +43,10 @@ class ServerSettings(_Frozen):
     tls_client_ca_file: Path | None = None
     max_body_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
     max_inflight_requests: int = Field(2_000, ge=1, le=1_000_000)
+    # Of those, how many are worked on at once (the rest wait their turn, in order): keeps
+    # the event loop's turns short so that throttles and other background work are not
+    # queued behind every request of the process. 0: all at once.
+    max_active_requests: int = Field(16, ge=0, le=1_000_000)
     h2_max_concurrent_streams: int = Field(1_000, ge=10, le=100_000)
     shutdown_grace_s: float = Field(10.0, ge=0.0, le=600.0)
     # A request body must arrive completely within this time (slow-sender protection).

@@ -218,7 +218,8 @@ def create_app(
     life = _Lifecycle(rt, parts, role, client, build_indexes)
     guard = Guard(app.asgi_app, limit=settings.server.max_inflight_requests,  # type: ignore[arg-type]
                   metrics=rt.metrics, exempt_paths=PROBE_PATHS,
-                  body_timeout_s=settings.server.body_timeout_s)
+                  body_timeout_s=settings.server.body_timeout_s,
+                  active=settings.server.max_active_requests)
     app.asgi_app = guard  # type: ignore[method-assign,assignment]
     app.extensions["nf.runtime"] = rt
     app.extensions["nf.parts"] = parts

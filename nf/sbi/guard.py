@@ -5,7 +5,8 @@ It wraps Quart's ASGI callable so that the accounting below holds whatever happe
 
 - **Admission.** At most ``limit`` requests are handled at once; past that the request is
   answered at once with 503 ``NF_CONGESTION`` and ``Retry-After`` without touching the app.
-  The counter is released in a ``finally``, so it cannot leak.
+  The counter is released in a ``finally``, so it cannot leak. Of those admitted, at most
+  ``active`` are worked on at once; the rest wait their turn in arrival order.
 - **Request id.** ``x-request-id`` from the peer (if a plain short token) or a new one is
   bound to every log line of the request and echoed on the response.
 - **Metrics.** Requests by service operation and status, latency, requests in flight.
@@ -120,9 +121,15 @@ class Guard:
 
     def __init__(self, app: AsgiApp, *, limit: int, metrics: Metrics,
                  exempt_paths: frozenset[str] = frozenset(), retry_after_s: int = 1,
-                 body_timeout_s: float = 10.0) -> None:
+                 body_timeout_s: float = 10.0, active: int = 0) -> None:
         self.app = app
         self.limit = limit
+        # At most ``active`` requests are worked on at once; the others admitted wait their
+        # turn (first come, first served) without costing the event loop anything. Fewer
+        # requests interleaved keeps each turn of the loop short, so background work that
+        # must be quick (a throttle's notification) does not queue behind every request in
+        # the process. 0: no such limit.
+        self._turns = asyncio.Semaphore(active) if active > 0 else None
         self.metrics = metrics
         self.exempt_paths = exempt_paths
         self.retry_after_s = retry_after_s
@@ -166,8 +173,13 @@ class Guard:
         scope[OPERATION_KEY] = UNMATCHED
         start = time.perf_counter()
         ex = _Exchange(receive, send, rid, self.body_timeout_s)
+        turns = self._turns if counted else None
         try:
-            await self.app(scope, ex.receive, ex.send)
+            if turns is None:
+                await self.app(scope, ex.receive, ex.send)
+            else:
+                async with turns:
+                    await self.app(scope, ex.receive, ex.send)
         except Exception:
             log.exception("request failed outside the error handlers",
                           extra={"fields": {"path": path}})

@@ -9,6 +9,10 @@ must hold and no usage is lost or counted twice."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
 
 from nf.clock import FakeClock
 from nf.config import Settings
@@ -29,6 +33,31 @@ def _ledgers(db: Db, settings: Settings) -> list[MongoLedger]:
     return [h.make_ledger(db, settings, h.TEST_CATALOG, local_locks=False),
             h.make_ledger(db, settings, h.TEST_CATALOG, local_locks=False),
             h.make_ledger(db, settings, h.TEST_CATALOG)]
+
+
+@contextlib.asynccontextmanager
+async def _writing(ledgers: list[MongoLedger], batched: bool) -> AsyncIterator[None]:
+    """With ``batched``, each instance's write worker runs (as in the NF): the charging
+    steps' writes of each instance travel in bulk writes, and duplicates of one step from
+    two instances land in batches that race on the same document."""
+    if not batched:
+        yield
+        return
+    stop = asyncio.Event()
+    async with asyncio.TaskGroup() as tg:
+        for led in ledgers:
+            tg.create_task(led.run_writes(stop))
+        await asyncio.sleep(0)
+        try:
+            yield
+        finally:
+            stop.set()
+    assert sum(led.writes.batches for led in ledgers) > 0
+    # Some batches held several updates (the point of batching).
+    assert any(led.writes.updates > led.writes.batches for led in ledgers)
+
+
+BATCHED = pytest.mark.parametrize("batched", [False, True], ids=["single", "batched"])
 
 
 async def _reserver(ledgers: list[MongoLedger], supi: str, i: int, clock: FakeClock
@@ -80,13 +109,16 @@ def _check(w: Wallet) -> None:
             assert m.pool_used + m.pool_reserved <= m.cap
 
 
-async def test_storm_on_one_subscriber(db: Db, settings: Settings, clock: FakeClock) -> None:
+@BATCHED
+async def test_storm_on_one_subscriber(db: Db, settings: Settings, clock: FakeClock,
+                                       batched: bool) -> None:
     ledgers = _ledgers(db, settings)
     await ledgers[0].ensure_indexes()
     supi = await h.capped(ledgers[0], clock.now(), "imsi-001010000000001", "testco",
                           "t-capped")
-    results = await asyncio.gather(*(_reserver(ledgers, supi, i, clock)
-                                     for i in range(RESERVERS)))
+    async with _writing(ledgers, batched):
+        results = await asyncio.gather(*(_reserver(ledgers, supi, i, clock)
+                                         for i in range(RESERVERS)))
     got = await ledgers[0].wallet(supi, clock.now())
     assert got is not None
     w, m = got
@@ -101,7 +133,9 @@ async def test_storm_on_one_subscriber(db: Db, settings: Settings, clock: FakeCl
     assert w.reservations == ()
 
 
-async def test_storm_on_one_family_pool(db: Db, settings: Settings, clock: FakeClock) -> None:
+@BATCHED
+async def test_storm_on_one_family_pool(db: Db, settings: Settings, clock: FakeClock,
+                                        batched: bool) -> None:
     ledgers = _ledgers(db, settings)
     await ledgers[0].ensure_indexes()
     now = clock.now()
@@ -110,8 +144,10 @@ async def test_storm_on_one_family_pool(db: Db, settings: Settings, clock: FakeC
                          "t-family")
     everyone = ["imsi-001010000000020", *members]
     await ledgers[0].set_member_cap(members[0], 2 * MIB, now)
-    results = await asyncio.gather(*(
-        _reserver(ledgers, everyone[i % len(everyone)], i, clock) for i in range(RESERVERS)))
+    async with _writing(ledgers, batched):
+        results = await asyncio.gather(*(
+            _reserver(ledgers, everyone[i % len(everyone)], i, clock)
+            for i in range(RESERVERS)))
     g = await ledgers[0].group(gid, clock.now())
     assert g is not None
     _check(g)
