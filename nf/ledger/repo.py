@@ -34,11 +34,10 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import bson
-import bson.tz_util
 from bson.codec_options import CodecOptions
 from pymongo import ASCENDING
 
@@ -69,7 +68,6 @@ from nf.store.mongo import Db, money_collection, translate_errors
 
 R = TypeVar("R")
 _AWARE: CodecOptions[Doc] = CodecOptions(tz_aware=True)
-_BSON_UTC = bson.tz_util.utc
 COLLECTION = WALLETS
 MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
@@ -99,26 +97,6 @@ def _put(doc: Doc, path: str, value: Any, unset: bool = False) -> None:
         cur.pop(last, None)
     else:
         cur[last] = value
-
-
-def as_stored(value: Any) -> Any:
-    """``value`` as the database gives it back (what ``bson`` encoding then decoding would
-    make of it, for the types a wallet holds): datetimes aware in UTC to the millisecond,
-    tuples as lists, string enums as plain strings; anything else by a real round trip."""
-    t = type(value)
-    if t is str or t is int or t is float or t is bool or value is None:
-        return value
-    if t is dict:
-        return {k: as_stored(v) for k, v in value.items()}
-    if t is list or t is tuple:
-        return [as_stored(v) for v in value]
-    if t is datetime:
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return aware.astimezone(_BSON_UTC).replace(
-            microsecond=value.microsecond // 1000 * 1000)
-    if isinstance(value, str):
-        return str.__str__(value)
-    return bson.decode(bson.encode({"v": value}), codec_options=_AWARE)["v"]
 
 
 def _quiet(doc: Doc, now: datetime) -> bool:
@@ -316,9 +294,12 @@ class WalletRepo:
                 r = await self._col.update_one(cond, upd)
             if r.matched_count != 1:
                 return False
-        # Keep the copy in step with what was stored (as the server encodes it).
-        for path, value in upd["$set"].items():
-            _put(doc, path, as_stored(value))
+        # Keep the copy in step with what was stored (as the server encodes it: the C
+        # codec's round trip is cheaper than normalising the values in Python).
+        stored = bson.decode(bson.encode({"s": upd["$set"]}, codec_options=_AWARE),
+                             codec_options=_AWARE)["s"]
+        for path, value in stored.items():
+            _put(doc, path, value)
         for path in upd.get("$unset", {}):
             _put(doc, path, None, unset=True)
         self._remember(doc)
