@@ -364,9 +364,12 @@ def run(opts: Options) -> dict[str, Any]:
         db.stop()
         rep["logs"] = str(keep_logs(workdir, RESULTS / f"bench-{stamp}"))
         shutil.rmtree(workdir, ignore_errors=True)
+    warning = report.mark_noisy(rep)
     out = opts.out or RESULTS / f"bench-{stamp}.json"
     out.write_text(json.dumps(rep, indent=2) + "\n")
     print(report.table(rep))
+    if warning:
+        print(warning)
     if "fraud_compare" in rep:
         print(report.fraud_table(rep["fraud_compare"]))
     if "profile" in rep:

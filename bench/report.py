@@ -84,6 +84,26 @@ def medians(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+# Other work on the host above this share of all cores makes a run's figures unfit to quote.
+NOISY_OTHERS_PCT = 5.0
+
+
+def mark_noisy(rep: dict[str, Any]) -> str | None:
+    """Set ``rep["noisy"]``: whether any run had more than ``NOISY_OTHERS_PCT`` % of the
+    cores busy with other work; returns the warning to print when it had."""
+    worst = max((float(v) for r in rep.get("runs", ())
+                 if isinstance(v := _get(r, "summary", "others_cpu_pct_all_cores"),
+                               int | float)), default=None)
+    rep["noisy"] = worst is not None and worst > NOISY_OTHERS_PCT
+    rep["others_cpu_pct_max"] = worst
+    if not rep["noisy"]:
+        return None
+    return (f"WARNING: other work on the host took up to {worst:.1f}% of the cores during "
+            f"the runs (more than {NOISY_OTHERS_PCT:g}%): these figures measure that work "
+            "too; run again on a quiet host before quoting them (\"noisy\": true in the "
+            "report)")
+
+
 def _fmt(v: Any, width: int = 8) -> str:
     if v is None:
         return "-".rjust(width)

@@ -122,3 +122,15 @@ def test_fraud_comparison_ratio_and_table() -> None:
                                "on": {"ops_per_s_total": 285.0, "chf_update_per_s": 190.0},
                                "throughput_ratio": 0.95})
     assert "95.0% of off (5.0% cost)" in text
+
+
+def test_a_run_with_other_work_above_five_percent_marks_the_report_noisy() -> None:
+    quiet = {"runs": [{"summary": {"others_cpu_pct_all_cores": v}} for v in (1.2, 4.9)]}
+    assert report.mark_noisy(quiet) is None
+    assert quiet["noisy"] is False and quiet["others_cpu_pct_max"] == 4.9
+    busy = {"runs": [{"summary": {"others_cpu_pct_all_cores": v}} for v in (1.2, 15.6)]}
+    warning = report.mark_noisy(busy)
+    assert warning is not None and "15.6%" in warning and "quiet host" in warning
+    assert busy["noisy"] is True
+    unknown: dict[str, object] = {"runs": [{"summary": {}}]}
+    assert report.mark_noisy(unknown) is None and unknown["noisy"] is False
