@@ -227,6 +227,9 @@ class EffectsSettings(_Frozen):
     queue_max: int = Field(20_000, ge=10, le=10_000_000)
     # Effects delivered together (one listener call, one acknowledgement write).
     batch_max: int = Field(200, ge=1, le=100_000)
+    # Batches delivered at once: a batch never waits for the one before it to finish,
+    # except behind effects of the same document (those keep their order).
+    batches_in_flight: int = Field(4, ge=1, le=64)
     # A pending effect older than this is taken over by the sweeper.
     sweep_grace_s: float = Field(3.0, ge=0.1, le=3600)
     sweep_interval_s: float = Field(1.0, gt=0, le=3600)

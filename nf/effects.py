@@ -86,6 +86,7 @@ class Drain(Generic[T]):
         self._queue: deque[_Item] = deque()
         self._queued: set[str] = set()
         self._done: OrderedDict[str, None] = OrderedDict()
+        self._busy: dict[Any, int] = {}  # documents of batches in flight: their effects
         self._wake = asyncio.Event()
 
     # -- what writers call ----------------------------------------------------------------
@@ -124,15 +125,58 @@ class Drain(Generic[T]):
         return [self.run, self.sweep]
 
     async def run(self) -> None:
-        """Deliver what is handed off, in batches, until stopping (then flush)."""
+        """Deliver what is handed off, in batches, until stopping (then flush). Up to
+        ``batches_in_flight`` batches are delivered at once, so an effect handed off while
+        a batch is being delivered (a throttle behind a batch of EDRs or usage marks) does
+        not wait for it; the effects of one document stay in order (a batch takes none of
+        a document that a batch in flight holds)."""
         stopping = self._rt.stopping
-        while True:
-            if not self._queue:
-                if stopping.is_set():
-                    return
-                await self._rt.wake_or_stop(self._wake)
-                continue
-            await self._next_batch()
+        slots = asyncio.Semaphore(self._cfg.batches_in_flight)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                if not self._queue:
+                    if stopping.is_set():
+                        return
+                    await self._rt.wake_or_stop(self._wake)
+                    continue
+                await slots.acquire()
+                batch = self._take()
+                if not batch:  # all that is queued waits behind batches in flight
+                    slots.release()
+                    await self._rt.wake_or_stop(self._wake)
+                    continue
+                tg.create_task(self._deliver_batch(batch, slots))
+
+    def _take(self) -> list[_Item]:
+        """The next batch: queued effects, in order, of documents no batch in flight holds
+        (the others stay queued, in order)."""
+        batch: list[_Item] = []
+        kept: deque[_Item] = deque()
+        busy = self._busy
+        while self._queue and len(batch) < self._cfg.batch_max:
+            it = self._queue.popleft()
+            if it.doc_id in busy:
+                kept.append(it)
+            else:
+                batch.append(it)
+        self._queue.extendleft(reversed(kept))
+        for it in batch:
+            busy[it.doc_id] = busy.get(it.doc_id, 0) + 1
+        return batch
+
+    async def _deliver_batch(self, batch: list[_Item], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._settle(batch)
+        finally:
+            for it in batch:
+                self._queued.discard(it.entry_id)
+                left = self._busy[it.doc_id] - 1
+                if left:
+                    self._busy[it.doc_id] = left
+                else:
+                    del self._busy[it.doc_id]
+            slots.release()
+            self._wake.set()  # what waited behind this batch may go now
 
     async def flush(self) -> int:
         """Deliver everything handed off so far, now; returns how many entries."""

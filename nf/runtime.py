@@ -71,10 +71,17 @@ class Runtime:
                 w.cancel()
 
     async def publish_counter_changes(self, changes: Sequence[CounterChange]) -> None:
+        """Tell every listener, all at once (the PCF's throttle does not wait for the
+        notices or the EDRs of the same changes); raises the first listener's error once
+        all have finished (the changes stay pending and are delivered again)."""
         if not changes:
             return
-        for listener in self.counter_listeners:
-            await listener.counters_changed(changes)
+        results = await asyncio.gather(
+            *(listener.counters_changed(changes) for listener in self.counter_listeners),
+            return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
 
 # A background worker: runs until ``Runtime.stopping`` is set, then returns after flushing.

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from nf.catalog import CatalogHolder
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.effects import FIELD
+from nf.effects import FIELD, Drain, entry
 from nf.errors import StoreUnavailable
 from nf.ledger.effects import change_doc, change_from, counter_drain
 from nf.ledger.mongo import COLLECTION, MongoLedger
@@ -156,3 +156,49 @@ async def test_family_changes_survive_a_detach(
     assert await counter_drain(rt2).sweep_once() == len(pending)
     assert {c.supi for c in got.got} >= {owner, kid, kid2}
     assert await _pending(db, key) == []
+
+
+async def test_a_slow_batch_holds_up_only_its_own_documents_effects(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """Batches are delivered side by side: an effect of another document goes out while a
+    slow batch is being delivered (a throttle does not wait behind it), and effects of one
+    document keep their order (the second waits for the first)."""
+    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
+    seen: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def deliver(items: Sequence[dict[str, object]]) -> None:
+        for it in items:
+            if it["n"] == "a1":
+                first_in.set()
+                await release.wait()  # a slow listener for document A's first effect
+            seen.append(str(it["n"]))
+
+    drain: Drain[dict[str, object]] = Drain(rt, "fxdocs", "test", decode=dict,
+                                            deliver=deliver)
+    await db.fxdocs.insert_many([{"_id": "A"}, {"_id": "B"}])
+    task = asyncio.create_task(drain.run())
+    try:
+        now = clock.now()
+        drain.hand_off("A", [entry({"n": "a1"}, now)])
+        await asyncio.wait_for(first_in.wait(), 10)
+        drain.hand_off("A", [entry({"n": "a2"}, now)])
+        drain.hand_off("B", [entry({"n": "b1"}, now)])
+        for _ in range(500):
+            if "b1" in seen:
+                break
+            await asyncio.sleep(0.01)
+        # B's effect went out while A's first batch was still being delivered; A's second
+        # effect waits behind A's first.
+        assert seen == ["b1"]
+        release.set()
+        for _ in range(500):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert seen == ["b1", "a1", "a2"]
+    finally:
+        release.set()
+        rt.stopping.set()
+        await task
