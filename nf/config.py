@@ -388,7 +388,9 @@ class ConsoleSettings(_Frozen):
     session_secret: str | None = None
     session_ttl_s: int = Field(28_800, ge=60, le=7 * 86_400)
     recent_max: int = Field(10, ge=0, le=50)
-    edr_timeline_max: int = Field(50, ge=1, le=500)
+    # The subscriber page's "Recent events": the newest this many EDRs, and a count of the
+    # older ones.
+    edr_timeline_max: int = Field(20, ge=1, le=500)
     # Failed sign-ins allowed per client address and per presented key in a window; past
     # that, sign-in answers 429 (with Retry-After) for ``sign_in_lockout_s``. Counted per
     # process, for at most ``sign_in_tracked_max`` addresses and keys.

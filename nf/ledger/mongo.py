@@ -151,6 +151,14 @@ class MongoLedger(SubscriberOps):
         n = _note_of(doc, session_id) if doc is not None else None
         return dict(n) if n is not None else None
 
+    async def session_notes(self, supi: str, now: datetime) -> dict[str, Doc]:
+        """Every note of ``supi``'s charging sessions on its wallet, by session id (for
+        care: the note, not the session document, sees each update). One read."""
+        doc = await self._load_waiting(supi, now)
+        notes = (doc.get(NOTES) or {}) if doc is not None else {}
+        return {k: dict(n) for k, n in notes.items()
+                if isinstance(n, dict) and n.get("s") == supi}
+
     async def close_session(self, supi: str, session_id: str, now: datetime
                             ) -> tuple[CounterChange, ...]:
         prefix = session_prefix(supi, session_id)

@@ -174,12 +174,19 @@ class NoticeOutbox:
             doc["state"] = final
         return doc
 
-    async def for_subscriber(self, supi: str, limit: int, brand: str | None = None
-                             ) -> list[Doc]:
-        """The newest ``limit`` notices of ``supi`` (of ``brand`` only, when given)."""
+    async def for_subscriber(self, supi: str, limit: int, brand: str | None = None,
+                             waiting: bool | None = None) -> list[Doc]:
+        """The newest ``limit`` notices of ``supi`` (of ``brand`` only, when given).
+        ``waiting``: only those not sent yet (``WAITING``), soonest due first; False: only
+        the others (sending, sent, ended), newest first."""
         q: Doc = {"supi": supi} if brand is None else {"supi": supi, "brand": brand}
+        order: list[tuple[str, int]] = [("created_at", DESCENDING)]
+        if waiting is not None:
+            q["state"] = {"$in" if waiting else "$nin": list(WAITING)}
+        if waiting:
+            order = [("not_before", ASCENDING), ("created_at", ASCENDING)]
         async with translate_errors("notice list"):
-            cur = self.col.find(q).sort("created_at", DESCENDING).limit(limit)
+            cur = self.col.find(q).sort(order).limit(limit)
             return [d async for d in cur]
 
     async def preferences(self, supi: str) -> Doc:

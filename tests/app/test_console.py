@@ -172,10 +172,11 @@ async def test_find_view_buy_block_audited(app: Quart, db: Db) -> None:
     r = await c.get(f"{C}/subscribers/{S1}")
     html = (await r.get_data()).decode()
     assert r.status_code == 200
-    assert "lumen-capped-2gb" in html and "class=\"bar\"" in html and "<svg" in html
+    assert "2 GB monthly, stops at the cap" in html  # the plan, by its name
+    assert "class=\"bar\"" in html and "<svg" in html
     assert f'href="{C}/subscribers/{S1}"' in html  # recently viewed
     r = await c.get(f"{C}/subscribers/{S1}/confirm?action=buy&offer=lumen-addon-1gb-7d")
-    assert r.status_code == 200 and b"Buy lumen-addon-1gb-7d" in await r.get_data()
+    assert r.status_code == 200 and b"Buy 1 GB for 7 days" in await r.get_data()
     r = await c.post(f"{C}/subscribers/{S1}/actions",
                      form={"action": "buy", "offer": "lumen-addon-1gb-7d", "csrf": token})
     assert r.status_code == 302

@@ -21,6 +21,7 @@ OUTBOX = "outbox"
 # Bounds on what one page reads.
 MAX_SESSIONS = 50
 MAX_USAGE_EDRS = 20_000
+MAX_EDR_COUNT = 10_000  # "and more than ... older events" past this
 RATE_WINDOW_S = 60
 OVERVIEW_CACHE_S = 10.0
 
@@ -54,8 +55,9 @@ class ConsoleData:
         async with translate_errors("console read"):
             return await self.db[CHARGING].find(
                 {"supi": supi, "status": "open"},
-                {"host_network": 1, "serving_plmn": 1, "roaming": 1, "created_at": 1,
-                 "updated_at": 1, "rgs": 1, "isn": 1}).limit(MAX_SESSIONS).to_list(None)
+                {"supi": 1, "host_network": 1, "serving_plmn": 1, "roaming": 1,
+                 "created_at": 1, "updated_at": 1, "rgs": 1, "isn": 1, "status": 1,
+                 "expires_at": 1}).limit(MAX_SESSIONS).to_list(None)
 
     async def policies(self, supi: str) -> list[Doc]:
         async with translate_errors("console read"):
@@ -69,6 +71,11 @@ class ConsoleData:
         async with translate_errors("console read"):
             return await self.db[EDRS].find({"supi": supi}).sort(
                 "time", DESCENDING).limit(limit).to_list(None)
+
+    async def count_edrs(self, supi: str, at_most: int) -> int:
+        """How many EDRs ``supi`` has, counting no further than ``at_most``."""
+        async with translate_errors("console read"):
+            return int(await self.db[EDRS].count_documents({"supi": supi}, limit=at_most))
 
     async def usage_per_day(self, supi: str, now: datetime, days: int = 30
                             ) -> dict[str, tuple[int, int]]:

@@ -19,7 +19,6 @@ from quart.typing import ResponseReturnValue
 
 from nf import logs
 from nf.catalog import CatalogHolder
-from nf.clock import iso_z
 from nf.errors import NfError, NotFound, Unauthorized
 from nf.fraud.store import FraudStore
 from nf.ledger.mongo import MongoLedger
@@ -27,8 +26,16 @@ from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
 from nf.oam.console.auth import Agent, Keys, csrf_ok, key_id, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
-from nf.oam.console.data import OVERVIEW_CACHE_S, ConsoleData, OverviewRow
+from nf.oam.console.data import MAX_EDR_COUNT, OVERVIEW_CACHE_S, ConsoleData, OverviewRow
 from nf.oam.console.limits import SignInLimiter
+from nf.oam.console.present import (
+    DEFAULT_ZONE,
+    NoticeLine,
+    charging_line,
+    local,
+    notice_line,
+    zone,
+)
 from nf.oam.console.rates import RateMeter, charging_requests_total
 from nf.oam.views import human
 from nf.runtime import Runtime
@@ -115,11 +122,24 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
             raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
         return got
 
-    async def page(template: str, status: int = 200, **ctx: Any) -> Response:
+    def zone_name(brand: str | None) -> str:
+        """A brand's time zone (its notices' ``time_zone``); UTC for the operator."""
+        b = rt.settings.notices.brands.get(brand) if brand else None
+        return b.time_zone if b is not None else DEFAULT_ZONE
+
+    def offer_label(offer_id: str | None) -> str:
+        """An offer as an agent knows it: its name (the id for one no longer sold)."""
+        got = catalog.current.offer(offer_id) if offer_id else None
+        return got[1].name if got is not None else str(offer_id or "")
+
+    async def page(template: str, status: int = 200, brand: str | None = None,
+                   **ctx: Any) -> Response:
         a = keys.agent(session, now_s())
+        tz = zone(zone_name(brand or (a.scope if a is not None and not a.admin else None)))
         body = await render_template(f"console/{template}", agent=a,
                                      recent=session.get("recent", []), human=human,
-                                     iso=iso_z, **ctx)
+                                     iso=lambda dt: local(dt, tz), offer_name=offer_label,
+                                     money=_money, **ctx)
         return Response(body, status, content_type="text/html; charset=utf-8")
 
     @bp.after_request
@@ -151,7 +171,13 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
     async def _error(e: NfError) -> ResponseReturnValue:
         if not wants_html():
             return problem_response(e, request.path)
-        resp = await page("error.html", e.status, title=e.title, message=e.detail)
+        if keys.agent(session, now_s()) is None:
+            # Not signed in (a refused or expired sign-in): the way on is the sign-in form.
+            session["pre_csrf"] = session.get("pre_csrf") or new_token()
+            resp = await page("sign_in.html", e.status, csrf=session["pre_csrf"], next="",
+                              failed=False, title=e.title, message=e.detail)
+        else:
+            resp = await page("error.html", e.status, title=e.title, message=e.detail)
         if e.retry_after_s is not None:
             resp.headers["Retry-After"] = str(e.retry_after_s)
         return resp
@@ -251,20 +277,32 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         bars = [(b, bucket_bar(b.quota_bytes, b.used_bytes, b.reserved_bytes))
                 for b in bal.buckets]
         chart = usage_chart(now, await data.usage_per_day(supi, now))
+        # The session documents as of their create; each update is on the wallet's note.
+        notes = await ledger.session_notes(supi, now)
+        charging = [charging_line(d, notes.get(str(d["_id"])))
+                    for d in await data.charging_sessions(supi)]
+        edrs = await data.recent_edrs(supi, cfg.edr_timeline_max)
+        edr_count = (await data.count_edrs(supi, MAX_EDR_COUNT)
+                     if len(edrs) >= cfg.edr_timeline_max else len(edrs))
         return await page(
-            "subscriber.html", v=view, member=m, bars=bars, group=group, chart=chart,
-            charging=await data.charging_sessions(supi), policies=await data.policies(supi),
-            edrs=await data.recent_edrs(supi, cfg.edr_timeline_max),
+            "subscriber.html", brand=view.brand, v=view, member=m, bars=bars, group=group,
+            chart=chart, charging=charging, policies=await data.policies(supi),
+            edrs=edrs, edrs_older=edr_count - len(edrs),
+            edrs_capped=edr_count >= MAX_EDR_COUNT,
             audit=await data.audit_of(supi), offers=_buyable(view.brand),
             notices=await _notices(a, supi), cases=await _cases(a, supi),
             side_max=SIDE_LIST_MAX,
             done=request.args.get("done"), now=now)
 
-    async def _notices(a: Agent, supi: str) -> list[Doc] | None:
+    async def _notices(a: Agent, supi: str) -> dict[str, list[tuple[Doc, NoticeLine]]] | None:
+        """The notices still to be sent (soonest first) and those sent or ended (newest
+        first), each list bounded, each notice with its status line."""
         if notices is None:
             return None
-        return await notices.for_subscriber(supi, SIDE_LIST_MAX,
-                                            brand=None if a.admin else a.scope)
+        brand = None if a.admin else a.scope
+        return {which: [(d, notice_line(d)) for d in await notices.for_subscriber(
+                    supi, SIDE_LIST_MAX, brand=brand, waiting=which == "waiting")]
+                for which in ("waiting", "done")}
 
     async def _cases(a: Agent, supi: str) -> list[Doc] | None:
         if fraud is None:
@@ -276,7 +314,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         return [o for o in catalog.current.offers_of(brand) if o.kind in BUYABLE]
 
     async def _check_action(a: Agent, supi: str, args: dict[str, str]
-                            ) -> tuple[str, str, dict[str, str]]:
+                            ) -> tuple[str, str, dict[str, str], Member]:
         action = args.get("action", "")
         if action not in ACTIONS:
             raise NfError(f"unknown action {action[:32]!r}", 400, "INVALID_ACTION",
@@ -285,11 +323,13 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         detail: dict[str, str] = {}
         if action == "buy":
             oid = args.get("offer", "")
-            if not any(o.id == oid for o in _buyable(m.brand)):
+            offer = next((o for o in _buyable(m.brand) if o.id == oid), None)
+            if offer is None:
                 raise NotFound(f"no offer {oid[:64]} of brand {m.brand}",
                                cause="OFFER_NOT_FOUND")
             detail["offer"] = oid
-            what = f"Buy {oid} for {supi}"
+            what = (f"Buy {offer.name} ({_money(offer.price_cents, offer.currency)}) "
+                    f"for {supi}")
         elif action == "remove-member":
             member = args.get("member", "")
             g = await ledger.group(w.group_id, rt.clock.now()) if w.group_id else None
@@ -300,21 +340,21 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
             what = f"Remove {member} from family group {w.group_id}"
         else:
             what = f"{ACTIONS[action]} {supi}"
-        return action, what, detail
+        return action, what, detail, m
 
     @bp.get("/subscribers/<supi>/confirm")
     async def confirm(supi: str) -> ResponseReturnValue:
         a = agent()
         args = {k: str(v) for k, v in request.args.items()}
-        action, what, detail = await _check_action(a, supi, args)
+        action, what, detail, m = await _check_action(a, supi, args)
         return await page("confirm.html", supi=supi, action=action, what=what,
-                          detail=detail)
+                          detail=detail, brand=m.brand)
 
     @bp.post("/subscribers/<supi>/actions")
     async def act(supi: str) -> ResponseReturnValue:
         a = agent()
         form = await form_of(a)
-        action, what, detail = await _check_action(a, supi, form)
+        action, what, detail, _ = await _check_action(a, supi, form)
         now = rt.clock.now()
         # The same ledger calls as the provisioning API; counter changes reach the PCF and
         # the CHF through the ledger's pending effects.
@@ -351,3 +391,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         return {"csrf": a.csrf if a else session.get("pre_csrf", "")}
 
     return bp
+
+
+def _money(cents: int | None, currency: str | None) -> str:
+    return f"{(cents or 0) / 100:.2f} {currency or ''}".strip()
