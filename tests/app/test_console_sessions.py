@@ -124,6 +124,13 @@ async def test_an_admin_signs_out_everyone_of_a_brand(app: Quart, db: Db) -> Non
                          headers={"X-API-Key": HARBOR_KEY})
     assert r.status_code == 200 and (await r.get_json())["signedOut"] == 1
     assert await _page(app, harbor) == 302 and await _page(app, admin) == 200
+    # ``*``: the admin sessions, by the admin only.
+    star = f"{BASE}/brands/*/console-sessions"
+    r = await api.delete(star, headers={"X-API-Key": HARBOR_KEY})
+    assert r.status_code == 404 and await _page(app, admin) == 200
+    r = await api.delete(star, headers=ADMIN)
+    assert r.status_code == 200 and (await r.get_json())["signedOut"] == 1
+    assert await _page(app, admin) == 302
 
 
 async def test_a_rotated_or_removed_key_ends_its_sessions(
