@@ -5,6 +5,7 @@ forgotten after the window (injected clock: the delay is read from it)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -123,3 +124,40 @@ async def test_few_failures_are_forgiven_after_the_window(
             assert r.status_code == 401
         clock.advance(61)
     assert _metric(app, "nf_console_sign_in_lockouts_total", by="key") == 0
+
+
+class _HeldClock(FakeClock):
+    """A fake clock whose sleeps last until the test lets them end."""
+
+    def __init__(self, start: FakeClock) -> None:
+        super().__init__(start.now())
+        self.asleep = asyncio.Event()
+        self.wake = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.asleep.set()
+        await self.wake.wait()
+        await super().sleep(seconds)
+
+
+async def test_only_so_many_sign_ins_wait_at_once(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    held = _HeldClock(clock)
+    app = _app(settings, db, held, sign_in_delayed_max=1)
+    c = browser(app)
+    token = await _csrf(c, f"{C}/sign-in")
+
+    async def sign_in(key: str) -> tuple[int, str | None]:
+        r = await c.post(f"{C}/sign-in", form={"csrf": token, "key": key})
+        return r.status_code, r.headers.get("Retry-After")
+
+    held.wake.set()
+    assert await sign_in("guess-1") == (401, None)  # no wait before the first failure
+    held.wake.clear()
+    waiting = asyncio.create_task(sign_in("guess-2"))  # waits 0.25 s, held
+    await asyncio.wait_for(held.asleep.wait(), timeout=10)
+    # The one place to wait is taken: refused at once, told when to come back.
+    assert await sign_in(LUMEN_KEY) == (429, "1")
+    held.wake.set()
+    assert await waiting == (401, None)
+    assert await sign_in(LUMEN_KEY) == (302, None)  # the place is free again
