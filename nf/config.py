@@ -386,10 +386,10 @@ class ConsoleSettings(_Frozen):
     # A client address is slowed, never locked: after a failure its sign-ins wait
     # ``sign_in_delay_base_s``, doubling with each further failure up to
     # ``sign_in_delay_max_s``, forgotten ``sign_in_window_s`` after its last failure. At
-    # most ``sign_in_delayed_max`` sign-ins wait at once (past that: 429 at once).
+    # most ``sign_in_waiting_max`` sign-ins wait at once (past that: 429 at once).
     sign_in_delay_base_s: float = Field(0.25, gt=0, le=60)
     sign_in_delay_max_s: float = Field(10.0, gt=0, le=600)
-    sign_in_delayed_max: int = Field(32, ge=1, le=10_000)
+    sign_in_waiting_max: int = Field(32, ge=1, le=10_000)
     # Counted per process, for at most this many key ids and as many addresses.
     sign_in_tracked_max: int = Field(10_000, ge=10, le=10_000_000)
     # Behind a reverse proxy: the header carrying the client's address (its first entry),

@@ -143,7 +143,7 @@ class _HeldClock(FakeClock):
 async def test_only_so_many_sign_ins_wait_at_once(
         settings: Settings, db: Db, clock: FakeClock) -> None:
     held = _HeldClock(clock)
-    app = _app(settings, db, held, sign_in_delayed_max=1)
+    app = _app(settings, db, held, sign_in_waiting_max=1)
     c = browser(app)
     token = await _csrf(c, f"{C}/sign-in")
 

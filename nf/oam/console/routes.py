@@ -209,7 +209,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
         delay = delays.delay_s(address, rt.clock.monotonic())
         if delay <= 0:
             return
-        if waiting[0] >= cfg.sign_in_delayed_max:
+        if waiting[0] >= cfg.sign_in_waiting_max:
             raise too_many(max(1, math.ceil(delay)))
         delayed.inc()
         waiting[0] += 1
