@@ -1,9 +1,9 @@
 """The console's pages and actions (``/console/``).
 
-Every page needs a signed-in agent (a session on the server, ``sessions``: one read per
-request); every form carries the session's CSRF token; every
-subscriber is brand-scoped exactly like the provisioning API (another brand's subscriber
-is "not found"). Actions are confirmed on a page of their own, audited in
+Every page needs a signed-in agent (a session kept on the server, ``sessions``: one read
+per request); every form carries the session's CSRF token; every subscriber is
+brand-scoped exactly like the provisioning API (another brand's subscriber is "not
+found"). Actions are confirmed on a page of their own, audited in
 ``console_audit``, and run through the same ledger calls as the provisioning API.
 """
 
