@@ -387,20 +387,36 @@ class ConsoleSettings(_Frozen):
     # process, so sessions end at a restart and need one OAM worker.
     session_secret: str | None = None
     session_ttl_s: int = Field(28_800, ge=60, le=7 * 86_400)
+    # A session with no console request for this long ends (checked on each request).
+    idle_timeout_s: int = Field(1_800, ge=60, le=7 * 86_400)
     recent_max: int = Field(10, ge=0, le=50)
     # The subscriber page's "Recent events": the newest this many EDRs, and a count of the
     # older ones.
     edr_timeline_max: int = Field(20, ge=1, le=500)
-    # Failed sign-ins allowed per client address and per presented key in a window; past
-    # that, sign-in answers 429 (with Retry-After) for ``sign_in_lockout_s``. Counted per
-    # process, for at most ``sign_in_tracked_max`` addresses and keys.
+    # Failed sign-ins allowed per presented key (its key id) in a window; past that, a
+    # sign-in with that key answers 429 (with Retry-After) for ``sign_in_lockout_s``.
     sign_in_max_failures: int = Field(10, ge=1, le=10_000)
     sign_in_window_s: int = Field(60, ge=1, le=86_400)
     sign_in_lockout_s: int = Field(60, ge=1, le=86_400)
+    # A client address is slowed, never locked: after a failure its sign-ins wait
+    # ``sign_in_delay_base_s``, doubling with each further failure up to
+    # ``sign_in_delay_max_s``, forgotten ``sign_in_window_s`` after its last failure. At
+    # most ``sign_in_waiting_max`` sign-ins wait at once (past that: 429 at once).
+    sign_in_delay_base_s: float = Field(0.25, gt=0, le=60)
+    sign_in_delay_max_s: float = Field(10.0, gt=0, le=600)
+    sign_in_waiting_max: int = Field(32, ge=1, le=10_000)
+    # Counted per process, for at most this many key ids and as many addresses.
     sign_in_tracked_max: int = Field(10_000, ge=10, le=10_000_000)
     # Behind a reverse proxy: the header carrying the client's address (its first entry),
-    # e.g. "X-Forwarded-For". Unset: the peer address of the connection.
+    # e.g. "X-Forwarded-For". Unset: the peer address of the connection (behind a proxy,
+    # the proxy's: every agent then shares one address and its sign-in delay).
     client_address_header: str | None = Field(None, pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+    @model_validator(mode="after")
+    def _delays(self) -> ConsoleSettings:
+        if self.sign_in_delay_max_s < self.sign_in_delay_base_s:
+            raise ValueError("sign_in_delay_max_s must be at least sign_in_delay_base_s")
+        return self
 
 
 class Settings(BaseSettings):

@@ -4,6 +4,7 @@ brand scope, cookie flags, confirmed and audited actions through the ledger."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -23,6 +24,18 @@ S1 = "imsi-001010000000901"
 S2 = "imsi-001010000000902"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 HTML = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def live_clock() -> FakeClock:
+    """A fake clock that starts at the wall time: the database's TTL monitor drops console
+    sessions by the wall clock, and would drop one made on the default clock's date at its
+    next pass, in the middle of a test."""
+    return FakeClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return live_clock()
 
 
 def browser(app: Quart) -> QuartClient:

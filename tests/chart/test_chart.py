@@ -92,6 +92,8 @@ def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> 
     assert [n.id for n in settings.networks] == ["northwind", "bluepeak", "redmoor"]
     assert [(n.id, n.sbi_port) for n in settings.listener_networks()] == [
         ("northwind", 8101), ("bluepeak", 8102)]
+    # The console sits behind a proxy: its sign-in delays go by the client's address.
+    assert settings.console.client_address_header == "X-Real-IP"
 
 
 def test_sbi_and_oam_are_separate_services_and_the_sbi_is_fenced(
@@ -148,6 +150,7 @@ def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> Non
     ("config.networks[0].sbi_port=8101", "tls_client_ca_file"),
     ("config.networks[0].tls_client_ca_file=/tmp/ca.pem", "client-ca-"),
     ("secrets.clientCas.ca\\.pem=x", "ca.pem"),
+    ("config.console.client_address_header=X-Real-IP;evil", "client_address_header"),
 ])
 def test_a_wrong_value_is_refused_by_the_schema(helm: Path, setting: str, why: str) -> None:
     r = check.render(sets=[setting])

@@ -1,5 +1,5 @@
-"""Console sign-in state: who is signed in (a key id, never the key), their scope, a CSRF
-token, and when the session ends. Kept in Quart's signed cookie session."""
+"""Console sign-in: who is signed in (a key id, never the key), their scope and the CSRF
+token of their session (the session itself is kept on the server: ``sessions``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from nf.security.apikeys import KeyRing, digest, resolve
 
@@ -37,8 +36,8 @@ class Agent:
 
 
 class Keys:
-    """Which key ids are valid now, for which scope (a key removed from the settings
-    ends the sessions signed in with it)."""
+    """Which key ids are valid now, for which scope (a key removed from the settings, or
+    given another scope, ends the sessions signed in with it)."""
 
     def __init__(self, ring: KeyRing) -> None:
         self.ring = ring
@@ -49,16 +48,6 @@ class Keys:
         if brand is None:
             return None
         return key_id(digest(presented)), brand
-
-    def agent(self, sess: Any, now_s: float) -> Agent | None:
-        kid, scope, csrf = sess.get("kid"), sess.get("scope"), sess.get("csrf")
-        exp = sess.get("exp")
-        if not (isinstance(kid, str) and isinstance(scope, str) and isinstance(csrf, str)
-                and isinstance(exp, (int, float))):
-            return None
-        if now_s >= exp or self.scopes.get(kid) != scope:
-            return None
-        return Agent(kid, scope, csrf)
 
 
 def csrf_ok(expected: str | None, presented: str | None) -> bool:

@@ -1,20 +1,28 @@
 """Sign-in attempt limits (pure: numbers and a clock reading in, decisions out).
 
-Failed sign-ins are counted per subject (a client address, the key id of the key that was
-presented) in a window that starts at the subject's first failure. A subject with
-``max_failures`` failures in its window is locked out for ``lockout_s`` from the failure
-that locked it; while any subject of a sign-in is locked, the sign-in is refused before the
-key is even looked at (so a locked-out client learns nothing, not even from a good key).
-A success does not reset a count: a client holding one valid key cannot interleave it to
-keep guessing others. Memory is bounded: at most ``max_tracked`` subjects, least recently
-seen dropped first (a client that keeps trying stays recent, so it stays locked).
+Two limits, on two different things:
+
+- **A presented key is locked** (``KeyLockout``). Failed sign-ins are counted per key id (the
+  digest's short name of whatever key was presented) in a window that starts at its first
+  failure; ``max_failures`` in the window lock that key id for ``lockout_s``. A script
+  retrying a stale key, or many addresses trying the same key, stop there; nobody else does.
+- **An address is slowed, never locked** (``AddressDelay``). Behind a NAT or a proxy a whole
+  call centre has one address: locking it would lock everyone out because of one person's
+  typos (or one attacker's guesses). Instead each failure from an address makes its next
+  sign-ins wait longer before their key is even looked at: ``base_s`` after the first
+  failure, doubling with each further one, never more than ``max_s``. The count is
+  forgotten ``window_s`` after the address's last failure. A guesser is slowed to one try
+  per ``max_s`` per waiting request; a colleague with the right key gets in after that wait.
+
+A success resets neither count: a client holding one valid key cannot interleave it to keep
+guessing others. Memory is bounded: at most ``max_tracked`` key ids and as many addresses,
+least recently seen dropped first (a client that keeps trying stays recent).
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -25,7 +33,7 @@ class _Count:
     locked_until: float = 0.0
 
 
-class SignInLimiter:
+class KeyLockout:
     def __init__(self, max_failures: int, window_s: float, lockout_s: float,
                  max_tracked: int) -> None:
         if max_failures < 1 or window_s <= 0 or lockout_s <= 0 or max_tracked < 1:
@@ -39,35 +47,83 @@ class SignInLimiter:
     def __len__(self) -> int:
         return len(self._counts)
 
-    def _live(self, subject: str, now: float) -> _Count | None:
-        c = self._counts.get(subject)
+    def _live(self, key_id: str, now: float) -> _Count | None:
+        c = self._counts.get(key_id)
         if c is None:
             return None
         if now >= c.locked_until and now - c.start >= self.window_s:
-            del self._counts[subject]  # its window and any lockout are over
+            del self._counts[key_id]  # its window and any lockout are over
             return None
-        self._counts.move_to_end(subject)
+        self._counts.move_to_end(key_id)
         return c
 
-    def retry_after(self, subjects: Sequence[str], now: float) -> int | None:
-        """Whole seconds until the last of ``subjects`` locked out is free; None if none."""
-        waits = [c.locked_until - now for s in subjects
-                 if (c := self._live(s, now)) is not None and c.locked_until > now]
-        return max(1, math.ceil(max(waits))) if waits else None
+    def retry_after(self, key_id: str, now: float) -> int | None:
+        """Whole seconds until ``key_id`` is no longer locked; None if it is not."""
+        c = self._live(key_id, now)
+        if c is None or c.locked_until <= now:
+            return None
+        return max(1, math.ceil(c.locked_until - now))
 
-    def failed(self, subjects: Sequence[str], now: float) -> list[str]:
-        """Count a failed sign-in against each subject; returns those it locked out."""
-        locked: list[str] = []
-        for s in subjects:
-            c = self._live(s, now)
-            if c is None or now - c.start >= self.window_s:
-                c = _Count(start=now, locked_until=c.locked_until if c else 0.0)
-                self._counts[s] = c
-                self._counts.move_to_end(s)
-            c.failures += 1
-            if c.failures >= self.max_failures and c.locked_until <= now:
-                c.locked_until = now + self.lockout_s
-                locked.append(s)
+    def failed(self, key_id: str, now: float) -> bool:
+        """Counts a failed sign-in with ``key_id``; True if this failure locked it."""
+        c = self._live(key_id, now)
+        if c is None or now - c.start >= self.window_s:
+            c = _Count(start=now, locked_until=c.locked_until if c else 0.0)
+            self._counts[key_id] = c
+            self._counts.move_to_end(key_id)
+        c.failures += 1
+        locked = c.failures >= self.max_failures and c.locked_until <= now
+        if locked:
+            c.locked_until = now + self.lockout_s
         while len(self._counts) > self.max_tracked:
             self._counts.popitem(last=False)
         return locked
+
+
+@dataclass
+class _Failures:
+    last: float
+    count: int = 0
+
+
+class AddressDelay:
+    def __init__(self, base_s: float, max_s: float, window_s: float,
+                 max_tracked: int) -> None:
+        if base_s <= 0 or max_s < base_s or window_s <= 0 or max_tracked < 1:
+            raise ValueError("sign-in delays must be positive, the maximum at least the base")
+        self.base_s = base_s
+        self.max_s = max_s
+        self.window_s = window_s
+        self.max_tracked = max_tracked
+        self._seen: OrderedDict[str, _Failures] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def _live(self, address: str, now: float) -> _Failures | None:
+        f = self._seen.get(address)
+        if f is None:
+            return None
+        if now - f.last >= self.window_s:
+            del self._seen[address]
+            return None
+        self._seen.move_to_end(address)
+        return f
+
+    def delay_s(self, address: str, now: float) -> float:
+        """How long a sign-in from ``address`` waits before its key is checked."""
+        f = self._live(address, now)
+        if f is None or f.count == 0:
+            return 0.0
+        # 2**n overflows nothing here: n is capped where the doubling passes max_s.
+        n = min(f.count - 1, 64)
+        return min(self.max_s, self.base_s * 2.0 ** n)
+
+    def failed(self, address: str, now: float) -> None:
+        f = self._live(address, now)
+        if f is None:
+            f = self._seen[address] = _Failures(last=now)
+        f.last = now
+        f.count += 1
+        while len(self._seen) > self.max_tracked:
+            self._seen.popitem(last=False)

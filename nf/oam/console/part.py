@@ -1,4 +1,5 @@
-"""The console's part of the NF: its blueprint on the OAM port and the audit index.
+"""The console's part of the NF: its blueprints on the OAM port (the pages; the admin's
+"sign out everyone of a brand" on the provisioning API), the audit and session indexes.
 
 The subscriber page lists the notices sent to the subscriber and their fraud cases when
 those parts are wired in and on (notices with a channel to send on; fraud protection
@@ -12,6 +13,7 @@ from quart import Blueprint
 
 from nf.ledger.part import LedgerPart
 from nf.oam.console.data import ConsoleData
+from nf.oam.console.sessions import ConsoleSessions
 from nf.runtime import Role, Runtime, Worker
 
 if TYPE_CHECKING:
@@ -43,14 +45,22 @@ class ConsolePart:
     def blueprints(self, role: Role) -> list[Blueprint]:
         if role != "oam" or not self.rt.settings.console.enabled:
             return []
+        from nf.oam.console.admin import console_admin_blueprint
         from nf.oam.console.routes import console_blueprint
 
         return [console_blueprint(self.rt, self.ledger_part.ledger,
-                                  self.ledger_part.catalog, notices=self.notice_store(),
-                                  fraud=self.fraud_store())]
+                                  self.ledger_part.catalog, self.sessions(),
+                                  notices=self.notice_store(), fraud=self.fraud_store()),
+                console_admin_blueprint(self.rt, self.sessions())]
+
+    def sessions(self) -> ConsoleSessions:
+        cfg = self.rt.settings.console
+        return ConsoleSessions(self.rt.db, ttl_s=cfg.session_ttl_s,
+                               idle_s=cfg.idle_timeout_s)
 
     async def ensure_indexes(self) -> None:
         await ConsoleData(self.rt).ensure_indexes()
+        await self.sessions().ensure_indexes()
 
     def workers(self) -> list[Worker]:
         return []

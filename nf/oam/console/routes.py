@@ -1,14 +1,16 @@
 """The console's pages and actions (``/console/``).
 
-Every page needs a signed-in agent; every form carries the session's CSRF token; every
-subscriber is brand-scoped exactly like the provisioning API (another brand's subscriber
-is "not found"). Actions are confirmed on a page of their own, audited in
+Every page needs a signed-in agent (a session kept on the server, ``sessions``: one read
+per request); every form carries the session's CSRF token; every subscriber is
+brand-scoped exactly like the provisioning API (another brand's subscriber is "not
+found"). Actions are confirmed on a page of their own, audited in
 ``console_audit``, and run through the same ledger calls as the provisioning API.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 from datetime import timedelta
 from typing import Any
@@ -27,7 +29,7 @@ from nf.ledger.state import Member, Wallet
 from nf.oam.console.auth import Agent, Keys, csrf_ok, key_id, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import MAX_EDR_COUNT, OVERVIEW_CACHE_S, ConsoleData, OverviewRow
-from nf.oam.console.limits import SignInLimiter
+from nf.oam.console.limits import AddressDelay, KeyLockout
 from nf.oam.console.present import (
     DEFAULT_ZONE,
     NoticeLine,
@@ -37,6 +39,7 @@ from nf.oam.console.present import (
     zone,
 )
 from nf.oam.console.rates import RateMeter, charging_requests_total
+from nf.oam.console.sessions import ConsoleSessions
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
@@ -61,9 +64,9 @@ class _SignIn(Exception):
     """No valid session: go to the sign-in page."""
 
 
-def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, *,
-                      notices: NoticeOutbox | None = None, fraud: FraudStore | None = None
-                      ) -> Blueprint:
+def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
+                      sessions: ConsoleSessions, *, notices: NoticeOutbox | None = None,
+                      fraud: FraudStore | None = None) -> Blueprint:
     """``notices``/``fraud``: the stores behind the subscriber page's "notifications
     sent" and "fraud cases" (None: that part is off, the section is not shown)."""
     cfg = rt.settings.console
@@ -75,15 +78,21 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
     secret = session_secret(cfg.session_secret)
     meter = RateMeter()
     cached: dict[str, tuple[float, list[OverviewRow], int]] = {}
-    limiter = SignInLimiter(cfg.sign_in_max_failures, cfg.sign_in_window_s,
-                            cfg.sign_in_lockout_s, cfg.sign_in_tracked_max)
+    lockout = KeyLockout(cfg.sign_in_max_failures, cfg.sign_in_window_s,
+                         cfg.sign_in_lockout_s, cfg.sign_in_tracked_max)
+    delays = AddressDelay(cfg.sign_in_delay_base_s, cfg.sign_in_delay_max_s,
+                          cfg.sign_in_window_s, cfg.sign_in_tracked_max)
+    waiting = [0]  # sign-ins waiting out their address's delay now
     failures = Counter("nf_console_sign_in_failures_total",
                        "Console sign-ins refused for a wrong key", registry=rt.metrics.registry)
     lockouts = Counter("nf_console_sign_in_lockouts_total",
-                       "Console sign-in lockouts, by what was locked out (address, key)",
+                       "Console sign-in lockouts, by what was locked out (key)",
                        ["by"], registry=rt.metrics.registry)
     refused = Counter("nf_console_sign_in_limited_total",
-                      "Console sign-ins refused with 429 during a lockout",
+                      "Console sign-ins refused with 429 (a locked key, too many waiting)",
+                      registry=rt.metrics.registry)
+    delayed = Counter("nf_console_sign_in_delayed_total",
+                      "Console sign-ins made to wait after failures from their address",
                       registry=rt.metrics.registry)
 
     @bp.record_once
@@ -99,8 +108,16 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
     def now_s() -> float:
         return rt.clock.now().timestamp()
 
-    def agent() -> Agent:
-        a = keys.agent(session, now_s())
+    async def current() -> Agent | None:
+        """The agent of this request's session, if it still stands."""
+        sid = session.get("sid")
+        if not isinstance(sid, str):
+            return None
+        s = await sessions.current(sid, keys.scopes, rt.clock.now())
+        return Agent(s.key_id, s.scope, s.csrf) if s is not None else None
+
+    async def agent() -> Agent:
+        a = await current()
         if a is None:
             raise _SignIn()
         return a
@@ -132,14 +149,14 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         got = catalog.current.offer(offer_id) if offer_id else None
         return got[1].name if got is not None else str(offer_id or "")
 
-    async def page(template: str, status: int = 200, brand: str | None = None,
-                   **ctx: Any) -> Response:
-        a = keys.agent(session, now_s())
+    async def page(a: Agent | None, template: str, status: int = 200,
+                   brand: str | None = None, **ctx: Any) -> Response:
+        ctx.setdefault("csrf", a.csrf if a is not None else session.get("pre_csrf", ""))
         tz = zone(zone_name(brand or (a.scope if a is not None and not a.admin else None)))
         body = await render_template(f"console/{template}", agent=a,
-                                     recent=session.get("recent", []), human=human,
-                                     iso=lambda dt: local(dt, tz), offer_name=offer_label,
-                                     money=_money, **ctx)
+                                     recent=session.get("recent", []) if a else [],
+                                     human=human, iso=lambda dt: local(dt, tz),
+                                     offer_name=offer_label, money=_money, **ctx)
         return Response(body, status, content_type="text/html; charset=utf-8")
 
     @bp.after_request
@@ -159,38 +176,43 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
 
     @bp.errorhandler(_SignIn)
     async def _to_sign_in(_: _SignIn) -> ResponseReturnValue:
+        session.pop("sid", None)
         if not wants_html():
             return problem_response(Unauthorized("sign in to the console first"),
                                     request.path)
         if request.method == "GET":
             return redirect(url_for("console.sign_in", next=request.path))
-        return await page("error.html", 401, title="Signed out",
+        return await page(None, "error.html", 401, title="Signed out",
                           message="Your session has ended. Sign in again.")
 
     @bp.errorhandler(NfError)
     async def _error(e: NfError) -> ResponseReturnValue:
         if not wants_html():
             return problem_response(e, request.path)
-        if keys.agent(session, now_s()) is None:
+        try:
+            a = await current()
+        except NfError:  # the database is what failed: the page without the agent
+            a = None
+        if a is None:
             # Not signed in (a refused or expired sign-in): the way on is the sign-in form.
             session["pre_csrf"] = session.get("pre_csrf") or new_token()
-            resp = await page("sign_in.html", e.status, csrf=session["pre_csrf"], next="",
-                              failed=False, title=e.title, message=e.detail)
+            resp = await page(None, "sign_in.html", e.status, csrf=session["pre_csrf"],
+                              next="", failed=False, title=e.title, message=e.detail)
         else:
-            resp = await page("error.html", e.status, title=e.title, message=e.detail)
+            resp = await page(a, "error.html", e.status, title=e.title, message=e.detail)
         if e.retry_after_s is not None:
             resp.headers["Retry-After"] = str(e.retry_after_s)
         return resp
 
     @bp.get("/")
     async def home() -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         return redirect(url_for("console.overview" if a.admin else "console.find"))
 
     @bp.get("/sign-in")
     async def sign_in() -> ResponseReturnValue:
         session["pre_csrf"] = session.get("pre_csrf") or new_token()
-        return await page("sign_in.html", csrf=session["pre_csrf"],
+        return await page(None, "sign_in.html", csrf=session["pre_csrf"],
                           next=request.args.get("next", ""), failed=False)
 
     def client_address() -> str:
@@ -201,36 +223,57 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
                 return first
         return str(request.remote_addr or "unknown")[:64]
 
+    def too_many(wait_s: int) -> NfError:
+        refused.inc()
+        return NfError(f"too many failed sign-ins; try again in {wait_s} s", 429,
+                       "TOO_MANY_REQUESTS", "Too many attempts", retry_after_s=wait_s)
+
+    async def slow_down(address: str) -> None:
+        """Wait out the address's delay (none before its first failure), so a guesser is
+        slowed while a colleague behind the same NAT still gets in."""
+        delay = delays.delay_s(address, rt.clock.monotonic())
+        if delay <= 0:
+            return
+        if waiting[0] >= cfg.sign_in_waiting_max:
+            raise too_many(max(1, math.ceil(delay)))
+        delayed.inc()
+        waiting[0] += 1
+        try:
+            await rt.clock.sleep(delay)
+        finally:
+            waiting[0] -= 1
+
     @bp.post("/sign-in")
     async def sign_in_post() -> ResponseReturnValue:
         form = await form_of(None)
         presented = form.get("key", "").strip()
         address, kid = client_address(), key_id(digest(presented))
-        subjects = (f"address {address}", f"key {kid}")
-        now = rt.clock.monotonic()
-        wait = limiter.retry_after(subjects, now)
+        wait = lockout.retry_after(kid, rt.clock.monotonic())
         if wait is not None:
-            refused.inc()
-            raise NfError(f"too many failed sign-ins; try again in {wait} s", 429,
-                          "TOO_MANY_REQUESTS", "Too many attempts", retry_after_s=wait)
+            raise too_many(wait)
+        await slow_down(address)
         got = keys.sign_in(presented)
         if got is None:
             failures.inc()
-            for subject in limiter.failed(subjects, now):
-                by = subject.split(" ", 1)[0]
-                lockouts.labels(by).inc()
-                logs.log(log, logging.WARNING, "console sign-in locked out", by=by,
+            now = rt.clock.monotonic()
+            delays.failed(address, now)
+            if lockout.failed(kid, now):
+                lockouts.labels("key").inc()
+                logs.log(log, logging.WARNING, "console sign-in locked out", by="key",
                          address=address, key_id=kid, failures=cfg.sign_in_max_failures,
                          window_s=cfg.sign_in_window_s, lockout_s=cfg.sign_in_lockout_s)
         if got is None and not wants_html():
             raise Unauthorized("unknown API key")
         if got is None:
-            return await page("sign_in.html", 401, csrf=session["pre_csrf"],
+            return await page(None, "sign_in.html", 401, csrf=session["pre_csrf"],
                               next=form.get("next", ""), failed=True)
+        before = session.get("sid")
+        if isinstance(before, str):  # signing in again ends the session signed in before
+            await sessions.end(before)
         session.clear()
         session.permanent = True
-        session.update(kid=got[0], scope=got[1], csrf=new_token(),
-                       exp=now_s() + cfg.session_ttl_s, recent=[])
+        sid = await sessions.open(got[0], got[1], new_token(), rt.clock.now())
+        session.update(sid=sid, recent=[])
         nxt = form.get("next", "")
         if nxt.startswith(PREFIX + "/") and "//" not in nxt and nxt != PREFIX + "/sign-in":
             return redirect(nxt)
@@ -238,17 +281,20 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
 
     @bp.post("/sign-out")
     async def sign_out() -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         await form_of(a)
+        sid = session.get("sid")
+        if isinstance(sid, str):
+            await sessions.end(sid)
         session.clear()
         return redirect(url_for("console.sign_in"))
 
     @bp.get("/find")
     async def find() -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         q = request.args.get("q", "").strip()
         if not q:
-            return await page("find.html", q="", message=None)
+            return await page(a, "find.html", q="", message=None)
         supi: str | None = None
         if SUPI.match(q):
             supi = q
@@ -258,13 +304,13 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
             got = await ledger.wallet(supi, rt.clock.now())
             if got is not None and may_see(a, got[1].brand):
                 return redirect(url_for("console.subscriber", supi=supi))
-        return await page("find.html", 404, q=q,
+        return await page(a, "find.html", 404, q=q,
                           message=f"No subscriber found for “{q[:64]}”. Enter a SUPI "
                                   "(imsi-…) or an MSISDN (msisdn-… or digits).")
 
     @bp.get("/subscribers/<supi>")
     async def subscriber(supi: str) -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         now = rt.clock.now()
         w, m = await owned(a, supi)
         view = await ledger.subscriber(supi, now)
@@ -285,8 +331,8 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
         edr_count = (await data.count_edrs(supi, MAX_EDR_COUNT)
                      if len(edrs) >= cfg.edr_timeline_max else len(edrs))
         return await page(
-            "subscriber.html", brand=view.brand, v=view, member=m, bars=bars, group=group,
-            chart=chart, charging=charging, policies=await data.policies(supi),
+            a, "subscriber.html", brand=view.brand, v=view, member=m, bars=bars,
+            group=group, chart=chart, charging=charging, policies=await data.policies(supi),
             edrs=edrs, edrs_older=edr_count - len(edrs),
             edrs_capped=edr_count >= MAX_EDR_COUNT,
             audit=await data.audit_of(supi), offers=_buyable(view.brand),
@@ -344,15 +390,15 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
 
     @bp.get("/subscribers/<supi>/confirm")
     async def confirm(supi: str) -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         args = {k: str(v) for k, v in request.args.items()}
         action, what, detail, m = await _check_action(a, supi, args)
-        return await page("confirm.html", supi=supi, action=action, what=what,
+        return await page(a, "confirm.html", supi=supi, action=action, what=what,
                           detail=detail, brand=m.brand)
 
     @bp.post("/subscribers/<supi>/actions")
     async def act(supi: str) -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         form = await form_of(a)
         action, what, detail, _ = await _check_action(a, supi, form)
         now = rt.clock.now()
@@ -369,7 +415,7 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
 
     @bp.get("/overview")
     async def overview() -> ResponseReturnValue:
-        a = agent()
+        a = await agent()
         if not a.admin:
             raise NfError("the overview needs the operator's admin key", 403,
                           "ADMIN_REQUIRED", "Forbidden")
@@ -382,13 +428,8 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder, 
             rows, backlog = await data.overview(brands, networks, rt.clock.now())
             cached["overview"] = (now_s(), rows, backlog)
         total = charging_requests_total(rt.metrics)
-        return await page("overview.html", rows=rows, backlog=backlog, at=rt.clock.now(),
+        return await page(a, "overview.html", rows=rows, backlog=backlog, at=rt.clock.now(),
                           total=int(total), rate=meter.read(total, now_s()))
-
-    @bp.context_processor
-    async def _csrf() -> dict[str, Any]:
-        a = keys.agent(session, now_s())
-        return {"csrf": a.csrf if a else session.get("pre_csrf", "")}
 
     return bp
 
