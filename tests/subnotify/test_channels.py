@@ -19,9 +19,9 @@ from nf.config import BrandNotices, NoticeSettings, Settings, SmsBrand, SmsSetti
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import CounterChange, PurchaseMark, UsageMark
 from nf.runtime import Runtime
+from nf.security.webhooks import SIGNATURE_HEADER, verify
 from nf.store.mongo import Db
 from nf.subnotify.part import SubNoticePart
-from nf.subnotify.webhook import SIGNATURE_HEADER, verify
 from tests.ledger import helpers as h
 from tests.peers import NotificationReceiver, Reply
 from tests.subnotify.smsc import PASSWORD, SYSTEM_ID, running_smsc
@@ -163,3 +163,4 @@ async def test_webhook_signed_retried_quiet_hours_and_opt_out(
     assert body["data"]["quota"] == 2 * MIB and body["brand"] == "testco"
     final = {d["kind"]: d for d in await part.outbox.for_subscriber(SUPI, 9)}
     assert final["usage"]["state"] == "held" and final["addon_purchased"]["attempts"] == 2
+
