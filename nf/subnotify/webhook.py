@@ -23,7 +23,8 @@ from nf import logs
 from nf.errors import NfError
 from nf.runtime import Runtime
 from nf.security.webhooks import SIGNATURE_HEADER, sign
-from nf.subnotify.outbox import NoticeOutbox
+from nf.subnotify.holder import this_process
+from nf.subnotify.outbox import NoticeOutbox, reclaim_at_start
 
 log = logging.getLogger("nf.subnotify.webhook")
 
@@ -37,15 +38,16 @@ class WebhookChannel:
         self.wake = wake
         self.count = count
         self.marketing_ok = marketing_ok
-        self.owner = f"{rt.settings.instance_id}:wh:{id(self):x}"
+        self.holder = this_process(rt.settings.instance_id)
 
     async def run(self) -> None:
         rt, cfg = self.rt, self.rt.settings.notices
+        await reclaim_at_start(self.outbox, "webhook", rt.clock.now(), self.holder)
         async with httpx.AsyncClient(timeout=cfg.webhook_timeout_s,
                                      limits=httpx.Limits(max_connections=16)) as client:
             while not rt.stopping.is_set():
                 try:
-                    got = await self.outbox.claim("webhook", rt.clock.now(), self.owner)
+                    got = await self.outbox.claim("webhook", rt.clock.now(), self.holder)
                     doc = got[0] if got else None
                     if doc is None:
                         self.wake.clear()
