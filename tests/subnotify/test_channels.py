@@ -204,3 +204,22 @@ async def test_a_restarted_sender_takes_back_what_its_dead_predecessor_held(
         assert states == ["delivered", "sending", "sending"]
         assert len([r for r in crm.requests if r.path == "/hook"]) == 1
 
+
+async def test_a_blocked_line_that_buys_an_add_on_is_told_its_data_is_back(
+        settings: Settings, db: Db) -> None:
+    """A blocking plan's line was cut at the cap, not slowed: the add-on brings its data
+    back, and the notice says so instead of "full speed is back"."""
+    s = configure(settings, sms=SmsSettings(
+        enabled=True, port=9, system_id=SYSTEM_ID, password=PASSWORD,
+        brands={"testco": SmsBrand(source_addr="34123")}))
+    part, ledger, _ = await setup(s, db)
+    supi = "imsi-001010000005152"
+    now = part.rt.clock.now()
+    await h.subscriber(ledger, now, supi, "t-capped", brand="testco", gpsi=GPSI)
+    out = await h.charge(ledger, supi, now, used=10 * MIB)
+    await part.counters_changed(out.counter_changes)
+    await part.counters_changed(await ledger.purchase(supi, "t-addon-2", now))
+    texts = {d["kind"]: d["text"] for d in await part.outbox.for_subscriber(supi, 20)}
+    assert "cap_redirected" in texts  # the brand redirects at a blocking cap
+    assert texts["data_restored"] == "Test Co: your data is back on."
+    assert "speed_restored" not in texts
