@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from nf.config import Settings
+from nf.config import ServerSettings, Settings
 from nf.errors import ConfigError
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -161,6 +161,17 @@ def seed_demo(config: ConfigOpt = None) -> None:
     typer.echo("seeded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+def listening(s: ServerSettings) -> str:
+    """Where the servers listen, and what the SBI port speaks, as the start-up line says."""
+    if s.tls:
+        sbi = "HTTP/2 over TLS, ALPN h2" + (" and http/1.1" if s.sbi_http1 else "")
+    else:
+        sbi = "h2c" + (" and HTTP/1.1" if s.sbi_http1 else "")
+    scheme = "https" if s.tls else "http"
+    return (f"SBI ({sbi}) on {scheme}://{s.sbi_host}:{s.sbi_port}, "
+            f"OAM on {scheme}://{s.oam_host}:{s.oam_port}")
+
+
 @cli.command()
 def demo(
     data: Annotated[Path, typer.Option(help="storage directory", envvar="NF_DEMO_DATA")
@@ -215,9 +226,7 @@ def demo(
         settings = _load(None)
         counts = asyncio.run(seed(settings))
         typer.echo("demo data: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
-        s = settings.server
-        typer.echo(f"SBI (h2c) on http://{s.sbi_host}:{s.sbi_port}, "
-                   f"OAM on http://{s.oam_host}:{s.oam_port}; Ctrl-C stops")
+        typer.echo(f"{listening(settings.server)}; Ctrl-C stops")
         sys.stdout.flush()
         code = run_servers(settings, env)
     except KeyboardInterrupt:

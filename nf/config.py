@@ -270,6 +270,9 @@ class NrfSettings(_Frozen):
     dnns: list[str] = Field(default_factory=list)
     # Heartbeat asked for; the NRF's answer wins.
     heartbeat_s: int = Field(30, ge=1, le=3600)
+    # How often each registered profile is read back (GET nf-instances/{id}); a 404
+    # registers it again, for NRFs that lost it yet answer heartbeats with 2xx. 0: never.
+    profile_check_s: float = Field(60.0, ge=0, le=86_400)
     capacity: int = Field(100, ge=0, le=65535)
     priority: int = Field(1, ge=0, le=65535)
     request_timeout_s: float = Field(3.0, gt=0, le=60)

@@ -107,8 +107,16 @@ class FraudBrand(_Frozen):
                 dict[str, Any]] = Field(default_factory=dict)
     speed_uplink_kbps: int | None = Field(None, ge=1, le=10_000_000)
     speed_downlink_kbps: int | None = Field(None, ge=1, le=10_000_000)
-    # Cases are POSTed here (JSON, through the persisted outbox) when they open.
+    # Cases are POSTed here (JSON, through the persisted outbox) when they open, signed
+    # with ``webhook_secret`` as the notice webhooks are (``nf.security.webhooks``).
     webhook_url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+    webhook_secret: str | None = Field(None, min_length=16, max_length=200)
+
+    @model_validator(mode="after")
+    def _signed(self) -> FraudBrand:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret (cases are signed)")
+        return self
 
 
 class FraudSettings(_Frozen):
@@ -167,3 +175,7 @@ class FraudSettings(_Frozen):
     def webhook(self, brand: str | None) -> str | None:
         b = self.brands.get(brand or "")
         return b.webhook_url if b else None
+
+    def webhook_secret(self, brand: str | None) -> str | None:
+        b = self.brands.get(brand or "")
+        return b.webhook_secret if b else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,7 @@ from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import Speed, SubscriberStatus
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
+from nf.security.webhooks import SIGNATURE_HEADER, sign
 from nf.store.mongo import Doc
 
 log = logging.getLogger("nf.fraud")
@@ -76,6 +77,9 @@ def _event(d: Doc) -> Event | None:
                  offer_id=d.get("offer_id"))
 
 
+CASE_KIND = "fraud.case"  # the outbox's kind for a case sent to the brand's webhook
+
+
 class FraudService:
     def __init__(self, rt: Runtime, *, ledger: MongoLedger, outbox: Outbox, edrs: EdrSink,
                  store: FraudStore | None = None) -> None:
@@ -101,6 +105,15 @@ class FraudService:
             windows += [r.usage_velocity.window_s, r.purchase_velocity.window_s,
                         r.orphan_session.grace_s]
         self.state_ttl = timedelta(seconds=max(windows) + 3600)
+        outbox.sign_with(CASE_KIND, self._sign)
+
+    def _sign(self, n: Notification, body: bytes, now: datetime) -> Mapping[str, str] | None:
+        """The signature of a case webhook, with the secret its brand has at send time."""
+        brand = n.body.get("brand")
+        secret = self.cfg.webhook_secret(brand if isinstance(brand, str) else None)
+        if secret is None:
+            return None
+        return {SIGNATURE_HEADER: sign(secret, int(now.timestamp()), body)}
 
     def ctx(self, brand: str | None, plan_class: str | None = None) -> Context:
         key = brand or ""
@@ -326,7 +339,7 @@ class FraudService:
             return
         try:
             await self.outbox.enqueue([Notification(
-                "fraud.case", url, case_json(case, evidence=True),
+                CASE_KIND, url, case_json(case, evidence=True),
                 coalesce_key=f"fraud:{case['_id']}", resource=str(case["_id"]),
                 supi=case["supi"])])
         except NfError as e:  # the case stands; the brand sees it through the API

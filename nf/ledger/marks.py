@@ -113,15 +113,25 @@ def with_usage(before: Wallet, after: Wallet, supi: str, now: datetime,
     return changes if mark is None else _for(supi, changes, after, now, usage=mark)
 
 
+def _ends(after: Wallet, supi: str, offer: AnyOffer, now: datetime) -> datetime | None:
+    """When what was bought ends: a boost bought while the same boost runs extends it
+    (``offers.purchase``), so its end is the running boost's, as the balance shows."""
+    if isinstance(offer, SpeedBoost):
+        m = after.member(supi)
+        running = [] if m is None else [b.valid_to for b in m.boosts
+                                        if b.offer_id == offer.id and b.valid_to > now]
+        return max(running, default=now + timedelta(hours=offer.duration_hours))
+    if isinstance(offer, AddOn | RoamingPass):
+        return now + timedelta(hours=offer.duration_hours)
+    return None
+
+
 def with_purchase(after: Wallet, supi: str, offer: AnyOffer, bucket_id: str, now: datetime,
                   changes: tuple[CounterChange, ...]) -> tuple[CounterChange, ...]:
     """The purchase path's one hook: ``changes`` plus what was bought."""
     quota = offer.quota_bytes if isinstance(offer, AddOn | RoamingPass) else 0
-    hours = offer.duration_hours if isinstance(offer, AddOn | RoamingPass | SpeedBoost) \
-        else None
     mark = PurchaseMark(offer_id=offer.id, kind=offer.kind, bucket_id=bucket_id,
-                        quota_bytes=quota,
-                        valid_to=None if hours is None else now + timedelta(hours=hours),
+                        quota_bytes=quota, valid_to=_ends(after, supi, offer, now),
                         at=now, offer_version=offer.version, price_cents=offer.price_cents,
                         currency=offer.currency,
                         zone_name=offer.zone_name if isinstance(offer, RoamingPass) else None)

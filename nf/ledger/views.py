@@ -43,6 +43,12 @@ def terms_of(w: Wallet, m: Member) -> Terms | None:
     return m.plan if m.plan is not None else w.family
 
 
+def blocks_at_cap(terms: Terms | None) -> bool:
+    """Whether a member on ``terms`` is blocked at the cap (not throttled)."""
+    return terms is None or terms.cap_action is not CapAction.THROTTLE \
+        or terms.throttle_speed is None
+
+
 def _rg_ok(b: Bucket, rg: int | None) -> bool:
     if b.rating_groups is None:
         return True
@@ -118,8 +124,8 @@ def speed(w: Wallet, m: Member, now: datetime) -> SpeedView:
     if m.fraud_speed is not None:
         return SpeedView(m.fraud_speed, "fraud")
     if counters(w, m, now).data_cap is CapState.EXHAUSTED:
-        if terms is not None and terms.cap_action is CapAction.THROTTLE \
-                and terms.throttle_speed is not None:
+        if terms is not None and not blocks_at_cap(terms):
+            assert terms.throttle_speed is not None
             return SpeedView(terms.throttle_speed, "throttled")
         return SpeedView(base, "blocked")
     boosts = [b for b in m.boosts if b.valid_from <= now < b.valid_to]

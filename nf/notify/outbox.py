@@ -43,7 +43,7 @@ from nf import logs
 from nf.clock import utc
 from nf.errors import Congestion
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
-from nf.notify.port import GoneHandler, Notification
+from nf.notify.port import GoneHandler, Notification, Signer
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Doc, money_collection, translate_errors
 
@@ -77,6 +77,7 @@ class MongoOutbox:
         self._cfg = rt.settings.notify
         self._coll = money_collection(rt.db, COLLECTION)
         self._handlers: dict[str, GoneHandler] = {}
+        self._signers: dict[str, Signer] = {}
         self._wake = asyncio.Event()
         self._fresh: list[Any] = []  # ids enqueued here and not yet claimed: fast path
         self._pending_estimate = 0
@@ -92,6 +93,9 @@ class MongoOutbox:
 
     def on_gone(self, kind: str, handler: GoneHandler) -> None:
         self._handlers[kind] = handler
+
+    def sign_with(self, kind: str, signer: Signer) -> None:
+        self._signers[kind] = signer
 
     async def enqueue(self, items: Sequence[Notification]) -> None:
         if not items:
@@ -288,16 +292,22 @@ class MongoOutbox:
         try:
             try:
                 n = _notification(doc)
-                content = json.dumps(n.body, separators=(",", ":"))
+                content = json.dumps(n.body, separators=(",", ":")).encode()
             except (KeyError, TypeError, ValueError) as e:
                 # A record no sender can ever send: settle it dead at once, never retry.
                 await self._poisoned(doc, f"not sendable: {type(e).__name__}: {e}")
                 return
+            headers = {"content-type": "application/json"}
+            signer = self._signers.get(n.kind)
+            if signer is not None:
+                signed = signer(n, content, self._rt.clock.now())
+                if signed is None:
+                    await self._poisoned(doc, "no secret to sign it with")
+                    return
+                headers.update(signed)
             assert self._client is not None
             try:
-                resp = await self._client.post(
-                    n.uri, content=content,
-                    headers={"content-type": "application/json"})
+                resp = await self._client.post(n.uri, content=content, headers=headers)
                 status = resp.status_code
                 if status >= 300:
                     error = f"HTTP {status}"

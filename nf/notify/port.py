@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -29,6 +30,10 @@ class Notification:
 
 # Called when a peer answered 404 (the resource is gone there): end it locally.
 GoneHandler = Callable[[Notification], Awaitable[None]]
+# Called for each send of a notification of its kind with the exact body bytes and the
+# time of the send: the headers that sign it, or None when it cannot be signed (then it is
+# not sent: a dead letter).
+Signer = Callable[[Notification, bytes, datetime], Mapping[str, str] | None]
 
 
 class Outbox(Protocol):
@@ -38,4 +43,8 @@ class Outbox(Protocol):
 
     def on_gone(self, kind: str, handler: GoneHandler) -> None:
         """Register what to do when a peer answers 404 to a notification of ``kind``."""
+        ...
+
+    def sign_with(self, kind: str, signer: Signer) -> None:
+        """Sign every send of a notification of ``kind`` (webhooks to a brand)."""
         ...

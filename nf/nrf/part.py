@@ -38,7 +38,8 @@ class NrfPart:
         self._client = client
         self._backoff = core.Backoff(self._cfg.initial_backoff_s, self._cfg.max_backoff_s)
         self.regs = {t: core.Registration(t, instance_id(rt.settings, t),
-                                          heartbeat_s=self._cfg.heartbeat_s)
+                                          heartbeat_s=self._cfg.heartbeat_s,
+                                          check_s=self._cfg.profile_check_s)
                      for t in NF_TYPES}
         self.enabled = self._cfg.uri is not None and rt.role == "oam"
         if rt.role == "oam":
@@ -79,7 +80,7 @@ class NrfPart:
             while not self._rt.stopping.is_set():
                 now = clock.monotonic()
                 for t, r in list(self.regs.items()):
-                    if r.due_at <= now and not self._rt.stopping.is_set():
+                    if r.action_at(now) is not None and not self._rt.stopping.is_set():
                         self.regs[t] = await self.step(client, r)
                 wait = core.next_due(list(self.regs.values())) - clock.monotonic()
                 await self._rt.pause(max(0.05, wait))
@@ -92,8 +93,11 @@ class NrfPart:
                    ) -> core.Registration:
         """Do what ``r`` is due for; return its next state."""
         now = self._rt.clock.monotonic
+        action = r.action_at(now()) or r.action
         try:
-            if r.action is core.Action.REGISTER:
+            if action is core.Action.CHECK:
+                return await self._check(client, r)
+            if action is core.Action.REGISTER:
                 hb = await self._register(client, r)
                 logs.log(log, logging.INFO, "registered with the NRF", nf_type=r.nf_type,
                          nf_instance_id=r.instance_id, heartbeat_s=hb,
@@ -106,11 +110,30 @@ class NrfPart:
                 return core.forgotten(r, now())
             return core.heartbeat_ok(r, now(), hb)
         except (httpx.HTTPError, NrfError) as e:
+            if action is core.Action.CHECK:
+                # The heartbeat, not the read-back, tells whether the NRF is reachable.
+                logs.log(log, logging.WARNING, "reading the profile back from the NRF "
+                         "failed", nf_type=r.nf_type, error=_describe(e))
+                return core.checked(r, now())
             nxt = core.failed(r, now(), self._backoff, _describe(e))
             logs.log(log, logging.WARNING, "NRF request failed; retrying",
-                     nf_type=r.nf_type, action=r.action.value, error=nxt.last_error,
+                     nf_type=r.nf_type, action=action.value, error=nxt.last_error,
                      retry_in_s=round(nxt.due_at - now(), 2))
             return nxt
+
+    async def _check(self, client: httpx.AsyncClient, r: core.Registration
+                     ) -> core.Registration:
+        """NFProfileRetrieval of our own profile: 404 means the NRF lost it, even if it
+        still answers heartbeats with 2xx."""
+        now = self._rt.clock.monotonic
+        resp = await _send(client, "GET", self._url(r))
+        if resp.status_code == 404:
+            logs.log(log, logging.WARNING, "the NRF no longer holds this profile; "
+                     "registering again", nf_type=r.nf_type)
+            return core.forgotten(r, now())
+        if resp.status_code >= 300:
+            raise NrfError(f"NFProfileRetrieval answered {resp.status_code}")
+        return core.checked(r, now())
 
     async def _register(self, client: httpx.AsyncClient, r: core.Registration
                         ) -> float | None:
@@ -144,7 +167,8 @@ class NrfPart:
             except httpx.HTTPError as e:
                 logs.log(log, logging.WARNING, "NFDeregister failed", nf_type=t,
                          error=_describe(e))
-            self.regs[t] = core.Registration(t, r.instance_id, heartbeat_s=r.heartbeat_s)
+            self.regs[t] = core.Registration(t, r.instance_id, heartbeat_s=r.heartbeat_s,
+                                             check_s=r.check_s)
 
 
 async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any

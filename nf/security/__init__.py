@@ -8,6 +8,8 @@
   runs with it: a body naming another network's PLMN, a resource created by another
   network, a notification target outside the network's allow-list.
 - ``part``: the SBI hook that authenticates every request of the 3GPP services.
+- ``webhooks``: the HMAC signature (with a timestamp against replay) on every webhook the
+  NF sends a brand: subscriber notices and fraud cases alike.
 - ``apikeys``: the care API's keys (``Settings.api_keys``): how they are given and how a
   presented key is checked (digests, constant time).
 

@@ -20,7 +20,8 @@ class Kind(StrEnum):
     CAP_THROTTLED = "cap_throttled"
     CAP_BLOCKED = "cap_blocked"
     CAP_REDIRECTED = "cap_redirected"
-    SPEED_RESTORED = "speed_restored"
+    SPEED_RESTORED = "speed_restored"  # a throttled line is back at full speed
+    DATA_RESTORED = "data_restored"  # a line blocked (or redirected) at its cap has data
     PLAN_PURCHASED = "plan_purchased"
     ADDON_PURCHASED = "addon_purchased"
     PASS_PURCHASED = "pass_purchased"
@@ -41,9 +42,9 @@ MARKETING = frozenset({Kind.ADDON_EXPIRING, Kind.PASS_EXPIRING, Kind.ADDON_EXPIR
                        Kind.PASS_EXPIRED})
 # Sent at once even in quiet hours; the rest wait for the morning.
 URGENT = frozenset({Kind.CAP_THROTTLED, Kind.CAP_BLOCKED, Kind.CAP_REDIRECTED,
-                    Kind.SPEED_RESTORED, Kind.PLAN_PURCHASED, Kind.ADDON_PURCHASED,
-                    Kind.PASS_PURCHASED, Kind.BOOST_PURCHASED, Kind.ROAMING_EXHAUSTED,
-                    Kind.PASS_ACTIVATED,
+                    Kind.SPEED_RESTORED, Kind.DATA_RESTORED, Kind.PLAN_PURCHASED,
+                    Kind.ADDON_PURCHASED, Kind.PASS_PURCHASED, Kind.BOOST_PURCHASED,
+                    Kind.ROAMING_EXHAUSTED, Kind.PASS_ACTIVATED,
                     Kind.SUSPENDED, Kind.BLOCKED, Kind.REACTIVATED})
 _PURCHASE = {"plan": Kind.PLAN_PURCHASED, "addon": Kind.ADDON_PURCHASED,
              "roaming_pass": Kind.PASS_PURCHASED, "speed_boost": Kind.BOOST_PURCHASED}
@@ -63,6 +64,9 @@ class Context:
     # occurrence in the same period.
     holdings: tuple[str, ...] = ()
     block_action: str = "TERMINATE"  # the brand's final unit action at a blocking cap
+    # The line's terms block (or redirect) at the cap rather than throttle: when data
+    # comes back, it was not slowed but cut.
+    cap_blocks: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,9 @@ def notices_for(c: CounterChange, ctx: Context, now: datetime, expiry_lead: time
     if active and c.status_before is SubscriberStatus.ACTIVE \
             and c.before.data_cap is CapState.EXHAUSTED \
             and c.after.data_cap is CapState.NORMAL:
-        out.append(Notice(key(s, Kind.SPEED_RESTORED, "-", _epoch(ctx)), s,
-                          Kind.SPEED_RESTORED, now, {"speed": c.speed.speed.downlink_kbps},
-                          subject=s))
+        back = Kind.DATA_RESTORED if ctx.cap_blocks else Kind.SPEED_RESTORED
+        out.append(Notice(key(s, back, "-", _epoch(ctx)), s, back, now,
+                          {"speed": c.speed.speed.downlink_kbps}, subject=s))
     if c.before.roaming is RoamingState.AVAILABLE \
             and c.after.roaming is RoamingState.EXHAUSTED:
         out.append(Notice(key(s, Kind.ROAMING_EXHAUSTED, "-", _epoch(ctx)), s,

@@ -3,7 +3,8 @@
 One document per (notice key, channel); ``_id`` is that pair, so inserting the same notice
 again (a retried charge, a second process, a duplicate counter change) is a no-op. Senders
 claim due documents with a lease; a process that dies mid-send leaves a lease that runs out
-and another sender takes the document again. States::
+and another sender takes the document again, or its restarted successor takes it back at
+once (``reclaim``, ``nf.subnotify.holder``). States::
 
     scheduled | held | queued -> sending -> submitted -> delivered | undeliverable
                                         \\-> queued (retry)   \\-> expired | rejected
@@ -15,14 +16,18 @@ later; ``suppressed``: the subscriber opted out of this kind of message.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError
 
+from nf import logs
+from nf.errors import NfError
 from nf.store.mongo import Db, Doc, translate_errors
+from nf.subnotify.holder import Holder, dead_predecessor, pid_alive
 
 COLLECTION = "sub_notices"
 PREFS = "sub_notice_prefs"
@@ -32,6 +37,8 @@ FINAL = ("delivered", "undeliverable", "expired", "rejected", "failed", "suppres
 RECEIPT_STATE = {"DELIVRD": "delivered", "EXPIRED": "expired", "DELETED": "undeliverable",
                  "UNDELIV": "undeliverable", "REJECTD": "rejected", "UNKNOWN": "undeliverable"}
 MAX_HISTORY = 20
+
+log = logging.getLogger("nf.subnotify")
 
 
 def _mid(message_id: str) -> str:
@@ -72,7 +79,7 @@ class NoticeOutbox:
             return await self.col.count_documents(
                 {"state": {"$in": [*WAITING, "sending"]}}, limit=10_000_000)
 
-    async def claim(self, channel: str, now: datetime, owner: str, limit: int = 1
+    async def claim(self, channel: str, now: datetime, owner: Holder, limit: int = 1
                     ) -> list[Doc]:
         """Up to ``limit`` due notices of the channel, oldest first, leased to ``owner``;
         else ones whose lease ran out (their sender died). One sorted read, then a
@@ -81,7 +88,8 @@ class NoticeOutbox:
         due = {"state": {"$in": list(WAITING)}, "not_before": {"$lte": now}}
         stale = {"state": "sending", "lease_until": {"$lte": now}}
         lease = {"$set": {"state": "sending", "lease_until": now + self.lease,
-                          "owner": owner}, "$inc": {"attempts": 1}}
+                          "owner": owner.owner, "held_by": owner.doc()},
+                 "$inc": {"attempts": 1}}
         out: list[Doc] = []
         async with translate_errors("notice claim"):
             for q in (due, stale):
@@ -96,6 +104,27 @@ class NoticeOutbox:
                 if out:
                     break
         return out
+
+    async def reclaim(self, channel: str, now: datetime, me: Holder,
+                      alive: Callable[[int], bool], limit: int = 10_000) -> int:
+        """End at once the leases that dead predecessors of ``me`` (``holder``) hold on
+        notices of the channel, so that the next ``claim`` takes them; returns how many."""
+        q = {"channel": channel, "state": "sending", "lease_until": {"$gt": now},
+             "held_by.instance": me.instance, "held_by.host": me.host}
+        dead: dict[tuple[int, str], list[Any]] = {}
+        async with translate_errors("notice reclaim"):
+            cur = self.col.find(q, {"_id": 1, "held_by": 1}).limit(limit)
+            async for d in cur:
+                h = Holder.of(d.get("held_by"))
+                if h is not None and dead_predecessor(h, me, alive):
+                    dead.setdefault((h.pid, h.token), []).append(d["_id"])
+            n = 0
+            for (pid, token), ids in dead.items():
+                r = await self.col.update_many(
+                    {"_id": {"$in": ids}, **q, "held_by.pid": pid, "held_by.token": token},
+                    {"$set": {"lease_until": now}})
+                n += r.modified_count
+        return n
 
     async def _set(self, doc_id: str, now: datetime, state: str, when: str | None = None,
                    only_from: Sequence[str] = ("sending",), **extra: Any) -> bool:
@@ -203,3 +232,18 @@ class NoticeOutbox:
                 upsert=True, return_document=ReturnDocument.AFTER)
         assert d is not None
         return d
+
+
+async def reclaim_at_start(outbox: NoticeOutbox, channel: str, now: datetime,
+                           me: Holder) -> None:
+    """A sender's first step: take back what this instance's dead processes held on this
+    host (a restart after a crash), instead of waiting ``notices.lease_s`` for it."""
+    try:
+        n = await outbox.reclaim(channel, now, me, pid_alive)
+    except NfError as e:  # the leases run out by themselves
+        logs.log(log, logging.WARNING, "notice reclaim failed", channel=channel,
+                 detail=e.detail)
+        return
+    if n:
+        logs.log(log, logging.INFO, "took back notices a dead process held",
+                 channel=channel, notices=n)

@@ -21,6 +21,7 @@ from nf.errors import NfError, NotFound, Unauthorized
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import CounterChange
 from nf.ledger.state import Member, Wallet
+from nf.ledger.views import blocks_at_cap, terms_of
 from nf.runtime import Role, Runtime, Worker
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response
@@ -148,7 +149,8 @@ class SubNoticePart:
                      and b.kind in ("addon", "roaming"))
         ctx = events.Context(supi=m.supi, brand=m.brand, period_start=start, period_end=end,
                              holdings=held, block_action=brand.block_final_unit_action
-                             if brand else "TERMINATE")
+                             if brand else "TERMINATE",
+                             cap_blocks=blocks_at_cap(terms_of(w, m)))
         lead = timedelta(seconds=self.rt.settings.notices.expiry_lead_s)
         out: list[Doc] = []
         for n in events.notices_for(c, ctx, now, lead):

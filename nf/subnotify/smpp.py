@@ -43,7 +43,8 @@ from nf import logs
 from nf.config import SmsSettings
 from nf.errors import NfError
 from nf.runtime import Runtime
-from nf.subnotify.outbox import NoticeOutbox
+from nf.subnotify.holder import this_process
+from nf.subnotify.outbox import NoticeOutbox, reclaim_at_start
 from nf.subnotify.text import DCS_UCS2
 
 log = logging.getLogger("nf.subnotify.smpp")
@@ -132,7 +133,8 @@ class SmppChannel:
         self.throttle_until = 0.0
         self.throttle_s = 0.0
         self._next_send = 0.0
-        self.owner = f"{rt.settings.instance_id}:{id(self):x}"
+        self.holder = this_process(rt.settings.instance_id)
+        self.owner = f"{rt.settings.instance_id}:{id(self):x}"  # the SMPP correlator's
         self.esme: ESME | None = None
 
     # ------------------------------------------------------------------ the worker
@@ -194,12 +196,13 @@ class SmppChannel:
     async def _feed(self) -> None:
         rt = self.rt
         idle = rt.settings.notices.poll_interval_s
+        await reclaim_at_start(self.outbox, "sms", rt.clock.now(), self.holder)
         while not rt.stopping.is_set():
             if not self.bound():
                 await rt.pause(0.1)
                 continue
             try:
-                docs = await self.outbox.claim("sms", rt.clock.now(), self.owner,
+                docs = await self.outbox.claim("sms", rt.clock.now(), self.holder,
                                                self.cfg.window)
             except NfError as e:
                 logs.log(log, logging.WARNING, "sms outbox unavailable", detail=e.detail)

@@ -34,7 +34,7 @@ ALLOWED: dict[Kind, frozenset[str]] = {
     Kind.USAGE: USAGE, Kind.POOL_USAGE: USAGE,
     Kind.CAP_THROTTLED: frozenset({"speed", "renews"}),
     Kind.CAP_BLOCKED: frozenset({"renews"}), Kind.CAP_REDIRECTED: frozenset({"renews"}),
-    Kind.SPEED_RESTORED: frozenset({"speed"}),
+    Kind.SPEED_RESTORED: frozenset({"speed"}), Kind.DATA_RESTORED: frozenset({"speed"}),
     Kind.PLAN_PURCHASED: BOUGHT, Kind.ADDON_PURCHASED: BOUGHT,
     Kind.PASS_PURCHASED: BOUGHT, Kind.BOOST_PURCHASED: BOUGHT,
     Kind.ADDON_EXPIRING: BOUGHT, Kind.ADDON_EXPIRED: BOUGHT,

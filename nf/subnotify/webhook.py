@@ -1,17 +1,16 @@
 """The webhook channel: each notice as a JSON POST to the brand's CRM or push service.
 
 Signed with HMAC-SHA256 over ``<timestamp>.<body>`` with the brand's secret, sent as
-``X-Nf-Signature: t=<unix seconds>,v1=<hex>``; the receiver recomputes it and rejects old
-timestamps. 2xx is done; anything else (or no answer) is retried with a doubling backoff
-up to ``webhook_max_attempts``; 4xx other than 408/429 is final.
+``X-Nf-Signature: t=<unix seconds>,v1=<hex>`` (``nf.security.webhooks``, shared with the
+fraud-case webhooks); the receiver recomputes it and rejects old timestamps. 2xx is done;
+anything else (or no answer) is retried with a doubling backoff up to
+``webhook_max_attempts``; 4xx other than 408/429 is final.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -23,27 +22,11 @@ import httpx
 from nf import logs
 from nf.errors import NfError
 from nf.runtime import Runtime
-from nf.subnotify.outbox import NoticeOutbox
+from nf.security.webhooks import SIGNATURE_HEADER, sign
+from nf.subnotify.holder import this_process
+from nf.subnotify.outbox import NoticeOutbox, reclaim_at_start
 
 log = logging.getLogger("nf.subnotify.webhook")
-SIGNATURE_HEADER = "X-Nf-Signature"
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-def verify(secret: str, header: str, body: bytes, now: int, tolerance_s: int = 300) -> bool:
-    """What a receiver does (used by the tests; documented for brands)."""
-    try:
-        fields = dict(p.split("=", 1) for p in header.split(","))
-        ts = int(fields["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now - ts) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, ts, body), header)
 
 
 class WebhookChannel:
@@ -55,15 +38,16 @@ class WebhookChannel:
         self.wake = wake
         self.count = count
         self.marketing_ok = marketing_ok
-        self.owner = f"{rt.settings.instance_id}:wh:{id(self):x}"
+        self.holder = this_process(rt.settings.instance_id)
 
     async def run(self) -> None:
         rt, cfg = self.rt, self.rt.settings.notices
+        await reclaim_at_start(self.outbox, "webhook", rt.clock.now(), self.holder)
         async with httpx.AsyncClient(timeout=cfg.webhook_timeout_s,
                                      limits=httpx.Limits(max_connections=16)) as client:
             while not rt.stopping.is_set():
                 try:
-                    got = await self.outbox.claim("webhook", rt.clock.now(), self.owner)
+                    got = await self.outbox.claim("webhook", rt.clock.now(), self.holder)
                     doc = got[0] if got else None
                     if doc is None:
                         self.wake.clear()

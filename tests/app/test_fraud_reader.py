@@ -5,6 +5,7 @@ finished, waiting rules fire on time, and resolutions lift only what they should
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,9 @@ from nf.ledger.part import LedgerPart
 from nf.ledger.port import SubscriberStatus
 from nf.notify.outbox import MongoOutbox
 from nf.runtime import Runtime
+from nf.security.webhooks import SIGNATURE_HEADER, verify
 from nf.store.mongo import Db
+from tests.peers import NotificationReceiver
 
 SUPI = "imsi-999001000000022"
 FRAUD = {
@@ -234,3 +237,47 @@ async def test_a_reader_catching_up_takes_no_pdu_session_for_an_orphan(
     await svc.tick()
     cases = await _cases(db, rule="orphan_session")
     assert [o["session"] for c in cases for o in c["evidence"]["orphans"]] == ["c:c9"]
+
+
+async def test_a_case_webhook_is_signed_with_the_brand_secret(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """The case reaches the brand's webhook (a real HTTP/2 receiver) with the notice
+    webhooks' signature: HMAC over the body with the brand's fraud secret and the time of
+    the send, which a receiver checks against its clock."""
+    secret = "fraud-secret-orbit-0123456789"
+    async with NotificationReceiver() as crm:
+        cfg = {**FRAUD, "brands": {"orbit": {"webhook_url": crm.url("/fraud/orbit"),
+                                             "webhook_secret": secret}}}
+        rt = Runtime(settings=settings.model_copy(
+            update={"fraud": FraudSettings.model_validate(cfg)}), clock=clock, db=db)
+        lp = LedgerPart(rt)
+        await lp.ensure_indexes()
+        outbox = MongoOutbox(rt)
+        svc = FraudService(rt, ledger=lp.ledger, outbox=outbox, edrs=EdrWriter(rt))
+        await svc.store.ensure_indexes()
+        await lp.ledger.create_subscriber(NewSubscriber(SUPI, "orbit", "redmoor",
+                                                        plan_offer_id="orbit-unlimited"),
+                                          clock.now())
+        await db["edrs"].insert_many([_pol(clock, "p1", "redmoor", "999001"),
+                                      _pol(clock, "p2", "northwind", "00101", dt=0.001)])
+        clock.advance(0.1)
+        assert await svc.round() == 2
+        sender = asyncio.create_task(outbox.run())
+        try:
+            hook = await crm.wait_for(lambda r: r.path == "/fraud/orbit", 10)
+        finally:
+            rt.stopping.set()
+            await asyncio.wait_for(sender, 10)
+    assert hook.json["rule"] == "multi_network" and hook.json["supi"] == SUPI
+    header = hook.header(SIGNATURE_HEADER)
+    assert header is not None
+    now = int(clock.now().timestamp())
+    assert verify(secret, header, hook.body, now)
+    assert not verify("another-secret-0123456789", header, hook.body, now)
+    assert not verify(secret, header, hook.body, now + 3600)  # a replay an hour later
+
+
+def test_a_case_webhook_without_a_secret_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="webhook_secret"):
+        FraudSettings.model_validate(
+            {"brands": {"orbit": {"webhook_url": "http://crm.example/fraud"}}})

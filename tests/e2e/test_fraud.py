@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from nf.config import Settings
+from nf.security.webhooks import SIGNATURE_HEADER, verify
 from nf.store.embedded import EmbeddedDb
 from tests import conformance as c
 from tests.e2e.nfproc import running_nf
@@ -33,6 +34,7 @@ PROV = "/provisioning/v1"
 CASES = PROV + "/fraud/cases"
 FULL = {"uplink": "15 Mbps", "downlink": "75 Mbps"}
 SLOW = {"uplink": "32 Kbps", "downlink": "48 Kbps"}
+HOOK_SECRET = "orbit-fraud-hook-secret-42"
 PROV_DOC = str(Path(__file__).resolve().parents[2] / "openapi" / "provisioning.yaml")
 
 
@@ -48,7 +50,7 @@ def _env(settings: Settings, hook: str) -> dict[str, str]:
                                   "max_purchases": 2},
             "orphan_session": {"action": "off"},
         },
-        "brands": {"orbit": {"webhook_url": hook}},
+        "brands": {"orbit": {"webhook_url": hook, "webhook_secret": HOOK_SECRET}},
     }
     nets = [{**n.model_dump(), "default_grant_bytes": 2 * GIB} for n in settings.networks]
     return {"NF_FRAUD": json.dumps(fraud), "NF_NETWORKS": json.dumps(nets)}
@@ -106,6 +108,8 @@ async def test_two_host_networks_at_once_throttle_then_false_positive_restores(
             hook = await smf.wait_for(lambda x: x.path == "/hook/orbit")
             assert hook.json["caseId"] == case["caseId"] and hook.json["rule"] == \
                 "multi_network"
+            sig = hook.header(SIGNATURE_HEADER)
+            assert sig is not None and verify(HOOK_SECRET, sig, hook.body, int(time.time()))
 
             r = await client.get(f"{nf.oam}{CASES}/{case['caseId']}", headers=ORBIT)
             assert r.status_code == 200

@@ -150,6 +150,9 @@ def test_demo_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         assert r.json()["cause"] == "RESOURCE_NOT_FOUND"
         ready = httpx.get(oam + "/readyz")
         assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        # What README's example shows.
+        assert ready.json() == {"status": "ready", "database": True, "indexes": True,
+                                "sbi": True, "nrf": "off"}
         procs = descendants(proc.pid)
         assert len(procs) >= 3  # the database and the two servers (and their workers)
         # Ctrl-C in a terminal: SIGINT to the whole foreground process group.
@@ -166,4 +169,6 @@ def test_demo_serves_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert [p for p in procs if alive(p)] == [], text
     assert "embedded database: SecantusDB" in text and "stopped (embedded database" in text
+    # The demo serves HTTP/1.1 on the SBI port as well, and says so.
+    assert f"SBI (h2c and HTTP/1.1) on http://127.0.0.1:{sbi_port}, " in text
     assert (tmp_path / "data" / "db").is_dir()

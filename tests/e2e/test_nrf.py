@@ -3,8 +3,9 @@ proxy once per machine, tests/nrf_peer.py) on the embedded database, and the rea
 ``nf serve``. Skipped only where Go is missing.
 
 The NF registers a CHF and a PCF profile; discovery by ``target-nf-type`` finds them; the
-NRF is killed and restarted with its registrations lost, and the NF registers again; a
-graceful stop deregisters both.
+NRF loses them while running (and answers heartbeats with 2xx all the same), and the NF,
+reading its profiles back, registers again; the NRF is killed and restarted with its
+registrations lost, and the NF registers again; a graceful stop deregisters both.
 
 The NF talks HTTP/1.1 to this NRF (``nrf.http2: false``): built with current Go, its h2c
 server ends most new connections from an asyncio HTTP/2 client with GOAWAY before the
@@ -65,6 +66,7 @@ def test_registers_rediscovers_reregisters_and_deregisters(
     nrf.start()
     ids = {t: instance_id(settings, t) for t in ("CHF", "PCF")}
     env = {"NF_NRF__URI": nrf.uri, "NF_NRF__HEARTBEAT_S": "2", "NF_NRF__HTTP2": "false",
+           "NF_NRF__PROFILE_CHECK_S": "1",
            "NF_NRF__INITIAL_BACKOFF_S": "0.2", "NF_NRF__MAX_BACKOFF_S": "1",
            "NF_NRF__SUPI_RANGES": '[{"start": "001010000000000", "end": "001019999999999"}]',
            "NF_NRF__DNNS": '["internet"]'}
@@ -90,6 +92,14 @@ def test_registers_rediscovers_reregisters_and_deregisters(
             ready = httpx.get(nf.oam + "/readyz", timeout=30).json()
             assert ready["nrf"]["CHF"]["state"] == "registered"
             assert ready["nrf"]["PCF"]["nfInstanceId"] == ids["PCF"]
+
+            # The NRF loses both profiles while it runs and still answers heartbeats with
+            # 2xx: reading the profiles back finds them gone, and the NF registers again.
+            mongo[nrf_db].drop_collection("NfProfile")
+            eventually("re-registration after a silent loss", lambda: (
+                "the NRF no longer holds this profile" in nf.log.read_text()
+                and {p["nfInstanceId"] for t in ("CHF", "PCF") for p in discovered(nrf, t)}
+                >= set(ids.values())), timeout_s=30)
 
             # The NRF dies: the NF stays ready and says the NRF is unreachable.
             nrf.stop()

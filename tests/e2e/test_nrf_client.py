@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 NFM = "/nnrf-nfm/v1/nf-instances/"
 
 
-def runtime(uri: str, role: str = "oam") -> Runtime:
+def runtime(uri: str, role: str = "oam", **nrf: object) -> Runtime:
     s = Settings.load(ROOT / "tests" / "data" / "nf-test.yaml",
                       nrf={"uri": uri, "heartbeat_s": 1, "initial_backoff_s": 0.05,
-                           "max_backoff_s": 0.2})
+                           "max_backoff_s": 0.2, **nrf})
     return Runtime(settings=s, clock=SystemClock(), db=None,  # type: ignore[arg-type]
                    role=role)  # type: ignore[arg-type]
 
@@ -98,3 +98,32 @@ def test_off_without_uri() -> None:
     rt = Runtime(settings=s, clock=SystemClock(), db=None, role="oam")  # type: ignore[arg-type]
     part = NrfPart(rt)
     assert part.workers() == [] and rt.reports["nrf"]() == "off"
+
+
+async def test_a_lost_profile_is_registered_again_although_heartbeats_succeed() -> None:
+    """An NRF that lost the CHF profile but answers every heartbeat with 204 (free5GC's
+    does): reading the profile back gets 404, and the NF registers it again."""
+    async with NotificationReceiver() as nrf:
+        rt = runtime(nrf.base_url, heartbeat_s=1, profile_check_s=0.2)
+        chf = instance_id(rt.settings, "CHF")
+        nrf.respond(NFM, lambda r: Reply(201, {**r.json, "heartBeatTimer": 1}),
+                    method="PUT")
+        nrf.respond(NFM, Reply(204), method="PATCH")
+        nrf.respond(NFM, Reply(200, {"nfStatus": "REGISTERED"}), method="GET")
+        nrf.respond(NFM, Reply(204), method="DELETE")
+        part = NrfPart(rt)
+        task = asyncio.create_task(part.run())
+        try:
+            await nrf.wait_for(lambda r: r.method == "GET" and r.path == NFM + chf, 10)
+            assert len(calls(nrf, "PUT", chf)) == 1  # a 200 read-back changes nothing
+            nrf.respond(NFM + chf, Reply(404), method="GET", times=1)
+            await nrf.wait_for(lambda r: len(calls(nrf, "PUT", chf)) == 2, 10)
+            assert not [r for r in calls(nrf, "PATCH", chf) if r.status != 204]
+            for _ in range(100):  # the PUT's answer reaches the state machine
+                if rt.reports["nrf"]()["CHF"]["state"] == "registered":  # type: ignore[index]
+                    break
+                await asyncio.sleep(0.05)
+            assert rt.reports["nrf"]()["CHF"]["state"] == "registered"  # type: ignore[index]
+        finally:
+            rt.stopping.set()
+            await asyncio.wait_for(task, 10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from nf.clock import FakeClock
@@ -116,3 +117,22 @@ async def test_addon_and_boost_expire_and_sweeper_publishes(
     assert changes and changes[0].after.data_cap is CapState.EXHAUSTED
     bal = await led.balance(supi, clock.now())
     assert bal is not None and bal.buckets == ()
+
+
+async def test_a_second_boost_within_the_hour_tells_the_stacked_end(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """Two one-hour boosts bought 20 minutes apart run until 2 h after the first: the
+    second purchase's mark (what the notice says) carries that end, the one the balance
+    shows, not the purchase time plus one hour."""
+    led = h.make_ledger(db, settings, h.TEST_CATALOG)
+    await led.ensure_indexes()
+    supi = await h.subscriber(led, clock.now(), "imsi-001010000000006", "t-unlimited",
+                             "testco")
+    start = clock.now()
+    first = await led.purchase(supi, "t-boost", start)
+    assert [c.purchase.valid_to for c in first if c.purchase] == [start + timedelta(hours=1)]
+    clock.advance(20 * 60)
+    second = await led.purchase(supi, "t-boost", clock.now())
+    ends = start + timedelta(hours=2)
+    assert [c.purchase.valid_to for c in second if c.purchase] == [ends]
+    assert second[0].speed.boost_ends_at == ends

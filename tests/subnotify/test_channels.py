@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ from nf.config import BrandNotices, NoticeSettings, Settings, SmsBrand, SmsSetti
 from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import CounterChange, PurchaseMark, UsageMark
 from nf.runtime import Runtime
+from nf.security.webhooks import SIGNATURE_HEADER, verify
 from nf.store.mongo import Db
+from nf.subnotify.holder import this_process
 from nf.subnotify.part import SubNoticePart
-from nf.subnotify.webhook import SIGNATURE_HEADER, verify
 from tests.ledger import helpers as h
 from tests.peers import NotificationReceiver, Reply
 from tests.subnotify.smsc import PASSWORD, SYSTEM_ID, running_smsc
@@ -163,3 +166,60 @@ async def test_webhook_signed_retried_quiet_hours_and_opt_out(
     assert body["data"]["quota"] == 2 * MIB and body["brand"] == "testco"
     final = {d["kind"]: d for d in await part.outbox.for_subscriber(SUPI, 9)}
     assert final["usage"]["state"] == "held" and final["addon_purchased"]["attempts"] == 2
+
+
+async def test_a_restarted_sender_takes_back_what_its_dead_predecessor_held(
+        settings: Settings, db: Db) -> None:
+    """Three webhook notices were being sent when their senders stopped: one by a process
+    of this instance on this host that has died, one by a live process of this instance,
+    one by another instance. The restarted sender sends the first at once, not after the
+    30 s lease; the other two wait for theirs."""
+    dead = await asyncio.create_subprocess_exec("true")
+    await dead.wait()
+    async with NotificationReceiver() as crm:
+        s = configure(settings, notices=NoticeSettings(
+            poll_interval_s=0.1, lease_s=30, brands={"testco": BrandNotices(
+                webhook_url=crm.url("/hook"), webhook_secret=SECRET,
+                webhook_enabled=True)}))
+        part, _ledger, m = await setup(s, db)
+        await part.counters_changed([usage_change(m, 50)])
+        (doc,) = await part.outbox.for_subscriber(SUPI, 10)
+        docs = [{**doc, "_id": f"{doc['_id']}#{i}", "seq": i} for i in range(3)]
+        await db["sub_notices"].delete_many({})
+        await db["sub_notices"].insert_many(docs)
+        me = this_process(s.instance_id)
+        holders = [replace(me, pid=dead.pid, token="before"),  # a dead predecessor
+                   replace(me, pid=os.getppid(), token="sibling"),  # alive
+                   replace(me, instance="nf-other", pid=dead.pid, token="other")]
+        now = part.rt.clock.now()
+        for h_ in holders:
+            assert len(await part.outbox.claim("webhook", now, h_)) == 1
+        async with running(part, part.web.run):
+            async def first_sent() -> bool:
+                d = await db["sub_notices"].find_one({"_id": docs[0]["_id"]})
+                return d is not None and d["state"] == "delivered"
+            await until(first_sent, 10)
+            await asyncio.sleep(0.5)
+        states = [d["state"] async for d in db["sub_notices"].find().sort("seq", 1)]
+        assert states == ["delivered", "sending", "sending"]
+        assert len([r for r in crm.requests if r.path == "/hook"]) == 1
+
+
+async def test_a_blocked_line_that_buys_an_add_on_is_told_its_data_is_back(
+        settings: Settings, db: Db) -> None:
+    """A blocking plan's line was cut at the cap, not slowed: the add-on brings its data
+    back, and the notice says so instead of "full speed is back"."""
+    s = configure(settings, sms=SmsSettings(
+        enabled=True, port=9, system_id=SYSTEM_ID, password=PASSWORD,
+        brands={"testco": SmsBrand(source_addr="34123")}))
+    part, ledger, _ = await setup(s, db)
+    supi = "imsi-001010000005152"
+    now = part.rt.clock.now()
+    await h.subscriber(ledger, now, supi, "t-capped", brand="testco", gpsi=GPSI)
+    out = await h.charge(ledger, supi, now, used=10 * MIB)
+    await part.counters_changed(out.counter_changes)
+    await part.counters_changed(await ledger.purchase(supi, "t-addon-2", now))
+    texts = {d["kind"]: d["text"] for d in await part.outbox.for_subscriber(supi, 20)}
+    assert "cap_redirected" in texts  # the brand redirects at a blocking cap
+    assert texts["data_restored"] == "Test Co: your data is back on."
+    assert "speed_restored" not in texts

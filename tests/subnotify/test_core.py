@@ -27,6 +27,7 @@ from nf.ledger.port import (
 from nf.ledger.state import Bucket, Member, Terms, Wallet
 from nf.subnotify import events, quiet, templates, text
 from nf.subnotify.events import Kind
+from nf.subnotify.holder import Holder, dead_predecessor
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 MIB = 1024 * 1024
@@ -271,3 +272,15 @@ def test_first_use_of_a_roaming_pass_fires_once() -> None:
     assert marks.usage_mark(w1, w2, "imsi-1", pct) is None
     (n,) = events.notices_for(change(usage=m), CTX, T0, timedelta(0))
     assert n.kind is Kind.PASS_ACTIVATED and n.params["offer_id"] == "t-roam"
+
+
+def test_only_gone_processes_of_this_instance_on_this_host_are_predecessors() -> None:
+    me = Holder("nf-1", "host-a", 100, "now")
+    alive = {100, 101}.__contains__
+    assert dead_predecessor(replace(me, pid=200, token="t1"), me, alive)  # gone
+    assert dead_predecessor(replace(me, token="t0"), me, alive)  # this pid, earlier life
+    assert not dead_predecessor(replace(me, pid=101, token="t1"), me, alive)  # running
+    assert not dead_predecessor(me, me, alive)  # this very process
+    assert not dead_predecessor(replace(me, pid=200, token="t1", instance="nf-2"), me, alive)
+    assert not dead_predecessor(replace(me, pid=200, token="t1", host="host-b"), me, alive)
+    assert Holder.of(me.doc()) == me and Holder.of({"pid": "x"}) is None

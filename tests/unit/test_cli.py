@@ -12,7 +12,9 @@ import pytest
 import trustme
 from typer.testing import CliRunner
 
-from nf.cli import cli
+from nf.cli import cli, listening
+from nf.config import Settings
+from nf.demo import DEMO_CONFIG
 from nf.store import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,3 +185,17 @@ def test_each_listener_gets_its_address_workers_and_client_ca(tmp_path: Path) ->
     assert listener(on("a"), "sbi") == ("10.0.0.1", 8101, 3, Path("a.pem"))
     assert listener(on("b"), "sbi") == ("10.0.0.2", 8102, 1, Path("b.pem"))
     assert listener(on("b"), "oam") == ("127.0.0.1", 8080, 1, None)
+
+
+def test_the_start_up_line_names_every_protocol_the_sbi_port_speaks(tmp_path: Path) -> None:
+    demo = Settings.load(DEMO_CONFIG).server
+    assert demo.sbi_http1  # the demo turns HTTP/1.1 on: the line must say so
+    assert listening(demo) == (f"SBI (h2c and HTTP/1.1) on http://{demo.sbi_host}:"
+                               f"{demo.sbi_port}, OAM on http://{demo.oam_host}:"
+                               f"{demo.oam_port}")
+    plain = Settings.load(TEST_YAML).server.model_copy(update={"sbi_http1": False})
+    assert listening(plain).startswith("SBI (h2c) on http://")
+    tls = plain.model_copy(update={"tls_cert_file": tmp_path / "c.pem",
+                                   "tls_key_file": tmp_path / "k.pem"})
+    assert listening(tls).startswith("SBI (HTTP/2 over TLS, ALPN h2) on https://")
+    assert ", OAM on https://" in listening(tls)

@@ -171,3 +171,17 @@ def test_profiles_are_valid_rel17_nf_profiles() -> None:
     broken = {**nf_profile(s, "CHF"), "nfStatus": "MAYBE", "heartBeatTimer": "soon"}
     with pytest.raises(AssertionError, match=r"nfStatus|heartBeatTimer"):
         c.validate_schema("TS29510_Nnrf_NFManagement.yaml", "NFProfile", broken)
+
+
+def test_a_registered_profile_is_read_back_between_heartbeats() -> None:
+    r = core.registered(core.Registration("CHF", "id", heartbeat_s=30, check_s=45), 0.0, 10)
+    assert r.check_at == 45.0 and r.action_at(5.0) is None
+    assert r.action_at(10.0) is core.Action.HEARTBEAT  # a heartbeat goes first
+    r = core.heartbeat_ok(r, 50.0)
+    assert r.action_at(50.0) is core.Action.CHECK and core.next_due([r]) == 45.0
+    r = core.checked(r, 50.0)
+    assert r.check_at == 95.0 and core.next_due([r]) == 60.0
+    r = core.forgotten(r, 51.0)  # the read-back answered 404
+    assert r.action_at(51.0) is core.Action.REGISTER and core.next_due([r]) == 51.0
+    off = core.registered(core.Registration("PCF", "id", check_s=0), 0.0, 10)
+    assert off.action_at(1e9) is core.Action.HEARTBEAT and off.check_at == float("inf")
