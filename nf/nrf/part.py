@@ -81,6 +81,8 @@ class NrfPart:
                 for t, r in list(self.regs.items()):
                     if r.due_at <= now and not self._rt.stopping.is_set():
                         self.regs[t] = await self.step(client, r)
+                    self._rt.metrics.nrf_registered.labels(t).set(
+                        1 if self.regs[t].registered else 0)
                 wait = core.next_due(list(self.regs.values())) - clock.monotonic()
                 await self._rt.pause(max(0.05, wait))
             await self.deregister(client)
