@@ -36,11 +36,12 @@ class PcfPart:
         self._rt = rt
         self.store = PolicyStore(rt.db)
         speed = rt.metrics.policy_speed_changes
-        # Shown at 0 from the start: an alert compares their increases.
+        # Shown at 0 from the start: rates and increases then count the first event too.
         for event in SPEED_EVENTS:
             speed.labels(event)
         for outcome in Outcome:
             rt.metrics.notifications.labels(KIND_UPDATE, outcome.value)
+        rt.metrics.notification_latency.labels(KIND_UPDATE)
         self.service = PcfService(rt.settings, rt.clock, self.store, ledger, outbox, edrs,
                                   speed_changed=lambda event: speed.labels(event).inc())
 
