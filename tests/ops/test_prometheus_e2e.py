@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -120,6 +122,7 @@ async def test_alerts_and_dashboard_against_a_real_prometheus(
                         failed.append((title, expr, str(e)))
                 assert failed == []
                 assert empty == []
+                await _screenshot(p, tmp_path)
     assert time.monotonic() - t0 < 90
 
 
@@ -134,3 +137,44 @@ async def _wait(probe: Callable[[], T], what: str, p: prom.Prometheus,
             raise AssertionError(f"Prometheus: {what} not seen in {timeout_s:g} s; alerts: "
                                  f"{p.alerts()}; its log: {p.log}")
         await asyncio.sleep(0.25)
+
+
+# The real binary of Debian's package (``/usr/bin/chromium`` is a shell wrapper).
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+SHOWN = ("Requests per second by service operation", "Throttle latency",
+         "Cap crossings and restores", "EDR writer lag", "NF CPU per request",
+         "SMS sent and failed per brand")
+
+
+async def _screenshot(p: prom.Prometheus, tmp: Path) -> None:
+    """Some of the dashboard's queries on Prometheus's own graph page, in Debian's Chromium
+    when it is installed (``NF_OPS_SHOT`` names the file to keep; the README's picture)."""
+    if not _have(CHROMIUM):
+        return
+    from playwright.async_api import async_playwright
+
+    queries = [(t, e) for t, e in prom.dashboard_queries() if t.startswith(SHOWN)]
+    params = {}
+    for i, (_, expr) in enumerate(queries[:6]):
+        params |= {f"g{i}.expr": expr, f"g{i}.tab": "0", f"g{i}.range_input": "30s"}
+    shot = Path(os.environ.get("NF_OPS_SHOT") or tmp / "prometheus-graphs.png")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM),
+                                           args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(viewport={"width": 1200, "height": 900})
+            await page.goto(f"{p.url}/graph?{urlencode(params)}")
+            await page.wait_for_selector(".graph svg", timeout=15_000)
+            await page.wait_for_timeout(1000)
+            await page.screenshot(path=str(shot), full_page=True)
+        finally:
+            await browser.close()
+    assert _size(shot) > 10_000
+
+
+def _have(path: Path) -> bool:
+    return path.exists()
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size
