@@ -108,6 +108,10 @@ async def test_alerts_and_dashboard_against_a_real_prometheus(
                 # The push's latency fires while it is inside the rate window.
                 await _wait(lambda: firing({"NfThrottleLatencyHigh"}),
                             "the throttle latency alert", p)
+                # Bound, registered nowhere, ready, before the SMSC goes away.
+                assert [r["value"][1] for r in p.query("max(nf_smsc_bound)")] == ["1"]
+                assert [r["value"][1] for r in p.query("max(nf_nrf_registered)")] == ["0"]
+                assert [r["value"][1] for r in p.query("max(nf_ready)")] == ["1"]
                 smsc.proc.terminate()
                 await _wait(lambda: firing(FIRING), f"{sorted(FIRING)} firing", p)
                 assert not QUIET & {a for a, st in seen.items() if "firing" in st}, seen
