@@ -147,6 +147,7 @@ class NrfPart:
                 logs.log(log, logging.WARNING, "NFDeregister failed", nf_type=t,
                          error=_describe(e))
             self.regs[t] = core.Registration(t, r.instance_id, heartbeat_s=r.heartbeat_s)
+            self._rt.metrics.nrf_registered.labels(t).set(0)
 
 
 async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any
