@@ -26,6 +26,7 @@ import yaml
 
 from nf.store.embedded import free_port
 from tests.chart import check
+from tests.chart import tools as chart_tools
 
 PROMTOOL = Path("/usr/bin/promtool")
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -50,8 +51,19 @@ def tools() -> tuple[Path, Path]:
     return PROMTOOL, PROMETHEUS
 
 
+def helm() -> Path:
+    """The chart's pinned helm (built once per machine); skip where Go is missing."""
+    try:
+        return chart_tools.helm()
+    except chart_tools.ToolUnavailable as e:
+        if shutil.which("go") is None:
+            pytest.skip(f"Go is missing to build helm: {e}")
+        raise
+
+
 def rule_groups(sets: list[str] | None = None) -> dict[str, Any]:
     """The chart's PrometheusRule, rendered with ``sets``, as a Prometheus rule file."""
+    helm()
     r = check.render(sets=[f"prometheusRule.job={JOB}", *(sets or [])])
     assert r.ok, r.stderr
     rules = [m for m in r.manifests if m["kind"] == "PrometheusRule"]

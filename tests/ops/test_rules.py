@@ -5,7 +5,6 @@ through the chart's values."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 import yaml
 
 from tests.chart import check
-from tests.chart import tools as chart_tools
 from tests.ops import prom
 
 pytestmark = pytest.mark.timeout(1200)  # the first run on a machine builds helm
@@ -29,12 +27,6 @@ ALERTS = ["NfThrottleLatencyHigh", "NfCapCrossedWithoutNotification", "NfEffects
 
 @pytest.fixture(scope="module")
 def groups() -> dict[str, Any]:
-    try:
-        chart_tools.helm()
-    except chart_tools.ToolUnavailable as e:
-        if shutil.which("go") is None:
-            pytest.skip(f"Go is missing: {e}")
-        raise
     return prom.rule_groups()
 
 
