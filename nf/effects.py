@@ -217,9 +217,14 @@ class Drain(Generic[T]):
         async with translate_errors("pending effects sweep"):
             docs = [d async for d in self._coll.find(
                 {f"{FIELD}.at": {"$lte": cutoff}}, {FIELD: 1}).limit(self._cfg.sweep_batch)]
-        items = [_Item(d["_id"], e["id"], e["p"]) for d in docs for e in d.get(FIELD) or ()
-                 if e.get("at") is not None and utc(e["at"]) <= cutoff
-                 and e.get("k") == self.kind and e["id"] not in self._queued]
+        late = [(d["_id"], e) for d in docs for e in d.get(FIELD) or ()
+                if e.get("at") is not None and utc(e["at"]) <= cutoff
+                and e.get("k") == self.kind and e["id"] not in self._queued]
+        # The backlog's age: what the sweeper finds is what immediate delivery missed.
+        oldest = min((utc(e["at"]) for _, e in late), default=None)
+        self._rt.metrics.effects_oldest.labels(self.name).set(
+            0.0 if oldest is None else (self._rt.clock.now() - oldest).total_seconds())
+        items = [_Item(doc_id, e["id"], e["p"]) for doc_id, e in late]
         for i in range(0, len(items), self._cfg.batch_max):
             await self._settle(items[i:i + self._cfg.batch_max])
         return len(items)

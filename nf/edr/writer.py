@@ -43,6 +43,7 @@ class _Pending:
     doc: Doc
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
+    queued_at: float = 0.0  # the clock's monotonic time when it entered the buffer
 
 
 class EdrWriter:
@@ -70,7 +71,7 @@ class EdrWriter:
             return
         if len(self._buffer) >= self._cfg.buffer_max:
             raise Congestion(f"{len(self._buffer)} EDRs are waiting to be stored; retry later")
-        item = _Pending(doc)
+        item = _Pending(doc, queued_at=self._rt.clock.monotonic())
         self._buffer.append(item)
         self._rt.metrics.edr_buffered.inc()
         self._wake.set()
@@ -147,6 +148,9 @@ class EdrWriter:
         self._rt.metrics.edr_buffered.dec(n)
         if batch:
             await self._store(batch)
+            done, wait = self._rt.clock.monotonic(), self._rt.metrics.edr_wait
+            for p in batch:
+                wait.observe(max(0.0, done - p.queued_at))
         return n
 
     async def _store(self, batch: list[_Pending], *,

@@ -23,6 +23,7 @@ from nf.runtime import Role, Runtime, Worker
 
 log = logging.getLogger("nf.fraud")
 TICK_S = 1.0  # waiting rules and owed mitigations are looked at this often
+OPEN_COUNT_S = 15.0  # open cases are counted (a metric) this often
 
 
 class FraudPart:
@@ -54,6 +55,7 @@ class FraudPart:
     async def run(self) -> None:
         rt, svc, cfg = self._rt, self.service, self._rt.settings.fraud
         last_tick = 0.0
+        last_count = -OPEN_COUNT_S
         try:
             while not rt.stopping.is_set():
                 full = False
@@ -66,6 +68,9 @@ class FraudPart:
                         await svc.tick()
                         if svc.leader:
                             await svc.finish_owed()
+                        if svc.leader and mono - last_count >= OPEN_COUNT_S:
+                            last_count = mono
+                            svc.metrics.count_open(await svc.store.open_by_brand())
                 except NfError as e:
                     logs.log(log, logging.WARNING, "fraud round failed", cause=e.cause,
                              detail=e.detail)

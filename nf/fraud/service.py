@@ -61,6 +61,17 @@ class FraudMetrics:
                             registry=r)
         self.lag = Gauge("nf_fraud_lag_seconds", "Age of the last EDR read when it was read",
                          registry=r, multiprocess_mode="max")
+        self.open = Gauge("nf_fraud_cases_open", "Fraud cases open (not yet resolved by "
+                          "care), by brand; counted by the reader", ["brand"], registry=r,
+                          multiprocess_mode="livemax")
+        # Brands with their own rules are shown (at 0) before their first case.
+        self.open_brands: set[str] = set(rt.settings.fraud.brands)
+
+    def count_open(self, by_brand: dict[str, int]) -> None:
+        """Set the open cases gauge; a brand with no case left goes back to 0."""
+        self.open_brands |= set(by_brand)
+        for brand in self.open_brands:
+            self.open.labels(brand).set(by_brand.get(brand, 0))
 
 
 def _event(d: Doc) -> Event | None:

@@ -247,6 +247,14 @@ class FraudStore:
                                              "applied": applied, "_id": {"$ne": but}})
         return got is not None
 
+    async def open_by_brand(self) -> dict[str, int]:
+        """How many cases are open, by brand (``unknown``: a case without one)."""
+        async with translate_errors("fraud open cases"):
+            cur = await self.cases.aggregate([
+                {"$match": {"status": "open"}},
+                {"$group": {"_id": "$brand", "n": {"$sum": 1}}}])
+            return {str(d["_id"] or "unknown"): int(d["n"]) async for d in cur}
+
     async def owed(self, before: datetime, limit: int) -> list[Doc]:
         async with translate_errors("fraud owed cases"):
             cur = self.cases.find({"$or": [{"action_state": "owed"}, {"lift_state": "owed"}],

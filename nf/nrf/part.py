@@ -82,6 +82,8 @@ class NrfPart:
                 for t, r in list(self.regs.items()):
                     if r.action_at(now) is not None and not self._rt.stopping.is_set():
                         self.regs[t] = await self.step(client, r)
+                    self._rt.metrics.nrf_registered.labels(t).set(
+                        1 if self.regs[t].registered else 0)
                 wait = core.next_due(list(self.regs.values())) - clock.monotonic()
                 await self._rt.pause(max(0.05, wait))
             await self.deregister(client)
@@ -169,6 +171,7 @@ class NrfPart:
                          error=_describe(e))
             self.regs[t] = core.Registration(t, r.instance_id, heartbeat_s=r.heartbeat_s,
                                              check_s=r.check_s)
+            self._rt.metrics.nrf_registered.labels(t).set(0)
 
 
 async def _send(client: httpx.AsyncClient, method: str, url: str, **kw: Any

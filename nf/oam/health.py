@@ -73,6 +73,7 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
                 own = sbi_listener(settings, net)
                 sbi_ok = sbi_ok and await sbi_listening(own.host, own.port)
         ok = db_ok and indexes and sbi_ok
+        rt.metrics.ready.set(1 if ok else 0)
         body: dict[str, object] = {"status": "ready" if ok else "not-ready", "database": db_ok,
                 "indexes": indexes, "sbi": sbi_ok}
         for name, report in rt.reports.items():

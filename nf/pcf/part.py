@@ -11,9 +11,10 @@ from nf import logs
 from nf.edr.port import EdrSink
 from nf.errors import NfError
 from nf.ledger.port import CounterChange, Ledger
+from nf.notify.policy import Outcome
 from nf.notify.port import Outbox
 from nf.pcf.http import pcf_blueprint
-from nf.pcf.service import PcfService
+from nf.pcf.service import KIND_UPDATE, SPEED_EVENTS, PcfService
 from nf.pcf.store import PolicyStore
 from nf.runtime import Role, Runtime, Worker
 
@@ -34,7 +35,15 @@ class PcfPart:
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink) -> None:
         self._rt = rt
         self.store = PolicyStore(rt.db)
-        self.service = PcfService(rt.settings, rt.clock, self.store, ledger, outbox, edrs)
+        speed = rt.metrics.policy_speed_changes
+        # Shown at 0 from the start: rates and increases then count the first event too.
+        for event in SPEED_EVENTS:
+            speed.labels(event)
+        for outcome in Outcome:
+            rt.metrics.notifications.labels(KIND_UPDATE, outcome.value)
+        rt.metrics.notification_latency.labels(KIND_UPDATE)
+        self.service = PcfService(rt.settings, rt.clock, self.store, ledger, outbox, edrs,
+                                  speed_changed=lambda event: speed.labels(event).inc())
 
     async def counters_changed(self, changes: Sequence[CounterChange]) -> None:
         await self.service.counters_changed(changes)

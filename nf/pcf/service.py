@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +52,8 @@ API_PREFIX = "/npcf-smpolicycontrol/v1"
 KIND_UPDATE = "pcf.update"
 KIND_TERMINATE = "pcf.terminate"
 _CAS_ATTEMPTS = 5
+# The records of a re-decision that changed a session's speed (``core.speed_event_kind``).
+SPEED_EVENTS = frozenset({"throttled", "restored", "speed-changed"})
 # A decision stored but not yet confirmed in the outbox for this long is re-sent.
 OWED_GRACE_S = 5.0
 
@@ -90,8 +92,11 @@ class PcfService:
     """Npcf_SMPolicyControl operations and the built-in PCF's ``CounterListener``."""
 
     def __init__(self, settings: Settings, clock: Clock, store: PolicyStore, ledger: Ledger,
-                 outbox: Outbox, edr: EdrSink) -> None:
+                 outbox: Outbox, edr: EdrSink,
+                 speed_changed: Callable[[str], None] | None = None) -> None:
         self._settings = settings
+        # Told the event of every re-decision that changed a session's speed (a metric).
+        self._speed_changed = speed_changed
         self._clock = clock
         self._store = store
         self._ledger = ledger
@@ -266,6 +271,10 @@ class PcfService:
         return len(notes)
 
     async def _write_edrs(self, records: Sequence[dict[str, Any]]) -> None:
+        if self._speed_changed is not None:
+            for r in records:
+                if r.get("event") in SPEED_EVENTS:
+                    self._speed_changed(str(r["event"]))
         await asyncio.gather(*(self._edr.write(r) for r in records))
 
     async def _reevaluate_subscriber(self, supi: str, policies: list[StoredPolicy]

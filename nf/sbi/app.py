@@ -54,6 +54,9 @@ SBI_NEEDS_HTTP2 = (
     ", or httpx.Client(http1=False, http2=True)) or with ALPN h2 over TLS; the operator "
     "can also accept HTTP/1.1 here with the setting server.sbi_http1: true")
 
+# How often each process adds its CPU time to ``nf_process_cpu_seconds_total``.
+CPU_SAMPLE_S = 2.0
+
 # Never refused for congestion: probes must answer while the NF is busy.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -134,6 +137,7 @@ class _Lifecycle:
                      start_s=round(time.monotonic() - t0, 2))
         self.ready = True
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
+        workers.append(("metrics", self._sample_cpu))
         self.supervisor = asyncio.create_task(self._supervise(workers))
         logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
                  parts=[p.name for p in self.parts], workers=len(workers))
@@ -152,6 +156,13 @@ class _Lifecycle:
                 log.exception("background worker failed; restarting",
                               extra={"fields": {"part": name}})
                 await self.rt.pause(1.0)
+
+    async def _sample_cpu(self) -> None:
+        """Keep the CPU counter of this process current (read at every scrape)."""
+        while not self.rt.stopping.is_set():
+            self.rt.metrics.sample_cpu()
+            await self.rt.pause(CPU_SAMPLE_S)
+        self.rt.metrics.sample_cpu()
 
     async def stop(self) -> None:
         self.ready = False
@@ -203,6 +214,7 @@ def create_app(
     rt = Runtime(settings=settings, clock=clock, db=db, role=role)
     if watch is not None:
         watch.observe = rt.metrics.db_operation
+        watch.failure = rt.metrics.db_failure
     if parts is None:
         from nf.wiring import build_parts
 

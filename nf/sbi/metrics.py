@@ -7,6 +7,7 @@ its samples there and ``/metrics`` on the OAM port aggregates all of them.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -60,6 +61,37 @@ class Metrics:
             "nf_effects_overflow_total", "Pending effects left to the sweeper because the "
             "delivery queue was full, by kind", ["effect"], registry=r)
 
+        self.effects_oldest = Gauge(
+            "nf_effects_oldest_pending_seconds", "Age of the oldest pending effect the "
+            "sweeper found past its grace time in its last round (0: none), by kind",
+            ["effect"], registry=r, multiprocess_mode="livemax")
+        self.edr_wait = Histogram(
+            "nf_edr_write_wait_seconds", "From an EDR entering the writer's buffer to its "
+            "batch being stored (the EDR writer's lag)", buckets=LATENCY_BUCKETS_S,
+            registry=r)
+        self.policy_speed_changes = Counter(
+            "nf_policy_speed_changes_total", "Policy decisions that changed a session's "
+            "speed, by event (throttled: a cap crossed; restored; speed-changed)",
+            ["event"], registry=r)
+        self.nrf_registered = Gauge(
+            "nf_nrf_registered", "1 while this NF's profile of the type is registered with "
+            "the NRF (only while an NRF is configured)", ["nf_type"], registry=r,
+            multiprocess_mode="livemax")
+        self.smsc_bound = Gauge(
+            "nf_smsc_bound", "1 while the SMPP session to the SMSC is bound (only while "
+            "SMS is on), by SMSC address", ["smsc"], registry=r,
+            multiprocess_mode="livemax")
+        self.db_errors = Counter(
+            "nf_db_errors_total", "Database commands that failed, by command and kind "
+            "(timeout, network, other)", ["command", "kind"], registry=r)
+        self.ready = Gauge(
+            "nf_ready", "1 while the instance's last readiness check passed (/readyz)",
+            registry=r, multiprocess_mode="livemax")
+        self.cpu = Counter(
+            "nf_process_cpu_seconds_total", "CPU time used by the NF's processes (every "
+            "worker, sampled every few seconds)", registry=r)
+        self._cpu_seen = time.process_time()
+
         self.db_latency = Histogram(
             "nf_db_operation_duration_seconds", "Database commands by command and collection",
             ["command", "collection"], buckets=LATENCY_BUCKETS_S, registry=r)
@@ -87,6 +119,15 @@ class Metrics:
             observe = self.db_latency.labels(command, collection).observe
             self._db_observe[command, collection] = observe
         observe(seconds)
+
+    def db_failure(self, command: str, kind: str) -> None:
+        self.db_errors.labels(command, kind).inc()
+
+    def sample_cpu(self) -> None:
+        """Add the CPU this process used since the last sample (call every few seconds)."""
+        now = time.process_time()
+        self.cpu.inc(max(0.0, now - self._cpu_seen))
+        self._cpu_seen = now
 
     def render(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

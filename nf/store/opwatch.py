@@ -1,5 +1,6 @@
-"""Watch every database command: a latency histogram by command and collection, and a
-WARNING log line for each command slower than ``mongodb_slow_op_ms``.
+"""Watch every database command: a latency histogram by command and collection, a count of
+failed commands by command and kind, and a WARNING log line for each command slower than
+``mongodb_slow_op_ms``.
 
 The slow-operation line names the command, the collection and the *shape* of its filter
 (field names and operators, never values: no SUPI or balance reaches the log), which is
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo import monitoring
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, NetworkTimeout
 
 from nf import logs
 
@@ -27,6 +29,21 @@ _COLLECTION_KEY = {name: name for name in (
 MAX_TRACKED = 4_096
 
 Observe = Callable[[str, str, float], None]
+Failure = Callable[[str, str], None]  # (command, kind)
+
+# Server error names that mean the operation ran out of time.
+_TIMEOUT_CODES = frozenset({"MaxTimeMSExpired", "ExceededTimeLimit", "NetworkTimeout"})
+
+
+def failure_kind(failure: object) -> str:
+    """``timeout``, ``network`` or ``other``: a failed command's metric label."""
+    if isinstance(failure, Mapping):
+        return "timeout" if failure.get("codeName") in _TIMEOUT_CODES else "other"
+    if isinstance(failure, NetworkTimeout | ExecutionTimeout):
+        return "timeout"
+    if isinstance(failure, ConnectionFailure):
+        return "network"
+    return "other"
 
 
 def collection_of(name: str, command: Mapping[str, Any]) -> str:
@@ -76,6 +93,7 @@ class OpWatch(monitoring.CommandListener):
     def __init__(self, slow_ms: float) -> None:
         self.slow_us = int(slow_ms * 1000)
         self.observe: Observe | None = None
+        self.failure: Failure | None = None
         self._started: dict[int, Mapping[str, Any]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -88,6 +106,8 @@ class OpWatch(monitoring.CommandListener):
         self._done(event.request_id, event.command_name, event.duration_micros, None)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        if self.failure is not None:
+            self.failure(event.command_name, failure_kind(event.failure))
         self._done(event.request_id, event.command_name, event.duration_micros,
                    type(event.failure).__name__ if not isinstance(event.failure, Mapping)
                    else str(event.failure.get("codeName", "error")))

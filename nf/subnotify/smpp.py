@@ -255,8 +255,10 @@ class SmppChannel:
 
     async def _watch(self) -> None:
         """Parts with no answer in time: give the window back and send the notice again."""
+        bound = self.rt.metrics.smsc_bound.labels(f"{self.cfg.host}:{self.cfg.port}")
         while not self.rt.stopping.is_set():
             await self.rt.pause(min(1.0, self.cfg.response_timeout_s))
+            bound.set(1 if self.bound() else 0)
             mono = self.rt.clock.monotonic()
             late = [k for k, f in self.flights.items() if f.deadline <= mono]
             for k in late:

@@ -281,3 +281,31 @@ def test_a_case_webhook_without_a_secret_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="webhook_secret"):
         FraudSettings.model_validate(
             {"brands": {"orbit": {"webhook_url": "http://crm.example/fraud"}}})
+
+
+async def test_open_cases_are_counted_by_brand(db: Db, settings: Settings,
+                                               clock: FakeClock) -> None:
+    """``nf_fraud_cases_open``: open cases per brand (a brand with rules of its own shows
+    at 0 before its first case; a brand whose cases were all resolved goes back to 0)."""
+    fraud = FraudSettings.model_validate({**FRAUD, "brands": {"harbor": {}}})
+    rt = Runtime(settings=settings.model_copy(update={"fraud": fraud}), clock=clock, db=db)
+    svc = FraudService(rt, ledger=LedgerPart(rt).ledger, outbox=MongoOutbox(rt),
+                       edrs=EdrWriter(rt))
+    await svc.store.ensure_indexes()
+    opened = clock.now()
+    await svc.store.insert_cases([
+        {"_id": f"c{i}", "supi": f"imsi-00101000000090{i}", "brand": brand, "status": status,
+         "rule": "usage_velocity", "opened_at": opened}
+        for i, (brand, status) in enumerate([("lumen", "open"), ("lumen", "open"),
+                                             ("lumen", "false_positive"), (None, "open"),
+                                             ("pebble", "open")])])
+
+    def gauge() -> dict[str, float]:
+        return {b: svc.metrics.open.labels(b)._value.get() for b in svc.metrics.open_brands}
+
+    assert await svc.store.open_by_brand() == {"lumen": 2, "unknown": 1, "pebble": 1}
+    svc.metrics.count_open(await svc.store.open_by_brand())
+    assert gauge() == {"lumen": 2, "unknown": 1, "pebble": 1, "harbor": 0}
+    await db["fraud_cases"].update_many({"brand": "pebble"}, {"$set": {"status": "confirmed"}})
+    svc.metrics.count_open(await svc.store.open_by_brand())
+    assert gauge() == {"lumen": 2, "unknown": 1, "pebble": 0, "harbor": 0}

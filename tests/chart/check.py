@@ -28,6 +28,8 @@ KUBERNETES_VERSIONS = ["1.29.0", "1.34.0"]
 EXTRA_SCHEMAS = {
     "monitoring.coreos.com/v1/ServiceMonitor":
         Path(__file__).with_name("servicemonitor.schema.json"),
+    "monitoring.coreos.com/v1/PrometheusRule":
+        Path(__file__).with_name("prometheusrule.schema.json"),
 }
 RELEASE, NAMESPACE = "nf", "mvno"
 

@@ -6,6 +6,7 @@ tests skip, saying so, only where Go is missing."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,19 @@ def test_every_manifest_is_valid_kubernetes(defaults: list[dict[str, Any]],
     assert check.validate(production) == []
     kinds = {m["kind"] for m in production}
     assert kinds == {"ConfigMap", "Deployment", "Service", "PodDisruptionBudget",
-                     "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy"}
+                     "HorizontalPodAutoscaler", "ServiceMonitor", "NetworkPolicy",
+                     "PrometheusRule"}
+
+
+def test_the_dashboard_ships_for_grafanas_sidecar(defaults: list[dict[str, Any]]) -> None:
+    cm = check.find(defaults, "ConfigMap", "-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dash = json.loads(cm["data"]["nf.json"])
+    assert dash == json.loads((check.CHART / "dashboards" / "nf.json").read_text())
+    assert all(t["expr"] for p in dash["panels"] for t in p["targets"])
+    off = check.render(sets=["dashboard.enabled=false"])
+    assert off.ok, off.stderr
+    assert [m["metadata"]["name"] for m in off.manifests if m["kind"] == "ConfigMap"] == ["nf"]
 
 
 def test_the_validator_catches_a_misspelt_field(defaults: list[dict[str, Any]]) -> None:

@@ -51,6 +51,8 @@ async def test_register_heartbeat_404_outage_and_deregister() -> None:
         task = asyncio.create_task(part.run())
         await nrf.wait_for(lambda r: r.method == "PATCH" and r.path == NFM + pcf, 10)
         assert rt.reports["nrf"]()["CHF"]["state"] == "registered"  # type: ignore[index]
+        registered = rt.metrics.nrf_registered
+        assert registered.labels("CHF")._value.get() == 1
         first = calls(nrf, "PUT", chf)[0]
         assert first.http_version == "2"
         assert first.json["nfType"] == "CHF" and first.json["nfInstanceId"] == chf
@@ -84,6 +86,8 @@ async def test_register_heartbeat_404_outage_and_deregister() -> None:
         await asyncio.wait_for(task, 10)
         assert calls(nrf, "DELETE", chf) and calls(nrf, "DELETE", pcf)
         assert rt.reports["nrf"]()["CHF"]["state"] == "registering"  # type: ignore[index]
+        assert registered.labels("CHF")._value.get() == 0
+        assert registered.labels("PCF")._value.get() == 0
 
 
 @pytest.mark.parametrize("role", ["sbi"])

@@ -202,3 +202,32 @@ async def test_a_slow_batch_holds_up_only_its_own_documents_effects(
         release.set()
         rt.stopping.set()
         await task
+
+
+async def test_the_backlog_age_is_what_the_sweeper_finds(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """``nf_effects_oldest_pending_seconds``: the age of the oldest entry past the grace
+    time in the sweeper's last round; it grows while delivery keeps failing and falls back
+    to 0 once nothing is left."""
+    _rt, led = _ledger(db, settings, clock, immediate=False)
+    now = clock.now()
+    supi = await h.capped(led, now, "imsi-001010000000203", "testco", "t-capped")
+    await h.charge(led, supi, now, requested=10 * MIB, seq=1)
+    await h.charge(led, supi, now, used=10 * MIB, requested=MIB, seq=2)  # cap reached
+    rt2, _ = _ledger(db, settings, clock, immediate=True)
+    down = Listener(fail=2)
+    rt2.counter_listeners.append(down)
+    drain = counter_drain(rt2)
+    age = rt2.metrics.effects_oldest.labels(drain.name)
+
+    assert await drain.sweep_once() == 0 and age._value.get() == 0.0
+    clock.advance(2)
+    await drain.sweep_once()  # delivery fails: still pending
+    assert age._value.get() == 2.0
+    clock.advance(5)
+    await drain.sweep_once()
+    assert age._value.get() == 7.0 and down.got == []
+    clock.advance(1)
+    assert await drain.sweep_once() == 1  # delivered now
+    assert age._value.get() == 8.0 and len(down.got) == 1
+    assert await drain.sweep_once() == 0 and age._value.get() == 0.0

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect, NetworkTimeout, OperationFailure
 
 from nf.clock import FakeClock
 from nf.config import Settings
@@ -15,7 +16,7 @@ from nf.ledger.part import LedgerPart
 from nf.sbi.app import create_app
 from nf.sbi.metrics import Metrics
 from nf.store.mongo import Db, make_client, warm_up
-from nf.store.opwatch import OpWatch, collection_of, filter_of, shape
+from nf.store.opwatch import OpWatch, collection_of, failure_kind, filter_of, shape
 
 SUPI = "imsi-001010000000042"
 
@@ -120,3 +121,29 @@ async def test_the_watch_can_be_switched_off(settings: Settings, on: bool) -> No
         await client.drop_database(s.mongodb_database)
         await client.close()
     assert ("nf_db_operation_duration_seconds_count{" in text) is on
+
+
+async def test_a_failed_command_is_counted_by_command_and_kind(settings: Settings) -> None:
+    metrics = Metrics()
+    watch = OpWatch(slow_ms=60_000)
+    watch.observe = metrics.db_operation
+    watch.failure = metrics.db_failure
+    client = make_client(settings, watch)
+    try:
+        with pytest.raises(OperationFailure):
+            await client[settings.mongodb_database].command("noSuchCommand")
+        await client[settings.mongodb_database]["watched"].find_one({"_id": "x"})
+    finally:
+        await client.close()
+    text = metrics.render().decode()
+    assert 'nf_db_errors_total{command="noSuchCommand",kind="other"} 1.0' in text
+    errors = [line for line in text.splitlines() if line.startswith("nf_db_errors_total{")]
+    assert len(errors) == 1, errors  # the find that succeeded is no error
+
+
+def test_failure_kinds() -> None:
+    assert failure_kind({"codeName": "MaxTimeMSExpired", "code": 50}) == "timeout"
+    assert failure_kind({"codeName": "DuplicateKey"}) == "other"
+    assert failure_kind(NetworkTimeout("timed out")) == "timeout"
+    assert failure_kind(AutoReconnect("connection reset")) == "network"
+    assert failure_kind(ValueError("?")) == "other"

@@ -152,3 +152,21 @@ async def test_a_waiter_gives_up_after_its_deadline(
     with pytest.raises(StoreUnavailable):
         await w.write(record(1, clock))
     assert asyncio.get_running_loop().time() - t0 < 2
+
+
+async def test_the_writers_lag_is_measured_from_buffer_to_stored(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """``nf_edr_write_wait_seconds``: from a record entering the buffer to its batch being
+    stored, on the injected clock."""
+    rt = _rt(settings, db, clock)
+    w = EdrWriter(rt)
+    w._running = True  # a flusher that is late: the records wait in the buffer
+    writes = [asyncio.create_task(w.write(record(i, clock))) for i in range(3)]
+    await asyncio.sleep(0)
+    clock.advance(0.3)
+    assert await w.flush_once() == 3
+    await asyncio.gather(*writes)
+    text = rt.metrics.render().decode()
+    assert "nf_edr_write_wait_seconds_count 3.0" in text
+    assert 'nf_edr_write_wait_seconds_bucket{le="0.25"} 0.0' in text
+    assert 'nf_edr_write_wait_seconds_bucket{le="0.5"} 3.0' in text
