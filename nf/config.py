@@ -230,6 +230,9 @@ class EffectsSettings(_Frozen):
     # Batches delivered at once: a batch never waits for the one before it to finish,
     # except behind effects of the same document (those keep their order).
     batches_in_flight: int = Field(4, ge=1, le=64)
+    # EDRs pending on the documents that made them wait this long for more before they
+    # are stored (fewer, larger inserts and acknowledgements; nobody waits for them).
+    edr_linger_s: float = Field(0.02, ge=0.0, le=1.0)
     # A pending effect older than this is taken over by the sweeper.
     sweep_grace_s: float = Field(3.0, ge=0.1, le=3600)
     sweep_interval_s: float = Field(1.0, gt=0, le=3600)

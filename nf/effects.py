@@ -75,9 +75,13 @@ class Drain(Generic[T]):
     def __init__(self, rt: Runtime, collection: str, name: str, *,
                  decode: Callable[[Doc], T],
                  deliver: Callable[[Sequence[T]], Awaitable[None]],
-                 settings: EffectsSettings | None = None, kind: str | None = None) -> None:
+                 settings: EffectsSettings | None = None, kind: str | None = None,
+                 linger_s: float = 0.0) -> None:
         self.name = name
         self.kind = kind
+        # How long a batch that is not full waits for more entries before it goes: for
+        # effects nobody waits for (EDRs), fewer and larger deliveries; 0 for the others.
+        self._linger_s = linger_s
         self._rt = rt
         self._coll = money_collection(rt.db, collection)
         self._cfg = settings or rt.settings.effects
@@ -139,6 +143,9 @@ class Drain(Generic[T]):
                         return
                     await self._rt.wake_or_stop(self._wake)
                     continue
+                if self._linger_s > 0 and len(self._queue) < self._cfg.batch_max \
+                        and not stopping.is_set():
+                    await asyncio.sleep(self._linger_s)  # a batching pause, not business time
                 await slots.acquire()
                 batch = self._take()
                 if not batch:  # all that is queued waits behind batches in flight

@@ -23,4 +23,5 @@ def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink,
     async def deliver(records: Sequence[Doc]) -> None:
         await sink.write_many(records)
 
-    return Drain(rt, collection, name, decode=dict, deliver=deliver, kind=kind)
+    return Drain(rt, collection, name, decode=dict, deliver=deliver, kind=kind,
+                 linger_s=rt.settings.effects.edr_linger_s)

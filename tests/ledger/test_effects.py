@@ -231,3 +231,31 @@ async def test_the_backlog_age_is_what_the_sweeper_finds(
     assert await drain.sweep_once() == 1  # delivered now
     assert age._value.get() == 8.0 and len(down.got) == 1
     assert await drain.sweep_once() == 0 and age._value.get() == 0.0
+
+
+async def test_a_lingering_drain_delivers_what_arrives_meanwhile_as_one_batch(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """EDR drains wait ``effects.edr_linger_s`` for more before delivering a batch that is
+    not full: entries handed off one request after the other go out together."""
+    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
+    batches: list[list[str]] = []
+
+    async def deliver(items: Sequence[dict[str, object]]) -> None:
+        batches.append([str(it["n"]) for it in items])
+
+    drain: Drain[dict[str, object]] = Drain(rt, "fxdocs", "edr-like", decode=dict,
+                                            deliver=deliver, linger_s=0.2)
+    await db.fxdocs.insert_many([{"_id": f"D{i}"} for i in range(5)])
+    task = asyncio.create_task(drain.run())
+    try:
+        for i in range(5):
+            drain.hand_off(f"D{i}", [entry({"n": f"e{i}"}, clock.now())])
+            await asyncio.sleep(0.01)  # another request, a moment later
+        for _ in range(300):
+            if sum(len(b) for b in batches) == 5:
+                break
+            await asyncio.sleep(0.01)
+        assert batches == [["e0", "e1", "e2", "e3", "e4"]]
+    finally:
+        rt.stopping.set()
+        await task
