@@ -57,6 +57,9 @@ class Metrics:
         self.effects_overflow = Counter(
             "nf_effects_overflow_total", "Pending effects left to the sweeper because the "
             "delivery queue was full, by kind", ["effect"], registry=r)
+        self.effects_backlog_full = Counter(
+            "nf_effects_backlog_full_total", "Wallet writes refused because the wallet "
+            "held effects.max_pending_per_doc undelivered effects", registry=r)
 
         self.db_latency = Histogram(
             "nf_db_operation_duration_seconds", "Database commands by command and collection",
