@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from nf.chf.core import StepKey
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.ledger.port import CapState, CounterChange, SubscriberStatus
@@ -333,3 +334,27 @@ async def test_two_rating_groups_in_one_request(nf: Nf) -> None:
     rec = await nf.db["edrs"].find_one({})
     assert rec is not None and rec["rating_groups"] == [10, 20]
     assert rec["granted"] == 11 * MIB
+
+
+async def test_one_key_names_every_record_of_a_step(nf: Nf) -> None:
+    """The ledger's sequence records, the session's note on the wallet (its number and the
+    answer a retransmission gets again) and the EDR of each step all come from one
+    ``StepKey``; EDR ids keep their stored format, ``<ref>:<isn>``."""
+    await h.capped(nf.ledger, nf.clock.now(), SUPI)
+    smf = nf.smf(SUPI)
+    await smf.create()
+    await smf.update(Usage(100, 100))
+    last = await smf.update(Usage(100, 100))
+    ref = smf.ref or ""
+    key = StepKey(ref, 2)
+    assert key.record_id == f"{ref}:2"
+    wallet = await nf.db["ledger_wallets"].find_one({"_id": SUPI})
+    assert wallet is not None
+    note = wallet["cs"][ref]
+    assert note["i"] == key.isn and note["r"]["body"] == last.response
+    assert [q[3] for k, q in wallet["sq"].items() if ref in k] == [key.isn]
+    session = await nf.chf.service._read(ref, nf.clock.now())
+    assert session is not None and session.last_isn == key.isn
+    assert [r["_id"] for r in await edrs(nf, ref)] == [
+        StepKey(ref, isn).record_id for isn in range(3)]
+    assert (await smf.retransmit()).response == last.response
