@@ -5,6 +5,7 @@ bounded, and each drain's sweeper asks only for its own kind."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -130,7 +131,8 @@ async def test_stale_note_is_dropped_by_the_next_note_write(
 # ---------------------------------------------------------------- the bound on ``fx``
 
 async def test_pending_effects_are_bounded_and_the_write_refused(
-        db: Db, settings: Settings, clock: FakeClock) -> None:
+        db: Db, settings: Settings, clock: FakeClock, caplog: pytest.LogCaptureFixture
+        ) -> None:
     """While delivery is down, each step leaves its EDR pending on the wallet. Past
     ``effects.max_pending_per_doc`` the step is refused (NF_CONGESTION), with nothing of it
     written; once the backlog is delivered, the same step goes through."""
@@ -148,12 +150,17 @@ async def test_pending_effects_are_bounded_and_the_write_refused(
                             120, edr(isn))
     before = await _raw(db, supi)
     assert len(before[FIELD]) == 10
-    refused = rt.metrics.effects_backlog_full._value.get()
+    def refused() -> float:
+        return rt.metrics.registry.get_sample_value("nf_effects_backlog_full_total") or 0.0
+
+    before_refusals = refused()
     with pytest.raises(Congestion):
         await _noted(led, supi, "ref", clock.now(), 11, 10, 120, edr(11))
     after = await _raw(db, supi)
     assert after["v"] == before["v"] and len(after[FIELD]) == 10
-    assert rt.metrics.effects_backlog_full._value.get() == refused + 1
+    assert refused() == before_refusals + 1
+    assert [r.levelno for r in caplog.records if "backlog full" in r.getMessage()] == [
+        logging.WARNING]
     # Delivered (as a drain acknowledges: a pull, no new version): the step goes through.
     await db[COLLECTION].update_one({"_id": supi}, {"$set": {FIELD: []}})
     assert await _noted(led, supi, "ref", clock.now(), 11, 10, 120, edr(11))
