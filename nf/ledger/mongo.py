@@ -202,8 +202,9 @@ class MongoLedger(SubscriberOps):
 
     async def sweep_due(self, which: str, now: datetime, limit: int
                         ) -> tuple[CounterChange, ...]:
-        """Apply time to wallets whose ``due_res`` or ``due_life`` has passed."""
-        # The reservation sweeper also drops the session notes gone stale.
+        """Apply time to wallets whose ``due_res`` or ``due_life`` has passed; the
+        reservation sweeper (``res``) also drops the session notes gone stale (``due_cs``).
+        A wallet that time leaves unchanged is not rewritten (see ``_mutate_doc``)."""
         fields = ("due_res", notes.DUE) if which == "res" else ("due_life",)
         keys: dict[str, None] = {}
         async with translate_errors("ledger sweep"):
