@@ -203,6 +203,10 @@ class LedgerSettings(_Frozen):
     write_batch_max: int = Field(64, ge=1, le=1_000)
     write_batches_in_flight: int = Field(2, ge=1, le=64)
     write_queue_max: int = Field(10_000, ge=1, le=1_000_000)
+    # A CHF session note on a wallet whose supervision deadline passed this long ago
+    # belongs to no live session (supervision closes a session at its deadline): the
+    # wallet's next note write or the reservation sweeper drops it (``nf.ledger.notes``).
+    note_grace_s: float = Field(3600.0, ge=60, le=30 * 86_400)
 
     @model_validator(mode="before")
     @classmethod
@@ -239,6 +243,10 @@ class EffectsSettings(_Frozen):
     sweep_batch: int = Field(200, ge=1, le=100_000)
     # Off only for tests that need effects left to the sweeper (crash simulation).
     immediate: bool = True
+    # Pending entries one wallet document may hold. They pile up only while delivery
+    # fails; past this, the wallet's writes are refused with NF_CONGESTION (the peer
+    # retries) rather than growing the document or dropping a record.
+    max_pending_per_doc: int = Field(200, ge=10, le=100_000)
 
 
 class CareSettings(_Frozen):

@@ -19,7 +19,7 @@ receives effects must tolerate receiving one twice.
 Each kind of effect has its own drain (its own queue and worker), so a backlog of EDRs never
 delays a throttle. Two kinds may share one collection's ``fx`` (a wallet's counter changes
 and the EDRs of the charging steps written with them): the entries of the second kind carry
-``"k"`` and each drain's sweeper takes only its own.
+``"k"`` and each drain's sweeper asks the database only for documents holding its own.
 """
 
 from __future__ import annotations
@@ -221,9 +221,12 @@ class Drain(Generic[T]):
     async def sweep_once(self) -> int:
         """Deliver pending entries older than the grace time; returns how many."""
         cutoff = self._rt.clock.now() - timedelta(seconds=self._cfg.sweep_grace_s)
+        # Only documents holding an overdue entry of this drain's kind (``"k": None`` also
+        # matches entries without one): a backlog of another kind never fills the batch.
+        mine = {f"{FIELD}": {"$elemMatch": {"at": {"$lte": cutoff}, "k": self.kind}}}
         async with translate_errors("pending effects sweep"):
             docs = [d async for d in self._coll.find(
-                {f"{FIELD}.at": {"$lte": cutoff}}, {FIELD: 1}).limit(self._cfg.sweep_batch)]
+                mine, {FIELD: 1}).limit(self._cfg.sweep_batch)]
         late = [(d["_id"], e) for d in docs for e in d.get(FIELD) or ()
                 if e.get("at") is not None and utc(e["at"]) <= cutoff
                 and e.get("k") == self.kind and e["id"] not in self._queued]

@@ -60,6 +60,25 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class StepKey:
+    """One charging step: the session (its ``ChargingDataRef``) and the request's
+    invocation sequence number. Everything that names the step comes from this one key,
+    so no two can disagree: the ledger steps (``ChargeStep.sequence``, kept per rating
+    group as the wallet's sequence records), the session's note on the wallet (``i``, with
+    the answer ``r`` that a retransmission gets again, laid over the session's
+    ``isn``/``reply`` by ``nf.chf.store.with_note``), and the step's EDR (its ``_id``, also
+    the id of its pending entry, so a retry lands on the same record)."""
+
+    ref: str
+    isn: int
+
+    @property
+    def record_id(self) -> str:
+        """The EDR's ``_id`` (the format of every stored EDR): ``<ref>:<isn>``."""
+        return f"{self.ref}:{self.isn}"
+
+
+@dataclass(frozen=True)
 class Session:
     """One charging session (a ``ChargingDataRef``)."""
 
@@ -176,13 +195,15 @@ def requested_bytes(u: UnitRequest, terms: Terms) -> int:
 
 def charge_steps(session: Session, isn: int, units: Sequence[UnitRequest], terms: Terms,
                  now: datetime, grace_s: int, *, closing: bool = False) -> list[ChargeStep]:
-    """One ledger step per rating group; ``closing`` (release) asks for nothing more."""
+    """One ledger step per rating group, all keyed by ``StepKey(session.ref, isn)``;
+    ``closing`` (release) asks for nothing more."""
+    key = StepKey(session.ref, isn)
     expires = now + timedelta(seconds=terms.validity_time_s + grace_s)
     return [ChargeStep(
-        supi=session.supi, session_id=session.ref, rating_group=u.rating_group,
+        supi=session.supi, session_id=key.ref, rating_group=u.rating_group,
         serving_plmn=session.serving_plmn, used_bytes=u.used_total,
         requested_bytes=0 if closing else requested_bytes(u, terms),
-        sequence=isn, reservation_expires_at=expires, now=now) for u in units]
+        sequence=key.isn, reservation_expires_at=expires, now=now) for u in units]
 
 
 def _final_action(session: Session) -> tuple[str, str | None]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from nf import logs
 from nf.chf import core
-from nf.chf.core import Reply, Sequencing, Session, Terms, UnitRequest
+from nf.chf.core import Reply, Sequencing, Session, StepKey, Terms, UnitRequest
 from nf.chf.store import SessionStore, note_doc, retention_cutoff, with_note
 from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, render_answer
 from nf.config import HostNetwork
@@ -239,7 +239,7 @@ class ChargingService:
             s, "create", now, s.last_isn, refusal.result,
             [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total, result=a.result)
              for u, a in zip(units, refusal.units, strict=True)],
-            f"{s.ref}:{s.last_isn}", pdu_session_id))
+            StepKey(s.ref, s.last_isn).record_id, pdu_session_id))
         return refusal.status, render_answer(refusal, now), s.ref
 
     async def _create_again(self, session: Session, isn: int, now: datetime
@@ -352,7 +352,8 @@ class ChargingService:
         """One ledger write for the whole step: the charge, the session's note after it
         (see ``Ledger.charge_noted``) and its EDR. Returns the ledger's answer and what was
         written (None: nothing, the subscriber being unknown)."""
-        steps = core.charge_steps(session, isn, units, terms, now, self._grace_s)
+        key = StepKey(session.ref, isn)
+        steps = core.charge_steps(session, key.isn, units, terms, now, self._grace_s)
         status = 201 if event == "create" else 200
         made: list[_Made] = []
 
@@ -362,14 +363,14 @@ class ChargingService:
             new = replace(decision.session, reply=Reply(status, body), note_isn=isn,
                           expires_at=core.supervision_deadline(now, terms.validity_time_s))
             record = self._record(new, event, now, isn, decision.answer.result,
-                                  decision.records, f"{session.ref}:{isn}", pdu_session_id)
+                                  decision.records, key.record_id, pdu_session_id)
             fx = [] if self._wallet_edrs is None else [
-                entry(record, now, entry_id=str(record["_id"]), kind=WALLET_EDR)]
+                entry(record, now, entry_id=key.record_id, kind=WALLET_EDR)]
             made[:] = [(new, body, record, fx)]
             return note_doc(new), fx
 
-        got = await self._ledger.charge_noted(session.supi, session.ref, steps, now,
-                                              expect_isn=expect_isn, isn=isn, note=note)
+        got = await self._ledger.charge_noted(session.supi, key.ref, steps, now,
+                                              expect_isn=expect_isn, isn=key.isn, note=note)
         if got is None or not got.wallet_id:
             return got, None
         return got, made[0]
@@ -395,7 +396,7 @@ class ChargingService:
         new = replace(decision.session, reply=Reply(200, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
         record = self._record(new, "update", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}", pdu_session_id)
+                              decision.records, StepKey(ref, isn).record_id, pdu_session_id)
         fx = self._fx(record, now)
         stored = await self.store.advance(new, now, expect_isn=expect_isn, fx=fx)
         await self._settle(ref, stored, fx, record)
@@ -423,7 +424,8 @@ class ChargingService:
         outcomes = await self._charge(session, steps, now, close=True)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
         record = self._record(session, "release", now, isn, decision.answer.result,
-                              decision.records, f"{ref}:{isn}", req.pdu_session_id)
+                              decision.records, StepKey(ref, isn).record_id,
+                              req.pdu_session_id)
         fx = self._fx(record, now)
         closed = await self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None),
                                         fx=fx)

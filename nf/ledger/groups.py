@@ -13,6 +13,7 @@ from nf.catalog.model import FamilyPlan
 from nf.effects import FIELD as FX
 from nf.errors import Conflict, Congestion, Forbidden, NotFound, Unprocessable
 from nf.ledger import core, marks
+from nf.ledger import notes as session_notes
 from nf.ledger.codec import (
     Doc,
     wallet_doc,
@@ -147,6 +148,7 @@ class GroupOps(WalletRepo):
                 mine = {k: n for k, n in notes.items() if n.get("s") == supi}
                 if mine:
                     pending[NOTES] = mine
+                    pending[session_notes.DUE] = session_notes.due(mine, self._note_grace)
                 async with translate_errors("ledger leave"):
                     r = await self._col.update_one({"_id": supi, "v": v},
                                                    {"$set": {"pending": pending, "v": v + 1}})

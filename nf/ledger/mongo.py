@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from nf.errors import Congestion
-from nf.ledger import core, marks
+from nf.ledger import core, marks, notes
 from nf.ledger.codec import (
     Doc,
     session_prefix,
@@ -93,7 +93,6 @@ class MongoLedger(SubscriberOps):
         pick: Callable[[str], bool] = ((lambda k: k.startswith(prefix)) if close
                                        else keys.__contains__)
         m_net = self._plmns
-        path = f"{NOTES}.{session_id}"
         seen = _Seen()
 
         def fn(w: Wallet) -> tuple[Wallet | None, _Request]:
@@ -127,10 +126,9 @@ class MongoLedger(SubscriberOps):
                 if not r[2]:
                     return None
                 body, fx = noted[2](r[0])
-                return Extra(set={path: {**body, "i": noted[1], "s": supi}}, fx=tuple(fx))
-            if close and _note_of(doc, session_id) is not None:
-                return Extra(unset=(path,))
-            return None
+                return self._note_write(doc, session_id, {**body, "i": noted[1], "s": supi},
+                                        now, tuple(fx))
+            return self._note_write(doc, session_id, None, now) if close else None
 
         # A step already applied is recognised by its sequence number: batched writes.
         got = await self._mutate(supi, now, fn, _changes_of, pick=pick, peek=peek,
@@ -162,7 +160,6 @@ class MongoLedger(SubscriberOps):
     async def close_session(self, supi: str, session_id: str, now: datetime
                             ) -> tuple[CounterChange, ...]:
         prefix = session_prefix(supi, session_id)
-        path = f"{NOTES}.{session_id}"
         seen = _Seen()
 
         def peek(doc: Doc) -> tuple[CounterChange, ...] | None:
@@ -175,10 +172,18 @@ class MongoLedger(SubscriberOps):
             return core.close_session(w, supi, session_id, now, self._retention)
 
         def extra(doc: Doc, _r: tuple[CounterChange, ...]) -> Extra | None:
-            return Extra(unset=(path,)) if _note_of(doc, session_id) is not None else None
+            return self._note_write(doc, session_id, None, now)
 
         return await self._mutate(supi, now, fn, same_changes, pick=lambda k: k.startswith(prefix),
                                   peek=peek, extra=extra) or ()
+
+    def _note_write(self, doc: Doc, session_id: str, note: Doc | None, now: datetime,
+                    fx: tuple[Doc, ...] = ()) -> Extra | None:
+        """What a write carries for the notes: the note of ``session_id`` set (or dropped,
+        with None), and the stale notes of other sessions dropped (``nf.ledger.notes``)."""
+        st, un = notes.write(doc.get(NOTES) or {}, session_id, note, doc.get(notes.DUE), now,
+                             self._note_grace)
+        return Extra(set=st, unset=un, fx=fx) if st or un or fx else None
 
     async def subscriber(self, supi: str, now: datetime) -> SubscriberView | None:
         got = await self._read(supi, now)
@@ -206,18 +211,24 @@ class MongoLedger(SubscriberOps):
 
     async def sweep_due(self, which: str, now: datetime, limit: int
                         ) -> tuple[CounterChange, ...]:
-        """Apply time to wallets whose ``due_res`` or ``due_life`` has passed."""
-        field = "due_res" if which == "res" else "due_life"
+        """Apply time to wallets whose ``due_res`` or ``due_life`` has passed; the
+        reservation sweeper (``res``) also drops the session notes gone stale (``due_cs``).
+        A wallet that time leaves unchanged is not rewritten (see ``_mutate_doc``)."""
+        fields = ("due_res", notes.DUE) if which == "res" else ("due_life",)
+        keys: dict[str, None] = {}
         async with translate_errors("ledger sweep"):
-            keys = [d["_id"] async for d in self._col.find(
-                {field: {"$lte": now}}, {"_id": 1}).limit(limit)]
+            for field in fields:
+                keys.update([(d["_id"], None) async for d in self._col.find(
+                    {field: {"$lte": now}}, {"_id": 1}).limit(limit)])
         out: list[CounterChange] = []
         for key in keys:
             def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-                return core.sweep(w, now, self._retention)
+                new, changes = core.sweep(w, now, self._retention)
+                return (None if new == w and not changes else new), changes
 
             try:
-                got = await self._mutate_doc(key, now, fn, same_changes, skip_busy=True)
+                got = await self._mutate_doc(key, now, fn, same_changes, skip_busy=True,
+                                             tidy=True)
             except Congestion:
                 continue  # busy wallets are swept by their own traffic; next round
             out.extend(got or ())

@@ -28,6 +28,7 @@ version an old copy could match.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import uuid
 from collections import OrderedDict
@@ -41,6 +42,7 @@ import bson
 from bson.codec_options import CodecOptions
 from pymongo import ASCENDING
 
+from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import utc
 from nf.config import Settings
@@ -48,6 +50,7 @@ from nf.effects import FIELD as FX
 from nf.effects import Drain, entry
 from nf.errors import Congestion
 from nf.ledger import core
+from nf.ledger import notes as session_notes
 from nf.ledger.codec import (
     Doc,
     Pick,
@@ -66,6 +69,7 @@ from nf.sbi.metrics import Metrics
 from nf.store.batch import TOKEN, UpdateBatcher
 from nf.store.mongo import Db, money_collection, translate_errors
 
+log = logging.getLogger("nf.ledger")
 R = TypeVar("R")
 _AWARE: CodecOptions[Doc] = CodecOptions(tz_aware=True)
 COLLECTION = WALLETS
@@ -73,8 +77,13 @@ MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
 DOC_CACHE = 10_000  # wallet documents remembered per process (LRU)
 # The CHF's notes of its charging sessions on this wallet: {ChargingDataRef: note}, written
-# by the same update as the session's reservations (see ``MongoLedger.charge_noted``).
-NOTES = "cs"
+# by the same update as the session's reservations (see ``MongoLedger.charge_noted``) and
+# dropped when stale (``nf.ledger.notes``).
+NOTES = session_notes.NOTES
+# In this process's copy of a wallet document: how many pending entries (``fx``) it holds
+# at most, counting those this process pushed since it read it (the copy does not keep
+# them; deliveries acknowledged since only lower the true number).
+_HELD = "\x00fx_held"
 
 
 def nothing(_k: str) -> bool:
@@ -165,6 +174,8 @@ class WalletRepo:
         # this drain (``nf.effects``); without one they are only returned to the caller.
         self._effects = effects
         self._retention = timedelta(seconds=settings.ledger.seq_retention_s)
+        self._note_grace = timedelta(seconds=settings.ledger.note_grace_s)
+        self._fx_max = settings.effects.max_pending_per_doc
         self._attempts = settings.ledger.max_write_attempts
         self._locks: _KeyLocks | _NoLocks = _KeyLocks() if local_locks else _NoLocks()
         self._rng = random.Random()
@@ -193,6 +204,8 @@ class WalletRepo:
             await self._col.create_index([("due_res", ASCENDING)], name="due_res", sparse=True)
             await self._col.create_index([("due_life", ASCENDING)], name="due_life",
                                          sparse=True)
+            await self._col.create_index([(session_notes.DUE, ASCENDING)],
+                                         name=session_notes.DUE, sparse=True)
 
     # ---------------------------------------------------------------- reading and writing
 
@@ -317,6 +330,7 @@ class WalletRepo:
             doc[FX] = [*(carry or ()), *(fx or ())]
         if notes:
             doc[NOTES] = notes
+            doc[session_notes.DUE] = session_notes.due(notes, self._note_grace)
         self._forget(w.id)
         async with translate_errors("ledger write"):
             r = await self._col.replace_one({"_id": w.id, "v": expected_v}, doc)
@@ -375,10 +389,17 @@ class WalletRepo:
                         return result
                     fresh = True  # writes nothing: confirm on a fresh read
                     continue
-                if await self._update(doc, w, new, now, partial,
-                                      self._fx(changes(result), now),
-                                      extra(doc, result) if extra is not None else None,
-                                      batched):
+                fx = self._fx(changes(result), now)
+                more = extra(doc, result) if extra is not None else None
+                pushed = len(fx) + (len(more.fx) if more is not None else 0)
+                held = doc.get(_HELD, len(doc.get(FX) or ()))
+                if pushed and held + pushed > self._fx_max and not fresh:
+                    fresh = True  # deliveries may have emptied it since: read again
+                    continue
+                self._check_backlog(w.id, held, pushed)
+                if await self._update(doc, w, new, now, partial, fx, more, batched):
+                    if pushed:  # the copy counts what it pushed (not the entries)
+                        doc[_HELD] = held + pushed
                     return result
                 if not fresh:
                     fresh = True  # the copy was stale: no backoff, just read
@@ -389,9 +410,13 @@ class WalletRepo:
     async def _mutate_doc(self, key: str, now: datetime,
                           fn: Callable[[Wallet], tuple[Wallet | None, R]],
                           changes: Callable[[R], Sequence[CounterChange]],
-                          skip_busy: bool = False, add_notes: Doc | None = None) -> R | None:
+                          skip_busy: bool = False, add_notes: Doc | None = None,
+                          tidy: bool = False) -> R | None:
         """Like ``_mutate`` for a wallet addressed by its own id (groups, sweepers);
-        ``add_notes``: session notes to keep in it besides its own (a member joining)."""
+        ``add_notes``: session notes to keep in it besides its own (a member joining); the
+        stale notes are dropped (``nf.ledger.notes``). With ``tidy`` (the sweepers), a
+        wallet that ``fn`` leaves as it is (None) is not replaced: only stale notes make
+        it a write, otherwise at most its due times are set (``_set_due``)."""
         for attempt in range(self._attempts):
             doc = await self._find(key)
             if doc is None or doc.get("kind") == "ptr":
@@ -404,13 +429,54 @@ class WalletRepo:
                 continue
             w = wallet_from(doc)
             new, result = fn(w)
-            if new is None or await self._replace(new, w.version, now, self._carried(doc),
-                                                  self._fx(changes(result), now),
-                                                  {**(doc.get(NOTES) or {}),
-                                                   **(add_notes or {})}):
+            held = {**(doc.get(NOTES) or {}), **(add_notes or {})}
+            kept = session_notes.live(held, now, self._note_grace)
+            if new is None and tidy:
+                if len(kept) == len(held):
+                    await self._set_due(doc, w, kept, now)
+                    return result
+                new = w  # only stale notes to drop
+            if new is None:
+                return result
+            carried, fx = self._carried(doc), self._fx(changes(result), now)
+            self._check_backlog(key, len(carried), len(fx))
+            if await self._replace(new, w.version, now, carried, fx, kept):
                 return result
             await self._backoff(attempt)
         raise Congestion(f"ledger: too many concurrent writes for {key}; retry")
+
+    async def _set_due(self, doc: Doc, w: Wallet, notes: Doc, now: datetime) -> None:
+        """Store the due times of a wallet that time left unchanged, if they moved (a
+        partial write leaves ``due_res`` a lower bound): a ``$set`` of those fields alone,
+        without a new version, so no process's copy of the wallet is made stale by it (a
+        copy's older due times are earlier ones: a lower bound still)."""
+        due_res, due_life = core.due(w, now)
+        want = {"due_res": due_res, "due_life": due_life,
+                session_notes.DUE: session_notes.due(notes, self._note_grace)}
+        if all(_same_time(doc.get(k), v) for k, v in want.items()):
+            return
+        async with translate_errors("ledger write"):
+            await self._col.update_one({"_id": w.id, "v": w.version}, {"$set": want})
+
+    def _check_backlog(self, key: str, held: int, pushed: int) -> None:
+        """Refuse a write that would leave more than ``effects.max_pending_per_doc``
+        pending entries on the wallet (``Congestion``: 503, the peer retries later).
+
+        The entries are undelivered counter changes and EDRs; they pile up only when
+        their delivery fails (a listener down, the ``edrs`` store unavailable). Dropping
+        or truncating them would lose an EDR or a throttle, and growing the array without
+        bound grows every write of the wallet; refusing the step keeps the money and its
+        record together: nothing is charged that is not recorded. The count comes from
+        the document the write is conditional on (its version), so it is exact except
+        for deliveries acknowledged since, which only lower it; a refusal from a
+        process's copy is confirmed on a fresh read first (``_mutate``)."""
+        if pushed and held + pushed > self._fx_max:
+            if self._metrics is not None:
+                self._metrics.effects_backlog_full.inc()
+            logs.log(log, logging.WARNING, "pending effects backlog full: write refused",
+                     wallet=key, pending=held, max=self._fx_max)
+            raise Congestion(f"ledger: {held} effects of wallet {key} are still pending; "
+                             "retry later")
 
     async def _read(self, supi: str, now: datetime, full: bool = False
                     ) -> tuple[Wallet, Member] | None:
@@ -492,6 +558,10 @@ def same_changes(changes: tuple[CounterChange, ...]) -> tuple[CounterChange, ...
 
 def _aware(v: Any) -> datetime:
     return utc(v)
+
+
+def _same_time(stored: Any, want: datetime | None) -> bool:
+    return want is None if stored is None else want is not None and utc(stored) == want
 
 
 def new_bucket_id() -> str:

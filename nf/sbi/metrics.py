@@ -60,6 +60,9 @@ class Metrics:
         self.effects_overflow = Counter(
             "nf_effects_overflow_total", "Pending effects left to the sweeper because the "
             "delivery queue was full, by kind", ["effect"], registry=r)
+        self.effects_backlog_full = Counter(
+            "nf_effects_backlog_full_total", "Wallet writes refused because the wallet "
+            "held effects.max_pending_per_doc undelivered effects", registry=r)
 
         self.effects_oldest = Gauge(
             "nf_effects_oldest_pending_seconds", "Age of the oldest pending effect the "

@@ -18,6 +18,7 @@ from nf.edr.records import Party, fraud_record, status_record
 from nf.ledger.part import LedgerPart
 from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.subnotify.holder import this_process
 from nf.subnotify.part import SubNoticePart
 from tests.app.test_console import LUMEN_KEY, S1, C, _csrf, _sign_in, browser, make_app
 from tests.chf.harness import build, settled
@@ -67,7 +68,8 @@ async def test_notices_show_their_status_and_the_due_or_sent_time(
                       "addon_expired": "scheduled"}
     # The purchase notice goes out (webhook answered 2xx) a minute later.
     clock.advance(60)
-    [claimed] = await notices.outbox.claim("webhook", clock.now(), "test")
+    [claimed] = await notices.outbox.claim("webhook", clock.now(),
+                                                 this_process("test"))
     assert claimed["kind"] == "addon_purchased"
     assert await notices.outbox.sent(claimed["_id"], clock.now())
 
@@ -89,7 +91,8 @@ async def test_notices_show_their_status_and_the_due_or_sent_time(
 
     # A notice that failed says so, and why.
     clock.advance(7 * 86_400)
-    [expiring] = await notices.outbox.claim("webhook", clock.now(), "test")
+    [expiring] = await notices.outbox.claim("webhook", clock.now(),
+                                                 this_process("test"))
     await notices.outbox.finish(expiring["_id"], clock.now(), "failed", error="HTTP 410")
     c, _ = await _sign_in(app, LUMEN_KEY)  # a week later: a new session
     sent = _section(await _page(c), "h-notices-done")

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+from nf.chf.core import StepKey
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.ledger.port import CapState, CounterChange, SubscriberStatus
@@ -333,3 +334,49 @@ async def test_two_rating_groups_in_one_request(nf: Nf) -> None:
     rec = await nf.db["edrs"].find_one({})
     assert rec is not None and rec["rating_groups"] == [10, 20]
     assert rec["granted"] == 11 * MIB
+
+
+async def test_one_key_names_every_record_of_a_step(nf: Nf) -> None:
+    """The ledger's sequence records, the session's note on the wallet (its number and the
+    answer a retransmission gets again) and the EDR of each step all come from one
+    ``StepKey``; EDR ids keep their stored format, ``<ref>:<isn>``."""
+    await h.capped(nf.ledger, nf.clock.now(), SUPI)
+    smf = nf.smf(SUPI)
+    await smf.create()
+    await smf.update(Usage(100, 100))
+    last = await smf.update(Usage(100, 100))
+    ref = smf.ref or ""
+    key = StepKey(ref, 2)
+    assert key.record_id == f"{ref}:2"
+    wallet = await nf.db["ledger_wallets"].find_one({"_id": SUPI})
+    assert wallet is not None
+    note = wallet["cs"][ref]
+    assert note["i"] == key.isn and note["r"]["body"] == last.response
+    assert [q[3] for k, q in wallet["sq"].items() if ref in k] == [key.isn]
+    session = await nf.chf.service._read(ref, nf.clock.now())
+    assert session is not None and session.last_isn == key.isn
+    assert [r["_id"] for r in await edrs(nf, ref)] == [
+        StepKey(ref, isn).record_id for isn in range(3)]
+    assert (await smf.retransmit()).response == last.response
+
+
+async def test_note_of_a_session_closed_without_the_ledger_is_dropped(nf: Nf) -> None:
+    """A session closed here whose ledger close failed (the process died in between)
+    leaves its note on the wallet; the reservation sweeper drops it once its deadline lies
+    ``ledger.note_grace_s`` behind. A session still open and updated keeps its note."""
+    await h.capped(nf.ledger, nf.clock.now(), SUPI)
+    gone, live = nf.smf(SUPI), nf.smf(SUPI)
+    await gone.create()
+    await live.create()
+    ref = gone.ref or ""
+    assert ref and ref != live.ref
+    assert await nf.chf.service.store.close(ref, "release", nf.clock.now()) is not None
+    grace = nf.rt.settings.ledger.note_grace_s
+    for _ in range(3):
+        nf.clock.advance(3600)  # within the live session's supervision deadline
+        await live.update(Usage(100, 100))
+    nf.clock.advance(2 * 3600 + grace - 3 * 3600 + 1)
+    await nf.ledger.sweep_due("res", nf.clock.now(), 100)
+    wallet = await nf.db["ledger_wallets"].find_one({"_id": SUPI})
+    assert wallet is not None and set(wallet["cs"]) == {live.ref}
+    assert (await live.update(Usage(100, 100))).status == 200
