@@ -47,6 +47,9 @@ class ServerSettings(_Frozen):
     # the event loop's turns short so that throttles and other background work are not
     # queued behind every request of the process. 0: all at once.
     max_active_requests: int = Field(16, ge=0, le=1_000_000)
+    # The hot SBI operations (charging data create/update/release, SM policy create/
+    # update/delete) answered before the framework (nf.sbi.direct); off: by Quart alone.
+    direct_routes: bool = True
     h2_max_concurrent_streams: int = Field(1_000, ge=10, le=100_000)
     shutdown_grace_s: float = Field(10.0, ge=0.0, le=600.0)
     # A request body must arrive completely within this time (slow-sender protection).

@@ -8,24 +8,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, Response, request
+from quart import Blueprint
 
 from nf.chf.service import ChargingService
 from nf.chf.wire import ChargingDataRequest, PlmnId
 from nf.config import Settings
 from nf.sbi.body import read_model
-from nf.sbi.responses import api_root, json_response, no_content
+from nf.sbi.direct import Answer, Route, SbiRequest, blueprint_of, route
+from nf.sbi.responses import api_root
 from nf.security import caller as callers
 
 API_ROOT = "/nchf-convergedcharging/v3"
 
 
-def _json(status: int, body: dict[str, Any] | None) -> Response:
+def _answer(status: int, body: dict[str, Any] | None) -> Answer:
     if body is None:
-        return no_content()
+        return Answer(204)
     # Refusals carry a ChargingDataResponse with invocationResult as problem+json (TS 32.291).
     ctype = "application/json" if status < 400 else "application/problem+json"
-    return json_response(body, status, content_type=ctype)
+    return Answer(status, body, content_type=ctype)
 
 
 def bind_caller(settings: Settings, req: ChargingDataRequest) -> ChargingDataRequest:
@@ -48,8 +49,9 @@ def bind_caller(settings: Settings, req: ChargingDataRequest) -> ChargingDataReq
     return req
 
 
-def chf_blueprint(settings: Settings, service: ChargingService) -> Blueprint:
-    bp = Blueprint("chf", __name__, url_prefix=API_ROOT)
+def chf_routes(settings: Settings, service: ChargingService) -> list[Route]:
+    """Create, update and release: the operations both the direct path (``nf.sbi.direct``)
+    and the blueprint serve."""
     max_bytes = settings.server.max_body_bytes
 
     async def _check_owner(ref: str) -> None:
@@ -57,33 +59,32 @@ def chf_blueprint(settings: Settings, service: ChargingService) -> Blueprint:
         if caller is not None:
             callers.check_owner(caller, await service.owner(ref), f"charging session {ref}")
 
-    def location(ref: str) -> str:
-        return f"{api_root(settings)}{API_ROOT}/chargingdata/{ref}"
-
-    @bp.post("/chargingdata")
-    async def create() -> Response:
-        req = bind_caller(settings, await read_model(request, ChargingDataRequest,
-                                                     max_bytes))
-        status, body, ref = await service.create(req)
-        resp = _json(status, body)
+    async def create(req: SbiRequest, _params: dict[str, str]) -> Answer:
+        body = bind_caller(settings, await read_model(req, ChargingDataRequest, max_bytes))
+        status, answer, ref = await service.create(body)
+        out = _answer(status, answer)
         if status == 201:
-            resp.headers["Location"] = location(ref)
-        return resp
+            root = api_root(settings, req.host_url)
+            out.headers["Location"] = f"{root}{API_ROOT}/chargingdata/{ref}"
+        return out
 
-    @bp.post("/chargingdata/<ref>/update")
-    async def update(ref: str) -> Response:
-        req = bind_caller(settings, await read_model(request, ChargingDataRequest,
-                                                     max_bytes))
+    async def update(req: SbiRequest, params: dict[str, str]) -> Answer:
+        ref = params["ref"]
+        body = bind_caller(settings, await read_model(req, ChargingDataRequest, max_bytes))
         await _check_owner(ref)
-        status, body = await service.update(ref, req)
-        return _json(status, body)
+        return _answer(*await service.update(ref, body))
 
-    @bp.post("/chargingdata/<ref>/release")
-    async def release(ref: str) -> Response:
-        req = bind_caller(settings, await read_model(request, ChargingDataRequest,
-                                                     max_bytes))
+    async def release(req: SbiRequest, params: dict[str, str]) -> Answer:
+        ref = params["ref"]
+        body = bind_caller(settings, await read_model(req, ChargingDataRequest, max_bytes))
         await _check_owner(ref)
-        status, body = await service.release(ref, req)
-        return _json(status, body)
+        return _answer(*await service.release(ref, body))
 
-    return bp
+    return [route(API_ROOT, "/chargingdata", "chf.create", create),
+            route(API_ROOT, "/chargingdata/<ref>/update", "chf.update", update),
+            route(API_ROOT, "/chargingdata/<ref>/release", "chf.release", release)]
+
+
+def chf_blueprint(settings: Settings, service: ChargingService) -> Blueprint:
+    return blueprint_of(Blueprint("chf", __name__, url_prefix=API_ROOT),
+                        chf_routes(settings, service))

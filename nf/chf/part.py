@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from quart import Blueprint
 
 from nf import logs
-from nf.chf.http import chf_blueprint
+from nf.chf.http import chf_blueprint, chf_routes
 from nf.chf.service import KIND_ABORT, KIND_REAUTH, WALLET_EDR, ChargingService
 from nf.chf.store import COLLECTION, SessionStore
 from nf.edr.pending import edr_drain
@@ -19,6 +19,7 @@ from nf.ledger.effects import WALLETS
 from nf.ledger.port import CounterChange, Ledger
 from nf.notify.port import Outbox
 from nf.runtime import Role, Runtime, Worker
+from nf.sbi.direct import Route
 
 log = logging.getLogger("nf.chf")
 
@@ -49,6 +50,10 @@ class ChfPart:
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return [chf_blueprint(self._rt.settings, self.service)] if role == "sbi" else []
+
+    def direct_routes(self, role: str) -> list[Route]:
+        """The operations the SBI's direct path serves (``nf.sbi.direct``)."""
+        return chf_routes(self._rt.settings, self.service) if role == "sbi" else []
 
     async def ensure_indexes(self) -> None:
         await self.store.ensure_indexes()

@@ -13,10 +13,11 @@ from nf.errors import NfError
 from nf.ledger.port import CounterChange, Ledger
 from nf.notify.policy import Outcome
 from nf.notify.port import Outbox
-from nf.pcf.http import pcf_blueprint
+from nf.pcf.http import pcf_blueprint, pcf_routes
 from nf.pcf.service import KIND_UPDATE, SPEED_EVENTS, PcfService
 from nf.pcf.store import PolicyStore
 from nf.runtime import Role, Runtime, Worker
+from nf.sbi.direct import Route
 
 log = logging.getLogger("nf.pcf")
 
@@ -50,6 +51,10 @@ class PcfPart:
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return [pcf_blueprint(self._rt.settings, self.service)] if role == "sbi" else []
+
+    def direct_routes(self, role: str) -> list[Route]:
+        """The operations the SBI's direct path serves (``nf.sbi.direct``)."""
+        return pcf_routes(self._rt.settings, self.service) if role == "sbi" else []
 
     async def ensure_indexes(self) -> None:
         await self.store.ensure_indexes()

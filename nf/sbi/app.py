@@ -40,7 +40,8 @@ from nf.errors import (
 from nf.oam.apidocs import apidocs_blueprint
 from nf.oam.health import health_blueprint, liveness_blueprint
 from nf.runtime import Part, Role, Runtime, Starts, Worker
-from nf.sbi.guard import OPERATION_KEY, Guard
+from nf.sbi.direct import Authenticator, DirectRoutes, ServesDirect
+from nf.sbi.guard import OPERATION_KEY, AsgiApp, Guard
 from nf.sbi.problem import problem_response
 from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
 from nf.store.opwatch import OpWatch
@@ -228,7 +229,15 @@ def create_app(
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout_s
     life = _Lifecycle(rt, parts, role, client, build_indexes)
-    guard = Guard(app.asgi_app, limit=settings.server.max_inflight_requests,  # type: ignore[arg-type]
+    inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
+    routes = [r for p in parts if isinstance(p, ServesDirect) for r in p.direct_routes(role)]
+    if routes and settings.server.direct_routes:
+        # The hot SBI operations are answered before the framework (``nf.sbi.direct``).
+        inner = DirectRoutes(inner, routes,
+                             authenticators=[p for p in parts if isinstance(p, Authenticator)],
+                             max_body_bytes=settings.server.max_body_bytes,
+                             body_timeout_s=settings.server.body_timeout_s)
+    guard = Guard(inner, limit=settings.server.max_inflight_requests,
                   metrics=rt.metrics, exempt_paths=PROBE_PATHS,
                   body_timeout_s=settings.server.body_timeout_s,
                   active=settings.server.max_active_requests)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from quart import Request
@@ -114,21 +114,52 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
-async def read_json(request: Request, max_bytes: int,
+class BodySource(Protocol):
+    """A request body to read: the framework's request, or the direct path's
+    (``nf.sbi.direct``)."""
+
+    @property
+    def mimetype(self) -> str: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    async def body(self) -> bytes: ...
+
+
+class QuartBody:
+    __slots__ = ("_r",)
+
+    def __init__(self, r: Request) -> None:
+        self._r = r
+
+    @property
+    def mimetype(self) -> str:
+        return self._r.mimetype
+
+    @property
+    def content_length(self) -> int | None:
+        return self._r.content_length
+
+    async def body(self) -> bytes:
+        raw = await self._r.get_data(cache=False, as_text=False)
+        return raw.encode() if isinstance(raw, str) else raw
+
+
+async def read_json(request: Request | BodySource, max_bytes: int,
                     content_types: tuple[str, ...] = JSON_TYPES) -> Any:
     """The request body as parsed JSON, or an ``NfError``."""
-    ctype = (request.mimetype or "").lower()
+    src = QuartBody(request) if isinstance(request, Request) else request
+    ctype = (src.mimetype or "").lower()
     if ctype not in content_types:
         raise UnsupportedMediaType(
-            f"content type {request.mimetype or '(none)'!r} is not supported; "
+            f"content type {src.mimetype or '(none)'!r} is not supported; "
             f"use {content_types[0]}"
         )
-    length = request.content_length
+    length = src.content_length
     if length is not None and length > max_bytes:
         raise PayloadTooLarge(f"body of {length} bytes exceeds the limit of {max_bytes}")
-    raw = await request.get_data(cache=False, as_text=False)
-    if isinstance(raw, str):  # not with as_text=False; keeps the type checker honest
-        raw = raw.encode()
+    raw = await src.body()
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"body of {len(raw)} bytes exceeds the limit of {max_bytes}")
     return parse_json(raw)
@@ -153,6 +184,6 @@ def parse_model(model: type[M], data: Any) -> M:
         raise BadRequest("the body nests too deeply") from None
 
 
-async def read_model(request: Request, model: type[M], max_bytes: int,
+async def read_model(request: Request | BodySource, model: type[M], max_bytes: int,
                      content_types: tuple[str, ...] = JSON_TYPES) -> M:
     return parse_model(model, await read_json(request, max_bytes, content_types))

@@ -29,6 +29,7 @@ def no_content() -> Response:
     return resp
 
 
-def api_root(settings: Settings) -> str:
-    """The base URI peers reach this NF at: configured, else the request's own host."""
-    return (settings.server.api_root or request.host_url).rstrip("/")
+def api_root(settings: Settings, host_url: str | None = None) -> str:
+    """The base URI peers reach this NF at: configured, else the request's own host
+    (``host_url``; default: the framework's current request's)."""
+    return (settings.server.api_root or host_url or request.host_url).rstrip("/")

@@ -22,13 +22,12 @@ creation is refused with 400 naming the field.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
-
-from quart import g
 
 from nf import logs
 from nf.config import HostNetwork, Settings
@@ -37,7 +36,10 @@ from nf.security.tokens import Claims
 
 log = logging.getLogger("nf.security")
 
-_G_KEY = "nf_caller"
+# The request's caller: a context variable, so the direct path (no framework context,
+# ``nf.sbi.direct``) and the framework's views see the same.
+_CURRENT: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("nf_caller",
+                                                                        default=None)
 
 
 @dataclass(frozen=True)
@@ -76,16 +78,18 @@ def check_listener(caller: Caller, listener: HostNetwork) -> None:
                     f"token is for {caller.network.id}", cause="PLMN_NOT_ALLOWED")
 
 
-def set_current(caller: Caller) -> None:
-    setattr(g, _G_KEY, caller)
-    logs.bind(caller_network=caller.network.id)
+def set_current(caller: Caller | None) -> None:
+    """The caller of the request being handled (each request runs in a context of its
+    own; ``None`` forgets a caller the context may hold)."""
+    _CURRENT.set(caller)
+    if caller is not None:
+        logs.bind(caller_network=caller.network.id)
 
 
 def current() -> Caller | None:
     """The authenticated caller of the request being handled (``None`` without OAuth2,
     outside a host network's own listener)."""
-    value = getattr(g, _G_KEY, None)
-    return value if isinstance(value, Caller) else None
+    return _CURRENT.get()
 
 
 def check_plmns(settings: Settings, caller: Caller | None, *,

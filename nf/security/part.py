@@ -48,39 +48,50 @@ class SecurityPart:
                 # A bad file stops the NF at start (ConfigError), like any bad setting.
                 self.verifier.set_keys(keys.load_file(cfg.jwks_file))
         self._audiences = {t: audiences(rt.settings, t) for t in ("CHF", "PCF")}
+        # In a process serving a host network's own SBI listener: that network.
+        self._listener = rt.settings.network(rt.settings.server.listener_network or "")
         _warn_open_networks(rt.settings)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
-        settings = self._rt.settings
-        listener = settings.network(settings.server.listener_network or "")
-        if role != "sbi" or (self.verifier is None and listener is None):
+        if role != "sbi" or (self.verifier is None and self._listener is None):
             return []
         bp = Blueprint("sbi_security", __name__)
-        verifier, clock = self.verifier, self._rt.clock
 
         @bp.before_app_request
         async def _authenticate() -> None:
-            svc = service_of(request.path)
-            if svc is None:
-                return
-            if request.url_rule is not None and request.url_rule.endpoint:
+            if request.url_rule is not None and request.url_rule.endpoint \
+                    and service_of(request.path) is not None:
                 # The metrics label of the operation, also for refused requests.
                 cast(dict[str, Any], request.scope)[OPERATION_KEY] = request.url_rule.endpoint
-            if verifier is None:
-                assert listener is not None
-                callers.set_current(callers.Caller(listener, listener.plmn_ids[0], None))
-                return
-            service, nf_type = svc
-            token = bearer(request.headers.get("Authorization"))
-            claims = verifier.verify(token, service=service,
-                                     audiences=self._audiences[nf_type],
-                                     now=clock.now().timestamp())
-            caller = callers.resolve(settings, claims)
-            if listener is not None:
-                callers.check_listener(caller, listener)
-            callers.set_current(caller)
+            self.authenticate(request.path, None, request.headers.get("Authorization"))
 
         return [bp]
+
+    def authenticate(self, path: str, endpoint: str | None,
+                     authorization: str | None) -> None:
+        """Who calls a 3GPP service of this NF (``nf.security.caller.current()``), or an
+        ``NfError`` refusing the request; nothing to do for other paths, or when neither
+        tokens nor a host network's own listener are configured. Run for every request:
+        by the blueprint's hook, and by the direct path (``nf.sbi.direct``)."""
+        listener = self._listener
+        callers.set_current(None)  # nothing of an earlier request in the same context
+        if self.verifier is None and listener is None:
+            return
+        svc = service_of(path)
+        if svc is None:
+            return
+        if self.verifier is None:
+            assert listener is not None
+            callers.set_current(callers.Caller(listener, listener.plmn_ids[0], None))
+            return
+        service, nf_type = svc
+        claims = self.verifier.verify(bearer(authorization), service=service,
+                                      audiences=self._audiences[nf_type],
+                                      now=self._rt.clock.now().timestamp())
+        caller = callers.resolve(self._rt.settings, claims)
+        if listener is not None:
+            callers.check_listener(caller, listener)
+        callers.set_current(caller)
 
     async def ensure_indexes(self) -> None:
         return None
