@@ -14,9 +14,11 @@ write the last responses, and ends the process. Connections still open then are 
 have had their GOAWAY; the exit closes them. All of it within ``shutdown_grace_s``.
 
 The exit status says how it went: 0 when nothing was in flight at the deadline and the
-workers finished, 1 otherwise. Only for the processes ``nf serve`` starts under Granian;
-an app built by a test or run by Hypercorn (which closes idle connections itself) never
-installs it.
+workers finished, 1 otherwise; then the worker also tells its server process
+(``UNCLEAN_STOP_SIGNAL``), which Granian would not, so that ``nf serve`` exits 1.
+
+Only for the processes ``nf serve`` starts under Granian; an app built by a test or run by
+Hypercorn (which closes idle connections itself) never installs it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from quart import Quart
 
 from nf import logs
 from nf.clock import Clock
+from nf.proc import UNCLEAN_STOP_SIGNAL
 from nf.runtime import Runtime
 from nf.sbi.guard import Guard
 
@@ -74,8 +77,12 @@ def install(app: Quart, role: str) -> None:
     grace_s = rt.settings.server.shutdown_grace_s
     tasks: set[asyncio.Task[None]] = set()
 
+    parent = os.getppid()  # Granian's server process, which reports to ``nf serve``
+
     async def run() -> None:
         code = await drain(guard, life, rt.clock, grace_s, role)
+        if code and os.getppid() == parent:
+            os.kill(parent, UNCLEAN_STOP_SIGNAL)
         # Granian would keep the process for its idle connections: end it here.
         os._exit(code)
 

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from nf import logs
 from nf.config import HostNetwork, ServerSettings, Settings
-from nf.proc import die_with_parent
+from nf.proc import UNCLEAN_STOP_SIGNAL, die_with_parent
 from nf.runtime import Role
 
 log = logging.getLogger("nf.runner")
@@ -108,11 +108,14 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
     )
     kills = _KillWatch()
     logging.getLogger("_granian").addHandler(kills)
+    unclean: list[int] = []  # a worker's report that it cut requests or could not flush
+    signal.signal(UNCLEAN_STOP_SIGNAL, lambda _s, _f: unclean.append(1))
     server.serve()
-    if kills.killed:
-        # Granian itself exits 0 after killing a worker; the stop was not graceful.
-        logs.log(log, logging.ERROR, "a worker had to be killed", role=role,
-                 workers=kills.killed)
+    # Granian exits 0 whatever its workers did; the stop was graceful only if none was
+    # killed and none reported an unclean stop.
+    if kills.killed or unclean:
+        logs.log(log, logging.ERROR, "a worker did not stop cleanly", role=role,
+                 killed=kills.killed, unclean=len(unclean))
         raise SystemExit(1)
 
 
@@ -165,6 +168,7 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
 def run_child(role: Role) -> None:
     """Run one server in this process until it is told to stop."""
     settings = Settings.load()
+    logs.setup(settings.log_level)
     srv = settings.server
     run = _granian if srv.server == "granian" else _hypercorn
     run(role, srv, *listener(settings, role), settings.log_level)

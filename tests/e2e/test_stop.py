@@ -6,6 +6,7 @@ code says so; repeated stops under charging load lose no acknowledged request.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -95,6 +96,39 @@ def test_sigterm_with_idle_http2_connections_open_is_a_graceful_stop(
     assert {m["pid"] for m in markers(uri, database, "flushed")} == started
     # The request the SMF got its 201 for has its EDR.
     assert edr_ids(uri, database, [f"{ref}:0"]) == {f"{ref}:0"}
+
+
+def test_a_request_outlasting_the_grace_is_cut_and_the_exit_code_says_so(
+    db_server: EmbeddedDb, settings: Settings, tmp_path: Path,
+) -> None:
+    grace_s = 1.0
+    env = {**PROBE, "NF_SERVER__SHUTDOWN_GRACE_S": str(grace_s)}
+    with running_nf(db_server.uri, settings.mongodb_database, tmp_path, extra_env=env) as nf:
+        host, port = nf.sbi.removeprefix("http://").split(":")
+        raw = RawH2(host, int(port))
+        answers: list[int] = []
+
+        def ask() -> None:
+            with contextlib.suppress(OSError):  # closed by the server
+                answers.append(raw.get("/probe/slow?s=6").status)
+
+        slow = threading.Thread(target=ask)
+        slow.start()
+        time.sleep(0.5)  # the request is being handled
+        signalled = time.monotonic()
+        nf.proc.send_signal(signal.SIGTERM)
+        code = nf.proc.wait(30)
+        elapsed = time.monotonic() - signalled
+        slow.join(30)
+        raw.close()
+    text = nf.log.read_text()
+    assert code == 1, text[-4000:]
+    assert elapsed < grace_s + 2, elapsed
+    assert answers == [], answers  # never answered: cut, not finished after the grace
+    lines = log_lines(nf)
+    exits = [x for x in lines if x.get("msg") == "worker exits"]
+    assert [(x["role"], x["requests_cut"]) for x in exits] == [("sbi", 1)], text[-4000:]
+    assert any(x.get("msg") == "a worker did not stop cleanly" for x in lines), text[-4000:]
 
 
 def test_a_server_that_does_not_stop_is_killed_after_the_grace(
