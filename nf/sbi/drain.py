@@ -42,6 +42,8 @@ log = logging.getLogger("nf.drain")
 # After the app has stopped: time for the server to write the last responses out.
 LINGER_S = 0.2
 _POLL_S = 0.02
+# The part of ``shutdown_grace_s`` that requests still in flight cannot take from the flush.
+FLUSH_SHARE = 0.25
 
 
 class _Counts(Protocol):
@@ -54,10 +56,13 @@ class _Stops(Protocol):
 
 
 async def drain(guard: _Counts, life: _Stops, clock: Clock, grace_s: float, role: str) -> int:
-    """Wait (at most ``grace_s``) for the requests in flight, then stop the app within what
-    is left of ``grace_s``; the process's exit status."""
+    """Wait for the requests in flight, then stop the app within what is left of
+    ``grace_s``; the process's exit status. The requests may take all but
+    ``FLUSH_SHARE`` of the grace: that much is kept for flushing the background workers
+    (the effects of the requests answered)."""
     deadline = clock.monotonic() + grace_s
-    while guard.inflight and clock.monotonic() < deadline:
+    requests_deadline = deadline - grace_s * FLUSH_SHARE
+    while guard.inflight and clock.monotonic() < requests_deadline:
         await clock.sleep(_POLL_S)
     cut = guard.inflight
     flushed = await life.stop(max(0.0, deadline - clock.monotonic()))

@@ -98,38 +98,24 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         # SBI only (OAM's probes and Prometheus carry no certificates).
         ssl_ca=client_ca,
         ssl_client_verify=client_ca is not None,
-        # A worker stops by itself within the grace (``nf.sbi.drain``); this is the
-        # backstop for one that hangs.
-        workers_kill_timeout=int(srv.shutdown_grace_s) + 2,
+        # No kill timeout: a worker stops by itself within the grace (``nf.sbi.drain``),
+        # and one that hangs is killed by ``serve`` (with a truthful exit code). Granian's
+        # own kill also fires at a worker that has just exited by itself (its join and
+        # its watcher thread race), logging a kill that did not happen.
+        workers_kill_timeout=None,
         respawn_failed_workers=True,
         log_level=LogLevels(log_level.lower()),
         log_dictconfig=_log_config(log_level),
         log_access=False,
     )
-    kills = _KillWatch()
-    logging.getLogger("_granian").addHandler(kills)
     unclean: list[int] = []  # a worker's report that it cut requests or could not flush
     signal.signal(UNCLEAN_STOP_SIGNAL, lambda _s, _f: unclean.append(1))
     server.serve()
-    # Granian exits 0 whatever its workers did; the stop was graceful only if none was
-    # killed and none reported an unclean stop.
-    if kills.killed or unclean:
+    # Granian exits 0 whatever its workers' exit codes.
+    if unclean:
         logs.log(log, logging.ERROR, "a worker did not stop cleanly", role=role,
-                 killed=kills.killed, unclean=len(unclean))
+                 workers=len(unclean))
         raise SystemExit(1)
-
-
-class _KillWatch(logging.Handler):
-    """Counts Granian's kills of workers that did not stop in time (Granian logs them and
-    still exits 0)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.killed = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "refused to gracefully stop" in record.getMessage():
-            self.killed += 1
 
 
 def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: int,

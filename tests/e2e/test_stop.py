@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h2.exceptions
 import httpx
 import pytest
 from pymongo import MongoClient
@@ -131,12 +132,14 @@ def test_a_request_outlasting_the_grace_is_cut_and_the_exit_code_says_so(
     assert any(x.get("msg") == "a worker did not stop cleanly" for x in lines), text[-4000:]
 
 
+@pytest.mark.parametrize("frozen", ["server", "worker"])
 def test_a_server_that_does_not_stop_is_killed_after_the_grace(
-    db_server: EmbeddedDb, settings: Settings, tmp_path: Path,
+    frozen: str, db_server: EmbeddedDb, settings: Settings, tmp_path: Path,
 ) -> None:
-    """The SBI server process is frozen (SIGSTOP: it handles no signal, like one deadlocked
-    in its signal handler): the supervisor kills it, with its workers, once the grace and
-    its margin are over, says so and exits 1. A second SIGTERM changes nothing."""
+    """The SBI server process, or its worker, is frozen (SIGSTOP: it handles no signal,
+    like one deadlocked in its signal handler): the supervisor kills the server with its
+    workers once the grace and its margin are over, says so and exits 1. A second SIGTERM
+    changes nothing."""
     grace_s = 1.0
     env = {"NF_SERVER__SHUTDOWN_GRACE_S": str(grace_s)}
     with running_nf(db_server.uri, settings.mongodb_database, tmp_path, extra_env=env,
@@ -144,7 +147,10 @@ def test_a_server_that_does_not_stop_is_killed_after_the_grace(
         sbi = server_pid(nf, "sbi")
         tree = [sbi, *descendants(sbi)]
         assert len(tree) >= 2  # Granian's main process and its worker
-        os.kill(sbi, signal.SIGSTOP)
+        workers = [pid for pid in tree[1:]
+                   if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 1, workers
+        os.kill(sbi if frozen == "server" else workers[0], signal.SIGSTOP)
         signalled = time.monotonic()
         nf.proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
@@ -190,7 +196,9 @@ async def _charge(nf: NfProcess, supis: list[str], answered: list[str], stop: th
                         return
                     answered.append(f"{sim.ref}:{sim.isn}")
                     stop.set()  # the load is on: the stop may come
-            except httpx.HTTPError:
+            except (httpx.HTTPError, h2.exceptions.ProtocolError):
+                # The connection went away (httpx lets h2's error through when the server
+                # closes it while a response is being read): this SMF is done.
                 return
 
         await asyncio.gather(*(smf(s) for s in supis))
@@ -205,6 +213,7 @@ def test_twenty_sigterms_under_charging_load_lose_no_acknowledged_request(
     env = {"NF_SERVER__SHUTDOWN_GRACE_S": str(grace_s), "NF_MONGODB_WARM_UP": "false"}
     supis = SUBSCRIBERS[:4]
     stops: list[tuple[float, int]] = []
+    cut = 0
     for round_ in range(20):
         answered: list[str] = []
         loaded = threading.Event()
@@ -225,9 +234,16 @@ def test_twenty_sigterms_under_charging_load_lose_no_acknowledged_request(
             stops.append((round(time.monotonic() - signalled, 2), code))
             load.join(30)
         assert not load.is_alive()
-        assert code == 0, (round_, nf.log.read_text()[-4000:])
         assert stops[-1][0] < grace_s + 5, (round_, stops)
+        if code != 0:
+            # Only if a request was still in flight when the requests' share of the grace
+            # ended (httpx abandons a request on GOAWAY, and the server may not learn of
+            # it): the exit code says so, and the request was not acknowledged (below).
+            exits = [x for x in log_lines(nf) if x.get("msg") == "worker exits"]
+            assert code == 1 and any(x["requests_cut"] for x in exits), (
+                round_, nf.log.read_text()[-4000:])
+            cut += 1
         assert answered, round_
         missing = set(answered) - edr_ids(uri, database, answered)
         assert not missing, (round_, sorted(missing), json.dumps(stops))
-    print(f"20 stops under load (s, code): {stops}")
+    print(f"20 stops under load (s, code): {stops}; {cut} with a request cut")
