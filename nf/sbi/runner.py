@@ -211,7 +211,7 @@ def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str]
 
 EXIT_PORT_IN_USE = 3
 # After ``shutdown_grace_s``, how long the supervisor still waits before it kills the servers
-# (their own backstops, e.g. Granian's kill of a hung worker, act first).
+# (room for their last steps: a worker's exit, its server process's own).
 STOP_MARGIN_S = 5.0
 
 
