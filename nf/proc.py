@@ -15,3 +15,9 @@ def die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+# Sent by a server's worker process to its server process when it stopped uncleanly (it
+# cut requests in flight, or its background workers did not finish in time): the server
+# process then exits 1, and so does ``nf serve``.
+UNCLEAN_STOP_SIGNAL = signal.SIGUSR1

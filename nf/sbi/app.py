@@ -97,6 +97,7 @@ class _Lifecycle:
         self.build_indexes = build_indexes
         self.ready = False
         self.supervisor: asyncio.Task[None] | None = None
+        self._stop: asyncio.Future[bool] | None = None
 
     async def start(self) -> None:
         # Index checks and the warm-up may take long on a large database just restarted:
@@ -165,10 +166,19 @@ class _Lifecycle:
             await self.rt.pause(CPU_SAMPLE_S)
         self.rt.metrics.sample_cpu()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float | None = None) -> bool:
+        """Tell the workers to finish, wait for them (``timeout_s``, default
+        ``shutdown_grace_s``), close the database client; True if the workers finished in
+        time. Runs once: a second call (the server's lifespan shutdown after the process's
+        own drain, ``nf.sbi.drain``) waits for the first."""
+        if self._stop is None:
+            self._stop = asyncio.ensure_future(self._stop_once(timeout_s))
+        return await asyncio.shield(self._stop)
+
+    async def _stop_once(self, timeout_s: float | None) -> bool:
         self.ready = False
         self.rt.stopping.set()
-        grace = self.rt.settings.server.shutdown_grace_s
+        grace = self.rt.settings.server.shutdown_grace_s if timeout_s is None else timeout_s
         flushed = True
         if self.supervisor is not None:
             done, _ = await asyncio.wait({self.supervisor}, timeout=grace)
@@ -182,6 +192,7 @@ class _Lifecycle:
         _metrics_process_dead()
         logs.log(log, logging.INFO, "stopped", role=self.role, pid=os.getpid(),
                  workers_flushed=flushed, database_closed=self.client is not None)
+        return flushed
 
 
 def _metrics_process_dead() -> None:
@@ -285,7 +296,12 @@ def create_app(
             NfError("an unexpected error occurred; it has been logged"), request.path)
 
     app.before_serving(life.start)
-    app.after_serving(life.stop)
+
+    @app.after_serving
+    async def _stop() -> None:
+        await life.stop()
+
+    app.extensions["nf.lifecycle"] = life
     return app
 
 

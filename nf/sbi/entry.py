@@ -9,6 +9,7 @@ from quart import Quart
 
 from nf import logs
 from nf.config import Settings
+from nf.sbi import drain
 from nf.sbi.app import create_app
 
 # Young-generation threshold for server processes (CPython's default is 700): a request
@@ -27,7 +28,7 @@ def tune_gc() -> None:
     gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
 
 
-def _app(role: str) -> Quart:
+def _app(role: str, *, granian: bool = False) -> Quart:
     settings = Settings.load()
     logs.setup(settings.log_level)
     # Indexes are checked and built, and the database warmed up, by the OAM process alone
@@ -36,6 +37,8 @@ def _app(role: str) -> Quart:
     # the embedded database retrying write conflicts for minutes (a million wallets).
     app = create_app(settings, role="sbi" if role == "sbi" else "oam",
                      build_indexes=role != "sbi")
+    if granian:
+        drain.install(app, role)
     tune_gc()
     return app
 
@@ -46,3 +49,13 @@ def sbi_app() -> Quart:
 
 def oam_app() -> Quart:
     return _app("oam")
+
+
+# Under Granian, whose workers wait for idle connections before their lifespan shutdown:
+# the process drains and stops on SIGTERM by itself (``nf.sbi.drain``).
+def granian_sbi_app() -> Quart:
+    return _app("sbi", granian=True)
+
+
+def granian_oam_app() -> Quart:
+    return _app("oam", granian=True)

@@ -1,8 +1,12 @@
 """Running the two servers (SBI and OAM) under Granian (default) or Hypercorn.
 
 ``serve`` is a small supervisor: it starts one child process per port (each in its own
-session, so a terminal's Ctrl-C reaches them once, through the supervisor), forwards
-SIGTERM / SIGINT to them, and waits for them to drain within ``server.shutdown_grace_s``.
+session, so a terminal's Ctrl-C reaches them once, through the supervisor), forwards the
+first SIGTERM / SIGINT to them (a repeated one is only logged), and waits for them to drain
+within ``server.shutdown_grace_s``. Past that and ``STOP_MARGIN_S`` more, it SIGKILLs what
+is left (each child's whole process group, workers included), says so, and exits 1: a stop
+always ends. Under Granian each worker process drains and stops by itself
+(``nf.sbi.drain``); the exit code is 0 only if no process had to be killed.
 Each child runs the chosen server with the app factory in ``nf.sbi.entry``; HTTP/2 is h2c
 with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
 
@@ -21,6 +25,7 @@ so before starting anything the supervisor binds each address itself *without*
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -35,7 +40,7 @@ from typing import Any, NamedTuple
 
 from nf import logs
 from nf.config import HostNetwork, ServerSettings, Settings
-from nf.proc import die_with_parent
+from nf.proc import UNCLEAN_STOP_SIGNAL, die_with_parent
 from nf.runtime import Role
 
 log = logging.getLogger("nf.runner")
@@ -70,8 +75,8 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
     from granian.http import HTTP2Settings
     from granian.log import LogLevels
 
-    Granian(
-        f"nf.sbi.entry:{role}_app",
+    server = Granian(
+        f"nf.sbi.entry:granian_{role}_app",
         factory=True,
         address=host,
         port=port,
@@ -93,12 +98,24 @@ def _granian(role: Role, srv: ServerSettings, host: str, port: int, workers: int
         # SBI only (OAM's probes and Prometheus carry no certificates).
         ssl_ca=client_ca,
         ssl_client_verify=client_ca is not None,
-        workers_kill_timeout=int(srv.shutdown_grace_s) + 1,
+        # No kill timeout: a worker stops by itself within the grace (``nf.sbi.drain``),
+        # and one that hangs is killed by ``serve`` (with a truthful exit code). Granian's
+        # own kill also fires at a worker that has just exited by itself (its join and
+        # its watcher thread race), logging a kill that did not happen.
+        workers_kill_timeout=None,
         respawn_failed_workers=True,
         log_level=LogLevels(log_level.lower()),
         log_dictconfig=_log_config(log_level),
         log_access=False,
-    ).serve()
+    )
+    unclean: list[int] = []  # a worker's report that it cut requests or could not flush
+    signal.signal(UNCLEAN_STOP_SIGNAL, lambda _s, _f: unclean.append(1))
+    server.serve()
+    # Granian exits 0 whatever its workers' exit codes.
+    if unclean:
+        logs.log(log, logging.ERROR, "a worker did not stop cleanly", role=role,
+                 workers=len(unclean))
+        raise SystemExit(1)
 
 
 def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: int,
@@ -137,6 +154,7 @@ def _hypercorn(role: Role, srv: ServerSettings, host: str, port: int, workers: i
 def run_child(role: Role) -> None:
     """Run one server in this process until it is told to stop."""
     settings = Settings.load()
+    logs.setup(settings.log_level)
     srv = settings.server
     run = _granian if srv.server == "granian" else _hypercorn
     run(role, srv, *listener(settings, role), settings.log_level)
@@ -192,6 +210,9 @@ def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str]
 
 
 EXIT_PORT_IN_USE = 3
+# After ``shutdown_grace_s``, how long the supervisor still waits before it kills the servers
+# (room for their last steps: a worker's exit, its server process's own).
+STOP_MARGIN_S = 5.0
 
 
 class PortInUse(Exception):
@@ -221,6 +242,20 @@ def claim_check(what: str, host: str, port: int, setting: str | None = None) -> 
                 setting = setting or f"server.{what.lower()}_port"
                 raise PortInUse(f"{what} port {port} on {host} {why}; is another NF "
                                 f"running? Set another with {setting}") from None
+
+
+def _tell(children: list[subprocess.Popen[bytes]], signum: int) -> None:
+    for c in children:
+        if c.poll() is None:
+            c.send_signal(signum)
+
+
+def _kill_group(child: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``child`` and every process of its group (a server's worker processes; each
+    child leads a group of its own), then reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
 
 
 def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
@@ -270,46 +305,56 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
                          start_new_session=True, preexec_fn=die_with_parent)
         for role, env_ in envs
     ]
-    stopping = False
-    killed = False
+    # The handler only records the signal: forwarding, logging and waiting happen in the
+    # loop below, so a signal arriving at any moment (a second SIGTERM, Ctrl-C after
+    # SIGTERM) never re-enters any of it.
+    received: list[int] = []
 
-    def _forward(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        if not stopping:
-            logs.log(log, logging.INFO, "stopping", signal=signal.Signals(signum).name)
-        stopping = True
-        for c in children:
-            if c.poll() is None:
-                c.send_signal(signum)
+    def _record(signum: int, _frame: object) -> None:
+        received.append(signum)
 
-    old = {s: signal.signal(s, _forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    died = False
+    old = {s: signal.signal(s, _record) for s in (signal.SIGTERM, signal.SIGINT)}
+    grace_s = srv.shutdown_grace_s
+    roles = [role for role, _ in envs]
+    stopping = died = killed = False
+    deadline = 0.0
+    seen = 0
     try:
-        while True:
-            codes = [c.poll() for c in children]
-            if all(code is not None for code in codes):
-                break
-            if any(code is not None for code in codes) and not stopping:
+        while any(c.poll() is None for c in children):
+            now = time.monotonic()
+            arrived = received[seen:]
+            seen += len(arrived)
+            for signum in arrived:
+                name = signal.Signals(signum).name
+                if stopping:  # each server was told once; telling it again helps nothing
+                    logs.log(log, logging.INFO, "already stopping", signal=name,
+                             kill_in_s=round(max(0.0, deadline - now), 1))
+                    continue
+                logs.log(log, logging.INFO, "stopping", signal=name)
+                stopping, deadline = True, now + grace_s + STOP_MARGIN_S
+                _tell(children, signum)
+            if not stopping and any(c.poll() is not None for c in children):
                 # One server died: stop the other rather than run half an NF.
                 died = True
                 logs.log(log, logging.ERROR, "a server exited; stopping the others",
-                         codes=codes)
-                _forward(signal.SIGTERM, None)
+                         codes=[c.poll() for c in children])
+                stopping, deadline = True, now + grace_s + STOP_MARGIN_S
+                _tell(children, signal.SIGTERM)
+            if stopping and now >= deadline:
+                left = [{"role": r, "pid": c.pid} for r, c in zip(roles, children, strict=True)
+                        if c.poll() is None]
+                logs.log(log, logging.ERROR, "servers did not stop in time; killing them",
+                         shutdown_grace_s=grace_s, waited_s=round(grace_s + STOP_MARGIN_S, 1),
+                         servers=left)
+                killed = True
+                break
             time.sleep(0.05)
-        deadline = time.monotonic() + settings.server.shutdown_grace_s + 5
-        for c in children:
-            try:
-                c.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                c.kill()
-                c.wait()
-                killed = True
     finally:
-        for c in children:  # never leave a server behind, whatever happened here
+        # Whatever happened: no server, nor any worker process of one, is left behind.
+        for c in children:
             if c.poll() is None:
-                c.kill()
-                c.wait()
                 killed = True
+            _kill_group(c)
         for s, h in old.items():
             signal.signal(s, h)
         if metrics_dir is not None:

@@ -98,3 +98,17 @@ class RawH2:
                 out.body += f.data
                 if "END_STREAM" in f.flags:
                     return out
+
+    def until_closed(self) -> list[int]:
+        """Read (answering PINGs, as a live peer does) until the server closes the
+        connection; the last_stream_id of each GOAWAY received on the way."""
+        goaways: list[int] = []
+        try:
+            while True:
+                f = self._frame()
+                if isinstance(f, PingFrame) and "ACK" not in f.flags:
+                    self.sock.sendall(PingFrame(0, f.opaque_data, flags=["ACK"]).serialize())
+                elif isinstance(f, GoAwayFrame):
+                    goaways.append(f.last_stream_id)
+        except (ConnectionError, OSError):
+            return goaways
