@@ -76,15 +76,18 @@ class Drain(Generic[T]):
                  decode: Callable[[Doc], T],
                  deliver: Callable[[Sequence[T]], Awaitable[None]],
                  settings: EffectsSettings | None = None, kind: str | None = None,
-                 linger_s: float = 0.0) -> None:
+                 linger_s: float = 0.0, in_flight: int | None = None) -> None:
         self.name = name
         self.kind = kind
         # How long a batch that is not full waits for more entries before it goes: for
         # effects nobody waits for (EDRs), fewer and larger deliveries; 0 for the others.
         self._linger_s = linger_s
+        # Batches delivered at once (default ``batches_in_flight``): effects that someone
+        # waits for (a throttle) need several; for the others one means larger batches.
         self._rt = rt
         self._coll = money_collection(rt.db, collection)
         self._cfg = settings or rt.settings.effects
+        self._in_flight = in_flight or self._cfg.batches_in_flight
         self._decode = decode
         self._deliver = deliver
         self._queue: deque[_Item] = deque()
@@ -135,7 +138,7 @@ class Drain(Generic[T]):
         not wait for it; the effects of one document stay in order (a batch takes none of
         a document that a batch in flight holds)."""
         stopping = self._rt.stopping
-        slots = asyncio.Semaphore(self._cfg.batches_in_flight)
+        slots = asyncio.Semaphore(self._in_flight)
         async with asyncio.TaskGroup() as tg:
             while True:
                 if not self._queue:

@@ -23,5 +23,7 @@ def edr_drain(rt: Runtime, collection: str, name: str, sink: EdrSink,
     async def deliver(records: Sequence[Doc]) -> None:
         await sink.write_many(records)
 
+    # Nobody waits for an EDR: one batch at a time, lingering for more, keeps them few and
+    # large (each costs an insert and an acknowledgement).
     return Drain(rt, collection, name, decode=dict, deliver=deliver, kind=kind,
-                 linger_s=rt.settings.effects.edr_linger_s)
+                 linger_s=rt.settings.effects.edr_linger_s, in_flight=1)
