@@ -86,17 +86,36 @@ class EdrWriter:
 
     async def write_many(self, edrs: Sequence[Mapping[str, Any]]) -> None:
         """Store records that are already durable elsewhere (pending entries of the writes
-        that made them, ``nf.edr.pending``) with one insert of their own, without the
-        buffer: their drain batches them already. Raises the first refused record's error
-        (the drain then leaves the whole batch to its sweeper; records stored meanwhile
-        are duplicates next time, which count as stored)."""
+        that made them, ``nf.edr.pending``): they join the buffer, so they share inserts
+        with every other EDR of the process, and the caller waits for all of them at once
+        (one wait, not one per record). Raises the first refused record's error (the
+        drain then leaves the whole batch to its sweeper; records stored meanwhile are
+        duplicates next time, which count as stored)."""
         docs = [dict(e) for e in edrs]
         if not docs:
             return
-        errors = await self._insert(docs)
-        self._count(d for i, d in enumerate(docs) if i not in errors)
-        if errors:
-            raise errors[min(errors)]
+        if not self._running or len(self._buffer) + len(docs) > self._cfg.buffer_max:
+            # No flusher, or no room: one insert of their own (they are durable anyway).
+            errors = await self._insert(docs)
+            self._count(d for i, d in enumerate(docs) if i not in errors)
+            if errors:
+                raise errors[min(errors)]
+            return
+        items = [_Pending(d) for d in docs]
+        self._buffer.extend(items)
+        self._rt.metrics.edr_buffered.inc(len(items))
+        self._wake.set()
+        futs = [it.done for it in items]
+        _, pending = await asyncio.wait(futs, timeout=self._cfg.wait_timeout_s)
+        for f in pending:  # still stored later if the database recovers
+            f.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if pending:
+            raise StoreUnavailable(
+                f"{len(pending)} EDRs were not stored within {self._cfg.wait_timeout_s:g} s")
+        for f in futs:
+            err = f.exception()
+            if err is not None:
+                raise err
 
     def _count(self, docs: Iterable[Doc]) -> None:
         by_kind: dict[str, int] = {}
