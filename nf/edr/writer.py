@@ -101,7 +101,8 @@ class EdrWriter:
             if errors:
                 raise errors[min(errors)]
             return
-        items = [_Pending(d) for d in docs]
+        at = self._rt.clock.monotonic()
+        items = [_Pending(d, queued_at=at) for d in docs]
         self._buffer.extend(items)
         self._rt.metrics.edr_buffered.inc(len(items))
         self._wake.set()

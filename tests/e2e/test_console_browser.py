@@ -141,8 +141,9 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                     await expect(page.get_by_role("heading", name="Confirm")).to_be_visible()
                     await page.screenshot(path=str(shots / "confirm.png"))
                     await page.locator("#confirm").click()
+                    # Said by the offer's name, with its price.
                     await expect(page.get_by_role("status")).to_contain_text(
-                        "lumen-addon-1gb-7d")
+                        "1 GB for 7 days (3.00 USD)")
                     # The real SMF receives the restored speed.
                     restore = await smf.wait_for(lambda x: x.path == "/smf/pol/update",
                                                  timeout_s=10)
@@ -167,7 +168,7 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
                     # The purchase's EDR (from its durable counter change) says what was
                     # bought, at which price.
                     await expect(page.locator("ol.timeline li", has_text="purchase").first
-                                 ).to_contain_text("lumen-addon-1gb-7d (addon, 3.00 USD)")
+                                 ).to_contain_text("1 GB for 7 days (3.00 USD)")
                     await page.screenshot(path=str(shots / "subscriber-restored.png"),
                                           full_page=True)
 
