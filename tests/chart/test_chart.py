@@ -7,7 +7,6 @@ tests skip, saying so, only where Go is missing."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +20,7 @@ pytestmark = pytest.mark.timeout(1200)  # the first run builds helm
 
 @pytest.fixture(scope="module")
 def helm() -> Path:
-    try:
-        return tools.helm()
-    except tools.ToolUnavailable as e:
-        if shutil.which("go") is None:
-            pytest.skip(f"Go is missing: {e}")
-        raise
+    return tools.helm_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from nf.config import Settings
 from nf.demo import seed
 from nf.demo.subscribers import demo_subscribers
 from nf.store.embedded import EmbeddedDb
+from tests import debian
 from tests.e2e.nfproc import running_nf
 from tests.pcf.harness import ambr_of, use_until_throttled
 from tests.peers import NotificationReceiver
@@ -35,8 +36,8 @@ CHROMIUM = Path("/usr/lib/chromium/chromium")
 
 def _chromium() -> Path:
     """Debian's Chromium, installed with apt-get when missing and we are root."""
-    if CHROMIUM.exists():
-        return CHROMIUM
+    debian.package("chromium", CHROMIUM)
+    return CHROMIUM
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("Debian's chromium package is missing and cannot be installed here "
                     "(needs root and apt-get): apt-get install chromium")

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -52,6 +53,14 @@ async def _by_hand(path: str, body: dict[str, Any]) -> tuple[int, Any, dict[str,
     raise AssertionError("this SMF's requests are sent by the test itself")
 
 
+def _sigterm(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """One SIGTERM; the exit code and how long the stop took."""
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
+    return code, time.monotonic() - signalled
+
+
 @pytest.mark.parametrize("server", ["granian", "hypercorn"])
 def test_sigterm_with_idle_http2_connections_open_is_a_graceful_stop(
     server: str, db_server: EmbeddedDb, settings: Settings, tmp_path: Path,
@@ -76,10 +85,7 @@ def test_sigterm_with_idle_http2_connections_open_is_a_graceful_stop(
         reader = threading.Thread(target=lambda: goaways.extend(raw.until_closed()))
         reader.start()
 
-        signalled = time.monotonic()
-        nf.proc.send_signal(signal.SIGTERM)
-        code = nf.proc.wait(30)
-        elapsed = time.monotonic() - signalled
+        code, elapsed = _sigterm(nf.proc)
         reader.join(30)
         raw.close()
     text = nf.log.read_text()
@@ -116,10 +122,7 @@ def test_a_request_outlasting_the_grace_is_cut_and_the_exit_code_says_so(
         slow = threading.Thread(target=ask)
         slow.start()
         time.sleep(0.5)  # the request is being handled
-        signalled = time.monotonic()
-        nf.proc.send_signal(signal.SIGTERM)
-        code = nf.proc.wait(30)
-        elapsed = time.monotonic() - signalled
+        code, elapsed = _sigterm(nf.proc)
         slow.join(30)
         raw.close()
     text = nf.log.read_text()

@@ -9,9 +9,7 @@ ephemeral port with its own configuration and storage, and reads its HTTP API.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from nf.store.embedded import free_port
+from tests import debian
 from tests.chart import check
 from tests.chart import tools as chart_tools
 
@@ -36,29 +34,13 @@ JOB = "nf"  # the scrape job of the tests (the chart's ``prometheusRule.job``)
 
 def tools() -> tuple[Path, Path]:
     """``promtool`` and ``prometheus`` from Debian's package, installed when missing."""
-    if PROMTOOL.exists() and PROMETHEUS.exists():
-        return PROMTOOL, PROMETHEUS
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("Debian's prometheus package is missing and cannot be installed here "
-                    "(needs root and apt-get): apt-get install prometheus")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    if subprocess.run(cmd, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=900)
-        subprocess.run(cmd, env=env, capture_output=True, timeout=900)
-    if not (PROMTOOL.exists() and PROMETHEUS.exists()):
-        pytest.skip("apt-get could not install Debian's prometheus package")
+    debian.package("prometheus", PROMTOOL, PROMETHEUS)
     return PROMTOOL, PROMETHEUS
 
 
 def helm() -> Path:
     """The chart's pinned helm (built once per machine); skip where Go is missing."""
-    try:
-        return chart_tools.helm()
-    except chart_tools.ToolUnavailable as e:
-        if shutil.which("go") is None:
-            pytest.skip(f"Go is missing to build helm: {e}")
-        raise
+    return chart_tools.helm_or_skip()
 
 
 def rule_groups(sets: list[str] | None = None) -> dict[str, Any]:
