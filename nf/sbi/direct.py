@@ -7,9 +7,9 @@ hooks, a response object) costs more CPU than the HTTP/2 server itself. ``Direct
 sits in front of the Quart app and answers exactly those requests itself: it reads the
 body within the same limits (``server.max_body_bytes``, ``server.body_timeout_s``), runs
 the same authentication (``Authenticator``), calls the same operation (each slice's
-``*_ops`` function, which its Quart blueprint calls too), and renders the same answer or
-ProblemDetails. Anything else (other methods and paths, HTTP/1.1, a body of another
-content type) goes to the Quart app, untouched.
+``*_routes``, which its Quart blueprint registers too), and renders the same answer or
+ProblemDetails. Anything else (other methods and paths, HTTP/1.1) goes to the Quart app,
+untouched.
 
 The operation's name (the metrics label) is the blueprint endpoint's, so both paths count
 as one operation.
@@ -113,7 +113,7 @@ class _AsgiRequest:
     def __init__(self, scope: Scope, receive: Receive, max_bytes: int,
                  timeout_s: float) -> None:
         self._receive = receive
-        self._done = False  # the body was read (or dropped): nothing more to receive
+        self._done = False  # the body's last message was received: nothing more comes
         self._max_bytes = max_bytes
         self._timeout_s = timeout_s
         length: int | None = None
@@ -141,7 +141,8 @@ class _AsgiRequest:
 
     async def discard(self) -> None:
         """Read (and drop) what is left of the body, within the deadline: a refused
-        request is answered only once its peer has finished sending."""
+        request (also one refused while its body was being read) is answered only once
+        its peer has finished sending."""
         if self._done:
             return
         self._done = True
@@ -155,7 +156,6 @@ class _AsgiRequest:
     async def body(self) -> bytes:
         if self.content_length is not None and self.content_length > self._max_bytes:
             raise PayloadTooLarge("the request body exceeds the configured limit")
-        self._done = True
         parts: list[bytes] = []
         size = 0
         try:
@@ -163,7 +163,10 @@ class _AsgiRequest:
                 while True:
                     message = await self._receive()
                     if message["type"] != "http.request":
+                        self._done = True  # the peer went away: nothing more comes
                         raise RequestTimeout("the request body was not received in time")
+                    if not message.get("more_body"):
+                        self._done = True
                     chunk = message.get("body") or b""
                     size += len(chunk)
                     if size > self._max_bytes:
