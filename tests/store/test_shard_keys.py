@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -229,3 +230,18 @@ async def test_the_hot_path_carries_every_shard_key(settings: Settings) -> None:
     assert sum(targeted.values()) >= 30, targeted
     assert {"ledger_wallets", "sm_policies", "edrs"} <= set(targeted), targeted
     assert any(s.in_request for s in seen)
+
+
+def test_every_background_sweep_of_the_wallets_is_a_listed_cross_shard_query() -> None:
+    """The sweeps run by timers, whether or not a request happens to run beside them:
+    the flow above sees only those that fire while it records, so each one's filter is
+    checked here, built the way the sweeper builds it."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for flt in ({"due_res": {"$lte": now}}, {"due_life": {"$lte": now}},
+                {"due_cs": {"$lte": now}},
+                {"fx": {"$elemMatch": {"at": {"$lte": now}, "k": None}}}):
+        shape = shards.cross_shard("ledger_wallets", flt)
+        assert shape is not None and shape.kind == "sweep", flt
+    shape = shards.cross_shard("charging_sessions",
+                               {"fx": {"$elemMatch": {"at": {"$lte": now}, "k": None}}})
+    assert shape is not None and shape.kind == "sweep"
