@@ -82,11 +82,11 @@ class Drain(Generic[T]):
         # How long a batch that is not full waits for more entries before it goes: for
         # effects nobody waits for (EDRs), fewer and larger deliveries; 0 for the others.
         self._linger_s = linger_s
-        # Batches delivered at once (default ``batches_in_flight``): effects that someone
-        # waits for (a throttle) need several; for the others one means larger batches.
         self._rt = rt
         self._coll = money_collection(rt.db, collection)
         self._cfg = settings or rt.settings.effects
+        # Batches delivered at once (default ``batches_in_flight``): effects that someone
+        # waits for (a throttle) need several; for the others one means larger batches.
         self._in_flight = in_flight or self._cfg.batches_in_flight
         self._decode = decode
         self._deliver = deliver

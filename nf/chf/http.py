@@ -14,8 +14,8 @@ from nf.chf.service import ChargingService
 from nf.chf.wire import ChargingDataRequest, PlmnId
 from nf.config import Settings
 from nf.sbi.body import read_model
-from nf.sbi.direct import Answer, Route, SbiRequest, blueprint_of, route
-from nf.sbi.responses import api_root
+from nf.sbi.direct import Route, SbiRequest, blueprint_of, route
+from nf.sbi.responses import Answer, api_root
 from nf.security import caller as callers
 
 API_ROOT = "/nchf-convergedcharging/v3"

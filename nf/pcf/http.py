@@ -8,8 +8,8 @@ from nf.config import Settings
 from nf.pcf.service import API_PREFIX, PcfService, policy_id
 from nf.pcf.wire import SmPolicyContextData, SmPolicyDeleteData, SmPolicyUpdateContextData
 from nf.sbi.body import parse_model, read_json, read_model
-from nf.sbi.direct import Answer, Route, SbiRequest, blueprint_of, route
-from nf.sbi.responses import api_root, json_response
+from nf.sbi.direct import Route, SbiRequest, blueprint_of, route
+from nf.sbi.responses import Answer, api_root, json_response
 from nf.security import caller as callers
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from quart import Blueprint, Response, request
 
@@ -32,19 +31,10 @@ from nf import logs
 from nf.errors import NfError, PayloadTooLarge, RequestTimeout
 from nf.sbi.body import BodySource, QuartBody
 from nf.sbi.guard import OPERATION_KEY, AsgiApp, Receive, Scope, Send
-from nf.sbi.problem import PROBLEM_JSON, problem_body
+from nf.sbi.problem import problem_answer
+from nf.sbi.responses import Answer, send_answer, to_response
 
 log = logging.getLogger("nf.sbi")
-
-
-@dataclass
-class Answer:
-    """What an operation answers: status, JSON body (None: no body), extra headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
 
 
 class SbiRequest(BodySource, Protocol):
@@ -179,30 +169,6 @@ class _AsgiRequest:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def _send_answer(send: Send, a: Answer) -> None:
-    if a.body is None and a.status == 204:
-        headers: list[tuple[bytes, bytes]] = []
-        body = b""
-    else:
-        body = json.dumps(a.body, separators=(",", ":")).encode()
-        headers = [(b"content-type", a.content_type.encode()),
-                   (b"content-length", str(len(body)).encode())]
-    headers += [(k.lower().encode(), v.encode()) for k, v in a.headers.items()]
-    await send({"type": "http.response.start", "status": a.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def problem_answer(err: NfError, path: str) -> Answer:
-    headers: dict[str, str] = {}
-    if err.retry_after_s is not None:
-        headers["Retry-After"] = str(err.retry_after_s)
-    if err.allow:
-        headers["Allow"] = ", ".join(err.allow)
-    if err.www_authenticate:
-        headers["WWW-Authenticate"] = err.www_authenticate
-    return Answer(err.status, problem_body(err, path), headers, PROBLEM_JSON)
-
-
 class QuartRequest(QuartBody):
     """The framework's request as an ``SbiRequest`` (the blueprints' path)."""
 
@@ -220,18 +186,6 @@ def framework_view(op: Operation) -> Callable[..., Awaitable[Response]]:
         return to_response(await op(QuartRequest(request), params))
 
     return view
-
-
-def to_response(a: Answer) -> Response:
-    if a.body is None and a.status == 204:
-        resp = Response(b"", status=204)
-        resp.headers.remove("Content-Type")
-    else:
-        resp = Response(json.dumps(a.body, separators=(",", ":")), status=a.status,
-                        content_type=a.content_type)
-    for k, v in a.headers.items():
-        resp.headers[k] = v
-    return resp
 
 
 def blueprint_of(bp: Blueprint, routes: Sequence[Route]) -> Blueprint:
@@ -284,4 +238,4 @@ class DirectRoutes:
             answer = problem_answer(
                 NfError("an unexpected error occurred; it has been logged"), path)
         await req.discard()  # refused before its body was read (or a body with no use)
-        await _send_answer(send, answer)
+        await send_answer(send, answer)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -33,7 +32,8 @@ from typing import Any
 from nf import logs
 from nf.errors import Congestion, NfError
 from nf.sbi.metrics import Metrics
-from nf.sbi.problem import PROBLEM_JSON, problem_body
+from nf.sbi.problem import problem_answer
+from nf.sbi.responses import send_answer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -57,16 +57,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def send_problem(send: Send, err: NfError, instance: str, request_id: str) -> None:
     """Answer with a ProblemDetails straight at the ASGI level (no app involved)."""
-    body = json.dumps(problem_body(err, instance), separators=(",", ":")).encode()
-    headers = [
-        (b"content-type", PROBLEM_JSON.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"x-request-id", request_id.encode()),
-    ]
-    if err.retry_after_s is not None:
-        headers.append((b"retry-after", str(err.retry_after_s).encode()))
-    await send({"type": "http.response.start", "status": err.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    answer = problem_answer(err, instance)
+    answer.headers["x-request-id"] = request_id
+    await send_answer(send, answer)
 
 
 class _Exchange:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from quart import Response
 
 from nf.errors import NfError
+from nf.sbi.responses import Answer, to_response
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -29,16 +29,18 @@ def problem_body(err: NfError, instance: str | None = None) -> dict[str, Any]:
     return body
 
 
-def problem_response(err: NfError, instance: str | None = None) -> Response:
-    resp = Response(
-        json.dumps(problem_body(err, instance), separators=(",", ":")),
-        status=err.status,
-        content_type=PROBLEM_JSON,
-    )
+def problem_answer(err: NfError, instance: str | None = None) -> Answer:
+    """The ProblemDetails of ``err`` with its headers (Retry-After, Allow,
+    WWW-Authenticate), for either way of sending it."""
+    headers: dict[str, str] = {}
     if err.retry_after_s is not None:
-        resp.headers["Retry-After"] = str(err.retry_after_s)
+        headers["Retry-After"] = str(err.retry_after_s)
     if err.allow:
-        resp.headers["Allow"] = ", ".join(err.allow)
+        headers["Allow"] = ", ".join(err.allow)
     if err.www_authenticate:
-        resp.headers["WWW-Authenticate"] = err.www_authenticate
-    return resp
+        headers["WWW-Authenticate"] = err.www_authenticate
+    return Answer(err.status, problem_body(err, instance), headers, PROBLEM_JSON)
+
+
+def problem_response(err: NfError, instance: str | None = None) -> Response:
+    return to_response(problem_answer(err, instance))
