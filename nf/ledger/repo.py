@@ -39,7 +39,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import bson
-from bson.codec_options import CodecOptions
 from pymongo import ASCENDING
 
 from nf import logs
@@ -71,7 +70,6 @@ from nf.store.mongo import Db, money_collection, translate_errors
 
 log = logging.getLogger("nf.ledger")
 R = TypeVar("R")
-_AWARE: CodecOptions[Doc] = CodecOptions(tz_aware=True)
 COLLECTION = WALLETS
 MOVE_STALE = timedelta(seconds=10)
 HOMES_MAX = 200_000  # member -> group mappings remembered per process
@@ -165,6 +163,7 @@ class WalletRepo:
                  doc_cache: int = DOC_CACHE,
                  effects: Drain[CounterChange] | None = None) -> None:
         self._col = money_collection(db, COLLECTION)
+        self._opts = self._col.codec_options
         self._docs: OrderedDict[str, Doc] = OrderedDict()
         self._docs_max = doc_cache
         self._settings = settings
@@ -296,21 +295,16 @@ class WalletRepo:
             if extra.unset:
                 upd.setdefault("$unset", {}).update(dict.fromkeys(extra.unset, ""))
         self._forget(old.id)
-        cond = {"_id": old.id, "v": old.version}
-        if batched:
-            token = self.writes.token()
+        token = self.writes.token() if batched else None
+        if token is not None:
             upd["$set"][TOKEN] = token
-            if not await self.writes.update(old.id, cond, upd, token):
-                return False
-        else:
-            async with translate_errors("ledger write"):
-                r = await self._col.update_one(cond, upd)
-            if r.matched_count != 1:
-                return False
+        if not await self.writes.update(old.id, {"_id": old.id, "v": old.version}, upd,
+                                        token):
+            return False
         # Keep the copy in step with what was stored (as the server encodes it: the C
         # codec's round trip is cheaper than normalising the values in Python).
-        stored = bson.decode(bson.encode({"s": upd["$set"]}, codec_options=_AWARE),
-                             codec_options=_AWARE)["s"]
+        stored = bson.decode(bson.encode({"s": upd["$set"]}, codec_options=self._opts),
+                             codec_options=self._opts)["s"]
         for path, value in stored.items():
             _put(doc, path, value)
         for path in upd.get("$unset", {}):

@@ -75,11 +75,12 @@ class UpdateBatcher:
         """A fresh token; the caller sets it in its update (``$set: {TOKEN: token}``)."""
         return self._rng.getrandbits(62)
 
-    async def update(self, key: Any, filter: Doc, update: Doc, token: int) -> bool:
+    async def update(self, key: Any, filter: Doc, update: Doc, token: int | None) -> bool:
         """Apply ``update`` to the document ``key`` if it matches ``filter``: True if it
         landed, False if it matched nothing (or cannot be told apart from that, see the
-        module's text). ``update`` must set ``TOKEN`` to ``token``."""
-        if not self.running:
+        module's text). With a ``token`` (which ``update`` must set in ``TOKEN``) it may
+        travel in a batch; without one it is written on its own."""
+        if token is None or not self.running:
             async with translate_errors(self._what):
                 r = await self._coll.update_one(filter, update)
             return r.matched_count == 1
