@@ -22,14 +22,16 @@ from datetime import datetime
 from typing import Any
 
 from nf import logs
-from nf.chf import core
+from nf.chf import core, request
 from nf.chf.core import Reply, Sequencing, Session, StepKey, Terms, UnitRequest
-from nf.chf.store import SessionStore, note_doc, retention_cutoff, with_note
+from nf.chf.edrs import WALLET_EDR, Carrier, ChargingEdrs, charging_edr
+from nf.chf.request import unit_requests
+from nf.chf.step import Made, NotedStep
+from nf.chf.store import SessionStore, retention_cutoff, with_note
 from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, render_answer
-from nf.config import HostNetwork
 from nf.edr.port import EdrSink
-from nf.edr.records import Party, UnitRecord, charging_record
-from nf.effects import Drain, entry
+from nf.edr.records import UnitRecord
+from nf.effects import Drain
 from nf.errors import (
     BadRequest,
     Conflict,
@@ -38,7 +40,6 @@ from nf.errors import (
     MandatoryIeMissing,
     NotFound,
 )
-from nf.ledger import roaming
 from nf.ledger.port import (
     ChargeOutcome,
     ChargeStep,
@@ -59,45 +60,8 @@ CLOSED_RETENTION_S = 3600.0
 SUPERVISION_BATCH = 200
 # Reads and tries of an update whose session others keep writing, before 503.
 NOTE_ATTEMPTS = 4
-# The kind of the EDR entries an update writes on the wallet (``nf.effects``).
-WALLET_EDR = "edr"
-
 Result = tuple[int, dict[str, Any] | None]
-# What a noted step wrote: the session after it, its answer, its EDR and the EDR's entry.
-_Made = tuple[Session, dict[str, Any], dict[str, Any], list[Doc]]
-
-
-def unit_requests(req: ChargingDataRequest, max_groups: int) -> list[UnitRequest]:
-    units: list[UnitRequest] = []
-    seen: set[int] = set()
-    for i, mu in enumerate(req.multipleUnitUsage or []):
-        if mu.ratingGroup in seen:
-            raise BadRequest(f"rating group {mu.ratingGroup} appears twice",
-                             cause="MANDATORY_IE_INCORRECT", invalid_params=[InvalidParam(
-                                 f"/multipleUnitUsage/{i}/ratingGroup", "duplicate")])
-        seen.add(mu.ratingGroup)
-        ul = dl = total = 0
-        triggers: list[str] = []
-        for c in mu.usedUnitContainer or []:
-            ul += c.uplinkVolume or 0
-            dl += c.downlinkVolume or 0
-            total += c.total
-            triggers += [t.triggerType for t in c.triggers or [] if t.triggerType]
-        requested = None if mu.requestedUnit is None else (mu.requestedUnit.volume or 0)
-        units.append(UnitRequest(mu.ratingGroup, requested, ul, dl, total, tuple(triggers)))
-    if len(units) > max_groups:
-        raise BadRequest(f"at most {max_groups} rating groups per request",
-                         cause="MANDATORY_IE_INCORRECT")
-    return units
-
-
-def _terms(n: HostNetwork) -> Terms:
-    return Terms(n.id, n.default_grant_bytes, n.validity_time_s,
-                 n.volume_quota_threshold_pct, n.quota_holding_time_s)
-
-
-# Only for an SMF of no configured host network asking about a subscriber of none either.
-_FALLBACK_TERMS = _terms(HostNetwork(id="default", name="default", plmn_ids=["00000"]))
+__all__ = ["KIND_ABORT", "KIND_REAUTH", "WALLET_EDR", "ChargingService", "unit_requests"]
 
 
 class ChargingService:
@@ -105,13 +69,12 @@ class ChargingService:
                  store: SessionStore, pending_edrs: Drain[Doc] | None = None,
                  wallet_edrs: Drain[Doc] | None = None) -> None:
         self._rt = rt
-        # Where EDRs written as pending entries of session writes (create, release) and of
-        # wallet writes (update) go; without them, they are stored before answering.
-        self._pending_edrs = pending_edrs
-        self._wallet_edrs = wallet_edrs
+        # The one way EDRs are stored: as pending entries of the session writes (release)
+        # and of the wallet writes (create, update) when these drains are given, otherwise
+        # before answering (``nf.chf.edrs``).
+        self._edrs = ChargingEdrs(edrs, session=pending_edrs, wallet=wallet_edrs)
         self._ledger = ledger
         self._outbox = outbox
-        self._edrs = edrs
         self.store = store
         self._grace_s = rt.settings.chf.reservation_grace_s
         self._max_groups = rt.settings.chf.max_rating_groups_per_request
@@ -119,34 +82,7 @@ class ChargingService:
     # -- helpers --------------------------------------------------------------------------
 
     def _network(self, *plmns: str | None, fallback_id: str | None = None) -> Terms:
-        """The host network asking: the consumer's PLMN first, then the serving one, then
-        the subscriber's home network."""
-        s = self._rt.settings
-        for p in plmns:
-            if p:
-                n = s.network_for_plmn(p)
-                if n is not None:
-                    return _terms(n)
-        if fallback_id:
-            n = s.network(fallback_id)
-            if n is not None:
-                return _terms(n)
-        return _FALLBACK_TERMS
-
-    def _home_plmns(self, home_network: str, home_plmn: str) -> list[str]:
-        n = self._rt.settings.network(home_network)
-        return list(roaming.home_plmns(self._rt.settings, home_network,
-                                       "" if n is not None else home_plmn))
-
-    def _record(self, s: Session, event: str, now: datetime, isn: int | None, result: str,
-                units: Sequence[UnitRecord], record_id: str,
-                pdu_session_id: int | None = None) -> dict[str, Any]:
-        party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
-                      serving_plmn=s.serving_plmn, roaming=s.roaming,
-                      pdu_session_id=pdu_session_id)
-        return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
-                               invocation_sequence_number=isn, result=result, units=units,
-                               record_id=record_id)
+        return request.network(self._rt.settings, *plmns, fallback_id=fallback_id)
 
     async def _charge(self, session: Session, steps: Sequence[ChargeStep], now: datetime,
                       close: bool = False) -> list[ChargeOutcome]:
@@ -155,21 +91,6 @@ class ChargingService:
         counter changes leave as the ledger's effects."""
         return list(await self._ledger.charge_request(session.supi, session.ref, steps, now,
                                                       close=close))
-
-    def _fx(self, record: dict[str, Any], now: datetime) -> list[Doc]:
-        """The EDR as a pending entry of the session write (none without a drain)."""
-        if self._pending_edrs is None:
-            return []
-        return [entry(record, now, entry_id=str(record["_id"]))]
-
-    async def _settle(self, ref: str, stored: bool, fx: list[Doc],
-                      record: dict[str, Any]) -> None:
-        """After the session write: hand its pending EDR over, or, when the write stored
-        nothing (the session moved on; the ledger did charge), store the EDR now."""
-        if stored and fx and self._pending_edrs is not None:
-            self._pending_edrs.hand_off(ref, fx)
-        elif not stored or not fx:
-            await self._edrs.write(record)
 
     # -- service operations ---------------------------------------------------------------
 
@@ -207,35 +128,34 @@ class ChargingService:
             ref=ref, supi=supi, gpsi=view.gpsi, brand=view.brand,
             home_network=view.home_network, home_plmn=view.home_plmn,
             host_network=terms.network_id, serving_plmn=serving,
-            roaming=core.is_roaming(serving, self._home_plmns(view.home_network,
-                                                              view.home_plmn)),
+            roaming=core.is_roaming(serving, request.home_plmns(
+                self._rt.settings, view.home_network, view.home_plmn)),
             notify_uri=req.notifyUri, final_action=view.block_final_unit_action,
             topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
             last_isn=-1, reply=None)
         # The session's first note and the create's EDR ride the ledger's write, so a
         # session has a note from its start (a copy of it is never behind one).
-        got, made = await self._charge_noted(session, isn, units, terms, now, "create",
-                                             expect_isn=None,
-                                             pdu_session_id=req.pdu_session_id)
+        got = await self._charge_noted(session, isn, units, terms, now, "create",
+                                       expect_isn=None, pdu_session_id=req.pdu_session_id)
         if got is None:  # the wallet holds a note of this session: a retransmitted create
             return await self._create_again(session, isn, now)
-        if made is None:  # the subscriber is gone since it was read: nothing was written
+        if got.written is None:  # the subscriber is gone since it was read: nothing written
             gone = core.refuse_subscriber(None, isn, units)
             assert gone is not None
             return await self._refuse(replace(session, last_isn=isn), gone, units, now,
                                       req.pdu_session_id)
-        new, body, record, fx = made
-        inserted = await self.store.insert(new, now)
-        await self._hand_off(got.wallet_id, fx, record)
+        made = got.written.made
+        inserted = await self.store.insert(made.session, now)
+        await self._edrs.settle(made.edr, got.written.wallet_id)
         if not inserted:
             return await self._create_again(session, isn, now)
-        return 201, body, ref
+        return 201, made.body, ref
 
     async def _refuse(self, s: Session, refusal: core.Answer, units: list[UnitRequest],
                       now: datetime, pdu_session_id: int | None
                       ) -> tuple[int, dict[str, Any], str]:
         """A create refused as a whole: its answer, and its EDR stored first."""
-        await self._edrs.write(self._record(
+        await self._edrs.store(charging_edr(
             s, "create", now, s.last_isn, refusal.result,
             [UnitRecord(u.rating_group, u.used_ul, u.used_dl, u.used_total, result=a.result)
              for u, a in zip(units, refusal.units, strict=True)],
@@ -311,17 +231,6 @@ class ChargingService:
         self.store.remember(s)
         return s
 
-    def _updated(self, session: Session, req: ChargingDataRequest) -> tuple[Session, Terms]:
-        serving = req.serving_plmn or session.serving_plmn
-        terms = self._network(req.consumer_plmn, serving, fallback_id=session.host_network)
-        session = replace(
-            session, serving_plmn=serving, host_network=terms.network_id,
-            roaming=core.is_roaming(serving, self._home_plmns(session.home_network,
-                                                              session.home_plmn)),
-            notify_uri=req.notifyUri or session.notify_uri,
-            validity_time_s=terms.validity_time_s)
-        return session, terms
-
     async def _noted_update(self, found: Session, req: ChargingDataRequest, isn: int,
                             units: list[UnitRequest], now: datetime
                             ) -> dict[str, Any] | None:
@@ -329,60 +238,37 @@ class ChargingService:
         for retransmissions) and its EDR in the same ledger write, if the wallet's note is
         still the one ``found`` was read with. The answer, or None (``found`` was stale:
         nothing was written)."""
-        session, terms = self._updated(found, req)
-        got, made = await self._charge_noted(session, isn, units, terms, now, "update",
-                                             expect_isn=found.note_isn,
-                                             pdu_session_id=req.pdu_session_id)
+        session, terms = request.updated(self._rt.settings, found, req)
+        got = await self._charge_noted(session, isn, units, terms, now, "update",
+                                       expect_isn=found.note_isn,
+                                       pdu_session_id=req.pdu_session_id)
         if got is None:
             return None
-        if made is None:  # the subscriber is gone: the session is stored here
+        if got.written is None:  # the subscriber is gone: the session is stored here
             _stored, body = await self._commit_update(found.ref, session, isn, units,
                                                       list(got.outcomes), terms, now,
                                                       pdu_session_id=req.pdu_session_id)
             return body
-        new, body, record, fx = made
-        self.store.remember(new)
-        await self._hand_off(got.wallet_id, fx, record)
-        return body
+        made = got.written.made
+        self.store.remember(made.session)
+        await self._edrs.settle(made.edr, got.written.wallet_id)
+        return made.body
 
     async def _charge_noted(self, session: Session, isn: int, units: list[UnitRequest],
                             terms: Terms, now: datetime, event: str, *,
                             expect_isn: int | None, pdu_session_id: int | None
-                            ) -> tuple[Noted | None, _Made | None]:
-        """One ledger write for the whole step: the charge, the session's note after it
-        (see ``Ledger.charge_noted``) and its EDR. Returns the ledger's answer and what was
-        written (None: nothing, the subscriber being unknown)."""
+                            ) -> Noted[Made] | None:
+        """One ledger write for the whole step: the charge, and what the CHF decides from
+        its outcomes (``NotedStep``: the session's note after it, its EDR; see
+        ``Ledger.charge_noted``). None: the note was not at ``expect_isn``."""
         key = StepKey(session.ref, isn)
         steps = core.charge_steps(session, key.isn, units, terms, now, self._grace_s)
-        status = 201 if event == "create" else 200
-        made: list[_Made] = []
-
-        def note(outcomes: tuple[ChargeOutcome, ...]) -> tuple[Doc, list[Doc]]:
-            decision = core.decide(session, isn, units, list(outcomes), terms, status=status)
-            body = render_answer(decision.answer, now)
-            new = replace(decision.session, reply=Reply(status, body), note_isn=isn,
-                          expires_at=core.supervision_deadline(now, terms.validity_time_s))
-            record = self._record(new, event, now, isn, decision.answer.result,
-                                  decision.records, key.record_id, pdu_session_id)
-            fx = [] if self._wallet_edrs is None else [
-                entry(record, now, entry_id=key.record_id, kind=WALLET_EDR)]
-            made[:] = [(new, body, record, fx)]
-            return note_doc(new), fx
-
-        got = await self._ledger.charge_noted(session.supi, key.ref, steps, now,
-                                              expect_isn=expect_isn, isn=key.isn, note=note)
-        if got is None or not got.wallet_id:
-            return got, None
-        return got, made[0]
-
-    async def _hand_off(self, wallet_id: str, fx: list[Doc], record: dict[str, Any]
-                        ) -> None:
-        """The EDR written on the wallet goes to its drain (without one, it was not
-        written there: store it now)."""
-        if fx and self._wallet_edrs is not None:
-            self._wallet_edrs.hand_off(wallet_id, fx)
-        else:
-            await self._edrs.write(record)
+        decide = NotedStep(session, isn, units, terms, now, event,
+                           201 if event == "create" else 200, key.record_id, pdu_session_id,
+                           self._edrs)
+        return await self._ledger.charge_noted(session.supi, key.ref, steps, now,
+                                               expect_isn=expect_isn, isn=key.isn,
+                                               note=decide)
 
     async def _commit_update(self, ref: str, session: Session, isn: int,
                              units: list[UnitRequest], outcomes: list[ChargeOutcome],
@@ -395,11 +281,11 @@ class ChargingService:
         body = render_answer(decision.answer, now)
         new = replace(decision.session, reply=Reply(200, body),
                       expires_at=core.supervision_deadline(now, terms.validity_time_s))
-        record = self._record(new, "update", now, isn, decision.answer.result,
-                              decision.records, StepKey(ref, isn).record_id, pdu_session_id)
-        fx = self._fx(record, now)
-        stored = await self.store.advance(new, now, expect_isn=expect_isn, fx=fx)
-        await self._settle(ref, stored, fx, record)
+        edr = self._edrs.pending(Carrier.SESSION, charging_edr(
+            new, "update", now, isn, decision.answer.result, decision.records,
+            StepKey(ref, isn).record_id, pdu_session_id), now)
+        stored = await self.store.advance(new, now, expect_isn=expect_isn, fx=edr.fx)
+        await self._edrs.settle(edr, ref if stored else None)
         return stored, body
 
     async def release(self, ref: str, req: ChargingDataRequest) -> Result:
@@ -423,13 +309,12 @@ class ChargingService:
                                   closing=True)
         outcomes = await self._charge(session, steps, now, close=True)
         decision = core.decide(session, isn, units, outcomes, terms, status=204, closing=True)
-        record = self._record(session, "release", now, isn, decision.answer.result,
-                              decision.records, StepKey(ref, isn).record_id,
-                              req.pdu_session_id)
-        fx = self._fx(record, now)
+        edr = self._edrs.pending(Carrier.SESSION, charging_edr(
+            session, "release", now, isn, decision.answer.result, decision.records,
+            StepKey(ref, isn).record_id, req.pdu_session_id), now)
         closed = await self.store.close(ref, "release", now, isn=isn, reply=Reply(204, None),
-                                        fx=fx)
-        await self._settle(ref, closed is not None, fx, record)
+                                        fx=edr.fx)
+        await self._edrs.settle(edr, ref if closed is not None else None)
         return 204, None
 
     # -- supervision, notifications, peers gone -------------------------------------------
@@ -449,7 +334,7 @@ class ChargingService:
         if s is None:
             return False
         await self._ledger.close_session(s.supi, ref, now)
-        await self._edrs.write(self._record(s, reason, now, None, "SUCCESS", [],
+        await self._edrs.store(charging_edr(s, reason, now, None, "SUCCESS", [],
                                             f"{ref}:{reason}"))
         logs.log(log, logging.INFO, "charging session closed", chargingDataRef=ref,
                  supi=s.supi, reason=reason)

@@ -36,7 +36,7 @@ class LedgerPart:
         # at least once, even across a crash.
         self.effects = counter_drain(rt)
         self.ledger = MongoLedger(rt.db, rt.settings, catalog, metrics=rt.metrics,
-                                  effects=self.effects)
+                                  effects=self.effects, clock=rt.clock)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         if role != "oam":

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class SubscriberStatus(StrEnum):
@@ -225,20 +227,40 @@ class BalanceView:
     buckets: tuple[BucketView, ...] = field(default_factory=tuple)
 
 
-# What a charging step writes next to its reservations, from the step's outcomes: the
-# caller's note of its session (a plain document the ledger keeps verbatim) and pending
-# entries for the caller's own drain (the step's EDR).
-NoteFn = Callable[[tuple["ChargeOutcome", ...]], tuple[dict[str, Any], Sequence[dict[str, Any]]]]
+@dataclass(frozen=True, slots=True)
+class NoteWrite(Generic[T]):
+    """What the caller decided from a charging step's outcomes, for the ledger to write
+    with the step: the caller's note of its session (a plain document the ledger keeps
+    verbatim), pending entries for the caller's own drain (the step's EDR), and what the
+    caller made of the outcomes (``made``, handed back as it is in ``Noted``)."""
+
+    note: dict[str, Any]
+    fx: tuple[dict[str, Any], ...]
+    made: T
 
 
-@dataclass(frozen=True)
-class Noted:
-    """A noted charging request: one outcome per step, and the wallet document that now
-    holds the note and the pending entries (for their drain's ``hand_off``); ``""`` when
-    nothing was written (the subscriber is unknown)."""
+# The caller's decision on a step's outcomes: a pure function, asked again on every try of
+# the write (each try decides from the wallet as it then is).
+NoteFn = Callable[[tuple[ChargeOutcome, ...]], NoteWrite[T]]
+
+
+@dataclass(frozen=True, slots=True)
+class Written(Generic[T]):
+    """The wallet document that now holds a step's note and pending entries (for their
+    drain's ``hand_off``), and what the caller's decision made (from the outcomes
+    written)."""
+
+    wallet_id: str
+    made: T
+
+
+@dataclass(frozen=True, slots=True)
+class Noted(Generic[T]):
+    """A noted charging request: one outcome per step, and what was written (None: the
+    subscriber is unknown, nothing was written)."""
 
     outcomes: tuple[ChargeOutcome, ...]
-    wallet_id: str
+    written: Written[T] | None = None
 
 
 class Ledger(Protocol):
@@ -263,12 +285,13 @@ class Ledger(Protocol):
 
     async def charge_noted(self, supi: str, session_id: str, steps: Sequence[ChargeStep],
                            now: datetime, *, expect_isn: int | None, isn: int,
-                           note: NoteFn) -> Noted | None:
-        """``charge_request``, with the caller's note of the session (its state after
-        request ``isn``, from ``note(outcomes)``) and the pending entries ``note`` returns
-        written by the same update: one write for the whole charging step. Only if the
-        wallet's note of the session is at ``expect_isn`` (None: there is none); otherwise
-        nothing is written and the answer is None (the caller's copy was stale)."""
+                           note: NoteFn[T]) -> Noted[T] | None:
+        """``charge_request``, with what the caller decides from the outcomes
+        (``note(outcomes)``: its note of the session after request ``isn``, and pending
+        entries) written by the same update: one write for the whole charging step. Only
+        if the wallet's note of the session is at ``expect_isn`` (None: there is none);
+        otherwise nothing is written and the answer is None (the caller's copy was
+        stale)."""
         ...
 
     async def read_note(self, supi: str, session_id: str, now: datetime, *,

@@ -18,7 +18,7 @@ from nf.config import Settings
 from nf.effects import FIELD, Drain, entry
 from nf.errors import Congestion
 from nf.ledger.mongo import COLLECTION, MongoLedger
-from nf.ledger.port import ChargeOutcome
+from nf.ledger.port import ChargeOutcome, NoteWrite
 from nf.runtime import Runtime
 from nf.store.mongo import Db, Doc
 from tests.ledger import helpers as h
@@ -43,13 +43,13 @@ async def _noted(led: MongoLedger, supi: str, ref: str, now: datetime, isn: int,
     """One step of CHF session ``ref`` with its note (deadline ``deadline_s`` ahead), as
     ``ChargingService`` writes it; whether it was written."""
 
-    def note(_outs: tuple[ChargeOutcome, ...]) -> tuple[Doc, list[Doc]]:
-        return {"e": now + timedelta(seconds=deadline_s), "r": None}, list(fx)
+    def note(_outs: tuple[ChargeOutcome, ...]) -> NoteWrite[None]:
+        return NoteWrite({"e": now + timedelta(seconds=deadline_s), "r": None}, tuple(fx), None)
 
     got = await led.charge_noted(supi, ref, [h.step(supi, now, requested=MIB, session=ref,
                                                     seq=isn, ttl_s=60)],
                                  now, expect_isn=expect, isn=isn, note=note)
-    return got is not None and bool(got.wallet_id)
+    return got is not None and got.written is not None
 
 
 # ---------------------------------------------------------------- the reservation sweeper
@@ -194,3 +194,22 @@ async def test_each_drain_sweeper_asks_only_for_its_own_kind(
     edrs = drain("edr")
     assert [await edrs.sweep_once() for _ in range(4)] == [1, 1, 1, 0]
     assert sorted(d["n"] for d in got["edr"]) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------- waits on the injected clock
+
+async def test_a_write_waits_out_a_family_move_on_the_injected_clock(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """A subscriber fenced by a join/leave in progress (not stale) makes a write back off
+    and try again until its tries run out (503); every wait is on the ledger's clock, so
+    the fake clock moves by the waits and the test itself sleeps for none of them."""
+    led = MongoLedger(db, settings, CatalogHolder.from_dir(h.TEST_CATALOG), clock=clock)
+    supi = await _subscriber(led, clock, "imsi-001010000000131")
+    await db[COLLECTION].update_one({"_id": supi},
+                                    {"$set": {"moving": {"to": "grp:x", "at": clock.now()}}})
+    before = clock.monotonic()
+    with pytest.raises(Congestion):
+        await h.charge(led, supi, clock.now(), requested=MIB, seq=1)
+    waited = clock.monotonic() - before
+    # One jittered backoff per try but the last (each at most 20 ms).
+    assert 0 < waited <= 0.02 * settings.ledger.max_write_attempts
