@@ -27,9 +27,11 @@ moves the deadline on); a release closes the session here and drops the note.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
+from types import MappingProxyType
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
@@ -43,44 +45,113 @@ from nf.store.mongo import Db, Doc, money_collection, translate_errors
 COLLECTION = "charging_sessions"
 
 
-def _to_doc(s: Session, now: datetime) -> Doc:
-    return {
-        "_id": s.ref, "supi": s.supi, "gpsi": s.gpsi, "brand": s.brand,
-        "home_network": s.home_network, "home_plmn": s.home_plmn,
-        "host_network": s.host_network, "serving_plmn": s.serving_plmn,
-        "roaming": s.roaming, "notify_uri": s.notify_uri, "final_action": s.final_action,
-        "topup_url": s.topup_url, "validity_time_s": s.validity_time_s,
-        "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
-        "expires_at": s.expires_at, "status": "open" if s.open else "closed",
-        "created_at": now, "updated_at": now,
-    }
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One field of a charging session: its ``Session`` attribute, its key in the session
+    document (``long``) and in the wallet's note (``short``; None: not in the note, which
+    only holds what a step changes), how it is encoded and decoded (None: as it is), and
+    the value of a document that lacks it (or holds None)."""
 
-
-def _state(s: Session, now: datetime) -> Doc:
-    """The fields a request changes (for a conditional ``$set``)."""
-    d: Doc = {"isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
-              "expires_at": s.expires_at, "serving_plmn": s.serving_plmn,
-              "roaming": s.roaming, "host_network": s.host_network,
-              "validity_time_s": s.validity_time_s, "updated_at": now}
-    if s.notify_uri:
-        d["notify_uri"] = s.notify_uri
-    return d
+    attr: str
+    long: str
+    short: str | None = None
+    enc: Callable[[Any], Any] | None = None
+    dec: Callable[[Any], Any] | None = None
+    default: Any = None
+    required: bool = False
+    step: bool = False  # a step changes it, though the note does not hold it
+    blank_unset: bool = False  # a blank value is not stored by a step, nor laid over one
 
 
 def _reply(r: Reply | None) -> Doc | None:
     return None if r is None else {"status": r.status, "body": r.body}
 
 
-def _rgs(s: Session) -> Doc:
-    return {str(rg): {"refused": st.refused, "final": st.final} for rg, st in s.rgs.items()}
+def _reply_from(d: Doc) -> Reply:
+    return Reply(int(d["status"]), d.get("body"))
 
 
-def note_doc(s: Session) -> Doc:
-    """What changes with every update, as kept on the wallet (the ledger adds ``i``, the
-    sequence number, and ``s``, the SUPI)."""
-    return {"r": _reply(s.reply), "g": _rgs(s), "e": s.expires_at, "sp": s.serving_plmn,
-            "ro": s.roaming, "hn": s.host_network, "vt": s.validity_time_s,
-            "nu": s.notify_uri}
+def _rgs(rgs: Mapping[int, RgState]) -> Doc:
+    return {str(rg): {"refused": st.refused, "final": st.final} for rg, st in rgs.items()}
+
+
+def _rgs_from(d: Doc) -> dict[int, RgState]:
+    return {int(k): RgState(bool(v.get("refused")), bool(v.get("final"))) for k, v in d.items()}
+
+
+def _status(is_open: bool) -> str:
+    return "open" if is_open else "closed"
+
+
+def _is_open(v: Any) -> bool:
+    return bool(v == "open")
+
+
+# The one list of a session's fields. The wallet's note also holds the step's sequence
+# number (``i``) and the SUPI (``s``): the ledger writes them (``nf.ledger.steps``).
+_FIELDS = (
+    _Field("ref", "_id", required=True),
+    _Field("supi", "supi", required=True),
+    _Field("gpsi", "gpsi"),
+    _Field("brand", "brand", default=""),
+    _Field("home_network", "home_network", default=""),
+    _Field("home_plmn", "home_plmn", default=""),
+    _Field("host_network", "host_network", "hn", default=""),
+    _Field("serving_plmn", "serving_plmn", "sp", default=""),
+    _Field("roaming", "roaming", "ro", dec=bool, default=False),
+    _Field("notify_uri", "notify_uri", "nu", blank_unset=True),
+    _Field("final_action", "final_action", default="TERMINATE"),
+    _Field("topup_url", "topup_url"),
+    _Field("validity_time_s", "validity_time_s", "vt", dec=int, default=3600),
+    _Field("last_isn", "isn", dec=int, required=True, step=True),
+    _Field("reply", "reply", "r", enc=_reply, dec=_reply_from),
+    _Field("rgs", "rgs", "g", enc=_rgs, dec=_rgs_from, default=MappingProxyType({})),
+    _Field("expires_at", "expires_at", "e", dec=utc),
+    _Field("open", "status", enc=_status, dec=_is_open, default=False),
+)
+_STEP = tuple(f for f in _FIELDS if f.short is not None or f.step)
+_NOTED = tuple(f for f in _FIELDS if f.short is not None)
+
+
+def _encoder(fields: tuple[_Field, ...], keys: tuple[str, ...]) -> Callable[[Session], Doc]:
+    """The map of ``fields`` from a session to a document with ``keys``."""
+    get = attrgetter(*(f.attr for f in fields))
+    encs = tuple((i, f.enc) for i, f in enumerate(fields) if f.enc is not None)
+
+    def encode(s: Session) -> Doc:
+        values = list(get(s))
+        for i, enc in encs:
+            values[i] = enc(values[i])
+        return dict(zip(keys, values, strict=True))
+
+    return encode
+
+
+_session_doc = _encoder(_FIELDS, tuple(f.long for f in _FIELDS))
+_step_doc = _encoder(_STEP, tuple(f.long for f in _STEP))
+note_doc = _encoder(_NOTED, tuple(f.short or "" for f in _NOTED))
+note_doc.__doc__ = """What changes with every update, as kept on the wallet (the ledger adds ``i``,
+the sequence number, and ``s``, the SUPI)."""
+
+
+def _to_doc(s: Session, now: datetime) -> Doc:
+    d = _session_doc(s)
+    d["created_at"] = d["updated_at"] = now
+    return d
+
+
+def _state(s: Session, now: datetime) -> Doc:
+    """The fields a request changes (for a conditional ``$set``)."""
+    d = _step_doc(s)
+    for f in _STEP:
+        if f.blank_unset and not d[f.long]:
+            del d[f.long]
+    d["updated_at"] = now
+    return d
+
+
+def _decoded(f: _Field, v: Any) -> Any:
+    return v if f.dec is None else f.dec(v)
 
 
 def with_note(s: Session, n: Doc | None) -> Session:
@@ -90,36 +161,20 @@ def with_note(s: Session, n: Doc | None) -> Session:
     isn = int(n["i"])
     if isn < s.last_isn:  # written here since (not by an update): this is newer
         return replace(s, note_isn=isn)
-    return replace(
-        s, last_isn=isn, note_isn=isn, reply=_reply_from(n.get("r")), rgs=_rgs_from(n.get("g")),
-        expires_at=utc(n["e"]) if n.get("e") else s.expires_at,
-        serving_plmn=n.get("sp", s.serving_plmn), roaming=bool(n.get("ro", s.roaming)),
-        host_network=n.get("hn", s.host_network),
-        validity_time_s=int(n.get("vt", s.validity_time_s)),
-        notify_uri=n.get("nu") or s.notify_uri)
-
-
-def _reply_from(d: Doc | None) -> Reply | None:
-    return None if d is None else Reply(int(d["status"]), d.get("body"))
-
-
-def _rgs_from(d: Doc | None) -> dict[int, RgState]:
-    return {int(k): RgState(bool(v.get("refused")), bool(v.get("final")))
-            for k, v in (d or {}).items()}
+    over: dict[str, Any] = {"last_isn": isn, "note_isn": isn}
+    for f in _NOTED:
+        v = n.get(f.short or "")
+        if v is not None and (v or not f.blank_unset):
+            over[f.attr] = _decoded(f, v)
+    return replace(s, **over)
 
 
 def from_doc(d: Doc) -> Session:
-    return Session(
-        ref=d["_id"], supi=d["supi"], gpsi=d.get("gpsi"), brand=d.get("brand", ""),
-        home_network=d.get("home_network", ""), home_plmn=d.get("home_plmn", ""),
-        host_network=d.get("host_network", ""), serving_plmn=d.get("serving_plmn", ""),
-        roaming=bool(d.get("roaming")), notify_uri=d.get("notify_uri"),
-        final_action=d.get("final_action", "TERMINATE"), topup_url=d.get("topup_url"),
-        validity_time_s=int(d.get("validity_time_s", 3600)), last_isn=int(d["isn"]),
-        reply=_reply_from(d.get("reply")), rgs=_rgs_from(d.get("rgs")),
-        expires_at=utc(d["expires_at"]) if d.get("expires_at") else None,
-        open=d.get("status") == "open",
-    )
+    kw: dict[str, Any] = {}
+    for f in _FIELDS:
+        v = d[f.long] if f.required else d.get(f.long)
+        kw[f.attr] = f.default if v is None else _decoded(f, v)
+    return Session(**kw)
 
 
 class SessionStore:
