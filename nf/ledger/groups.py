@@ -26,7 +26,6 @@ from nf.ledger.port import CounterChange
 from nf.ledger.reads import read
 from nf.ledger.repo import NOTES, WalletRepo, first_version
 from nf.ledger.state import Wallet
-from nf.ledger.steps import Apply
 from nf.store.mongo import translate_errors
 
 
@@ -172,16 +171,3 @@ async def leave_group(repo: WalletRepo, supi: str, now: datetime) -> tuple[Count
     async with translate_errors("ledger leave"):
         await repo.col.replace_one({"_id": supi, "v": v}, pending)
     return changes
-
-
-async def set_member_cap(repo: WalletRepo, supi: str, cap_bytes: int | None, now: datetime
-                         ) -> tuple[CounterChange, ...]:
-    def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-        if w.group_id is None:
-            raise Conflict(f"{supi} is not in a family group")
-        return core.set_cap(w, supi, cap_bytes, now)
-
-    got = await repo.mutate(supi, now, Apply(fn))
-    if got is None:
-        raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
-    return got

@@ -206,7 +206,7 @@ class MongoLedger:
 
     async def set_member_cap(self, supi: str, cap_bytes: int | None, now: datetime
                              ) -> tuple[CounterChange, ...]:
-        return await groups.set_member_cap(self.repo, supi, cap_bytes, now)
+        return await subscribers.set_member_cap(self.repo, supi, cap_bytes, now)
 
     # ----------------------------------------------------------------------- sweepers
 

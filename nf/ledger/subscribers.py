@@ -1,9 +1,9 @@
 """Subscribers, as functions over the wallet repository: creation (one or in bulk), status,
-purchases, deletion."""
+fraud speed, purchases, a family member's cap, deletion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -120,27 +120,37 @@ async def bulk_create_subscribers(repo: WalletRepo, catalog: CatalogHolder,
     return created
 
 
-async def set_status(repo: WalletRepo, supi: str, status: SubscriberStatus, now: datetime
-                     ) -> tuple[CounterChange, ...]:
-    def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-        return core.set_status(w, supi, status, now)
-
+async def _apply(repo: WalletRepo, supi: str, now: datetime,
+                 fn: Callable[[Wallet], tuple[Wallet | None, tuple[CounterChange, ...]]]
+                 ) -> tuple[CounterChange, ...]:
+    """``fn`` applied to the subscriber's wallet (``NotFound`` if there is none)."""
     got = await repo.mutate(supi, now, Apply(fn))
     if got is None:
         raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
     return got
+
+
+async def set_status(repo: WalletRepo, supi: str, status: SubscriberStatus, now: datetime
+                     ) -> tuple[CounterChange, ...]:
+    return await _apply(repo, supi, now, lambda w: core.set_status(w, supi, status, now))
 
 
 async def set_fraud_speed(repo: WalletRepo, supi: str, fraud_speed: Speed | None, now: datetime
                           ) -> tuple[CounterChange, ...]:
     """Throttle a subscriber for fraud, or lift it (None). Idempotent."""
-    def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
-        return core.set_fraud_speed(w, supi, fraud_speed, now)
+    return await _apply(repo, supi, now,
+                        lambda w: core.set_fraud_speed(w, supi, fraud_speed, now))
 
-    got = await repo.mutate(supi, now, Apply(fn))
-    if got is None:
-        raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
-    return got
+
+async def set_member_cap(repo: WalletRepo, supi: str, cap_bytes: int | None, now: datetime
+                         ) -> tuple[CounterChange, ...]:
+    """A family member's cap on the group's pool (None: no cap)."""
+    def fn(w: Wallet) -> tuple[Wallet | None, tuple[CounterChange, ...]]:
+        if w.group_id is None:
+            raise Conflict(f"{supi} is not in a family group")
+        return core.set_cap(w, supi, cap_bytes, now)
+
+    return await _apply(repo, supi, now, fn)
 
 
 async def purchase(repo: WalletRepo, catalog: CatalogHolder, supi: str, offer_id: str,
@@ -165,10 +175,7 @@ async def purchase(repo: WalletRepo, catalog: CatalogHolder, supi: str, offer_id
         new, changes = core.purchase(w, supi, offer, now, bid)
         return new, marks.with_purchase(new, supi, offer, bid, now, changes)
 
-    res = await repo.mutate(supi, now, Apply(fn))
-    if res is None:
-        raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
-    return res
+    return await _apply(repo, supi, now, fn)
 
 
 async def delete_subscriber(repo: WalletRepo, supi: str, now: datetime) -> bool:
