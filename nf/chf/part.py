@@ -37,7 +37,7 @@ class ChfPart:
         # EDRs of charging steps: pending entries of the session writes, stored after the
         # answer has left (and after a crash, by any process's sweeper).
         self.edr_fx = edr_drain(rt, COLLECTION, "chf_edrs", edrs)
-        # EDRs of updates: pending entries of the ledger's write on the wallet.
+        # EDRs of creates and updates: pending entries of the ledger's write on the wallet.
         self.wallet_edr_fx = edr_drain(rt, WALLETS, "chf_update_edrs", edrs, kind=WALLET_EDR)
         self.service = ChargingService(rt, ledger=ledger, outbox=outbox, edrs=edrs,
                                        store=self.store, pending_edrs=self.edr_fx,
