@@ -11,6 +11,9 @@ update (delivered to the PCF and the others by ``nf.ledger.effects``), and the E
 step is a pending entry of the write that stored the step (stored in ``edrs`` by
 ``nf.edr.pending``). A crash after the answer loses neither: any process's sweeper
 delivers what was left pending.
+
+Beside it: ``request`` reads what a request asks, ``step`` is the CHF's decision on a
+step's outcomes (a value the ledger writes), ``edrs`` the one way an EDR is stored.
 """
 
 from __future__ import annotations
@@ -60,11 +63,15 @@ CLOSED_RETENTION_S = 3600.0
 SUPERVISION_BATCH = 200
 # Reads and tries of an update whose session others keep writing, before 503.
 NOTE_ATTEMPTS = 4
+
 Result = tuple[int, dict[str, Any] | None]
 __all__ = ["KIND_ABORT", "KIND_REAUTH", "WALLET_EDR", "ChargingService", "unit_requests"]
 
 
 class ChargingService:
+    """Nchf_ConvergedCharging: create, update and release of charging sessions, their
+    supervision, and the notifications counter changes call for."""
+
     def __init__(self, rt: Runtime, *, ledger: Ledger, outbox: Outbox, edrs: EdrSink,
                  store: SessionStore, pending_edrs: Drain[Doc] | None = None,
                  wallet_edrs: Drain[Doc] | None = None) -> None:

@@ -23,7 +23,7 @@ from nf.config import Settings
 from nf.effects import Drain
 from nf.errors import Congestion
 from nf.ledger import core, groups, notes, reads, subscribers
-from nf.ledger.codec import Doc, session_prefix, sub_key
+from nf.ledger.codec import Doc, Pick, session_prefix, sub_key
 from nf.ledger.copies import DOC_CACHE
 from nf.ledger.port import (
     BalanceView,
@@ -118,13 +118,11 @@ class MongoLedger:
         if not steps and not close and note is None:
             return unknown
         repo = self.repo
-        if close:
-            prefix = session_prefix(supi, session_id)
-            pick = lambda k: k.startswith(prefix)  # noqa: E731
-        else:
-            pick = {sub_key(s.supi, s.session_id, s.rating_group) for s in steps}.__contains__
+        keys = {sub_key(s.supi, s.session_id, s.rating_group) for s in steps}
+        prefix = session_prefix(supi, session_id)
+        pick: Pick = (lambda k: k.startswith(prefix)) if close else keys.__contains__
         step: ChargeRequest[T] = ChargeRequest(
-            supi, session_id, tuple(steps), now, repo.plmns, repo.retention, repo.note_grace,
+            supi, session_id, steps, now, repo.plmns, repo.retention, repo.note_grace,
             self.usage_pct, close=close, note=note)
         # A step already applied is recognised by its sequence number: batched writes.
         got = await repo.mutate(supi, now, step, pick=pick, batched=bool(steps))

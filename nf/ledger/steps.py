@@ -11,7 +11,7 @@ decided from the step's outcomes (``NoteWrite``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -111,7 +111,7 @@ class ChargeRequest(Generic[T]):
 
     supi: str
     session_id: str
-    steps: tuple[ChargeStep, ...]
+    steps: Sequence[ChargeStep]
     now: datetime
     home_plmns: Mapping[str, frozenset[str]]  # host network id -> its PLMNs
     retention: timedelta
