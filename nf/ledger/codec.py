@@ -8,9 +8,9 @@ as BSON dates (millisecond precision, UTC).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from nf.clock import utc
 from nf.ledger.port import (
@@ -38,6 +38,7 @@ from nf.ledger.state import (
 
 Doc = dict[str, Any]
 Pick = Callable[[str], bool]  # which ``res``/``sq`` keys to decode
+_K = TypeVar("_K", Reservation, SeqRecord)
 _ESC = str.maketrans({"%": "%25", ".": "%2E", "$": "%24", "\x00": "%00"})
 
 
@@ -251,19 +252,20 @@ def update_doc(old: Wallet, new: Wallet, due_res: datetime | None,
         for i, (ob, nb) in enumerate(zip(old.buckets, new.buckets, strict=True)):
             if ob is not nb and ob != nb:
                 st[f"buckets.{i}"] = bucket_doc(nb)
-    ores = {sub_key(r.supi, r.session_id, r.rating_group): r for r in old.reservations}
-    nres = {sub_key(r.supi, r.session_id, r.rating_group): r for r in new.reservations}
-    for k in ores.keys() - nres.keys():
-        un[f"res.{k}"] = ""
-    for k, r in nres.items():
-        if ores.get(k) != r:
-            st[f"res.{k}"] = res_doc(r)
-    osq = {sub_key(q.supi, q.session_id, q.rating_group): q for q in old.seqs}
-    nsq = {sub_key(q.supi, q.session_id, q.rating_group): q for q in new.seqs}
-    for k in osq.keys() - nsq.keys():
-        un[f"sq.{k}"] = ""
-    for k, q in nsq.items():
-        if osq.get(k) != q:
-            st[f"sq.{k}"] = seq_doc(q)
+    _keyed_diff("res", old.reservations, new.reservations, res_doc, st, un)
+    _keyed_diff("sq", old.seqs, new.seqs, seq_doc, st, un)
     return {"$set": st, "$unset": un} if un else {"$set": st}
+
+
+def _keyed_diff(name: str, old: Iterable[_K], new: Iterable[_K],
+                enc: Callable[[_K], list[Any]], st: Doc, un: Doc) -> None:
+    """Into ``st``/``un``: the paths of sub-document ``name`` (keyed by ``sub_key``) that
+    turn ``old`` into ``new``."""
+    o = {sub_key(x.supi, x.session_id, x.rating_group): x for x in old}
+    n = {sub_key(x.supi, x.session_id, x.rating_group): x for x in new}
+    for k in o.keys() - n.keys():
+        un[f"{name}.{k}"] = ""
+    for k, x in n.items():
+        if o.get(k) != x:
+            st[f"{name}.{k}"] = enc(x)
 
