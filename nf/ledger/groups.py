@@ -1,6 +1,5 @@
-"""Family groups, as functions over the wallet repository: the group's wallet, members
-joining and leaving (moved between two documents behind a fence, ``nf.ledger.fence``),
-per-member caps."""
+"""Family groups, as functions over the wallet repository: the group's wallet, and members
+joining and leaving (moved between two documents behind a fence, ``nf.ledger.fence``)."""
 
 from __future__ import annotations
 
