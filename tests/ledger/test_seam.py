@@ -18,7 +18,7 @@ from nf.config import Settings
 from nf.effects import FIELD, Drain, entry
 from nf.errors import Congestion
 from nf.ledger.mongo import COLLECTION, MongoLedger
-from nf.ledger.port import ChargeOutcome, NoteWrite
+from nf.ledger.port import ChargeOutcome, ChargeStep, NoteWrite
 from nf.runtime import Runtime
 from nf.store.mongo import Db, Doc
 from tests.ledger import helpers as h
@@ -194,6 +194,47 @@ async def test_each_drain_sweeper_asks_only_for_its_own_kind(
     edrs = drain("edr")
     assert [await edrs.sweep_once() for _ in range(4)] == [1, 1, 1, 0]
     assert sorted(d["n"] for d in got["edr"]) == [0, 1, 2]
+
+
+# ---------------------------------------------------------------- the CHF's decision, as a value
+
+async def test_a_noted_step_hands_back_what_its_written_try_decided(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """The caller's decision on a step's outcomes is asked again on every try of the
+    ledger's write, and what comes back (``Noted.written``) is what the try that was
+    written decided: a process whose copy of the wallet is stale decides on the copy, its
+    write matches nothing, and it decides again on a fresh read; the answer is the second
+    decision, the one the wallet holds."""
+    a = h.make_ledger(db, settings, h.TEST_CATALOG)
+    b = h.make_ledger(db, settings, h.TEST_CATALOG)
+    supi = await _subscriber(a, clock, "imsi-001010000000132")
+    now = clock.now()
+    tries: list[int] = []
+
+    def note(outs: tuple[ChargeOutcome, ...]) -> NoteWrite[tuple[int, int]]:
+        tries.append(len(tries) + 1)
+        made = (tries[-1], outs[0].granted_bytes)
+        return NoteWrite({"e": now + timedelta(seconds=120), "try": tries[-1]}, (), made)
+
+    def step(seq: int) -> list[ChargeStep]:
+        return [h.step(supi, now, requested=MIB, session="ref", seq=seq, ttl_s=60)]
+
+    got = await a.charge_noted(supi, "ref", step(1), now, expect_isn=None, isn=1, note=note)
+    assert got is not None and got.written is not None and got.written.made == (1, MIB)
+    # Another process writes the wallet: this process's copy of it is stale now.
+    await h.charge(b, supi, now, requested=MIB, session="other", seq=1)
+    tries.clear()
+    got = await a.charge_noted(supi, "ref", step(2), now, expect_isn=1, isn=2, note=note)
+    assert tries == [1, 2]
+    assert got is not None and got.written is not None
+    assert got.written.wallet_id == supi and got.written.made == (2, MIB)
+    stored = (await _raw(db, supi))["cs"]["ref"]
+    assert stored["try"] == 2 and stored["i"] == 2 and stored["s"] == supi
+    # A step whose note is not where the caller says writes nothing and decides nothing.
+    tries.clear()
+    assert await a.charge_noted(supi, "ref", step(3), now, expect_isn=1, isn=3,
+                                note=note) is None
+    assert tries == []
 
 
 # ---------------------------------------------------------------- waits on the injected clock
