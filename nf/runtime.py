@@ -19,7 +19,7 @@ from quart import Blueprint
 
 from nf.clock import Clock
 from nf.config import Settings
-from nf.sbi.metrics import Metrics
+from nf.metrics import Metrics
 from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from nf.fraud.config import FraudRules
+from nf.settings.fraud import FraudRules
 
 APPLIED_MAX = 256  # EDR ids remembered per subscriber (besides the late window)
 USAGE_BINS = 60  # a usage window is kept in at most this many bins

@@ -29,7 +29,6 @@ from nf.edr.port import EdrSink
 from nf.edr.records import Party, fraud_record
 from nf.errors import Conflict, NfError, NotFound
 from nf.fraud import rules
-from nf.fraud.config import FraudSettings
 from nf.fraud.rules import Context, Detection, Event, SubState, Tick
 from nf.fraud.store import FraudStore
 from nf.ledger.mongo import MongoLedger
@@ -37,6 +36,7 @@ from nf.ledger.port import Speed, SubscriberStatus
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
 from nf.security.webhooks import SIGNATURE_HEADER, sign
+from nf.settings.fraud import FraudSettings
 from nf.store.mongo import Doc
 
 log = logging.getLogger("nf.fraud")

@@ -31,7 +31,7 @@ from typing import Any
 
 from nf import logs
 from nf.errors import Congestion, NfError
-from nf.sbi.metrics import Metrics
+from nf.metrics import Metrics
 from nf.sbi.problem import problem_answer
 from nf.sbi.responses import send_answer
 
