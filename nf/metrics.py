@@ -15,6 +15,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 # Label sets whose children are kept at hand (operations x statuses seen; bounded anyway).
 _LABEL_SETS_MAX = 1_000
+# The ASGI scope key naming a request's operation (its label in the request metrics): set
+# by the router that matched it (``nf.sbi.direct``, the framework's) or the token check.
+OPERATION_KEY = "nf.operation"
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

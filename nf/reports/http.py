@@ -16,7 +16,7 @@ from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogHolder
 from nf.errors import BadRequest, Congestion, Forbidden, InvalidParam, Unauthorized
-from nf.ledger.mongo import MongoLedger
+from nf.reports.port import Wallets
 from nf.runtime import Runtime
 from nf.sbi.responses import json_response
 
@@ -37,7 +37,7 @@ def _day(name: str, default: date) -> date:
                          invalid_params=[InvalidParam(name, "not YYYY-MM-DD")]) from None
 
 
-def reports_blueprint(rt: Runtime, ledger: MongoLedger | None,
+def reports_blueprint(rt: Runtime, ledger: Wallets | None,
                       catalog: CatalogHolder | None) -> Blueprint:
     bp = Blueprint("reports", __name__)
     busy = asyncio.Lock()

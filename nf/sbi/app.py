@@ -1,4 +1,5 @@
-"""The app factory. ``create_app`` builds one Quart app for one port (role).
+"""The app assembly. ``build_app`` makes one Quart app for one port (role) from the parts
+it is given (``nf.wiring.create_app`` gives it the NF's).
 
 The SBI role serves the 3GPP services (CHF, PCF) to SMFs; the OAM role serves health,
 readiness, metrics and the provisioning API. Both roles run the background workers
@@ -37,12 +38,12 @@ from nf.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from nf.oam.apidocs import apidocs_blueprint
-from nf.oam.health import health_blueprint, liveness_blueprint
-from nf.runtime import Part, Role, Runtime, Starts, Worker
+from nf.metrics import OPERATION_KEY
+from nf.runtime import NoKeys, Part, Role, Runtime, Starts, Worker
 from nf.sbi.direct import Authenticator, DirectRoutes, ServesDirect
-from nf.sbi.guard import OPERATION_KEY, AsgiApp, Guard
+from nf.sbi.guard import AsgiApp, Guard
 from nf.sbi.problem import problem_response
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
 from nf.store.opwatch import OpWatch
 
@@ -95,7 +96,6 @@ class _Lifecycle:
         self.role = role
         self.client = client
         self.build_indexes = build_indexes
-        self.ready = False
         self.supervisor: asyncio.Task[None] | None = None
         self._stop: asyncio.Future[bool] | None = None
 
@@ -137,7 +137,7 @@ class _Lifecycle:
             logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
                      "database warmed up", role=self.role, ms=took,
                      start_s=round(time.monotonic() - t0, 2))
-        self.ready = True
+        self.rt.ready = True
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         workers.append(("metrics", self._sample_cpu))
         self.supervisor = asyncio.create_task(self._supervise(workers))
@@ -176,7 +176,7 @@ class _Lifecycle:
         return await asyncio.shield(self._stop)
 
     async def _stop_once(self, timeout_s: float | None) -> bool:
-        self.ready = False
+        self.rt.ready = False
         self.rt.stopping.set()
         grace = self.rt.settings.server.shutdown_grace_s if timeout_s is None else timeout_s
         flushed = True
@@ -202,50 +202,46 @@ def _metrics_process_dead() -> None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
-def create_app(
+def build_app(
     settings: Settings,
     *,
     role: Role,
+    parts: Callable[[Runtime], Sequence[Part]],
     clock: Clock | None = None,
     db: Db | None = None,
-    parts: Sequence[Part] | Callable[[Runtime], Sequence[Part]] | None = None,
     build_indexes: bool = True,
 ) -> Quart:
-    """Build the app. ``db`` and ``clock`` are injected by tests; ``parts`` defaults to
-    every slice of the NF (``nf.wiring.build_parts``) plus ``settings.extra_parts``. It may
-    also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``).
-    ``build_indexes=False``: the start leaves index checks and the database warm-up to
-    another process of the same NF (``nf serve``'s SBI workers leave them to its OAM
-    process, whose ``/readyz`` says when they are done)."""
+    """Build the app of ``parts``, a function of the app's ``Runtime``. ``db`` and ``clock``
+    are injected by tests. ``build_indexes=False``: the start leaves index checks and the
+    database warm-up to another process of the same NF (``nf serve``'s SBI workers leave
+    them to its OAM process, whose ``/readyz`` says when they are done)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
     watch = OpWatch(settings.mongodb_slow_op_ms) if settings.mongodb_op_watch else None
     if db is None:
         client = make_client(settings, watch)
         db = client[settings.mongodb_database]
-    rt = Runtime(settings=settings, clock=clock, db=db, role=role)
+    # The care API's keys are resolved here, once, for the OAM port's blueprints that check
+    # them (key files and environment variables are read now).
+    keys = KeyRing.from_settings(settings.api_keys) if role == "oam" else NoKeys()
+    rt = Runtime(settings=settings, clock=clock, db=db, role=role, api_keys=keys)
     if watch is not None:
         watch.observe = rt.metrics.db_operation
         watch.failure = rt.metrics.db_failure
-    if parts is None:
-        from nf.wiring import build_parts
-
-        parts = [*build_parts(rt), *_extra_parts(rt)]
-    elif callable(parts):
-        parts = list(parts(rt))
-
+    built = list(parts(rt))
     app = Quart(f"nf-{role}")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout_s
-    life = _Lifecycle(rt, parts, role, client, build_indexes)
+    life = _Lifecycle(rt, built, role, client, build_indexes)
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
-    routes = [r for p in parts if isinstance(p, ServesDirect) for r in p.direct_routes(role)]
+    routes = [r for p in built if isinstance(p, ServesDirect) for r in p.direct_routes(role)]
     if routes and settings.server.direct_routes:
         # The hot SBI operations are answered before the framework (``nf.sbi.direct``).
         inner = DirectRoutes(inner, routes,
-                             authenticators=[p for p in parts if isinstance(p, Authenticator)],
+                             authenticators=[p for p in built
+                                             if isinstance(p, Authenticator)],
                              max_body_bytes=settings.server.max_body_bytes,
                              body_timeout_s=settings.server.body_timeout_s)
     guard = Guard(inner, limit=settings.server.max_inflight_requests,
@@ -254,18 +250,12 @@ def create_app(
                   active=settings.server.max_active_requests)
     app.asgi_app = guard  # type: ignore[method-assign,assignment]
     app.extensions["nf.runtime"] = rt
-    app.extensions["nf.parts"] = parts
+    app.extensions["nf.parts"] = built
     app.extensions["nf.guard"] = guard
 
-    for part in parts:
+    for part in built:
         for bp in part.blueprints(role):
             app.register_blueprint(bp)
-
-    if role == "oam":
-        app.register_blueprint(health_blueprint(rt, lambda: life.ready))
-        app.register_blueprint(apidocs_blueprint(settings.server))
-    else:
-        app.register_blueprint(liveness_blueprint("sbi_health"))
 
     @app.before_request
     async def _operation() -> None:
@@ -304,15 +294,3 @@ def create_app(
     app.extensions["nf.lifecycle"] = life
     return app
 
-
-def _extra_parts(rt: Runtime) -> list[Part]:
-    """Parts named in ``settings.extra_parts`` as ``module:factory``; each factory takes the
-    ``Runtime`` and returns a ``Part``."""
-    import importlib
-
-    out: list[Part] = []
-    for spec in rt.settings.extra_parts:
-        module, _, attr = spec.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        out.append(factory(rt))
-    return out

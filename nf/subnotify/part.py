@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,6 @@ from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
 from nf.errors import NfError, NotFound, Unauthorized
-from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import CounterChange
 from nf.ledger.state import Member, Wallet
 from nf.ledger.views import blocks_at_cap, terms_of
@@ -35,6 +34,13 @@ log = logging.getLogger("nf.subnotify")
 BASE = "/provisioning/v1"
 BACKLOG_MAX = 10_000
 MAX_LIST = 200
+
+
+class Wallets(Protocol):
+    """What the notices read of the ledger: a subscriber's wallet (``nf.wiring`` hands in
+    the real ledger)."""
+
+    async def wallet(self, supi: str, now: datetime) -> tuple[Wallet, Member] | None: ...
 
 
 class PreferencesIn(BaseModel):
@@ -59,7 +65,7 @@ def notice_json(d: Doc) -> dict[str, Any]:
 class SubNoticePart:
     name = "subnotify"
 
-    def __init__(self, rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder) -> None:
+    def __init__(self, rt: Runtime, ledger: Wallets, catalog: CatalogHolder) -> None:
         self.rt = rt
         self.ledger = ledger
         self.catalog = catalog

@@ -14,9 +14,9 @@ from nf.clock import FakeClock
 from nf.config import Settings
 from nf.ledger.part import LedgerPart
 from nf.metrics import Metrics
-from nf.sbi.app import create_app
 from nf.store.mongo import Db, make_client, warm_up
 from nf.store.opwatch import OpWatch, collection_of, failure_kind, filter_of, shape
+from nf.wiring import create_app
 
 SUPI = "imsi-001010000000042"
 

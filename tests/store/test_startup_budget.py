@@ -16,8 +16,8 @@ from quart import Blueprint
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role, Worker
-from nf.sbi.app import create_app
 from nf.store.mongo import Db, make_client, wants_warm_up
+from nf.wiring import create_app
 
 
 class BudgetProbe:
