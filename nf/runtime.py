@@ -9,14 +9,13 @@ start work every process needs also has a ``start`` method (``Starts``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from quart import Blueprint
 
-from nf.clock import Clock
+from nf.clock import Clock, until_woken
 from nf.config import Settings
 from nf.metrics import Metrics
 from nf.store.mongo import Db
@@ -76,21 +75,15 @@ class Runtime:
     ready: bool = False
 
     async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` between rounds of a background worker, or less if the app is
-        stopping (check ``stopping`` after)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        """Wait ``seconds`` (on the injected clock) between rounds of a background worker,
+        or less if the app is stopping (check ``stopping`` after)."""
+        await until_woken(self.stopping, clock=self.clock, timeout_s=seconds)
 
     async def wake_or_stop(self, wake: asyncio.Event) -> None:
         """Wait until ``wake`` is set or the app is stopping (a worker with nothing to do).
         Clears ``wake`` first, so a set after this call began is never missed."""
         wake.clear()
-        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.stopping.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await until_woken(wake, self.stopping)
 
     async def publish_counter_changes(self, changes: Sequence[Any]) -> None:
         """Tell every listener, all at once (the PCF's throttle does not wait for the

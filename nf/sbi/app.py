@@ -17,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, cast
 
 import pymongo
@@ -27,7 +26,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from nf import logs
-from nf.clock import Clock, SystemClock
+from nf.clock import Clock, SystemClock, until_woken
 from nf.config import Settings
 from nf.errors import (
     BadRequest,
@@ -58,6 +57,8 @@ SBI_NEEDS_HTTP2 = (
 
 # How often each process adds its CPU time to ``nf_process_cpu_seconds_total``.
 CPU_SAMPLE_S = 2.0
+# How often a long start says what it is waiting for.
+PROGRESS_EVERY_S = 10.0
 
 # Never refused for congestion: probes must answer while the NF is busy.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -83,11 +84,7 @@ def _http_error(e: HTTPException) -> NfError:
 
 
 class _Lifecycle:
-    """Start-up and shut-down of one app: indexes, background workers, database client.
-
-    Workers run in one ``TaskGroup`` owned by a supervisor task; each is restarted after a
-    pause if it fails, and all are told to finish through ``Runtime.stopping``.
-    """
+    """Start-up and shut-down of one app: indexes, background workers, database client."""
 
     def __init__(self, rt: Runtime, parts: Sequence[Part], role: Role,
                  client: AsyncMongoClient[Doc] | None, build_indexes: bool = True) -> None:
@@ -96,58 +93,71 @@ class _Lifecycle:
         self.role = role
         self.client = client
         self.build_indexes = build_indexes
-        self.supervisor: asyncio.Task[None] | None = None
         self._stop: asyncio.Future[bool] | None = None
 
     async def start(self) -> None:
         # Index checks and the warm-up may take long on a large database just restarted:
         # they get ``mongodb_startup_timeout_s`` instead of the per-operation timeout, and a
-        # progress line every 10 s says what is being waited for.
-        settings = self.rt.settings
+        # progress line every 10 s (on the injected clock) says what is being waited for.
+        settings, clock = self.rt.settings, self.rt.clock
         step = ["index checks"]
-        t0 = time.monotonic()
+        t0 = clock.monotonic()
+        started = asyncio.Event()
 
         async def progress() -> None:
             while True:
-                await asyncio.sleep(10)
+                await until_woken(started, clock=clock, timeout_s=PROGRESS_EVERY_S)
+                if started.is_set():
+                    return
                 logs.log(log, logging.WARNING, "starting: waiting for the database",
-                         role=self.role, step=step[0], waited_s=round(time.monotonic() - t0),
+                         role=self.role, step=step[0], waited_s=round(clock.monotonic() - t0),
                          limit_s=settings.mongodb_startup_timeout_s)
 
-        reporter = asyncio.create_task(progress())
-        try:
-            with pymongo.timeout(settings.mongodb_startup_timeout_s):
-                if self.build_indexes:
-                    for part in self.parts:
-                        step[0] = f"index checks ({part.name})"
-                        await part.ensure_indexes()
-                took: dict[str, float] | None = None
-                if self.build_indexes and await wants_warm_up(self.rt.db,
-                                                              settings.mongodb_warm_up):
-                    step[0] = "warm-up"
-                    took = await warm_up(self.rt.db)
-                # Start work of every process (e.g. the OAuth2 verification keys).
-                for part in self.parts:
-                    if isinstance(part, Starts):
-                        step[0] = f"start ({part.name})"
-                        await part.start()
-        finally:
-            reporter.cancel()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(progress())
+            try:
+                took = await self._start_steps(step)
+            finally:
+                started.set()
         if took is not None:
             logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
                      "database warmed up", role=self.role, ms=took,
-                     start_s=round(time.monotonic() - t0, 2))
+                     start_s=round(clock.monotonic() - t0, 2))
         self.rt.ready = True
+
+    async def _start_steps(self, step: list[str]) -> dict[str, float] | None:
+        settings = self.rt.settings
+        with pymongo.timeout(settings.mongodb_startup_timeout_s):
+            if self.build_indexes:
+                for part in self.parts:
+                    step[0] = f"index checks ({part.name})"
+                    await part.ensure_indexes()
+            took: dict[str, float] | None = None
+            if self.build_indexes and await wants_warm_up(self.rt.db, settings.mongodb_warm_up):
+                step[0] = "warm-up"
+                took = await warm_up(self.rt.db)
+            # Start work of every process (e.g. the OAuth2 verification keys).
+            for part in self.parts:
+                if isinstance(part, Starts):
+                    step[0] = f"start ({part.name})"
+                    await part.start()
+        return took
+
+    async def serve(self) -> AsyncGenerator[None, None]:
+        """The background workers, for as long as the app serves: one task each in a
+        ``TaskGroup`` owned by the app's lifespan (entered after ``start``, left after
+        ``stop``). Each is restarted after a pause if it fails; all are told to finish
+        through ``Runtime.stopping``."""
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         workers.append(("metrics", self._sample_cpu))
-        self.supervisor = asyncio.create_task(self._supervise(workers))
-        logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
-                 parts=[p.name for p in self.parts], workers=len(workers))
-
-    async def _supervise(self, workers: list[tuple[str, Worker]]) -> None:
         async with asyncio.TaskGroup() as tg:
-            for name, worker in workers:
-                tg.create_task(self._guard(name, worker))
+            if not self.rt.stopping.is_set():
+                self.tasks = [tg.create_task(self._guard(name, worker))
+                              for name, worker in workers]
+            logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
+                     parts=[p.name for p in self.parts], workers=len(self.tasks))
+            yield
+            await self.stop()
 
     async def _guard(self, name: str, worker: Worker) -> None:
         while not self.rt.stopping.is_set():
@@ -180,13 +190,14 @@ class _Lifecycle:
         self.rt.stopping.set()
         grace = self.rt.settings.server.shutdown_grace_s if timeout_s is None else timeout_s
         flushed = True
-        if self.supervisor is not None:
-            done, _ = await asyncio.wait({self.supervisor}, timeout=grace)
-            if not done:
-                flushed = False
-                self.supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.supervisor
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=grace)
+            flushed = not late
+            for t in late:
+                t.cancel()
+            for t in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         if self.client is not None:
             await self.client.close()
         _metrics_process_dead()
@@ -286,10 +297,7 @@ def build_app(
             NfError("an unexpected error occurred; it has been logged"), request.path)
 
     app.before_serving(life.start)
-
-    @app.after_serving
-    async def _stop() -> None:
-        await life.stop()
+    app.while_serving(life.serve)
 
     app.extensions["nf.lifecycle"] = life
     return app

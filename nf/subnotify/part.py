@@ -17,13 +17,14 @@ from quart import Blueprint, Response, request
 from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
-from nf.errors import NfError, NotFound, Unauthorized
+from nf.errors import NfError, NotFound
 from nf.ledger.port import CounterChange
 from nf.ledger.state import Member, Wallet
 from nf.ledger.views import blocks_at_cap, terms_of
 from nf.runtime import Role, Runtime, Worker
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response
+from nf.security.apikeys import ADMIN, api_scope
 from nf.store.mongo import Doc
 from nf.subnotify import events, quiet, templates, text
 from nf.subnotify.outbox import NoticeOutbox
@@ -259,14 +260,9 @@ class SubNoticePart:
         rt, ledger = self.rt, self.ledger
 
         async def owned(supi: str) -> Member:
-            key = request.headers.get("X-API-Key")
-            if not key:
-                raise Unauthorized("missing X-API-Key header")
-            scope = rt.api_keys.brand(key)
-            if scope is None:
-                raise Unauthorized("unknown API key")
+            scope = api_scope(rt.api_keys)
             got = await ledger.wallet(supi, rt.clock.now())
-            if got is None or scope not in ("*", got[1].brand):
+            if got is None or scope not in (ADMIN, got[1].brand):
                 raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
             return got[1]
 
