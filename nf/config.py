@@ -16,26 +16,31 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
-from nf.settings.charging import (
+from nf.settings.fraud import FraudSettings
+from nf.settings.server import (
+    HostNetwork,
+    Listener,
+    NrfSettings,
+    OAuth2Settings,
+    ServerSettings,
+    SupiRange,
+    sbi_listener,
+)
+from nf.settings.services import (
+    BrandNotices,
     CareSettings,
     ChfSettings,
+    ConsoleSettings,
     EdrExportSettings,
     EdrSettings,
     EffectsSettings,
     LedgerSettings,
+    NoticeSettings,
     NotifySettings,
     PcfSettings,
-)
-from nf.settings.fraud import FraudSettings
-from nf.settings.notices import (
-    BrandNotices,
-    ConsoleSettings,
-    NoticeSettings,
     SmsBrand,
     SmsSettings,
 )
-from nf.settings.peers import NrfSettings, OAuth2Settings, SupiRange
-from nf.settings.server import HostNetwork, Listener, ServerSettings, sbi_listener
 
 # The sections, importable from here as before (``from nf.config import ServerSettings``).
 __all__ = [
