@@ -1,6 +1,7 @@
 """What every part of the NF is built from, and how parts plug into the app.
 
-``Runtime`` holds the injected dependencies (settings, clock, database, metrics). A
+``Runtime`` holds the injected dependencies (settings, clock, database, metrics, the care
+API's key lookup) and the ports it relays through (counter listeners). A
 ``Part`` is one slice's contribution: HTTP blueprints for the SBI or OAM port, indexes to
 create at start, and background workers the app's lifespan runs and stops. A part with
 start work every process needs also has a ``start`` method (``Starts``).
