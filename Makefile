@@ -1,7 +1,7 @@
 # Two commands for a newcomer: `make run` and `make test`. Both build their own virtualenv.
 #   make run                        demo NF: SBI h2c on 127.0.0.1:8000, OAM on 127.0.0.1:8080
 #   make run RUN_ARGS="--sbi-port 9000 --oam-port 9090"
-#   make test                       ruff + mypy --strict + pytest (starts its own database)
+#   make test                       ruff + layers contract + mypy --strict + pytest (own database)
 PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
@@ -26,8 +26,10 @@ db-build: $(STAMP)
 run: $(STAMP) db-build
 	$(BIN)/nf demo $(RUN_ARGS)
 
+# ruff, and the layers contract (pyproject.toml [tool.importlinter]): an upward import fails.
 lint: $(STAMP)
 	$(BIN)/ruff check nf tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict nf

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 
 
 async def ensure_all(settings: Settings, db: Db) -> None:

@@ -32,7 +32,7 @@ from pymongo.errors import PyMongoError
 from bench import cpu, h2load, profile, report, warm_ops
 from bench.seed import MIB, seed_population, write_catalog
 from nf.config import Settings
-from nf.fraud.config import FraudSettings
+from nf.settings.fraud import FraudSettings
 from nf.store import embedded
 
 HERE = Path(__file__).resolve().parent

@@ -32,10 +32,10 @@ from nf.clock import SystemClock
 from nf.config import Settings
 from nf.demo import DEMO_CONFIG
 from nf.ledger.mongo import MongoLedger, NewSubscriber
-from nf.sbi.app import create_app
 from nf.sbi.entry import tune_gc
 from nf.store import embedded
 from nf.store.mongo import make_client
+from nf.wiring import create_app
 
 CHF = "/nchf-convergedcharging/v3/chargingdata"
 PCF = "/npcf-smpolicycontrol/v1/sm-policies"

@@ -20,7 +20,7 @@ db_cli = typer.Typer(no_args_is_help=True, help="The embedded database (Secantus
 cli.add_typer(db_cli, name="db")
 catalog_cli = typer.Typer(no_args_is_help=True, help="The offer catalogue.")
 cli.add_typer(catalog_cli, name="catalog")
-from nf.reports.cli import edr_cli, report_cli  # noqa: E402
+from nf.cli_reports import edr_cli, report_cli  # noqa: E402
 
 cli.add_typer(edr_cli, name="edr")
 cli.add_typer(report_cli, name="report")
@@ -155,9 +155,10 @@ def db_start(
 def seed_demo(config: ConfigOpt = None) -> None:
     """Load the demo brands, host networks, offers and subscribers (idempotent)."""
     from nf.demo import seed
+    from nf.ledger.mongo import MongoLedger
 
     settings = _load(config)
-    counts = asyncio.run(seed(settings))
+    counts = asyncio.run(seed(settings, MongoLedger))
     typer.echo("seeded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
@@ -194,6 +195,7 @@ def demo(
     Addresses and ports also follow the environment (NF_SERVER__SBI_PORT, ...).
     """
     from nf.demo import DEMO_CONFIG, seed
+    from nf.ledger.mongo import MongoLedger
     from nf.sbi.runner import EXIT_PORT_IN_USE, PortInUse, claim_check
     from nf.sbi.runner import serve as run_servers
     from nf.store import embedded
@@ -224,7 +226,7 @@ def demo(
         env["NF_MONGODB_URI"] = db.uri
         os.environ.update(env)
         settings = _load(None)
-        counts = asyncio.run(seed(settings))
+        counts = asyncio.run(seed(settings, MongoLedger))
         typer.echo("demo data: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
         typer.echo(f"{listening(settings.server)}; Ctrl-C stops")
         sys.stdout.flush()

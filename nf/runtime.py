@@ -1,6 +1,7 @@
 """What every part of the NF is built from, and how parts plug into the app.
 
-``Runtime`` holds the injected dependencies (settings, clock, database, metrics). A
+``Runtime`` holds the injected dependencies (settings, clock, database, metrics, the care
+API's key lookup) and the ports it relays through (counter listeners). A
 ``Part`` is one slice's contribution: HTTP blueprints for the SBI or OAM port, indexes to
 create at start, and background workers the app's lifespan runs and stops. A part with
 start work every process needs also has a ``start`` method (``Starts``).
@@ -9,24 +10,45 @@ start work every process needs also has a ``start`` method (``Starts``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from quart import Blueprint
 
-from nf.clock import Clock
+from nf.clock import Clock, until_woken
 from nf.config import Settings
-from nf.sbi.metrics import Metrics
-from nf.security.apikeys import KeyRing
+from nf.metrics import Metrics
 from nf.store.mongo import Db
 
-if TYPE_CHECKING:
-    from nf.ledger.port import CounterChange, CounterListener
-
 Role = Literal["sbi", "oam"]
+
+
+class KeyLookup(Protocol):
+    """The care API's keys as the blueprints that check them see them: the brand (or
+    ``*``) of a presented key, and the (digest, brand) pairs. The app factory hands in
+    ``nf.security.apikeys.KeyRing``."""
+
+    @property
+    def entries(self) -> tuple[tuple[bytes, str], ...]: ...
+
+    def brand(self, presented: str) -> str | None: ...
+
+
+class NoKeys:
+    """No care API key at all (a runtime built without ``api_keys``): every key is refused."""
+
+    entries: tuple[tuple[bytes, str], ...] = ()
+
+    def brand(self, presented: str) -> str | None:
+        return None
+
+
+class CounterListener(Protocol):
+    """Told of subscribers' counter changes (``nf.ledger.port.CounterChange``; the runtime
+    only relays them, see ``nf.ledger.port.CounterListener`` for the contract)."""
+
+    async def counters_changed(self, changes: Sequence[Any]) -> None: ...
 
 
 @dataclass
@@ -46,31 +68,25 @@ class Runtime:
     # Informational entries of ``/readyz`` (name -> JSON-able state); they never make the
     # NF unready.
     reports: dict[str, Callable[[], object]] = field(default_factory=dict)
-
-    @functools.cached_property
-    def api_keys(self) -> KeyRing:
-        """The care API's keys (``settings.api_keys``), resolved once for every blueprint
-        that checks them (key files and environment variables are read here)."""
-        return KeyRing.from_settings(self.settings.api_keys)
+    # The care API's keys (``settings.api_keys``), resolved once by the app factory for
+    # every blueprint that checks them.
+    api_keys: KeyLookup = field(default_factory=NoKeys)
+    # True once the app has started (indexes checked, workers running) and until it stops:
+    # what ``/readyz`` reports besides the database.
+    ready: bool = False
 
     async def pause(self, seconds: float) -> None:
-        """Wait ``seconds`` between rounds of a background worker, or less if the app is
-        stopping (check ``stopping`` after)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        """Wait ``seconds`` (on the injected clock) between rounds of a background worker,
+        or less if the app is stopping (check ``stopping`` after)."""
+        await until_woken(self.stopping, clock=self.clock, timeout_s=seconds)
 
     async def wake_or_stop(self, wake: asyncio.Event) -> None:
         """Wait until ``wake`` is set or the app is stopping (a worker with nothing to do).
         Clears ``wake`` first, so a set after this call began is never missed."""
         wake.clear()
-        waits = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(self.stopping.wait())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await until_woken(wake, self.stopping)
 
-    async def publish_counter_changes(self, changes: Sequence[CounterChange]) -> None:
+    async def publish_counter_changes(self, changes: Sequence[Any]) -> None:
         """Tell every listener, all at once (the PCF's throttle does not wait for the
         notices or the EDRs of the same changes); raises the first listener's error once
         all have finished (the changes stay pending and are delivered again)."""

@@ -1,11 +1,62 @@
-"""Which parts make up the NF, built by construction in dependency order.
+"""Which parts make up the NF, built by construction in dependency order, and the app of
+one port made of them (``create_app``).
 
-Each slice adds its part here; nothing registers itself at import time.
+Each slice adds its part here; nothing registers itself at import time. This is the top of
+the layers (``docs/ARCHITECTURE.md``): it may import every slice, and none imports it.
 """
 
 from __future__ import annotations
 
-from nf.runtime import Part, Runtime
+import importlib
+from collections.abc import Callable, Sequence
+
+from quart import Quart
+
+from nf.clock import Clock
+from nf.config import Settings
+from nf.oam.part import HealthPart
+from nf.runtime import Part, Role, Runtime
+from nf.sbi.app import build_app
+from nf.store.mongo import Db
+
+
+def create_app(
+    settings: Settings,
+    *,
+    role: Role,
+    clock: Clock | None = None,
+    db: Db | None = None,
+    parts: Sequence[Part] | Callable[[Runtime], Sequence[Part]] | None = None,
+    build_indexes: bool = True,
+) -> Quart:
+    """The app of one port. ``db`` and ``clock`` are injected by tests; ``parts`` defaults
+    to every slice of the NF (``build_parts``) plus ``settings.extra_parts``. It may also be
+    a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``). Every app has
+    the health part (liveness; on OAM readiness, metrics and the API documents).
+    ``build_indexes=False``: see ``nf.sbi.app.build_app``."""
+
+    def of(rt: Runtime) -> list[Part]:
+        if parts is None:
+            given: Sequence[Part] = [*build_parts(rt), *_extra_parts(rt)]
+        elif callable(parts):
+            given = parts(rt)
+        else:
+            given = parts
+        return [*given, HealthPart(rt)]
+
+    return build_app(settings, role=role, parts=of, clock=clock, db=db,
+                     build_indexes=build_indexes)
+
+
+def _extra_parts(rt: Runtime) -> list[Part]:
+    """Parts named in ``settings.extra_parts`` as ``module:factory``; each factory takes the
+    ``Runtime`` and returns a ``Part``."""
+    out: list[Part] = []
+    for spec in rt.settings.extra_parts:
+        module, _, attr = spec.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+        out.append(factory(rt))
+    return out
 
 
 def build_parts(rt: Runtime) -> list[Part]:
@@ -79,5 +130,6 @@ def build_parts(rt: Runtime) -> list[Part]:
     # notices and fraud cases of a subscriber through their parts' stores).
     from nf.oam.console.part import ConsolePart
 
-    parts.append(ConsolePart(rt, ledger_part, notices=notices, fraud=fraud))
+    parts.append(ConsolePart(rt, ledger_part.ledger, ledger_part.catalog, notices=notices,
+                             fraud=fraud))
     return parts

@@ -26,7 +26,7 @@ from quart.testing.app import TestApp as Lifespan
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role
-from nf.sbi.app import create_app
+from nf.wiring import create_app
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 TOTAL_EXAMPLES = 900  # shared by the routes of one role

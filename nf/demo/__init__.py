@@ -6,16 +6,26 @@ brand). ``seed`` is idempotent: running it twice leaves the same data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from nf.catalog import CatalogHolder
 from nf.config import Settings
-from nf.store.mongo import make_client
+from nf.store.mongo import Db, make_client
+
+if TYPE_CHECKING:
+    from nf.demo.subscribers import DemoLedger
 
 DEMO_CONFIG = Path(__file__).parent / "nf.yaml"
 
+# Builds the ledger on the demo's database: ``nf.ledger.mongo.MongoLedger`` itself.
+LedgerOf = Callable[[Db, Settings, CatalogHolder], "DemoLedger"]
 
-async def seed(settings: Settings) -> dict[str, int]:
-    """Load the demo dataset into the configured database; returns counts by kind."""
+
+async def seed(settings: Settings, ledger_of: LedgerOf) -> dict[str, int]:
+    """Load the demo dataset into the configured database (subscribers and families through
+    the ledger ``ledger_of`` builds); returns counts by kind."""
     client = make_client(settings)
     try:
         db = client[settings.mongodb_database]
@@ -26,12 +36,10 @@ async def seed(settings: Settings) -> dict[str, int]:
                                    upsert=True)
         counts["host_networks"] = len(settings.networks)
         if settings.catalog_dir is not None:
-            from nf.catalog import CatalogHolder
             from nf.clock import SystemClock
             from nf.demo.subscribers import seed_subscribers
-            from nf.ledger.mongo import MongoLedger
 
-            ledger = MongoLedger(db, settings, CatalogHolder.from_dir(settings.catalog_dir))
+            ledger = ledger_of(db, settings, CatalogHolder.from_dir(settings.catalog_dir))
             await ledger.ensure_indexes()
             counts.update(await seed_subscribers(ledger, settings, SystemClock().now()))
         return counts

@@ -9,16 +9,38 @@ SUPI: ``imsi-`` + the network's PLMN id + the number ``4*i + k`` padded to 15 di
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
-from nf.catalog import Catalog
+from nf.catalog import Catalog, CatalogHolder
 from nf.catalog.model import BasePlan, FamilyPlan
 from nf.config import Settings
 from nf.errors import Conflict
-from nf.ledger.mongo import MongoLedger, NewSubscriber
+from nf.ledger.port import CounterChange, SubscriberView
+from nf.ledger.subscribers import NewSubscriber
 
 BRANDS = ("lumen", "harbor", "cartwheel", "nimbus", "pebble", "orbit", "tidal", "sprout",
           "quarry")
 NETWORKS = ("northwind", "bluepeak", "redmoor")
+
+
+class DemoLedger(Protocol):
+    """What seeding the demo needs of the ledger (the command line hands in the real one)."""
+
+    @property
+    def catalog(self) -> CatalogHolder: ...
+
+    async def ensure_indexes(self) -> None: ...
+
+    async def create_subscriber(self, s: NewSubscriber, now: datetime) -> SubscriberView: ...
+
+    async def purchase(self, supi: str, offer_id: str, now: datetime
+                       ) -> tuple[CounterChange, ...]: ...
+
+    async def create_group(self, owner: str, offer_id: str, now: datetime,
+                           group_id: str | None = None) -> str: ...
+
+    async def join_group(self, supi: str, group_id: str, now: datetime
+                         ) -> tuple[CounterChange, ...]: ...
 
 
 def demo_subscribers(settings: Settings, catalog: Catalog) -> list[dict[str, str | None]]:
@@ -52,7 +74,7 @@ def demo_subscribers(settings: Settings, catalog: Catalog) -> list[dict[str, str
     return rows
 
 
-async def seed_subscribers(ledger: MongoLedger, settings: Settings, now: datetime
+async def seed_subscribers(ledger: DemoLedger, settings: Settings, now: datetime
                            ) -> dict[str, int]:
     """Create the demo subscribers and families; skips what already exists."""
     rows = demo_subscribers(settings, ledger.catalog.current)

@@ -19,12 +19,13 @@ from quart import Blueprint, Response, request
 
 from nf.clock import utc
 from nf.errors import BadRequest, InvalidParam, NotFound
-from nf.fraud.config import RULES
-from nf.fraud.service import FraudService, case_json
-from nf.oam.provisioning import ADMIN, api_scope
+from nf.fraud.cases import case_json
+from nf.fraud.service import FraudService
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response
+from nf.security.apikeys import ADMIN, api_scope
+from nf.settings.fraud import RULES
 
 BASE = "/provisioning/v1/fraud/cases"
 STATUSES = ("open", "confirmed", "false_positive")

@@ -16,8 +16,8 @@ from quart import Blueprint
 from nf import logs
 from nf.edr.port import EdrSink
 from nf.errors import NfError
+from nf.fraud.port import FraudLedger
 from nf.fraud.service import FraudService
-from nf.ledger.mongo import MongoLedger
 from nf.notify.port import Outbox
 from nf.runtime import Role, Runtime, Worker
 
@@ -29,7 +29,7 @@ OPEN_COUNT_S = 15.0  # open cases are counted (a metric) this often
 class FraudPart:
     name = "fraud"
 
-    def __init__(self, rt: Runtime, *, ledger: MongoLedger, outbox: Outbox,
+    def __init__(self, rt: Runtime, *, ledger: FraudLedger, outbox: Outbox,
                  edrs: EdrSink) -> None:
         self._rt = rt
         self.service = FraudService(rt, ledger=ledger, outbox=outbox, edrs=edrs)

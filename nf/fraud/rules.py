@@ -7,137 +7,40 @@ bins, recent purchases, which rules have a case open or are quiet, and the ids o
 already applied (so a record read twice changes nothing). ``Event`` is one EDR, ``Tick``
 the passing of time (orphan sessions are found by waiting). No I/O, no logging.
 
-The charging session and the policy association the SMF holds for one PDU session are
-paired when the second of them is first seen (``Sess.peer``, kept from then on): same PDU
-session id and host network first, then the same PDU session id (one side first seen
-after the PDU session moved), then a side that does not say its PDU session id; the one
-in the same serving PLMN, then the oldest, first. A PDU session is in one place at a
-time, where its side that reported last says it is, so a serving PLMN change reported by
-the PCF before the CHF (or the reverse) moves the PDU session instead of adding a place.
-When one side of a PDU session is released, the other side's release is awaited for the
-orphan grace period (the PDU session is *ending*: it is no longer anywhere), so a
-subscriber leaving network A for network B is not in two places while the last of A's
-releases is on its way.
+The data the rules work on is in ``nf.fraud.state``; the pairing of the two sides of a
+PDU session in ``nf.fraud.pairing``.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from nf.fraud.config import FraudRules
+from nf.fraud.pairing import ending, link, pdu_sessions, peer_of
+from nf.fraud.state import (
+    APPLIED_MAX,
+    CHARGING_CLOSE,
+    CHARGING_OPEN,
+    POLICY_CLOSE,
+    POLICY_OPEN,
+    REFUSED,
+    Context,
+    Detection,
+    Event,
+    Sess,
+    SubState,
+    Tick,
+    bin_s,
+    case_id,
+    country_of,
+    window_usage,
+)
 
-APPLIED_MAX = 256  # EDR ids remembered per subscriber (besides the late window)
-USAGE_BINS = 60  # a usage window is kept in at most this many bins
-REFUSED = frozenset({"USER_UNKNOWN", "END_USER_REQUEST_DENIED", "END_USER_SERVICE_DENIED",
-                     "RATING_FAILED"})
-CHARGING_OPEN = frozenset({"create"})
-CHARGING_CLOSE = frozenset({"release", "supervision_close", "aborted", "peer_gone"})
-POLICY_OPEN = frozenset({"created"})
-POLICY_CLOSE = frozenset({"terminated", "released", "deleted"})
-
-
-@dataclass(frozen=True)
-class Sess:
-    key: str  # "c:<chargingDataRef>" or "p:<smPolicyId>"
-    kind: str  # "charging" or "policy"
-    host_network: str | None
-    serving_plmn: str | None
-    pdu: str | None  # "<host network>:<PDU session id>" when known
-    opened_at: datetime
-    seen_at: datetime
-    closed_at: datetime | None = None  # released; its PDU session's other side is not yet
-    peer: str | None = None  # the key of the other side of its PDU session
-
-    @property
-    def pdu_id(self) -> str | None:
-        return None if self.pdu is None else self.pdu.rpartition(":")[2]
-
-    @property
-    def pdu_network(self) -> str | None:
-        """The host network the PDU session was first seen on (part of ``pdu``)."""
-        return None if self.pdu is None else self.pdu.rpartition(":")[0]
-
-
-@dataclass(frozen=True)
-class SubState:
-    supi: str
-    brand: str | None = None
-    sessions: tuple[Sess, ...] = ()
-    country: str | None = None
-    plmn: str | None = None
-    country_at: datetime | None = None  # last time seen in ``country``
-    usage: tuple[tuple[datetime, int], ...] = ()  # (bin start, bytes), oldest first
-    purchases: tuple[datetime, ...] = ()
-    open: tuple[tuple[str, str], ...] = ()  # (rule, case id) with a case open
-    quiet: tuple[tuple[str, datetime], ...] = ()  # (rule, until)
-    applied: tuple[tuple[str, datetime], ...] = ()  # (EDR id, its time)
-    version: int = 0
-
-
-@dataclass(frozen=True)
-class Event:
-    """The fields of one EDR the rules read."""
-
-    id: str
-    kind: str  # "charging", "policy", "purchase", "status"
-    event: str
-    time: datetime
-    supi: str
-    brand: str | None = None
-    host_network: str | None = None
-    serving_plmn: str | None = None
-    pdu_session_id: int | None = None
-    ref: str | None = None  # chargingDataRef or smPolicyId
-    used_total: int = 0
-    result: str | None = None
-    offer_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Time passed: rules that wait (orphan sessions) look again."""
-
-
-@dataclass(frozen=True)
-class Detection:
-    rule: str
-    supi: str
-    brand: str | None
-    at: datetime
-    trigger: str  # the EDR id (or "tick:<time>") that made the rule fire
-    case_id: str
-    evidence: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the rules need besides state and event."""
-
-    rules: FraudRules
-    cooldown_s: int = 3600
-    repeat_after_s: int = 3600
-    session_stale_s: int = 6 * 3600
-    sessions_max: int = 64
-    late_window_s: float = 10.0
-    mcc_countries: Mapping[str, str] | None = None
-    plan_class: str | None = None  # the subscriber's usage class (resolved by the shell)
-
-
-def case_id(supi: str, rule: str, trigger: str) -> str:
-    """Deterministic: the same EDR firing the same rule again is the same case."""
-    return hashlib.sha256(f"{supi}\x00{rule}\x00{trigger}".encode()).hexdigest()[:24]
-
-
-def country_of(plmn: str | None, mcc_countries: Mapping[str, str] | None = None
-               ) -> str | None:
-    if not plmn or len(plmn) < 5:
-        return None
-    mcc = plmn[:3]
-    return (mcc_countries or {}).get(mcc, mcc)
+# Importable from here too, as before the data moved to ``nf.fraud.state``.
+__all__ = ["Context", "Detection", "Event", "Sess", "SubState", "Tick", "case_id",
+           "country_of", "due_at", "evaluate", "needs_plan_class", "pdu_sessions",
+           "resolved", "window_usage"]
 
 
 def _neighbours(a: str, b: str, pairs: list[tuple[str, str]]) -> bool:
@@ -148,96 +51,6 @@ def _suppressed(st: SubState, rule: str, now: datetime) -> bool:
     if any(r == rule for r, _ in st.open):
         return True
     return any(r == rule and until > now for r, until in st.quiet)
-
-
-def _bin_s(window_s: int) -> int:
-    return max(1, -(-window_s // USAGE_BINS))
-
-
-def window_usage(st: SubState, at: datetime, window_s: int) -> int:
-    start = at - timedelta(seconds=window_s)
-    return sum(n for t, n in st.usage if t > start - timedelta(seconds=_bin_s(window_s)))
-
-
-# -------------------------------------------------------------------------- applying events
-
-
-def pdu_sessions(sessions: tuple[Sess, ...]) -> list[tuple[Sess, ...]]:
-    """The sessions grouped by PDU session (a pair of peers, or a session alone), oldest
-    first. Every session is in exactly one group."""
-    if len(sessions) < 2:
-        return [(x,) for x in sessions]
-    by_key = {x.key: x for x in sessions}
-    done: set[str] = set()
-    groups: list[tuple[Sess, ...]] = []
-    for x in sorted(sessions, key=lambda x: (x.opened_at, x.key)):
-        if x.key in done:
-            continue
-        peer = by_key.get(x.peer) if x.peer is not None else None
-        if peer is not None and peer.peer == x.key and peer.key not in done:
-            groups.append((x, peer))
-            done.add(peer.key)
-        else:
-            groups.append((x,))
-        done.add(x.key)
-    return groups
-
-
-def _peer_rank(mine: Sess, other: Sess) -> tuple[int, bool, datetime, str] | None:
-    """How well ``other`` fits as the other side of ``mine``'s PDU session (lower is
-    better; None: it cannot be)."""
-    if mine.pdu_id is not None and other.pdu_id is not None:
-        if mine.pdu_id != other.pdu_id:
-            return None
-        level = 0 if mine.pdu_network == other.pdu_network else 1
-    else:
-        level = 2
-    return level, other.serving_plmn != mine.serving_plmn, other.opened_at, other.key
-
-
-def _link(sessions: tuple[Sess, ...], mine: Sess, depth: int = 0) -> tuple[Sess, ...]:
-    """Pair ``mine`` (one of ``sessions``, open) with the other side of its PDU session,
-    if it has none yet and one is there. A side already paired is taken over when
-    ``mine`` fits it strictly better than its peer does (same PDU session and place
-    against another place: two PDU sessions with one id whose sides interleaved); its
-    old peer is then paired again if it can be."""
-    if mine.peer is not None and any(x.key == mine.peer and x.peer == mine.key
-                                     for x in sessions):
-        return sessions
-    live = {x.key: x for x in sessions}
-    ranked = []
-    for x in sessions:
-        if x.kind == mine.kind or x.closed_at is not None:
-            continue
-        r = _peer_rank(mine, x)
-        if r is None:
-            continue
-        old = live.get(x.peer) if x.peer is not None else None
-        if old is not None and old.peer == x.key:
-            now_r = _peer_rank(x, old)
-            if now_r is not None and now_r[:2] <= r[:2]:
-                continue  # well paired already
-        ranked.append((r, x.key, old.key if old is not None and old.peer == x.key
-                       else None))
-    if not ranked:
-        return sessions
-    _, peer, left = min(ranked)
-    out = tuple(replace(x, peer=peer) if x.key == mine.key else
-                replace(x, peer=mine.key) if x.key == peer else
-                replace(x, peer=None) if x.key == left else x for x in sessions)
-    if left is None or depth >= len(sessions):  # each take-over improves a pair: bounded
-        return out
-    return _link(out, next(x for x in out if x.key == left), depth + 1)
-
-
-def _peer_of(sessions: tuple[Sess, ...], mine: Sess) -> Sess | None:
-    got = next((x for x in sessions if x.key == mine.peer), None) \
-        if mine.peer is not None else None
-    return got if got is not None and got.peer == mine.key else None
-
-
-def _ending(group: tuple[Sess, ...]) -> bool:
-    return any(x.closed_at is not None for x in group)
 
 
 def _apply_session(st: SubState, ev: Event, ctx: Context) -> SubState:
@@ -254,7 +67,7 @@ def _apply_session(st: SubState, ev: Event, ctx: Context) -> SubState:
     if ev.event in closes or (ev.result in REFUSED):
         if mine is None:
             return st
-        partner = _peer_of(st.sessions, mine)
+        partner = peer_of(st.sessions, mine)
         if partner is not None and partner.closed_at is None:
             # The other side is still open: the PDU session is ending, not gone.
             closed = replace(mine, closed_at=ev.time, seen_at=max(mine.seen_at, ev.time))
@@ -272,7 +85,7 @@ def _apply_session(st: SubState, ev: Event, ctx: Context) -> SubState:
                        pdu=mine.pdu or pdu)
     else:
         mine = replace(mine, pdu=mine.pdu or pdu)
-    sessions = _link((*others, mine), mine)
+    sessions = link((*others, mine), mine)
     if len(sessions) > ctx.sessions_max:  # bounded: the least recently seen go first
         sessions = tuple(sorted(sessions, key=lambda s: s.seen_at)[-ctx.sessions_max:])
     return replace(st, sessions=sessions)
@@ -282,7 +95,7 @@ def _apply_usage(st: SubState, ev: Event, ctx: Context) -> SubState:
     if ev.kind != "charging" or ev.used_total <= 0:
         return st
     w = ctx.rules.usage_velocity.window_s
-    b = _bin_s(w)
+    b = bin_s(w)
     start = datetime.fromtimestamp(ev.time.timestamp() // b * b, tz=ev.time.tzinfo)
     bins = dict(st.usage)
     bins[start] = bins.get(start, 0) + ev.used_total
@@ -301,7 +114,7 @@ def _prune(st: SubState, now: datetime, ctx: Context) -> SubState:
         s.closed_at is None or s.closed_at + grace > now))
     if any(s.closed_at is not None for s in sessions):  # a released side waits for its peer
         sessions = tuple(s for s in sessions
-                         if s.closed_at is None or _peer_of(sessions, s) is not None)
+                         if s.closed_at is None or peer_of(sessions, s) is not None)
     return replace(
         st,
         sessions=sessions,
@@ -336,7 +149,7 @@ Groups = list[tuple[Sess, ...]]
 
 def _active(groups: Groups) -> Groups:
     """The PDU sessions that are not ending."""
-    return [g for g in groups if not _ending(g)]
+    return [g for g in groups if not ending(g)]
 
 
 def _where(group: tuple[Sess, ...]) -> Sess:

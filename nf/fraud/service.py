@@ -21,78 +21,33 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter, Gauge
-
 from nf import logs
 from nf.clock import iso_z, utc
 from nf.edr.port import EdrSink
-from nf.edr.records import Party, fraud_record
+from nf.edr.records import fraud_record
 from nf.errors import Conflict, NfError, NotFound
 from nf.fraud import rules
-from nf.fraud.config import FraudSettings
-from nf.fraud.rules import Context, Detection, Event, SubState, Tick
+from nf.fraud.cases import CASE_KIND, case_json, opt_dt, party_of
+from nf.fraud.metrics import FraudMetrics
+from nf.fraud.mitigation import MITIGATIONS, Mitigations
+from nf.fraud.port import FraudLedger
+from nf.fraud.rules import Context, Detection, SubState, Tick
+from nf.fraud.state import event_of
 from nf.fraud.store import FraudStore
-from nf.ledger.mongo import MongoLedger
-from nf.ledger.port import Speed, SubscriberStatus
 from nf.notify.port import Notification, Outbox
 from nf.runtime import Runtime
 from nf.security.webhooks import SIGNATURE_HEADER, sign
+from nf.settings.fraud import FraudSettings
 from nf.store.mongo import Doc
 
 log = logging.getLogger("nf.fraud")
 
 PLAN_CACHE = 50_000  # subscribers' plan classes remembered (LRU)
-OWED_AFTER_S = 5.0  # an owed mitigation older than this is finished by the reader
-MITIGATIONS = ("throttle", "suspend")
 STATE_ATTEMPTS = 5  # reads and writes of a batch's states when a resolution races them
 
 
-class FraudMetrics:
-    def __init__(self, rt: Runtime) -> None:
-        r = rt.metrics.registry
-        self.detections = Counter("nf_fraud_detections_total", "Fraud rule detections",
-                                  ["rule", "brand"], registry=r)
-        self.actions = Counter("nf_fraud_actions_total", "Fraud actions applied",
-                               ["rule", "brand", "action"], registry=r)
-        self.resolutions = Counter("nf_fraud_resolutions_total",
-                                   "Fraud cases resolved (false_positive or confirmed)",
-                                   ["rule", "brand", "resolution"], registry=r)
-        self.edrs = Counter("nf_fraud_edrs_read_total", "EDRs read by fraud protection",
-                            registry=r)
-        self.lag = Gauge("nf_fraud_lag_seconds", "Age of the last EDR read when it was read",
-                         registry=r, multiprocess_mode="max")
-        self.open = Gauge("nf_fraud_cases_open", "Fraud cases open (not yet resolved by "
-                          "care), by brand; counted by the reader", ["brand"], registry=r,
-                          multiprocess_mode="livemax")
-        # Brands with their own rules are shown (at 0) before their first case.
-        self.open_brands: set[str] = set(rt.settings.fraud.brands)
-
-    def count_open(self, by_brand: dict[str, int]) -> None:
-        """Set the open cases gauge; a brand with no case left goes back to 0."""
-        self.open_brands |= set(by_brand)
-        for brand in self.open_brands:
-            self.open.labels(brand).set(by_brand.get(brand, 0))
-
-
-def _event(d: Doc) -> Event | None:
-    kind = d.get("kind")
-    if kind not in ("charging", "policy", "purchase", "status") or not d.get("supi"):
-        return None
-    ref = d.get("charging_data_ref") if kind == "charging" else d.get("sm_policy_id")
-    pdu = d.get("pdu_session_id")
-    return Event(id=str(d["_id"]), kind=kind, event=str(d.get("event")), time=utc(d["time"]),
-                 supi=d["supi"], brand=d.get("brand"), host_network=d.get("host_network"),
-                 serving_plmn=d.get("serving_plmn"),
-                 pdu_session_id=pdu if isinstance(pdu, int) else None, ref=ref,
-                 used_total=int(d.get("used_total") or 0), result=d.get("result"),
-                 offer_id=d.get("offer_id"))
-
-
-CASE_KIND = "fraud.case"  # the outbox's kind for a case sent to the brand's webhook
-
-
 class FraudService:
-    def __init__(self, rt: Runtime, *, ledger: MongoLedger, outbox: Outbox, edrs: EdrSink,
+    def __init__(self, rt: Runtime, *, ledger: FraudLedger, outbox: Outbox, edrs: EdrSink,
                  store: FraudStore | None = None) -> None:
         self.rt = rt
         self.cfg: FraudSettings = rt.settings.fraud
@@ -101,6 +56,8 @@ class FraudService:
         self.edrs = edrs
         self.store = store or FraudStore(rt.db)
         self.metrics = FraudMetrics(rt)
+        self.mitigations = Mitigations(ledger=ledger, store=self.store, cfg=self.cfg,
+                                       metrics=self.metrics, edrs=edrs)
         self.owner = f"{rt.settings.instance_id}:{uuid.uuid4().hex[:12]}"
         self._seen: dict[Any, datetime] = {}  # EDR ids read within the late window
         self._leader = False
@@ -152,7 +109,7 @@ class FraudService:
             self._leader = False
             return 0
         late = timedelta(seconds=self.cfg.late_window_s)
-        hi_t = _opt_dt(cur.get("hi_t"))
+        hi_t = opt_dt(cur.get("hi_t"))
         hi_id = cur.get("hi_id")
         if not self._leader:
             # A new reader (start or takeover): read again from the late window before the
@@ -232,7 +189,7 @@ class FraudService:
 
     async def apply(self, docs: Sequence[Doc], now: datetime) -> int:
         """Run the rules over EDR documents (in order) and act on what fires."""
-        events = [e for e in (_event(d) for d in docs) if e is not None]
+        events = [e for e in (event_of(d) for d in docs) if e is not None]
         self.metrics.edrs.inc(len(docs))
         if not events:
             return len(docs)
@@ -279,7 +236,7 @@ class FraudService:
         up, else the time of the last EDR read (a waiting rule does not run ahead of the
         records still to be read: the other side of a PDU session may be among them)."""
         now = self.rt.clock.now()
-        hi_t = _opt_dt(self._cursor.get("hi_t"))
+        hi_t = opt_dt(self._cursor.get("hi_t"))
         return min(now, hi_t) if self._behind and hi_t is not None else now
 
     async def tick(self, limit: int = 500) -> int:
@@ -304,11 +261,6 @@ class FraudService:
 
     # -- acting -----------------------------------------------------------------------------
 
-    def _party(self, d: Detection | Doc) -> Party:
-        if isinstance(d, Detection):
-            return Party(supi=d.supi, brand=d.brand)
-        return Party(supi=d["supi"], brand=d.get("brand"))
-
     async def detected(self, detections: Sequence[Detection], now: datetime) -> None:
         if not detections:
             return
@@ -318,7 +270,7 @@ class FraudService:
             brand = d.brand or "unknown"
             self.metrics.detections.labels(d.rule, brand).inc()
             await self.edrs.write(fraud_record(
-                event="detected", time=now, party=self._party(d), rule=d.rule,
+                event="detected", time=now, party=party_of(d), rule=d.rule,
                 case_id=d.case_id if action != "record" else None, action=action,
                 detail=d.evidence, record_id=f"fraud:{d.case_id}:detected"))
             logs.log(log, logging.WARNING, "fraud detected", rule=d.rule, supi=d.supi,
@@ -358,76 +310,13 @@ class FraudService:
                      error=e.detail)
 
     async def mitigate(self, case: Doc, now: datetime) -> None:
-        """Apply the case's throttle or suspension (idempotent), then mark it done. The
-        ledger's counter changes reach the PCF and the CHF as the write's durable effects
-        (``nf.ledger.effects``)."""
-        supi, action, brand = case["supi"], case["action"], case.get("brand")
-        applied: str | None = None
-        try:
-            if action == "throttle":
-                up, down = self.cfg.throttle_kbps(brand)
-                await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
-                applied = "throttle"
-            else:
-                view = await self.ledger.subscriber(supi, now)
-                if view is not None and view.status is SubscriberStatus.ACTIVE:
-                    await self.ledger.set_status(supi, SubscriberStatus.SUSPENDED, now)
-                    applied = "suspend"
-                elif view is not None and case.get("applied") == "suspend":
-                    applied = "suspend"  # applied before a crash
-        except NotFound:
-            pass
-        await self.store.set_case(case["_id"], {}, {
-            "applied": applied, "action_state": "done", "updated_at": now},
-            {"at": now, "who": "fraud", "what": f"applied {applied}" if applied
-             else "nothing to apply", "detail": {}})
-        self.metrics.actions.labels(case["rule"], brand or "unknown", action).inc()
-        await self.edrs.write(fraud_record(
-            event="action", time=now, party=self._party(case), rule=case["rule"],
-            case_id=case["_id"], action=applied or "none",
-            record_id=f"fraud:{case['_id']}:action"))
+        await self.mitigations.apply(case, now)
 
     async def lift(self, case: Doc, now: datetime) -> None:
-        """Undo what a case applied, unless another open case holds the same mitigation
-        (the counter changes leave as the ledger write's effects, as in ``mitigate``)."""
-        supi, applied = case["supi"], case.get("applied")
-        lifted = None
-        try:
-            if applied == "suspend" and not await self.store.open_with(
-                    supi, "suspend", case["_id"]):
-                view = await self.ledger.subscriber(supi, now)
-                if view is not None and view.status is SubscriberStatus.SUSPENDED:
-                    await self.ledger.set_status(supi, SubscriberStatus.ACTIVE, now)
-                    lifted = "suspend"
-                    # Reinstating lifts every fraud throttle: keep another case's.
-                    if await self.store.open_with(supi, "throttle", case["_id"]):
-                        up, down = self.cfg.throttle_kbps(case.get("brand"))
-                        await self.ledger.set_fraud_speed(supi, Speed(up, down), now)
-            elif applied == "throttle" and not await self.store.open_with(
-                    supi, "throttle", case["_id"]):
-                await self.ledger.set_fraud_speed(supi, None, now)
-                lifted = "throttle"
-        except NotFound:
-            pass
-        await self.store.set_case(case["_id"], {}, {"lift_state": "done", "updated_at": now},
-                                  {"at": now, "who": "fraud",
-                                   "what": f"lifted {lifted}" if lifted else "nothing to lift",
-                                   "detail": {}})
-        if lifted:
-            await self.edrs.write(fraud_record(
-                event="lifted", time=now, party=self._party(case), rule=case["rule"],
-                case_id=case["_id"], action=lifted, record_id=f"fraud:{case['_id']}:lifted"))
+        await self.mitigations.lift(case, now)
 
     async def finish_owed(self) -> int:
-        """Apply or lift mitigations left owed by a crash."""
-        now = self.rt.clock.now()
-        owed = await self.store.owed(now - timedelta(seconds=OWED_AFTER_S), 100)
-        for c in owed:
-            if c.get("action_state") == "owed":
-                await self.mitigate(c, now)
-            if c.get("lift_state") == "owed":
-                await self.lift(c, now)
-        return len(owed)
+        return await self.mitigations.finish_owed(self.rt.clock.now())
 
     async def resolve(self, case_id: str, resolution: str, who: dict[str, Any],
                       note: str | None) -> Doc:
@@ -454,7 +343,7 @@ class FraudService:
                                                    self.cfg.cooldown_s),
             now, self.state_ttl)
         await self.edrs.write(fraud_record(
-            event="resolved", time=now, party=self._party(got), rule=got["rule"],
+            event="resolved", time=now, party=party_of(got), rule=got["rule"],
             case_id=case_id, action=got.get("applied"),
             detail={"resolution": resolution, "by": who, "note": note},
             record_id=f"fraud:{case_id}:resolved"))
@@ -466,35 +355,3 @@ class FraudService:
         final = await self.store.case(case_id)
         assert final is not None
         return final
-
-
-def _opt_dt(v: Any) -> datetime | None:
-    return None if v is None else utc(v)
-
-
-def _ts(v: Any) -> str | None:
-    return None if v is None else iso_z(utc(v))
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return iso_z(utc(v))
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    return v
-
-
-def case_json(c: Doc, *, evidence: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "caseId": c["_id"], "brand": c.get("brand"), "supi": c["supi"], "rule": c["rule"],
-        "status": c["status"], "action": c["action"], "applied": c.get("applied"),
-        "detectedAt": _ts(c.get("detected_at")), "openedAt": _ts(c.get("opened_at")),
-        "resolvedAt": _ts(c.get("resolved_at")), "resolution": c.get("resolution"),
-    }
-    if evidence:
-        out["trigger"] = c.get("trigger")
-        out["evidence"] = _jsonable(c.get("evidence") or {})
-        out["audit"] = [_jsonable(a) for a in c.get("audit", [])]
-    return out

@@ -40,7 +40,7 @@ from pymongo.errors import BulkWriteError
 from quart import Blueprint
 
 from nf import logs
-from nf.clock import utc
+from nf.clock import until_woken, utc
 from nf.errors import Congestion
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
 from nf.notify.port import GoneHandler, Notification, Signer
@@ -231,16 +231,12 @@ class MongoOutbox:
         if self._fresh and not full:
             return  # more enqueued here while claiming: claim them now
         self._wake.clear()
-        waits = [asyncio.ensure_future(self._wake.wait()),
-                 asyncio.ensure_future(self._rt.stopping.wait())]
-        if full:
-            waits.append(asyncio.ensure_future(done.wait()))
+        woken_by = (self._wake, self._rt.stopping, done) if full else \
+            (self._wake, self._rt.stopping)
         try:
-            await asyncio.wait(waits, timeout=self._cfg.poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await until_woken(*woken_by, clock=self._rt.clock,
+                              timeout_s=self._cfg.poll_interval_s)
         finally:
-            for w in waits:
-                w.cancel()
             done.clear()
 
     async def _housekeeping(self) -> None:

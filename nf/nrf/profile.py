@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from nf.config import HostNetwork, Settings, SupiRange
-from nf.sbi.runner import sbi_listener
+from nf.settings.server import sbi_listener
 
 # The namespace of this NF's instance ids (a fixed, random UUID).
 _NAMESPACE = uuid.UUID("6f1d3c2e-5a7b-4e8f-9c0d-2b4a6e8f1a3c")
@@ -80,7 +80,7 @@ def _listener_endpoint(settings: Settings, net: HostNetwork) -> tuple[str | None
     one of its own, else where they reach the shared SBI (``nrf.fqdn``, ``nrf.ipv4_addresses``
     or the SBI host), on the listener's port."""
     fqdn, addrs, _ = _endpoint(settings)
-    own = sbi_listener(settings, net)
+    own = sbi_listener(settings.server, net)
     if own.host != settings.server.sbi_host:
         try:
             ip = ipaddress.ip_address(own.host)

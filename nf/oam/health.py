@@ -17,7 +17,7 @@ from collections.abc import Callable
 from quart import Blueprint, Response
 
 from nf.runtime import Runtime
-from nf.sbi.runner import sbi_listener
+from nf.settings.server import sbi_listener
 from nf.store.mongo import ping
 
 # A readiness probe must answer quickly even while the database hangs.
@@ -70,7 +70,7 @@ def health_blueprint(rt: Runtime, ready: Callable[[], bool]) -> Blueprint:
         sbi_ok = True
         if settings.server.readyz_checks_sbi:  # the shared port and each host network's own
             for net in [None, *settings.listener_networks()]:
-                own = sbi_listener(settings, net)
+                own = sbi_listener(settings.server, net)
                 sbi_ok = sbi_ok and await sbi_listening(own.host, own.port)
         ok = db_ok and indexes and sbi_ok
         rt.metrics.ready.set(1 if ok else 0)

@@ -27,23 +27,22 @@ from nf.errors import (
     InvalidParam,
     NfError,
     NotFound,
-    Unauthorized,
     Unprocessable,
 )
-from nf.ledger.mongo import MongoLedger, NewSubscriber
 from nf.ledger.port import BalanceView, SubscriberStatus
 from nf.ledger.state import Member, Wallet
+from nf.ledger.subscribers import NewSubscriber
 from nf.oam.idempotency import IdempotencyKeys
+from nf.oam.port import CareLedger
 from nf.oam.views import balance_json, group_json, offer_json, subscriber_json
 from nf.runtime import Runtime
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response, no_content
-from nf.security.apikeys import KeyRing
+from nf.security.apikeys import ADMIN, api_scope
 
 log = logging.getLogger("nf.oam")
 
 BASE = "/provisioning/v1"
-ADMIN = "*"
 SUPI = r"^imsi-[0-9]{5,15}$"
 MIB = 1024 * 1024
 
@@ -84,22 +83,11 @@ def _json(body: Any, status: int = 200) -> Response:
     return json_response(body, status)
 
 
-def api_scope(keys: KeyRing) -> str:
-    """The brand (or ``*``) of the request's ``X-API-Key``; 401 without a known key."""
-    key = request.headers.get("X-API-Key")
-    if not key:
-        raise Unauthorized("missing X-API-Key header")
-    brand = keys.brand(key)
-    if brand is None:
-        raise Unauthorized("unknown API key")
-    return brand
-
-
 def _party(m: Member) -> Party:
     return Party(supi=m.supi, gpsi=m.gpsi, brand=m.brand, host_network=m.home_network)
 
 
-def provisioning_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
+def provisioning_blueprint(rt: Runtime, ledger: CareLedger, catalog: CatalogHolder,
                            edrs: EdrSink | None = None) -> Blueprint:
     bp = Blueprint("provisioning", __name__)
     max_body = rt.settings.server.max_body_bytes

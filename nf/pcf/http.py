@@ -19,10 +19,7 @@ def pcf_routes(settings: Settings, service: PcfService) -> list[Route]:
     limit = settings.server.max_body_bytes
 
     async def check_owner(sm_policy_id: str) -> None:
-        caller = callers.current()
-        if caller is not None:
-            callers.check_owner(caller, await service.owner(sm_policy_id),
-                                f"SM policy {sm_policy_id}")
+        await callers.check_caller_owns(service.owner, sm_policy_id, f"SM policy {sm_policy_id}")
 
     async def create_sm_policy(req: SbiRequest, _params: dict[str, str]) -> Answer:
         ctx = await read_model(req, SmPolicyContextData, limit)
@@ -72,10 +69,7 @@ def pcf_blueprint(settings: Settings, service: PcfService) -> Blueprint:
 
     @bp.get("/sm-policies/<sm_policy_id>")
     async def get_sm_policy(sm_policy_id: str) -> Response:
-        caller = callers.current()
-        if caller is not None:
-            callers.check_owner(caller, await service.owner(sm_policy_id),
-                                f"SM policy {sm_policy_id}")
+        await callers.check_caller_owns(service.owner, sm_policy_id, f"SM policy {sm_policy_id}")
         return json_response(await service.get(sm_policy_id))
 
     return bp

@@ -11,7 +11,6 @@ where a concurrent one overtook it in the outbox) and writing the EDRs.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,14 +21,12 @@ from nf import logs
 from nf.clock import Clock
 from nf.config import Settings
 from nf.edr.port import EdrSink
-from nf.edr.records import Party, SpeedRecord, policy_record
-from nf.errors import BadRequest, Forbidden, NfError, NotFound
+from nf.errors import Forbidden, NfError
 from nf.ledger import roaming
-from nf.ledger.port import CounterChange, Ledger, Speed
+from nf.ledger.port import CounterChange, Ledger
 from nf.notify.port import Notification, Outbox
 from nf.pcf import core
 from nf.pcf.core import (
-    Answer,
     ContextUpdated,
     Created,
     DefaultQos,
@@ -41,42 +38,36 @@ from nf.pcf.core import (
     Released,
     Subscriber,
     SubscriberChanged,
-    Verdict,
 )
+from nf.pcf.messages import (
+    KIND_TERMINATE,
+    KIND_UPDATE,
+    answer_of,
+    head_note,
+    merged,
+    policy_id,
+    policy_not_found,
+    rejection,
+    terminate_note,
+    update_note,
+)
+from nf.pcf.records import host_network_of, policy_edr
 from nf.pcf.store import PolicyStore, StoredPolicy
 from nf.pcf.wire import SmPolicyContextData, SmPolicyUpdateContextData, raw
 
 log = logging.getLogger("nf.pcf")
 
+# Importable from here too, as before they moved to ``nf.pcf.messages``.
+__all__ = ["API_PREFIX", "KIND_TERMINATE", "KIND_UPDATE", "OWED_GRACE_S", "SPEED_EVENTS",
+           "PcfService", "head_note", "policy_id", "policy_not_found", "rejection",
+           "terminate_note", "update_note"]
+
 API_PREFIX = "/npcf-smpolicycontrol/v1"
-KIND_UPDATE = "pcf.update"
-KIND_TERMINATE = "pcf.terminate"
 _CAS_ATTEMPTS = 5
 # The records of a re-decision that changed a session's speed (``core.speed_event_kind``).
 SPEED_EVENTS = frozenset({"throttled", "restored", "speed-changed"})
 # A decision stored but not yet confirmed in the outbox for this long is re-sent.
 OWED_GRACE_S = 5.0
-
-
-def policy_id(supi: str, pdu_session_id: int, notification_uri: str) -> str:
-    """The association's id: the same for a repeated create of one PDU session."""
-    key = f"{supi}\x00{pdu_session_id}\x00{notification_uri}".encode()
-    return hashlib.sha256(key).hexdigest()[:32]
-
-
-def policy_not_found(sm_policy_id: str) -> NotFound:
-    return NotFound(f"no SM policy association {sm_policy_id}", cause="CONTEXT_NOT_FOUND")
-
-
-def rejection(e: PolicyRejected) -> NfError:
-    """The TS 29.512 application errors for a refused association."""
-    if e.verdict is Verdict.DENY_UNKNOWN:
-        return BadRequest(e.detail, cause="USER_UNKNOWN")
-    return Forbidden(e.detail, cause="POLICY_CONTEXT_DENIED")
-
-
-def _speed_record(s: Speed | None) -> SpeedRecord | None:
-    return None if s is None else SpeedRecord(s.uplink_kbps, s.downlink_kbps)
 
 
 @dataclass(frozen=True)
@@ -149,7 +140,7 @@ class PcfService:
         except PolicyRejected as e:
             raise rejection(e) from None
         assert state is not None
-        decision = _answer(effects)
+        decision = answer_of(effects)
         if ctx.supp_feat is not None:
             # Features negotiated: none of the optional TS 29.512 features is supported.
             decision["suppFeat"] = "0"
@@ -158,7 +149,7 @@ class PcfService:
             state=state, context=raw(ctx), resource_uri=resource_uri,
             brand=sub.view.brand if sub else None, gpsi=ctx.gpsi or (
                 sub.view.gpsi if sub else None),
-            host_network=host_network or self._host_network(serving, sub),
+            host_network=host_network or host_network_of(self._settings, serving, sub),
             decision=decision)
         await self._store.insert(stored, now)
         await self._records(stored, effects, now)
@@ -210,12 +201,12 @@ class PcfService:
             new, effects = core.decide(p.state, ContextUpdated(serving, judgement), now,
                                        self._qos)
             assert new is not None
-            decision = _answer(effects)
+            decision = answer_of(effects)
             if not new.active:
                 if not await self._store.remove(sm_policy_id, p.state.version):
                     continue
             elif not await self._store.replace_state(
-                    new, p.state.version, _merge(p.decision, decision), now):
+                    new, p.state.version, merged(p.decision, decision), now):
                 continue
             await self._records(p, effects, now, serving=serving, version=new.version)
             return decision
@@ -314,7 +305,7 @@ class PcfService:
             if not await self._store.terminate(sid, p.state.version, new.version, now):
                 return False
         elif not await self._store.replace_state(
-                new, p.state.version, _merge(p.decision, decision) if decision else None,
+                new, p.state.version, merged(p.decision, decision) if decision else None,
                 now, push=decision is not None):
             return False
         for e in effects:
@@ -327,7 +318,7 @@ class PcfService:
                     sid, p.state.supi, p.state.notification_uri, p.resource_uri, e.cause))
                 out.pushed[sid] = new.version
             elif isinstance(e, Record):
-                out.records.append(self._edr_doc(p, e, now, version=new.version))
+                out.records.append(policy_edr(p, e, now, version=new.version))
         return True
 
     async def _converge(self, pushed: dict[str, int]) -> list[Notification]:
@@ -394,80 +385,10 @@ class PcfService:
 
     # -- EDRs ----------------------------------------------------------------------------
 
-    def _host_network(self, serving: str | None, sub: Subscriber | None) -> str | None:
-        net = self._settings.network_for_plmn(serving) if serving else None
-        if net is not None:
-            return net.id
-        return sub.view.home_network if sub is not None else None
-
-    def _edr_doc(self, p: StoredPolicy, rec: Record, now: datetime, *,
-                 version: int, serving: str | None = None) -> dict[str, Any]:
-        plmn = serving if serving is not None else p.state.serving_plmn
-        pdu = p.context.get("pduSessionId")
-        party = Party(supi=p.state.supi, gpsi=p.gpsi, brand=p.brand,
-                      host_network=p.host_network, serving_plmn=plmn,
-                      roaming=p.state.roaming,
-                      pdu_session_id=pdu if isinstance(pdu, int) else None)
-        sid = p.state.sm_policy_id
-        return policy_record(
-            event=rec.kind, time=now, party=party, sm_policy_id=sid,
-            speed_before=_speed_record(rec.speed_before),
-            speed_after=_speed_record(rec.speed_after), reason=rec.reason,
-            # One record per decision version and event: a re-run writes it once.
-            record_id=f"pcf:{sid}:{version}:{rec.kind}",
-            extra={"decision_version": version})
-
     async def _records(self, p: StoredPolicy, effects: Sequence[core.Effect], now: datetime,
                        serving: str | None = None, version: int | None = None) -> None:
         for e in effects:
             if isinstance(e, Record):
-                await self._edr.write(self._edr_doc(
+                await self._edr.write(policy_edr(
                     p, e, now, version=p.state.version if version is None else version,
                     serving=serving))
-
-
-def head_note(doc: dict[str, Any]) -> Notification:
-    """The push that brings the SMF to the stored decision of a policy document."""
-    sid, supi = str(doc["_id"]), str(doc["supi"])
-    uri, res = str(doc["notificationUri"]), str(doc["resourceUri"])
-    if doc.get("ended"):
-        return terminate_note(sid, supi, uri, res, "UE_SUBSCRIPTION")
-    return update_note(sid, supi, uri, res, dict(doc["decision"]))
-
-
-def update_note(sid: str, supi: str, notification_uri: str, resource_uri: str,
-                decision: dict[str, Any]) -> Notification:
-    """``POST {notificationUri}/update`` with an ``SmPolicyNotification``; the latest
-    decision of a policy supersedes any unsent earlier one (coalescing key)."""
-    return Notification(
-        kind=KIND_UPDATE, uri=f"{notification_uri}/update",
-        body={"resourceUri": resource_uri, "smPolicyDecision": decision},
-        coalesce_key=f"pcf:{sid}", resource=sid, supi=supi)
-
-
-def terminate_note(sid: str, supi: str, notification_uri: str, resource_uri: str,
-                   cause: str) -> Notification:
-    return Notification(
-        kind=KIND_TERMINATE, uri=f"{notification_uri}/terminate",
-        body={"resourceUri": resource_uri, "cause": cause},
-        coalesce_key=f"pcf:{sid}", resource=sid, supi=supi)
-
-
-def _answer(effects: Sequence[core.Effect]) -> dict[str, Any]:
-    for e in effects:
-        if isinstance(e, Answer):
-            return e.decision
-    raise AssertionError("the core gave no decision to answer with")  # pragma: no cover
-
-
-def _merge(held: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """The full decision the SMF holds after receiving ``delta`` (for ``GET``)."""
-    merged = dict(held)
-    for k, v in delta.items():
-        if isinstance(v, dict) and isinstance(merged.get(k), dict):
-            merged[k] = {**merged[k], **v}
-        else:
-            merged[k] = v
-    if "revalidationTime" not in delta:
-        merged.pop("revalidationTime", None)
-    return merged

@@ -15,10 +15,11 @@ from datetime import date, timedelta
 from quart import Blueprint, Response, request
 
 from nf.catalog import CatalogHolder
-from nf.errors import BadRequest, Congestion, Forbidden, InvalidParam, Unauthorized
-from nf.ledger.mongo import MongoLedger
+from nf.errors import BadRequest, Congestion, Forbidden, InvalidParam
+from nf.reports.port import Wallets
 from nf.runtime import Runtime
 from nf.sbi.responses import json_response
+from nf.security.apikeys import api_scope
 
 BASE = "/provisioning/v1/reports"
 REPORTS = ("usage", "caps", "uptake", "roaming", "top")
@@ -37,19 +38,14 @@ def _day(name: str, default: date) -> date:
                          invalid_params=[InvalidParam(name, "not YYYY-MM-DD")]) from None
 
 
-def reports_blueprint(rt: Runtime, ledger: MongoLedger | None,
+def reports_blueprint(rt: Runtime, ledger: Wallets | None,
                       catalog: CatalogHolder | None) -> Blueprint:
     bp = Blueprint("reports", __name__)
     busy = asyncio.Lock()
 
     @bp.get(f"{BASE}/<name>")
     async def report(name: str) -> Response:
-        key = request.headers.get("X-API-Key")
-        if not key:
-            raise Unauthorized("missing X-API-Key header")
-        scope = rt.api_keys.brand(key)
-        if scope is None:
-            raise Unauthorized("unknown API key")
+        scope = api_scope(rt.api_keys)
         if name not in REPORTS:
             raise BadRequest(f"unknown report {name!r} ({', '.join(REPORTS)})",
                              cause="INVALID_QUERY_PARAM")

@@ -27,7 +27,7 @@ from quart import Blueprint
 from nf import logs
 from nf.catalog import CatalogHolder
 from nf.errors import StoreUnavailable
-from nf.ledger.mongo import MongoLedger
+from nf.reports.port import Wallets
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Db, translate_errors
 
@@ -46,7 +46,7 @@ _INDEX_OPTIONS_CONFLICT = (85, 86)
 class ReportsPart:
     name = "reports"
 
-    def __init__(self, rt: Runtime, *, ledger: MongoLedger | None = None,
+    def __init__(self, rt: Runtime, *, ledger: Wallets | None = None,
                  catalog: CatalogHolder | None = None) -> None:
         self.rt = rt
         self.ledger = ledger

@@ -14,10 +14,10 @@ from pathlib import Path
 from nf.catalog import CatalogHolder
 from nf.catalog.model import RoamingPass
 from nf.errors import BadRequest
-from nf.ledger.mongo import MongoLedger
 from nf.ledger.state import Member, Wallet
 from nf.reports import queries, wholesale
 from nf.reports.export import Exporter
+from nf.reports.port import Wallets
 from nf.reports.queries import BucketInfo, PlanInfo, Report, ReportDb
 from nf.store.mongo import Db
 
@@ -31,7 +31,7 @@ class LedgerLookup:
     """``queries.Lookup`` over the ledger, callable from the report's worker thread: each
     call runs on the event loop that owns the database client."""
 
-    def __init__(self, ledger: MongoLedger, loop: asyncio.AbstractEventLoop,
+    def __init__(self, ledger: Wallets, loop: asyncio.AbstractEventLoop,
                  now: datetime) -> None:
         self._ledger = ledger
         self._loop = loop
@@ -115,7 +115,7 @@ def _compute(export_dir: Path, req: Request, lookup: queries.Lookup | None,
 
 
 async def run_report(req: Request, *, export_dir: Path | None, db: Db | None = None,
-                     ledger: MongoLedger | None = None, catalog: CatalogHolder | None = None,
+                     ledger: Wallets | None = None, catalog: CatalogHolder | None = None,
                      now: datetime | None = None, live: bool = False) -> list[Report]:
     """Compute a report over ``export_dir``, or with ``live`` over the ``edrs`` collection
     (the window is exported to a temporary directory first)."""

@@ -1,4 +1,5 @@
-"""The app factory. ``create_app`` builds one Quart app for one port (role).
+"""The app assembly. ``build_app`` makes one Quart app for one port (role) from the parts
+it is given (``nf.wiring.create_app`` gives it the NF's).
 
 The SBI role serves the 3GPP services (CHF, PCF) to SMFs; the OAM role serves health,
 readiness, metrics and the provisioning API. Both roles run the background workers
@@ -16,8 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, cast
 
 import pymongo
@@ -26,7 +26,7 @@ from quart import Quart, Response, request
 from werkzeug.exceptions import HTTPException
 
 from nf import logs
-from nf.clock import Clock, SystemClock
+from nf.clock import Clock, SystemClock, until_woken
 from nf.config import Settings
 from nf.errors import (
     BadRequest,
@@ -37,12 +37,12 @@ from nf.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from nf.oam.apidocs import apidocs_blueprint
-from nf.oam.health import health_blueprint, liveness_blueprint
-from nf.runtime import Part, Role, Runtime, Starts, Worker
+from nf.metrics import OPERATION_KEY
+from nf.runtime import NoKeys, Part, Role, Runtime, Starts, Worker
 from nf.sbi.direct import Authenticator, DirectRoutes, ServesDirect
-from nf.sbi.guard import OPERATION_KEY, AsgiApp, Guard
+from nf.sbi.guard import AsgiApp, Guard
 from nf.sbi.problem import problem_response
+from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db, Doc, make_client, wants_warm_up, warm_up
 from nf.store.opwatch import OpWatch
 
@@ -57,6 +57,8 @@ SBI_NEEDS_HTTP2 = (
 
 # How often each process adds its CPU time to ``nf_process_cpu_seconds_total``.
 CPU_SAMPLE_S = 2.0
+# How often a long start says what it is waiting for.
+PROGRESS_EVERY_S = 10.0
 
 # Never refused for congestion: probes must answer while the NF is busy.
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -82,11 +84,7 @@ def _http_error(e: HTTPException) -> NfError:
 
 
 class _Lifecycle:
-    """Start-up and shut-down of one app: indexes, background workers, database client.
-
-    Workers run in one ``TaskGroup`` owned by a supervisor task; each is restarted after a
-    pause if it fails, and all are told to finish through ``Runtime.stopping``.
-    """
+    """Start-up and shut-down of one app: indexes, background workers, database client."""
 
     def __init__(self, rt: Runtime, parts: Sequence[Part], role: Role,
                  client: AsyncMongoClient[Doc] | None, build_indexes: bool = True) -> None:
@@ -95,59 +93,71 @@ class _Lifecycle:
         self.role = role
         self.client = client
         self.build_indexes = build_indexes
-        self.ready = False
-        self.supervisor: asyncio.Task[None] | None = None
         self._stop: asyncio.Future[bool] | None = None
 
     async def start(self) -> None:
         # Index checks and the warm-up may take long on a large database just restarted:
         # they get ``mongodb_startup_timeout_s`` instead of the per-operation timeout, and a
-        # progress line every 10 s says what is being waited for.
-        settings = self.rt.settings
+        # progress line every 10 s (on the injected clock) says what is being waited for.
+        settings, clock = self.rt.settings, self.rt.clock
         step = ["index checks"]
-        t0 = time.monotonic()
+        t0 = clock.monotonic()
+        started = asyncio.Event()
 
         async def progress() -> None:
             while True:
-                await asyncio.sleep(10)
+                await until_woken(started, clock=clock, timeout_s=PROGRESS_EVERY_S)
+                if started.is_set():
+                    return
                 logs.log(log, logging.WARNING, "starting: waiting for the database",
-                         role=self.role, step=step[0], waited_s=round(time.monotonic() - t0),
+                         role=self.role, step=step[0], waited_s=round(clock.monotonic() - t0),
                          limit_s=settings.mongodb_startup_timeout_s)
 
-        reporter = asyncio.create_task(progress())
-        try:
-            with pymongo.timeout(settings.mongodb_startup_timeout_s):
-                if self.build_indexes:
-                    for part in self.parts:
-                        step[0] = f"index checks ({part.name})"
-                        await part.ensure_indexes()
-                took: dict[str, float] | None = None
-                if self.build_indexes and await wants_warm_up(self.rt.db,
-                                                              settings.mongodb_warm_up):
-                    step[0] = "warm-up"
-                    took = await warm_up(self.rt.db)
-                # Start work of every process (e.g. the OAuth2 verification keys).
-                for part in self.parts:
-                    if isinstance(part, Starts):
-                        step[0] = f"start ({part.name})"
-                        await part.start()
-        finally:
-            reporter.cancel()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(progress())
+            try:
+                took = await self._start_steps(step)
+            finally:
+                started.set()
         if took is not None:
             logs.log(log, logging.INFO if sum(took.values()) < 1000 else logging.WARNING,
                      "database warmed up", role=self.role, ms=took,
-                     start_s=round(time.monotonic() - t0, 2))
-        self.ready = True
+                     start_s=round(clock.monotonic() - t0, 2))
+        self.rt.ready = True
+
+    async def _start_steps(self, step: list[str]) -> dict[str, float] | None:
+        settings = self.rt.settings
+        with pymongo.timeout(settings.mongodb_startup_timeout_s):
+            if self.build_indexes:
+                for part in self.parts:
+                    step[0] = f"index checks ({part.name})"
+                    await part.ensure_indexes()
+            took: dict[str, float] | None = None
+            if self.build_indexes and await wants_warm_up(self.rt.db, settings.mongodb_warm_up):
+                step[0] = "warm-up"
+                took = await warm_up(self.rt.db)
+            # Start work of every process (e.g. the OAuth2 verification keys).
+            for part in self.parts:
+                if isinstance(part, Starts):
+                    step[0] = f"start ({part.name})"
+                    await part.start()
+        return took
+
+    async def serve(self) -> AsyncGenerator[None, None]:
+        """The background workers, for as long as the app serves: one task each in a
+        ``TaskGroup`` owned by the app's lifespan (entered after ``start``, left after
+        ``stop``). Each is restarted after a pause if it fails; all are told to finish
+        through ``Runtime.stopping``."""
         workers = [(p.name, w) for p in self.parts for w in p.workers()]
         workers.append(("metrics", self._sample_cpu))
-        self.supervisor = asyncio.create_task(self._supervise(workers))
-        logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
-                 parts=[p.name for p in self.parts], workers=len(workers))
-
-    async def _supervise(self, workers: list[tuple[str, Worker]]) -> None:
         async with asyncio.TaskGroup() as tg:
-            for name, worker in workers:
-                tg.create_task(self._guard(name, worker))
+            if not self.rt.stopping.is_set():
+                self.tasks = [tg.create_task(self._guard(name, worker))
+                              for name, worker in workers]
+            logs.log(log, logging.INFO, "started", role=self.role, pid=os.getpid(),
+                     parts=[p.name for p in self.parts], workers=len(self.tasks))
+            yield
+            await self.stop()
 
     async def _guard(self, name: str, worker: Worker) -> None:
         while not self.rt.stopping.is_set():
@@ -176,17 +186,18 @@ class _Lifecycle:
         return await asyncio.shield(self._stop)
 
     async def _stop_once(self, timeout_s: float | None) -> bool:
-        self.ready = False
+        self.rt.ready = False
         self.rt.stopping.set()
         grace = self.rt.settings.server.shutdown_grace_s if timeout_s is None else timeout_s
         flushed = True
-        if self.supervisor is not None:
-            done, _ = await asyncio.wait({self.supervisor}, timeout=grace)
-            if not done:
-                flushed = False
-                self.supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.supervisor
+        if self.tasks:
+            _, late = await asyncio.wait(self.tasks, timeout=grace)
+            flushed = not late
+            for t in late:
+                t.cancel()
+            for t in late:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
         if self.client is not None:
             await self.client.close()
         _metrics_process_dead()
@@ -202,50 +213,46 @@ def _metrics_process_dead() -> None:
         multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
-def create_app(
+def build_app(
     settings: Settings,
     *,
     role: Role,
+    parts: Callable[[Runtime], Sequence[Part]],
     clock: Clock | None = None,
     db: Db | None = None,
-    parts: Sequence[Part] | Callable[[Runtime], Sequence[Part]] | None = None,
     build_indexes: bool = True,
 ) -> Quart:
-    """Build the app. ``db`` and ``clock`` are injected by tests; ``parts`` defaults to
-    every slice of the NF (``nf.wiring.build_parts``) plus ``settings.extra_parts``. It may
-    also be a function of the app's ``Runtime`` (``parts=lambda rt: [MyPart(rt)]``).
-    ``build_indexes=False``: the start leaves index checks and the database warm-up to
-    another process of the same NF (``nf serve``'s SBI workers leave them to its OAM
-    process, whose ``/readyz`` says when they are done)."""
+    """Build the app of ``parts``, a function of the app's ``Runtime``. ``db`` and ``clock``
+    are injected by tests. ``build_indexes=False``: the start leaves index checks and the
+    database warm-up to another process of the same NF (``nf serve``'s SBI workers leave
+    them to its OAM process, whose ``/readyz`` says when they are done)."""
     clock = clock or SystemClock()
     client: AsyncMongoClient[Doc] | None = None
     watch = OpWatch(settings.mongodb_slow_op_ms) if settings.mongodb_op_watch else None
     if db is None:
         client = make_client(settings, watch)
         db = client[settings.mongodb_database]
-    rt = Runtime(settings=settings, clock=clock, db=db, role=role)
+    # The care API's keys are resolved here, once, for the OAM port's blueprints that check
+    # them (key files and environment variables are read now).
+    keys = KeyRing.from_settings(settings.api_keys) if role == "oam" else NoKeys()
+    rt = Runtime(settings=settings, clock=clock, db=db, role=role, api_keys=keys)
     if watch is not None:
         watch.observe = rt.metrics.db_operation
         watch.failure = rt.metrics.db_failure
-    if parts is None:
-        from nf.wiring import build_parts
-
-        parts = [*build_parts(rt), *_extra_parts(rt)]
-    elif callable(parts):
-        parts = list(parts(rt))
-
+    built = list(parts(rt))
     app = Quart(f"nf-{role}")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.config["PROPAGATE_EXCEPTIONS"] = False
     app.config["BODY_TIMEOUT"] = settings.server.body_timeout_s
-    life = _Lifecycle(rt, parts, role, client, build_indexes)
+    life = _Lifecycle(rt, built, role, client, build_indexes)
     inner: AsgiApp = app.asgi_app  # type: ignore[assignment]
-    routes = [r for p in parts if isinstance(p, ServesDirect) for r in p.direct_routes(role)]
+    routes = [r for p in built if isinstance(p, ServesDirect) for r in p.direct_routes(role)]
     if routes and settings.server.direct_routes:
         # The hot SBI operations are answered before the framework (``nf.sbi.direct``).
         inner = DirectRoutes(inner, routes,
-                             authenticators=[p for p in parts if isinstance(p, Authenticator)],
+                             authenticators=[p for p in built
+                                             if isinstance(p, Authenticator)],
                              max_body_bytes=settings.server.max_body_bytes,
                              body_timeout_s=settings.server.body_timeout_s)
     guard = Guard(inner, limit=settings.server.max_inflight_requests,
@@ -254,18 +261,12 @@ def create_app(
                   active=settings.server.max_active_requests)
     app.asgi_app = guard  # type: ignore[method-assign,assignment]
     app.extensions["nf.runtime"] = rt
-    app.extensions["nf.parts"] = parts
+    app.extensions["nf.parts"] = built
     app.extensions["nf.guard"] = guard
 
-    for part in parts:
+    for part in built:
         for bp in part.blueprints(role):
             app.register_blueprint(bp)
-
-    if role == "oam":
-        app.register_blueprint(health_blueprint(rt, lambda: life.ready))
-        app.register_blueprint(apidocs_blueprint(settings.server))
-    else:
-        app.register_blueprint(liveness_blueprint("sbi_health"))
 
     @app.before_request
     async def _operation() -> None:
@@ -296,23 +297,8 @@ def create_app(
             NfError("an unexpected error occurred; it has been logged"), request.path)
 
     app.before_serving(life.start)
-
-    @app.after_serving
-    async def _stop() -> None:
-        await life.stop()
+    app.while_serving(life.serve)
 
     app.extensions["nf.lifecycle"] = life
     return app
 
-
-def _extra_parts(rt: Runtime) -> list[Part]:
-    """Parts named in ``settings.extra_parts`` as ``module:factory``; each factory takes the
-    ``Runtime`` and returns a ``Part``."""
-    import importlib
-
-    out: list[Part] = []
-    for spec in rt.settings.extra_parts:
-        module, _, attr = spec.partition(":")
-        factory = getattr(importlib.import_module(module), attr)
-        out.append(factory(rt))
-    return out

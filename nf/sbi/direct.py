@@ -29,8 +29,9 @@ from quart import Blueprint, Response, request
 
 from nf import logs
 from nf.errors import NfError, PayloadTooLarge, RequestTimeout
+from nf.metrics import OPERATION_KEY
 from nf.sbi.body import BodySource, QuartBody
-from nf.sbi.guard import OPERATION_KEY, AsgiApp, Receive, Scope, Send
+from nf.sbi.guard import AsgiApp, Receive, Scope, Send
 from nf.sbi.problem import problem_answer
 from nf.sbi.responses import Answer, send_answer, to_response
 

@@ -10,7 +10,7 @@ from quart import Quart
 from nf import logs
 from nf.config import Settings
 from nf.sbi import drain
-from nf.sbi.app import create_app
+from nf.wiring import create_app
 
 # Young-generation threshold for server processes (CPython's default is 700): a request
 # allocates thousands of short-lived objects, none of them in reference cycles that matter.

@@ -31,7 +31,7 @@ from typing import Any
 
 from nf import logs
 from nf.errors import Congestion, NfError
-from nf.sbi.metrics import Metrics
+from nf.metrics import OPERATION_KEY, Metrics
 from nf.sbi.problem import problem_answer
 from nf.sbi.responses import send_answer
 
@@ -41,8 +41,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Where a handler records which service operation it is (the metrics label).
-OPERATION_KEY = "nf.operation"
+# The operation label of a request that no route matched.
 UNMATCHED = "unmatched"
 
 log = logging.getLogger("nf.sbi")

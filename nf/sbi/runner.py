@@ -36,12 +36,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from nf import logs
-from nf.config import HostNetwork, ServerSettings, Settings
+from nf.config import ServerSettings, Settings
 from nf.proc import UNCLEAN_STOP_SIGNAL, die_with_parent
 from nf.runtime import Role
+from nf.settings.server import Listener, sbi_listener
 
 log = logging.getLogger("nf.runner")
 
@@ -160,15 +161,6 @@ def run_child(role: Role) -> None:
     run(role, srv, *listener(settings, role), settings.log_level)
 
 
-class Listener(NamedTuple):
-    """Where one server listens: address, port, worker processes, client CA bundle (mTLS)."""
-
-    host: str
-    port: int
-    workers: int
-    client_ca: Path | None
-
-
 def listener(settings: Settings, role: Role) -> Listener:
     """The listener of the server of ``role`` in this process; for ``sbi`` with
     ``server.listener_network`` set, that network's own listener."""
@@ -177,18 +169,7 @@ def listener(settings: Settings, role: Role) -> Listener:
         # No client certificates: OAM's probes and Prometheus carry none.
         return Listener(srv.oam_host, srv.oam_port, 1, None)
     net = settings.network(srv.listener_network) if srv.listener_network else None
-    return sbi_listener(settings, net)
-
-
-def sbi_listener(settings: Settings, net: HostNetwork | None) -> Listener:
-    """The shared SBI listener (``net`` None) or host network ``net``'s own
-    (``networks[].sbi_port``; address, workers default to the shared port's)."""
-    srv = settings.server
-    if net is None:
-        return Listener(srv.sbi_host, srv.sbi_port, srv.workers, srv.tls_client_ca_file)
-    assert net.sbi_port is not None
-    return Listener(net.sbi_host or srv.sbi_host, net.sbi_port, net.sbi_workers or srv.workers,
-                    net.tls_client_ca_file)
+    return sbi_listener(settings.server, net)
 
 
 def prepare_metrics_dir(env: dict[str, str]) -> tempfile.TemporaryDirectory[str] | None:
@@ -283,7 +264,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
         claim_check("SBI", srv.sbi_host, srv.sbi_port)
         claim_check("OAM", srv.oam_host, srv.oam_port)
         for net in settings.listener_networks():
-            own = sbi_listener(settings, net)
+            own = sbi_listener(settings.server, net)
             claim_check(f"host network {net.id}'s SBI", own.host, own.port,
                         f"networks[{net.id}].sbi_port")
     except PortInUse as e:
@@ -297,7 +278,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     envs = [("sbi", child_env), ("oam", child_env)]
     for net in settings.listener_networks():
         envs.append(("sbi", {**child_env, "NF_SERVER__LISTENER_NETWORK": net.id}))
-        own = sbi_listener(settings, net)
+        own = sbi_listener(settings.server, net)
         logs.log(log, logging.INFO, "host network listener", network=net.id,
                  host=own.host, port=own.port, workers=own.workers)
     children = [

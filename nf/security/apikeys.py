@@ -24,7 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nf.errors import ConfigError
+from quart import request
+
+from nf.errors import ConfigError, Unauthorized
+from nf.runtime import KeyLookup
+
+# The scope of an operator-wide admin key (any other scope is one brand).
+ADMIN = "*"
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 REFERENCE = re.compile(r"^(sha256:[0-9a-fA-F]{64}|env:[A-Za-z_][A-Za-z0-9_]*|file:/.+|"
@@ -74,3 +80,14 @@ class KeyRing:
             if hmac.compare_digest(d, known) and found is None:
                 found = brand
         return found
+
+
+def api_scope(keys: KeyLookup) -> str:
+    """The brand (or ``ADMIN``) of the request's ``X-API-Key``; 401 without a known key."""
+    key = request.headers.get("X-API-Key")
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    brand = keys.brand(key)
+    if brand is None:
+        raise Unauthorized("unknown API key")
+    return brand

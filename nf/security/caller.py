@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -126,6 +126,15 @@ def check_owner(caller: Caller | None, owner: str | None, what: str) -> None:
     logs.log(log, logging.WARNING, "access to another host network's resource refused",
              resource=what, owner=owner, caller_network=caller.network.id)
     raise Forbidden(f"{what} belongs to another host network")
+
+
+async def check_caller_owns(owner_of: Callable[[str], Awaitable[str | None]],
+                            resource_id: str, what: str) -> None:
+    """``check_owner`` for this request's caller (``current``) and the resource's owner as
+    ``owner_of`` finds it; nothing is read when the caller's network is unknown."""
+    caller = current()
+    if caller is not None:
+        check_owner(caller, await owner_of(resource_id), what)
 
 
 def network_of(settings: Settings, caller: Caller | None,

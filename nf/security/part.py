@@ -22,9 +22,9 @@ from quart import Blueprint, request
 
 from nf import logs
 from nf.config import Settings
+from nf.metrics import OPERATION_KEY
 from nf.nrf.profile import audiences, service_of
 from nf.runtime import Role, Runtime, Worker
-from nf.sbi.guard import OPERATION_KEY
 from nf.security import caller as callers
 from nf.security import keys
 from nf.security.tokens import TokenVerifier, bearer

@@ -17,10 +17,8 @@ def slc_blueprint(settings: Settings, service: SlcService) -> Blueprint:
     limit = settings.server.max_body_bytes
 
     async def check_owner(subscription_id: str) -> None:
-        caller = callers.current()
-        if caller is not None:
-            callers.check_owner(caller, await service.owner(subscription_id),
-                                f"subscription {subscription_id}")
+        await callers.check_caller_owns(service.owner, subscription_id,
+                                        f"subscription {subscription_id}")
 
     def check_target(ctx: SpendingLimitContext) -> None:
         callers.check_notify_uri(callers.network_of(settings, callers.current(), ()),

@@ -37,6 +37,7 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
+from nf.clock import until_woken
 from nf.errors import Congestion, NfError, StoreUnavailable
 from nf.store.mongo import Collection, Doc, translate_errors
 
@@ -106,7 +107,8 @@ class UpdateBatcher:
                             break
                         self._wake.clear()
                         if not self._queue and not stopping.is_set():
-                            await self._wake.wait()
+                            # Woken by ``update`` or, through the callback above, the stop.
+                            await until_woken(self._wake)
                         continue
                     await self._slots.acquire()
                     # Whatever became ready while waiting for a slot joins this batch.

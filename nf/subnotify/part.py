@@ -8,7 +8,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,14 +17,14 @@ from quart import Blueprint, Response, request
 from nf import logs
 from nf.catalog import CatalogHolder
 from nf.clock import iso_z
-from nf.errors import NfError, NotFound, Unauthorized
-from nf.ledger.mongo import MongoLedger
+from nf.errors import NfError, NotFound
 from nf.ledger.port import CounterChange
 from nf.ledger.state import Member, Wallet
 from nf.ledger.views import blocks_at_cap, terms_of
 from nf.runtime import Role, Runtime, Worker
 from nf.sbi.body import read_model
 from nf.sbi.responses import json_response
+from nf.security.apikeys import ADMIN, api_scope
 from nf.store.mongo import Doc
 from nf.subnotify import events, quiet, templates, text
 from nf.subnotify.outbox import NoticeOutbox
@@ -35,6 +35,13 @@ log = logging.getLogger("nf.subnotify")
 BASE = "/provisioning/v1"
 BACKLOG_MAX = 10_000
 MAX_LIST = 200
+
+
+class Wallets(Protocol):
+    """What the notices read of the ledger: a subscriber's wallet (``nf.wiring`` hands in
+    the real ledger)."""
+
+    async def wallet(self, supi: str, now: datetime) -> tuple[Wallet, Member] | None: ...
 
 
 class PreferencesIn(BaseModel):
@@ -59,7 +66,7 @@ def notice_json(d: Doc) -> dict[str, Any]:
 class SubNoticePart:
     name = "subnotify"
 
-    def __init__(self, rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder) -> None:
+    def __init__(self, rt: Runtime, ledger: Wallets, catalog: CatalogHolder) -> None:
         self.rt = rt
         self.ledger = ledger
         self.catalog = catalog
@@ -253,14 +260,9 @@ class SubNoticePart:
         rt, ledger = self.rt, self.ledger
 
         async def owned(supi: str) -> Member:
-            key = request.headers.get("X-API-Key")
-            if not key:
-                raise Unauthorized("missing X-API-Key header")
-            scope = rt.api_keys.brand(key)
-            if scope is None:
-                raise Unauthorized("unknown API key")
+            scope = api_scope(rt.api_keys)
             got = await ledger.wallet(supi, rt.clock.now())
-            if got is None or scope not in ("*", got[1].brand):
+            if got is None or scope not in (ADMIN, got[1].brand):
                 raise NotFound(f"no subscriber {supi}", cause="USER_NOT_FOUND")
             return got[1]
 

@@ -15,9 +15,9 @@ from quart import Quart
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.errors import ConfigError
-from nf.sbi.app import create_app
 from nf.security.apikeys import KeyRing
 from nf.store.mongo import Db
+from nf.wiring import create_app
 
 BASE = "/provisioning/v1"
 LUMEN = {"X-API-Key": "demo-key-lumen"}

@@ -13,8 +13,8 @@ from quart.testing import QuartClient
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 
 BASE = "/provisioning/v1"
 C = "/console"

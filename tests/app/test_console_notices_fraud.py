@@ -15,9 +15,9 @@ from nf.fraud.part import FraudPart
 from nf.ledger.part import LedgerPart
 from nf.ledger.port import SubscriberStatus
 from nf.oam.console.routes import SIDE_LIST_MAX
-from nf.sbi.app import create_app
 from nf.store.mongo import Db, Doc
 from nf.subnotify.part import SubNoticePart
+from nf.wiring import create_app
 from tests.app.test_console import HARBOR_KEY, LUMEN_KEY, S1, S2, C, _sign_in, make_app
 
 WEBHOOK = BrandNotices(webhook_url="http://127.0.0.1:9/hooks", webhook_secret="s" * 32,

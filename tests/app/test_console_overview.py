@@ -17,8 +17,8 @@ from nf.clock import FakeClock
 from nf.config import Settings
 from nf.oam.console.data import ConsoleData
 from nf.runtime import Runtime
-from nf.sbi.app import create_app
 from nf.store.mongo import Db, Doc
+from nf.wiring import create_app
 from tests.app.test_console import C, _sign_in
 
 BRANDS = ("lumen", "harbor", "cartwheel", "nimbus", "pebble", "orbit", "tidal", "sprout",

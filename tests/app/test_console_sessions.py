@@ -11,8 +11,8 @@ from quart.testing import QuartClient
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests.app.test_console import (
     BASE,
     HARBOR_KEY,

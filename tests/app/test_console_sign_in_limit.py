@@ -14,8 +14,8 @@ from quart import Quart
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Runtime
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests.app.test_console import LUMEN_KEY, C, _csrf, browser, live_clock
 
 MAX = 10  # the default: 10 failures of one key a minute, then locked for a minute

@@ -16,10 +16,10 @@ from nf.clock import FakeClock
 from nf.config import BrandNotices, NoticeSettings, Settings
 from nf.edr.records import Party, fraud_record, status_record
 from nf.ledger.part import LedgerPart
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
 from nf.subnotify.holder import this_process
 from nf.subnotify.part import SubNoticePart
+from nf.wiring import create_app
 from tests.app.test_console import LUMEN_KEY, S1, C, _csrf, _sign_in, browser, make_app
 from tests.chf.harness import build, settled
 from tests.smf_sim import Usage

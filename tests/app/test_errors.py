@@ -15,9 +15,9 @@ from quart.typing import TestClientProtocol as Client
 from nf import logs
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.sbi.body import MAX_DEPTH
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests.e2e.probe_part import ProbePart
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "cause"}

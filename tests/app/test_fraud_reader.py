@@ -15,7 +15,6 @@ from nf.clock import FakeClock
 from nf.config import Settings
 from nf.edr.records import Party, charging_record, policy_record, purchase_record
 from nf.edr.writer import EdrWriter
-from nf.fraud.config import FraudSettings
 from nf.fraud.service import FraudService
 from nf.ledger.mongo import MongoLedger, NewSubscriber
 from nf.ledger.part import LedgerPart
@@ -23,6 +22,7 @@ from nf.ledger.port import SubscriberStatus
 from nf.notify.outbox import MongoOutbox
 from nf.runtime import Runtime
 from nf.security.webhooks import SIGNATURE_HEADER, verify
+from nf.settings.fraud import FraudSettings
 from nf.store.mongo import Db
 from tests.peers import NotificationReceiver
 

@@ -14,9 +14,9 @@ from quart.typing import TestClientProtocol as Client
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role, Runtime, Worker
-from nf.sbi.app import create_app
 from nf.sbi.guard import Guard
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests.e2e.probe_part import MARKERS, ProbePart
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.store import embedded
+from nf.wiring import create_app
 
 
 async def test_readyz_is_503_while_the_database_is_down(

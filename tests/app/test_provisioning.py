@@ -12,8 +12,8 @@ from nf.config import Settings
 from nf.ledger.part import LedgerPart
 from nf.ledger.port import CounterChange
 from nf.runtime import Runtime
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 
 BASE = "/provisioning/v1"
 ADMIN = {"X-API-Key": "demo-admin-key"}

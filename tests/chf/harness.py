@@ -23,8 +23,8 @@ from nf.ledger.mongo import MongoLedger
 from nf.ledger.part import LedgerPart
 from nf.notify.outbox import MongoOutbox
 from nf.runtime import Runtime
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests import conformance as c
 from tests.smf_sim import SmfSim
 

@@ -20,6 +20,7 @@ from nf.catalog import CatalogHolder
 from nf.config import Settings
 from nf.demo import seed
 from nf.demo.subscribers import demo_subscribers
+from nf.ledger.mongo import MongoLedger
 from nf.store.embedded import EmbeddedDb
 from tests import debian
 from tests.e2e.nfproc import running_nf
@@ -86,7 +87,7 @@ async def test_care_agent_in_the_browser(db_server: EmbeddedDb, settings: Settin
     shots = _shots_dir(tmp_path)
     # The demo dataset: lumen's unlimited-plan subscriber (with a roaming pass) and
     # harbor's capped one.
-    await seed(settings)
+    await seed(settings, MongoLedger)
     assert settings.catalog_dir is not None
     rows = demo_subscribers(settings, CatalogHolder.from_dir(settings.catalog_dir).current)
     l_row = next(r for r in rows if r["brand"] == "lumen" and r["plan"] == "lumen-unlimited")

@@ -145,7 +145,7 @@ def test_errors_over_real_http2(
 
 
 def _stale_metrics(directory: Path) -> None:
-    code = ("from nf.sbi.metrics import Metrics; "
+    code = ("from nf.metrics import Metrics; "
             "Metrics().requests.labels('stale_op', '200').inc(99)")
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)

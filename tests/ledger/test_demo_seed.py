@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 from nf.config import Settings
 from nf.demo import seed
 from nf.demo.subscribers import BRANDS
+from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import RoamingState
 from nf.store.mongo import Db
 from tests.ledger import helpers as h
 
 
 async def test_seed_is_idempotent_and_complete(db: Db, settings: Settings) -> None:
-    first = await seed(settings)
+    first = await seed(settings, MongoLedger)
     assert first["subscribers_created"] == 36 and first["family_groups_created"] == 9
     docs = [d async for d in db["ledger_wallets"].find({}, {"v": 1})]
-    second = await seed(settings)
+    second = await seed(settings, MongoLedger)
     assert second["subscribers_created"] == 0 and second["family_groups_created"] == 0
     assert [d async for d in db["ledger_wallets"].find({}, {"v": 1})] == docs
     led = h.make_ledger(db, settings)

@@ -28,10 +28,10 @@ from nf.notify.outbox import MongoOutbox
 from nf.pcf import part as pcf_part
 from nf.pcf.part import PcfPart
 from nf.runtime import Runtime
-from nf.sbi.app import create_app
 from nf.slc.part import SlcPart
 from nf.store.embedded import free_port
 from nf.store.mongo import Db, Doc
+from nf.wiring import create_app
 from tests import conformance as c
 from tests.ledger import helpers as h
 from tests.peers import NotificationReceiver, Received

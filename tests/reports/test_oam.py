@@ -14,8 +14,8 @@ from quart import Quart
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.reports.export import Exporter
-from nf.sbi.app import create_app
 from nf.store.mongo import Db
+from nf.wiring import create_app
 from tests.reports import helpers as h
 
 URL = "/provisioning/v1/reports"

@@ -13,10 +13,10 @@ from pymongo.errors import AutoReconnect, NetworkTimeout, OperationFailure
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.ledger.part import LedgerPart
-from nf.sbi.app import create_app
-from nf.sbi.metrics import Metrics
+from nf.metrics import Metrics
 from nf.store.mongo import Db, make_client, warm_up
 from nf.store.opwatch import OpWatch, collection_of, failure_kind, filter_of, shape
+from nf.wiring import create_app
 
 SUPI = "imsi-001010000000042"
 

@@ -27,10 +27,10 @@ from pymongo import AsyncMongoClient, monitoring
 
 from nf import logs
 from nf.config import Settings
-from nf.sbi.app import create_app
 from nf.store import shards
 from nf.store.embedded import free_port
 from nf.store.mongo import Doc
+from nf.wiring import create_app
 from tests.peers import NotificationReceiver
 from tests.smf_sim import PolicySim, SmfSim, Usage, httpx_transport
 

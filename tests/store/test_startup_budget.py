@@ -7,6 +7,7 @@ progress line every 10 s; requests afterwards are bounded by ``mongodb_timeout_m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -16,8 +17,8 @@ from quart import Blueprint
 from nf.clock import FakeClock
 from nf.config import Settings
 from nf.runtime import Role, Worker
-from nf.sbi.app import create_app
 from nf.store.mongo import Db, make_client, wants_warm_up
+from nf.wiring import create_app
 
 
 class BudgetProbe:
@@ -108,3 +109,43 @@ async def test_the_warm_up_follows_its_setting(
             assert (await ta.test_client().get("/readyz")).status_code == 200
     said = [r.getMessage() for r in caplog.records]
     assert "started" in said and "database warmed up" not in said
+
+
+class SlowIndexes(BudgetProbe):
+    """A part whose index checks last until the test lets them finish."""
+
+    def __init__(self, db: Db) -> None:
+        super().__init__(db)
+        self.checking = asyncio.Event()
+        self.finish = asyncio.Event()
+
+    async def ensure_indexes(self) -> None:
+        self.checking.set()
+        await self.finish.wait()
+
+
+async def test_the_start_says_what_it_waits_for_on_the_apps_clock(
+        settings: Settings, db: Db, caplog: pytest.LogCaptureFixture) -> None:
+    """The progress line of a long start comes every 10 s of the injected clock: a test
+    moves the clock instead of waiting 10 s."""
+    clock = FakeClock(timers=True)
+    probe = SlowIndexes(db)
+    app = create_app(settings, role="oam", db=db, clock=clock, parts=[probe])
+    waiting = "starting: waiting for the database"
+    with caplog.at_level(logging.INFO, logger="nf.app"):
+        started = asyncio.create_task(app.startup())
+        await asyncio.wait_for(probe.checking.wait(), 5)
+        clock.advance(9.9)
+        await asyncio.sleep(0.05)
+        assert waiting not in [r.getMessage() for r in caplog.records]
+        clock.advance(0.2)
+        for _ in range(100):
+            if waiting in [r.getMessage() for r in caplog.records]:
+                break
+            await asyncio.sleep(0.01)
+        lines = [r for r in caplog.records if r.getMessage() == waiting]
+        assert lines and lines[0].__dict__["fields"]["step"] == "index checks (probe)"
+        assert lines[0].__dict__["fields"]["waited_s"] == 10
+        probe.finish.set()
+        await asyncio.wait_for(started, 5)
+        await app.shutdown()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from nf.metrics import Metrics
 from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.rates import RateMeter, charging_requests_total
-from nf.sbi.metrics import Metrics
 
 MIB = 1024 * 1024
 

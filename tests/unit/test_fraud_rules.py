@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from nf.fraud.config import FraudRules, FraudSettings
 from nf.fraud.rules import (
     Context,
     Event,
@@ -22,6 +21,7 @@ from nf.fraud.rules import (
     resolved,
     window_usage,
 )
+from nf.settings.fraud import RULES, FraudRules, FraudSettings
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 SUPI = "imsi-999001000000022"
@@ -222,6 +222,17 @@ def test_brand_overrides_merge_over_the_defaults() -> None:
         fs.rules.usage_velocity.max_bytes
     assert fs.rules_for("lumen").usage_velocity.window_s == 3600
 
+
+
+def test_a_brands_rules_are_validated_once_with_the_settings() -> None:
+    # ``rules_for`` runs for every EDR the reader looks at: it hands out the rules built when
+    # the settings were loaded, not a copy validated again on each call.
+    fs = FraudSettings.model_validate({"brands": {"orbit": {"rules": {
+        "usage_velocity": {"window_s": 120}}}}})
+    assert fs.rules_for("orbit") is fs.rules_for("orbit")
+    assert fs.rules_for("lumen") is fs.rules
+    # The rules are named once: the brand overrides accept exactly the rules there are.
+    assert set(RULES) == set(FraudRules.model_fields)
 
 events_st = st.lists(
     st.tuples(st.sampled_from(["use", "buy", "dup"]), st.integers(0, 400),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from nf.sbi.metrics import Metrics
+from nf.metrics import Metrics
 
 
 def test_cpu_is_added_sample_by_sample() -> None:

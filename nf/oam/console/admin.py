@@ -16,9 +16,10 @@ from quart import Blueprint, Response
 from nf import logs
 from nf.errors import NotFound
 from nf.oam.console.sessions import ConsoleSessions
-from nf.oam.provisioning import ADMIN, BASE, api_scope
+from nf.oam.provisioning import BASE
 from nf.runtime import Runtime
 from nf.sbi.responses import json_response
+from nf.security.apikeys import ADMIN, api_scope
 
 log = logging.getLogger("nf.console")
 _BRAND = re.compile(r"^([a-z][a-z0-9-]{0,31}|\*)$")

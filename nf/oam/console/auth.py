@@ -8,9 +8,8 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from nf.security.apikeys import KeyRing, digest, resolve
-
-ADMIN = "*"
+from nf.runtime import KeyLookup
+from nf.security.apikeys import ADMIN, digest, resolve
 
 
 def key_id(key_digest: bytes) -> str:
@@ -39,7 +38,7 @@ class Keys:
     """Which key ids are valid now, for which scope (a key removed from the settings, or
     given another scope, ends the sessions signed in with it)."""
 
-    def __init__(self, ring: KeyRing) -> None:
+    def __init__(self, ring: KeyLookup) -> None:
         self.ring = ring
         self.scopes = {key_id(d): brand for d, brand in ring.entries}
 

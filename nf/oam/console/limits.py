@@ -24,6 +24,41 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class _Recent(Generic[T]):
+    """Entries by key, at most ``max_tracked`` (the least recently seen dropped first); an
+    entry whose time is over (``_over``) is forgotten when it is next read."""
+
+    def __init__(self, max_tracked: int) -> None:
+        self.max_tracked = max_tracked
+        self._entries: OrderedDict[str, T] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _over(self, entry: T, now: float) -> bool:
+        raise NotImplementedError
+
+    def _live(self, key: str, now: float) -> T | None:
+        e = self._entries.get(key)
+        if e is None:
+            return None
+        if self._over(e, now):
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return e
+
+    def _keep(self, key: str, entry: T) -> T:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_tracked:
+            self._entries.popitem(last=False)
+        return entry
 
 
 @dataclass
@@ -33,29 +68,18 @@ class _Count:
     locked_until: float = 0.0
 
 
-class KeyLockout:
+class KeyLockout(_Recent[_Count]):
     def __init__(self, max_failures: int, window_s: float, lockout_s: float,
                  max_tracked: int) -> None:
         if max_failures < 1 or window_s <= 0 or lockout_s <= 0 or max_tracked < 1:
             raise ValueError("sign-in limits must be positive")
+        super().__init__(max_tracked)
         self.max_failures = max_failures
         self.window_s = window_s
         self.lockout_s = lockout_s
-        self.max_tracked = max_tracked
-        self._counts: OrderedDict[str, _Count] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._counts)
-
-    def _live(self, key_id: str, now: float) -> _Count | None:
-        c = self._counts.get(key_id)
-        if c is None:
-            return None
-        if now >= c.locked_until and now - c.start >= self.window_s:
-            del self._counts[key_id]  # its window and any lockout are over
-            return None
-        self._counts.move_to_end(key_id)
-        return c
+    def _over(self, entry: _Count, now: float) -> bool:
+        return now >= entry.locked_until and now - entry.start >= self.window_s
 
     def retry_after(self, key_id: str, now: float) -> int | None:
         """Whole seconds until ``key_id`` is no longer locked; None if it is not."""
@@ -69,14 +93,11 @@ class KeyLockout:
         c = self._live(key_id, now)
         if c is None or now - c.start >= self.window_s:
             c = _Count(start=now, locked_until=c.locked_until if c else 0.0)
-            self._counts[key_id] = c
-            self._counts.move_to_end(key_id)
+        c = self._keep(key_id, c)
         c.failures += 1
         locked = c.failures >= self.max_failures and c.locked_until <= now
         if locked:
             c.locked_until = now + self.lockout_s
-        while len(self._counts) > self.max_tracked:
-            self._counts.popitem(last=False)
         return locked
 
 
@@ -86,29 +107,18 @@ class _Failures:
     count: int = 0
 
 
-class AddressDelay:
+class AddressDelay(_Recent[_Failures]):
     def __init__(self, base_s: float, max_s: float, window_s: float,
                  max_tracked: int) -> None:
         if base_s <= 0 or max_s < base_s or window_s <= 0 or max_tracked < 1:
             raise ValueError("sign-in delays must be positive, the maximum at least the base")
+        super().__init__(max_tracked)
         self.base_s = base_s
         self.max_s = max_s
         self.window_s = window_s
-        self.max_tracked = max_tracked
-        self._seen: OrderedDict[str, _Failures] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._seen)
-
-    def _live(self, address: str, now: float) -> _Failures | None:
-        f = self._seen.get(address)
-        if f is None:
-            return None
-        if now - f.last >= self.window_s:
-            del self._seen[address]
-            return None
-        self._seen.move_to_end(address)
-        return f
+    def _over(self, entry: _Failures, now: float) -> bool:
+        return now - entry.last >= self.window_s
 
     def delay_s(self, address: str, now: float) -> float:
         """How long a sign-in from ``address`` waits before its key is checked."""
@@ -120,10 +130,6 @@ class AddressDelay:
         return min(self.max_s, self.base_s * 2.0 ** n)
 
     def failed(self, address: str, now: float) -> None:
-        f = self._live(address, now)
-        if f is None:
-            f = self._seen[address] = _Failures(last=now)
+        f = self._keep(address, self._live(address, now) or _Failures(last=now))
         f.last = now
         f.count += 1
-        while len(self._seen) > self.max_tracked:
-            self._seen.popitem(last=False)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from quart import Blueprint
 
-from nf.ledger.part import LedgerPart
+from nf.catalog import CatalogHolder
 from nf.oam.console.data import ConsoleData
 from nf.oam.console.sessions import ConsoleSessions
+from nf.oam.port import CareLedger
 from nf.runtime import Role, Runtime, Worker
 
 if TYPE_CHECKING:
@@ -26,11 +27,12 @@ if TYPE_CHECKING:
 class ConsolePart:
     name = "console"
 
-    def __init__(self, rt: Runtime, ledger_part: LedgerPart, *,
+    def __init__(self, rt: Runtime, ledger: CareLedger, catalog: CatalogHolder, *,
                  notices: SubNoticePart | None = None, fraud: FraudPart | None = None
                  ) -> None:
         self.rt = rt
-        self.ledger_part = ledger_part
+        self.ledger = ledger
+        self.catalog = catalog
         self.notices = notices
         self.fraud = fraud
 
@@ -48,8 +50,7 @@ class ConsolePart:
         from nf.oam.console.admin import console_admin_blueprint
         from nf.oam.console.routes import console_blueprint
 
-        return [console_blueprint(self.rt, self.ledger_part.ledger,
-                                  self.ledger_part.catalog, self.sessions(),
+        return [console_blueprint(self.rt, self.ledger, self.catalog, self.sessions(),
                                   notices=self.notice_store(), fraud=self.fraud_store()),
                 console_admin_blueprint(self.rt, self.sessions())]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from nf.sbi.metrics import Metrics
+from nf.metrics import Metrics
 
 CHARGING_PREFIX = "chf."
 

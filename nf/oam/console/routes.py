@@ -10,26 +10,21 @@ found"). Actions are confirmed on a page of their own, audited in
 from __future__ import annotations
 
 import logging
-import math
 import re
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
 from quart import Blueprint, Quart, Response, redirect, render_template, request, session, url_for
 from quart.typing import ResponseReturnValue
 
-from nf import logs
 from nf.catalog import CatalogHolder
 from nf.errors import NfError, NotFound, Unauthorized
 from nf.fraud.store import FraudStore
-from nf.ledger.mongo import MongoLedger
 from nf.ledger.port import SubscriberStatus
 from nf.ledger.state import Member, Wallet
 from nf.oam.console.auth import Agent, Keys, csrf_ok, key_id, new_token, session_secret
 from nf.oam.console.charts import bucket_bar, usage_chart
 from nf.oam.console.data import MAX_EDR_COUNT, OVERVIEW_CACHE_S, ConsoleData, OverviewRow
-from nf.oam.console.limits import AddressDelay, KeyLockout
 from nf.oam.console.present import (
     DEFAULT_ZONE,
     NoticeLine,
@@ -40,6 +35,8 @@ from nf.oam.console.present import (
 )
 from nf.oam.console.rates import RateMeter, charging_requests_total
 from nf.oam.console.sessions import ConsoleSessions
+from nf.oam.console.signin import SignInThrottle
+from nf.oam.port import CareLedger
 from nf.oam.views import human
 from nf.runtime import Runtime
 from nf.sbi.problem import problem_response
@@ -64,7 +61,7 @@ class _SignIn(Exception):
     """No valid session: go to the sign-in page."""
 
 
-def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
+def console_blueprint(rt: Runtime, ledger: CareLedger, catalog: CatalogHolder,
                       sessions: ConsoleSessions, *, notices: NoticeOutbox | None = None,
                       fraud: FraudStore | None = None) -> Blueprint:
     """``notices``/``fraud``: the stores behind the subscriber page's "notifications
@@ -77,23 +74,8 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
     data = ConsoleData(rt)
     secret = session_secret(cfg.session_secret)
     meter = RateMeter()
+    throttle = SignInThrottle(rt)
     cached: dict[str, tuple[float, list[OverviewRow], int]] = {}
-    lockout = KeyLockout(cfg.sign_in_max_failures, cfg.sign_in_window_s,
-                         cfg.sign_in_lockout_s, cfg.sign_in_tracked_max)
-    delays = AddressDelay(cfg.sign_in_delay_base_s, cfg.sign_in_delay_max_s,
-                          cfg.sign_in_window_s, cfg.sign_in_tracked_max)
-    waiting = [0]  # sign-ins waiting out their address's delay now
-    failures = Counter("nf_console_sign_in_failures_total",
-                       "Console sign-ins refused for a wrong key", registry=rt.metrics.registry)
-    lockouts = Counter("nf_console_sign_in_lockouts_total",
-                       "Console sign-in lockouts, by what was locked out (key)",
-                       ["by"], registry=rt.metrics.registry)
-    refused = Counter("nf_console_sign_in_limited_total",
-                      "Console sign-ins refused with 429 (a locked key, too many waiting)",
-                      registry=rt.metrics.registry)
-    delayed = Counter("nf_console_sign_in_delayed_total",
-                      "Console sign-ins made to wait after failures from their address",
-                      registry=rt.metrics.registry)
 
     @bp.record_once
     def _setup(state: Any) -> None:
@@ -215,53 +197,15 @@ def console_blueprint(rt: Runtime, ledger: MongoLedger, catalog: CatalogHolder,
         return await page(None, "sign_in.html", csrf=session["pre_csrf"],
                           next=request.args.get("next", ""), failed=False)
 
-    def client_address() -> str:
-        if cfg.client_address_header:
-            forwarded = request.headers.get(cfg.client_address_header, "")
-            first = forwarded.split(",")[0].strip()[:64]
-            if first:
-                return first
-        return str(request.remote_addr or "unknown")[:64]
-
-    def too_many(wait_s: int) -> NfError:
-        refused.inc()
-        return NfError(f"too many failed sign-ins; try again in {wait_s} s", 429,
-                       "TOO_MANY_REQUESTS", "Too many attempts", retry_after_s=wait_s)
-
-    async def slow_down(address: str) -> None:
-        """Wait out the address's delay (none before its first failure), so a guesser is
-        slowed while a colleague behind the same NAT still gets in."""
-        delay = delays.delay_s(address, rt.clock.monotonic())
-        if delay <= 0:
-            return
-        if waiting[0] >= cfg.sign_in_waiting_max:
-            raise too_many(max(1, math.ceil(delay)))
-        delayed.inc()
-        waiting[0] += 1
-        try:
-            await rt.clock.sleep(delay)
-        finally:
-            waiting[0] -= 1
-
     @bp.post("/sign-in")
     async def sign_in_post() -> ResponseReturnValue:
         form = await form_of(None)
         presented = form.get("key", "").strip()
-        address, kid = client_address(), key_id(digest(presented))
-        wait = lockout.retry_after(kid, rt.clock.monotonic())
-        if wait is not None:
-            raise too_many(wait)
-        await slow_down(address)
+        address, kid = throttle.client_address(), key_id(digest(presented))
+        await throttle.admit(kid, address)
         got = keys.sign_in(presented)
         if got is None:
-            failures.inc()
-            now = rt.clock.monotonic()
-            delays.failed(address, now)
-            if lockout.failed(kid, now):
-                lockouts.labels("key").inc()
-                logs.log(log, logging.WARNING, "console sign-in locked out", by="key",
-                         address=address, key_id=kid, failures=cfg.sign_in_max_failures,
-                         window_s=cfg.sign_in_window_s, lockout_s=cfg.sign_in_lockout_s)
+            throttle.failed(kid, address)
         if got is None and not wants_html():
             raise Unauthorized("unknown API key")
         if got is None:

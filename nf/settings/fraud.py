@@ -14,21 +14,21 @@ one rule for one brand (the rest is inherited). Each rule has an ``action``:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from nf.settings.base import Frozen
 
 Action = Literal["off", "record", "case", "throttle", "suspend"]
-RULES = ("multi_network", "concurrent_sessions", "impossible_travel", "usage_velocity",
-         "purchase_velocity", "orphan_session")
+# The rules, named once: the fields of ``FraudRules`` and the keys of a brand's overrides.
+Rule = Literal["multi_network", "concurrent_sessions", "impossible_travel", "usage_velocity",
+               "purchase_velocity", "orphan_session"]
+RULES: tuple[Rule, ...] = get_args(Rule)
 GIB = 1024**3
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class MultiNetworkRule(_Frozen):
+class MultiNetworkRule(Frozen):
     """Active sessions on two host networks, or on two serving PLMNs that are not
     neighbours, at the same time."""
 
@@ -37,12 +37,12 @@ class MultiNetworkRule(_Frozen):
     neighbours: list[tuple[str, str]] = Field(default_factory=list, max_length=10_000)
 
 
-class ConcurrentSessionsRule(_Frozen):
+class ConcurrentSessionsRule(Frozen):
     action: Action = "case"
     max_sessions: int = Field(8, ge=1, le=1000)  # PDU sessions, charging or policy
 
 
-class ImpossibleTravelRule(_Frozen):
+class ImpossibleTravelRule(Frozen):
     """The serving PLMN's country (its MCC) changes sooner than ``min_travel_s``, between
     two countries that are not ``borders``."""
 
@@ -53,7 +53,7 @@ class ImpossibleTravelRule(_Frozen):
     borders: list[tuple[str, str]] = Field(default_factory=list, max_length=10_000)
 
 
-class UsageVelocityRule(_Frozen):
+class UsageVelocityRule(Frozen):
     """More than ``max_bytes[class]`` reported in any sliding ``window_s``. A plan's class
     is ``plan_classes[plan offer id]``, else ``default``."""
 
@@ -74,13 +74,13 @@ class UsageVelocityRule(_Frozen):
         return self.max_bytes.get(plan_class or "default", self.max_bytes["default"])
 
 
-class PurchaseVelocityRule(_Frozen):
+class PurchaseVelocityRule(Frozen):
     action: Action = "case"
     window_s: int = Field(3600, ge=60, le=30 * 86_400)
     max_purchases: int = Field(10, ge=1, le=10_000)
 
 
-class OrphanSessionRule(_Frozen):
+class OrphanSessionRule(Frozen):
     """A charging session with no policy association for the same PDU session (or the
     reverse) for longer than ``grace_s``."""
 
@@ -88,7 +88,7 @@ class OrphanSessionRule(_Frozen):
     grace_s: int = Field(120, ge=1, le=86_400)
 
 
-class FraudRules(_Frozen):
+class FraudRules(Frozen):
     multi_network: MultiNetworkRule = MultiNetworkRule()
     concurrent_sessions: ConcurrentSessionsRule = ConcurrentSessionsRule()
     impossible_travel: ImpossibleTravelRule = ImpossibleTravelRule()
@@ -100,11 +100,9 @@ class FraudRules(_Frozen):
         return str(getattr(self, rule).action)
 
 
-class FraudBrand(_Frozen):
+class FraudBrand(Frozen):
     # Field overrides per rule, e.g. {"usage_velocity": {"window_s": 600}}.
-    rules: dict[Literal["multi_network", "concurrent_sessions", "impossible_travel",
-                        "usage_velocity", "purchase_velocity", "orphan_session"],
-                dict[str, Any]] = Field(default_factory=dict)
+    rules: dict[Rule, dict[str, Any]] = Field(default_factory=dict)
     speed_uplink_kbps: int | None = Field(None, ge=1, le=10_000_000)
     speed_downlink_kbps: int | None = Field(None, ge=1, le=10_000_000)
     # Cases are POSTed here (JSON, through the persisted outbox) when they open, signed
@@ -119,7 +117,7 @@ class FraudBrand(_Frozen):
         return self
 
 
-class FraudSettings(_Frozen):
+class FraudSettings(Frozen):
     enabled: bool = True
     rules: FraudRules = FraudRules()
     brands: dict[str, FraudBrand] = Field(default_factory=dict)
@@ -146,23 +144,25 @@ class FraudSettings(_Frozen):
     # MCCs of one country (an MCC is otherwise its own country), e.g. {"310": "us"}.
     mcc_countries: dict[str, str] = Field(default_factory=dict)
 
+    # Each brand's rules with its overrides applied, validated once with the settings.
+    _by_brand: dict[str, FraudRules] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _brand_rules(self) -> FraudSettings:
-        for brand in self.brands:
+        for brand, b in self.brands.items():
+            if not b.rules:
+                continue
+            data = self.rules.model_dump()
+            for rule, fields in b.rules.items():
+                data[rule] = {**data[rule], **fields}
             try:
-                self.rules_for(brand)
+                self._by_brand[brand] = FraudRules.model_validate(data)
             except ValueError as e:
                 raise ValueError(f"brands.{brand}.rules: {e}") from None
         return self
 
     def rules_for(self, brand: str | None) -> FraudRules:
-        b = self.brands.get(brand or "")
-        if b is None or not b.rules:
-            return self.rules
-        data = self.rules.model_dump()
-        for rule, fields in b.rules.items():
-            data[rule] = {**data[rule], **fields}
-        return FraudRules.model_validate(data)
+        return self._by_brand.get(brand or "", self.rules)
 
     def throttle_kbps(self, brand: str | None) -> tuple[int, int]:
         b = self.brands.get(brand or "")

@@ -1,4 +1,5 @@
-"""``nf edr …`` (export, seed, schema) and ``nf report …`` (the reports, wholesale)."""
+"""The ``nf edr …`` (export, seed, schema) and ``nf report …`` (the reports, wholesale)
+commands: the command line of ``nf.reports``, which builds what the reports read from."""
 
 from __future__ import annotations
 

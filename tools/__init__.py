@@ -1,0 +1,1 @@
+"""Small developer tools that read the code (not part of the NF)."""
