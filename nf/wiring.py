@@ -14,7 +14,7 @@ from quart import Quart
 
 from nf.clock import Clock
 from nf.config import Settings
-from nf.oam.part import HealthPart
+from nf.oam.part import HealthPart, ProvisioningPart
 from nf.runtime import Part, Role, Runtime
 from nf.sbi.app import build_app
 from nf.store.mongo import Db
@@ -80,7 +80,8 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.ledger.part import LedgerPart
 
     ledger_part = LedgerPart(rt, edrs=edrs)
-    parts.append(ledger_part)
+    parts += [ledger_part,
+              ProvisioningPart(rt, ledger_part.ledger, ledger_part.catalog, edrs)]
     # Policy: the built-in PCF (Npcf_SMPolicyControl) and the spending-limit service for
     # external PCFs (Nchf_SpendingLimitControl). Both hear every counter change the ledger
     # reports (one mechanism), the PCF first so throttles leave before anything else.

@@ -39,11 +39,7 @@ class LedgerPart:
                                   effects=self.effects, clock=rt.clock)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
-        if role != "oam":
-            return []
-        from nf.oam.provisioning import provisioning_blueprint
-
-        return [provisioning_blueprint(self.rt, self.ledger, self.catalog, self.edrs)]
+        return []
 
     async def ensure_indexes(self) -> None:
         await self.ledger.ensure_indexes()
