@@ -61,19 +61,20 @@ class PeerInfo:
 class AnswerCache:
     """The answers sent lately, by (Origin-Host, End-to-End-Id), for retransmissions
     (RFC 6733 §6.3: a duplicate is answered with the same answer, never applied twice).
-    Bounded: the oldest is dropped past ``size``."""
+    Kept encoded (a few hundred bytes each, not a tree of objects). Bounded: the oldest is
+    dropped past ``size``."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._answers: OrderedDict[tuple[str, int], Message] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
-    def get(self, key: tuple[str, int]) -> Message | None:
+    def get(self, key: tuple[str, int]) -> bytes | None:
         return self._answers.get(key)
 
     def put(self, key: tuple[str, int], answer: Message) -> None:
         if self._size <= 0:
             return
-        self._answers[key] = answer
+        self._answers[key] = codec.encode(answer)
         self._answers.move_to_end(key)
         while len(self._answers) > self._size:
             self._answers.popitem(last=False)
@@ -189,7 +190,8 @@ class Connection:
         if key is not None:
             stored = self.cache.get(key)
             if stored is not None:  # a duplicate: the same answer again, nothing applied
-                return Step(send=[codec.with_hop_by_hop(stored, h.hop_by_hop)])
+                return Step(send=[codec.with_hop_by_hop(codec.decode(stored),
+                                                        h.hop_by_hop)])
         bad = codec.unknown_mandatory(msg.avps)
         if bad is not None:
             return self._stored(msg, self._answer(msg, codec.AVP_UNSUPPORTED, failed=[bad]))

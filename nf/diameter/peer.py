@@ -108,7 +108,9 @@ class _Conn:
             self.writer.write(codec.encode(m))
 
     def close_soon(self) -> None:
+        """Drop the connection (its peer reconnected: the new connection replaces it)."""
         self.closed.set()
+        self.writer.close()
 
     async def request(self, req: Message, timeout_s: float) -> Message:
         hbh, e2e = self.core.next_ids()
