@@ -144,11 +144,16 @@ def test_unknown_subscriber_5030_and_roaming_needs_a_pass(gy: GyNf) -> None:
         assert [u["rc"] for u in units_of(cca)] == [codec.SUCCESS]
 
 
-def test_update_of_unknown_session_5002(gy: GyNf) -> None:
+def test_update_of_unknown_session_5002_and_metrics(gy: GyNf) -> None:
     with Client(gy.port) as pgw:
         pgw.cer()
         cca = pgw.call(ccr(pgw, "pgw1;none;1", UPDATE, 1, units=[mscc(10, used=10)]))
         assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+        text = httpx.get(gy.proc.oam + "/metrics").text  # every process's, on OAM
+        assert 'nf_diameter_answers_total{application="4",command="272",result="5002"}' in text
+        assert 'nf_diameter_request_duration_seconds_count{application="4"}' in text
+        peers = [ln for ln in text.splitlines() if ln.startswith("nf_diameter_peers ")]
+        assert peers and float(peers[0].split()[1]) >= 1, peers
 
 
 def test_event_debits_once(gy: GyNf) -> None:
