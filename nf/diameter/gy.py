@@ -8,12 +8,13 @@ same EDRs (``interface: "gy"``) as an SBI one, and a retransmission is answered 
 CHF's own idempotence (by invocation sequence number = CC-Request-Number) even after a
 restart that emptied the base protocol's answer cache.
 
-Mapping: Session-Id → the charging reference (a hash of it, so every request of the
-session finds it without a table); CC-Request-Number → invocation sequence number;
-each Multiple-Services-Credit-Control → one ``multipleUnitUsage`` (Rating-Group, RSU,
-USU in octets); 3GPP-SGSN-MCC-MNC (or 3GPP-User-Location-Info) → the serving PLMN, which
-decides roaming and its passes; the peer's host network → the consumer PLMN, which picks
-that network's grant size, validity and thresholds.
+Mapping: Session-Id → the charging reference (a hash of it and the peer's host network,
+so every request of the session finds it without a table); CC-Request-Number →
+invocation sequence number; each Multiple-Services-Credit-Control → one
+``multipleUnitUsage`` (Rating-Group, RSU, USU in octets); 3GPP-SGSN-MCC-MNC (or
+3GPP-User-Location-Info) → the serving PLMN, which decides roaming and its passes; the
+peer's host network → the consumer PLMN, which picks that network's grant size, validity
+and thresholds.
 """
 
 from __future__ import annotations
@@ -114,10 +115,13 @@ class Ccr:
     units: tuple[Mscc, ...] = field(default_factory=tuple)
 
 
-def charging_ref(session_id: str) -> str:
-    """The CHF reference of a Gy session: derived from the Session-Id alone (globally
-    unique per RFC 6733 §8.8), so a retransmission or a restart lands on the same one."""
-    return "gy" + hashlib.blake2b(session_id.encode(), digest_size=11).hexdigest()
+def charging_ref(network_id: str, session_id: str) -> str:
+    """The CHF reference of a Gy session: derived from the Session-Id (globally unique per
+    RFC 6733 §8.8) and the host network of the peer that sent it, so a retransmission or a
+    restart lands on the same session, and a peer of another host network that names the
+    Session-Id finds none (the SBI's ownership check, at no cost)."""
+    key = f"{network_id}|{session_id}".encode()
+    return "gy" + hashlib.blake2b(key, digest_size=11).hexdigest()
 
 
 def _missing(code: int, vendor: int = 0) -> DecodeError:
@@ -345,7 +349,7 @@ class GyHandler:
         if ccr.request_type in (INITIAL, EVENT) and not ccr.imsi:
             return self._answer(req, codec.USER_UNKNOWN, base,
                                 msg="no Subscription-Id of type IMSI (END_USER_IMSI)")
-        ref = charging_ref(ccr.session_id)
+        ref = charging_ref(peer.network_id, ccr.session_id)
         try:
             body = await self._call(ccr, ref, sbi)
         except NfError as e:

@@ -21,7 +21,7 @@ from nf.diameter import codec
 from nf.diameter.gy import charging_ref
 from nf.store.embedded import EmbeddedDb
 from tests.diameter.client import MIB, Client, ccr, mscc, units_of
-from tests.diameter.nfdia import diameter_nf
+from tests.diameter.nfdia import BLUEPEAK_PGW, BLUEPEAK_REALM, diameter_nf
 from tests.e2e.nfproc import NfProcess
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +46,7 @@ def gy(db_server: EmbeddedDb, tmp_path_factory: pytest.TempPathFactory) -> Itera
     """One NF for this module's tests (each has subscribers of its own)."""
     name = "t_" + uuid.uuid4().hex[:12]
     settings = Settings.load(CONFIG, mongodb_uri=db_server.uri, mongodb_database=name)
-    with diameter_nf(db_server.uri, name, tmp_path_factory.mktemp("gy"),
+    with diameter_nf(db_server.uri, name, tmp_path_factory.mktemp("gy"), bluepeak=True,
                      extra_env={"NF_CONFIG": str(CONFIG)}) as (proc, port):
         yield GyNf(proc, port, settings)
     with MongoClient(db_server.uri) as client:
@@ -110,7 +110,7 @@ def test_gy_session_to_the_cap_with_fui(gy: GyNf) -> None:
         cca = pgw.call(ccr(pgw, sid, TERMINATION, number, units=[mscc(10, rsu=None, used=0)]))
         assert codec.result_code(cca) == codec.SUCCESS
     assert used_bytes(proc.oam, f"imsi-{imsi}") == 3 * MIB  # exactly the cap
-    docs = edrs(gy.settings, charging_ref(sid), number + 1)
+    docs = edrs(gy.settings, charging_ref("northwind", sid), number + 1)
     assert [d["event"] for d in docs] == ["create"] + ["update"] * (number - 1) + ["release"]
     assert {d["interface"] for d in docs} == {"gy"}
     assert sum(d["used_total"] for d in docs) == 3 * MIB
@@ -172,5 +172,25 @@ def test_event_debits_once(gy: GyNf) -> None:
                              ids=(ids[0] + 7, ids[1])))
         assert codec.result_code(again) == codec.SUCCESS
     assert used_bytes(proc.oam, f"imsi-{imsi}") == 5000
-    docs = edrs(gy.settings, charging_ref("pgw1;ev;1"), 2)
+    docs = edrs(gy.settings, charging_ref("northwind", "pgw1;ev;1"), 2)
     assert [(d["event"], d["interface"]) for d in docs] == [("create", "gy"), ("release", "gy")]
+
+
+def test_another_host_networks_peer_cannot_touch_the_session(gy: GyNf) -> None:
+    """A PGW of bluepeak naming a northwind Session-Id finds no session (5002) and charges
+    nothing; the northwind PGW's session goes on."""
+    imsi = "001010000000014"
+    provision(gy.proc.oam, f"imsi-{imsi}")
+    sid = "pgw1.northwind.test;14;1"
+    with Client(gy.port) as pgw, Client(gy.port, BLUEPEAK_PGW, BLUEPEAK_REALM) as other:
+        pgw.cer()
+        assert codec.result_code(other.cer()) == codec.SUCCESS
+        pgw.call(ccr(pgw, sid, INITIAL, 0, imsi=imsi, units=[mscc(10)]))
+        for rtype in (UPDATE, TERMINATION):
+            cca = other.call(ccr(other, sid, rtype, 1, imsi=imsi,
+                                 units=[mscc(10, used=MIB // 2)]))
+            assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+        assert used_bytes(gy.proc.oam, f"imsi-{imsi}") == 0
+        cca = pgw.call(ccr(pgw, sid, UPDATE, 1, imsi=imsi, units=[mscc(10, used=1000)]))
+        assert [u["rc"] for u in units_of(cca)] == [codec.SUCCESS]
+    assert used_bytes(gy.proc.oam, f"imsi-{imsi}") == 1000
