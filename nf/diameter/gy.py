@@ -165,7 +165,7 @@ def _usage(usu: Avp) -> Usage:
     total = codec.get_int(usu, AVP_CC_TOTAL_OCTETS)
     if total is None:
         total = (ul or 0) + (dl or 0)
-    reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+    reasons = tuple(REPORTING_REASONS.get(codec.int_value(a), "OTHER")
                     for a in codec.find_all(usu, AVP_REPORTING_REASON, V))
     return Usage(total, ul, dl, reasons)
 
@@ -204,7 +204,7 @@ def parse_ccr(msg: Message) -> Ccr:
                 ul = codec.get_int(rsu, AVP_CC_INPUT_OCTETS)
                 dl = codec.get_int(rsu, AVP_CC_OUTPUT_OCTETS)
                 requested = (ul or 0) + (dl or 0)
-        reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+        reasons = tuple(REPORTING_REASONS.get(codec.int_value(a), "OTHER")
                         for a in codec.find_all(m, AVP_REPORTING_REASON, V))
         units.append(Mscc(codec.get_int(m, AVP_RATING_GROUP), requested,
                           tuple(_usage(u) for u in codec.find_all(m, AVP_USU)), reasons))

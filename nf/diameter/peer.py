@@ -216,7 +216,15 @@ class _Conn:
                                         failed=[e.failed] if e.failed is not None else [],
                                         error_message=str(e))])
             return True
-        step = self.core.received(msg, self.listener.clock.monotonic())
+        try:
+            step = self.core.received(msg, self.listener.clock.monotonic())
+        except Exception:  # a bug must not drop the other sessions of the connection
+            log.exception("diameter message not handled", extra={"fields": {
+                "peer": self.host, "command": hdr.command}})
+            if hdr.is_request:
+                self.send([codec.answer(msg, codec.UNABLE_TO_COMPLY, me.origin_host,
+                                        me.origin_realm)])
+            return True
         self._apply(step, tg)
         await self.writer.drain()
         return not step.close
