@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from nf.errors import ConfigError
+from nf.settings.diameter import DiameterSettings
 from nf.settings.fraud import FraudSettings
 from nf.settings.server import (
     HostNetwork,
@@ -102,6 +103,7 @@ class Settings(BaseSettings):
     sms: SmsSettings = SmsSettings()
     notices: NoticeSettings = NoticeSettings()
     fraud: FraudSettings = FraudSettings()
+    diameter: DiameterSettings = DiameterSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \
@@ -136,6 +138,22 @@ class Settings(BaseSettings):
             if net is None or net.sbi_port is None:
                 raise ValueError(f"server.listener_network: {srv.listener_network!r} is no "
                                  "host network with its own sbi_port")
+        return self
+
+    @model_validator(mode="after")
+    def _diameter_networks(self) -> Settings:
+        d = self.diameter
+        if (d.tls_cert_file is None) != (d.tls_key_file is None):
+            raise ValueError("diameter: tls_cert_file and tls_key_file go together")
+        seen: dict[str, str] = {}
+        for net_id, dn in d.networks.items():
+            if self.network(net_id) is None:
+                raise ValueError(f"diameter.networks: {net_id!r} is no host network id")
+            for peer in dn.peers:
+                if peer in seen:
+                    raise ValueError(f"diameter.networks: peer {peer!r} is listed under "
+                                     f"{seen[peer]} and {net_id}")
+                seen[peer] = net_id
         return self
 
     def listener_networks(self) -> list[HostNetwork]:

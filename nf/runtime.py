@@ -21,7 +21,7 @@ from nf.config import Settings
 from nf.metrics import Metrics
 from nf.store.mongo import Db
 
-Role = Literal["sbi", "oam"]
+Role = Literal["sbi", "oam", "diameter"]
 
 
 class KeyLookup(Protocol):

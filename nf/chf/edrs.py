@@ -57,7 +57,7 @@ def charging_edr(s: Session, event: str, now: datetime, isn: int | None, result:
                  pdu_session_id: int | None = None) -> dict[str, Any]:
     party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
                   serving_plmn=s.serving_plmn, roaming=s.roaming,
-                  pdu_session_id=pdu_session_id)
+                  pdu_session_id=pdu_session_id, interface=s.interface)
     return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
                            invocation_sequence_number=isn, result=result, units=units,
                            record_id=record_id)

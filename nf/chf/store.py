@@ -108,6 +108,8 @@ _FIELDS = (
     _Field("rgs", "rgs", "g", enc=_rgs, dec=_rgs_from, default=MappingProxyType({})),
     _Field("expires_at", "expires_at", "e", dec=utc),
     _Field("open", "status", enc=_status, dec=_is_open, default=False),
+    # Where the session's requests come from: "sbi" (Nchf) or "gy" (Diameter).
+    _Field("interface", "interface", default="sbi"),
 )
 _STEP = tuple(f for f in _FIELDS if f.short is not None or f.step)
 _NOTED = tuple(f for f in _FIELDS if f.short is not None)

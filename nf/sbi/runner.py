@@ -13,7 +13,8 @@ with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
 A host network with its own SBI listener (``networks[].sbi_port``, mTLS with its own client
 CA bundle) gets one more child: the same SBI app, told through
 ``NF_SERVER__LISTENER_NETWORK`` which network it serves, with ``sbi_workers`` (default
-``server.workers``) workers of its own.
+``server.workers``) workers of its own. With ``diameter.enabled`` one more child holds the
+Diameter listener (``nf.diameter_process``).
 
 Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
 
@@ -225,6 +226,11 @@ def claim_check(what: str, host: str, port: int, setting: str | None = None) -> 
                                 f"running? Set another with {setting}") from None
 
 
+# The module a child of ``serve`` runs (``python -m <module> <role>``); by default this one.
+# The Diameter process is built by its own module, which sits above the transports.
+_CHILD_MODULE = {"diameter": "nf.diameter_process"}
+
+
 def _tell(children: list[subprocess.Popen[bytes]], signum: int) -> None:
     for c in children:
         if c.poll() is None:
@@ -267,6 +273,9 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
             own = sbi_listener(settings.server, net)
             claim_check(f"host network {net.id}'s SBI", own.host, own.port,
                         f"networks[{net.id}].sbi_port")
+        if settings.diameter.enabled and settings.diameter.port:
+            claim_check("Diameter", settings.diameter.host, settings.diameter.port,
+                        "diameter.port")
     except PortInUse as e:
         logs.log(log, logging.ERROR, "not starting", reason=str(e))
         print(f"error: {e}", file=sys.stderr)
@@ -281,8 +290,11 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
         own = sbi_listener(settings.server, net)
         logs.log(log, logging.INFO, "host network listener", network=net.id,
                  host=own.host, port=own.port, workers=own.workers)
+    if settings.diameter.enabled:  # one process holds every Diameter connection
+        envs.append(("diameter", child_env))
     children = [
-        subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=env_,
+        subprocess.Popen([sys.executable, "-m", _CHILD_MODULE.get(role, "nf.sbi.runner"), role],
+                         env=env_,
                          start_new_session=True, preexec_fn=die_with_parent)
         for role, env_ in envs
     ]
