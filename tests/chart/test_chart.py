@@ -76,7 +76,8 @@ def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> 
     pod = dep["spec"]["template"]["spec"]
     nf = pod["containers"][0]
     assert {p["name"]: p["containerPort"] for p in nf["ports"]} == {
-        "sbi": 8000, "oam": 8080, "sbi-n0": 8101, "sbi-n1": 8102}  # two network listeners
+        "sbi": 8000, "oam": 8080, "sbi-n0": 8101, "sbi-n1": 8102,  # two network listeners
+        "diameter": 5658}
     assert nf["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "oam"}
     assert nf["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "oam"}
     # Graceful stop: the preStop pause, then shutdown_grace_s (20) and the supervisor's 5 s.
@@ -101,6 +102,12 @@ def test_what_the_pods_get(production: list[dict[str, Any]], tmp_path: Path) -> 
         ("northwind", 8101), ("bluepeak", 8102)]
     # The console sits behind a proxy: its sign-in delays go by the client's address.
     assert settings.console.client_address_header == "X-Real-IP"
+    # Diameter: the chart's port, all addresses, TLS from the Secret, the values' peers.
+    dia = settings.diameter
+    assert dia.enabled and (dia.host, dia.port) == ("0.0.0.0", 5658)
+    assert dia.tls and str(dia.tls_cert_file) == "/etc/nf/secrets/diameter-tls.crt"
+    assert (dia.origin_host, dia.answer_cache_size) == ("nf.mvno.example.org", 100_000)
+    assert dia.networks["redmoor"].peers == ["pgw1.redmoor.example", "pgw2.redmoor.example"]
 
 
 def test_sbi_and_oam_are_separate_services_and_the_sbi_is_fenced(
@@ -117,6 +124,13 @@ def test_sbi_and_oam_are_separate_services_and_the_sbi_is_fenced(
         {"port": name, "protocol": "TCP"} for name in ("sbi", "sbi-n0", "sbi-n1")])
     assert [b["ipBlock"]["cidr"] for b in sbi_rule["from"]] == [
         "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32"]
+    dia_rule = next(r for r in rules if r["ports"] == [{"port": "diameter", "protocol": "TCP"}])
+    assert [b["ipBlock"]["cidr"] for b in dia_rule["from"]] == [
+        "203.0.113.0/24", "198.51.100.0/24"]
+    dia = check.find(production, "Service", "-diameter")
+    assert [(p["name"], p["port"], p["targetPort"], p["protocol"])
+            for p in dia["spec"]["ports"]] == [("diameter", 5658, "diameter", "TCP")]
+    assert dia["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24", "198.51.100.0/24"]
     mon = check.find(production, "ServiceMonitor")
     assert mon["spec"]["endpoints"][0]["port"] == "oam"
 
@@ -127,7 +141,46 @@ def test_default_values_create_their_own_secret(defaults: list[dict[str, Any]],
     assert set(secret["data"]) == {"mongodb-uri"}
     pol = check.find(defaults, "NetworkPolicy")
     assert pol["spec"]["ingress"] == []  # no SBI ranges configured: nothing gets in
-    check.pod_settings(defaults, tmp_path)
+    assert not check.pod_settings(defaults, tmp_path).diameter.enabled
+
+
+def test_diameter_off_by_default_and_on_when_enabled(defaults: list[dict[str, Any]],
+                                                     tmp_path: Path) -> None:
+    def ports(manifests: list[dict[str, Any]]) -> list[str]:
+        nf = check.find(manifests, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return [p["name"] for p in nf["ports"]]
+
+    assert ports(defaults) == ["sbi", "oam"]
+    assert not [m for m in defaults if m["metadata"]["name"].endswith("-diameter")]
+    config = yaml.safe_load(check.find(defaults, "ConfigMap")["data"]["nf.yaml"])
+    assert "diameter" not in config
+    net = ["config.networks[0].id=northwind", "config.networks[0].name=Northwind",
+           "config.networks[0].plmn_ids[0]=00101"]
+    on = check.render(sets=[*net, "diameter.enabled=true",
+                            "diameter.config.origin_host=nf.mvno.example.org",
+                            "diameter.config.networks.northwind.realms[0]=epc.northwind.example",
+                            "diameter.config.networks.northwind.peers[0]=pgw.northwind.example",
+                            "diameter.tls.enabled=true", "secrets.diameterTls.crt=c",
+                            "secrets.diameterTls.key=k",
+                            "networkPolicy.diameterCidrs[0]=192.0.2.0/24"])
+    assert on.ok, on.stderr
+    assert check.validate(on.manifests) == []
+    assert ports(on.manifests) == ["sbi", "oam", "diameter"]
+    svc = check.find(on.manifests, "Service", "-diameter")
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(3868, "diameter")]
+    assert set(check.find(on.manifests, "Secret")["data"]) == {
+        "mongodb-uri", "diameter-tls.crt", "diameter-tls.key"}
+    rules = check.find(on.manifests, "NetworkPolicy")["spec"]["ingress"]
+    assert rules == [{"from": [{"ipBlock": {"cidr": "192.0.2.0/24"}}],
+                      "ports": [{"port": "diameter", "protocol": "TCP"}]}]
+    dia = check.pod_settings(on.manifests, tmp_path).diameter
+    assert dia.enabled and (dia.host, dia.port, dia.tls) == ("0.0.0.0", 3868, True)
+    assert dia.networks["northwind"].peers == ["pgw.northwind.example"]
+    # Diameter's ranges open nothing while Diameter is off.
+    off = check.render(sets=["networkPolicy.diameterCidrs[0]=192.0.2.0/24"])
+    assert off.ok, off.stderr
+    assert check.find(off.manifests, "NetworkPolicy")["spec"]["ingress"] == []
 
 
 def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> None:
@@ -158,6 +211,13 @@ def test_hashed_api_keys_and_oauth2_material_go_to_the_secret(helm: Path) -> Non
     ("config.networks[0].tls_client_ca_file=/tmp/ca.pem", "client-ca-"),
     ("secrets.clientCas.ca\\.pem=x", "ca.pem"),
     ("config.console.client_address_header=X-Real-IP;evil", "client_address_header"),
+    # Diameter's section comes from diameter.config; where it listens, from the chart.
+    ("config.diameter.enabled=true", "config"),
+    ("diameter.config.port=3869", "/diameter/config"),
+    ("diameter.port=0", "port"),
+    ("diameter.config.networks.northwind.peers[0]=pgw one", "peers"),
+    ("diameter.tls.enabled=true", "diameterTls"),  # no key pair, no existing Secret
+    ("networkPolicy.diameterCidrs[0]=10.1.2.3", "diameterCidrs"),
 ])
 def test_a_wrong_value_is_refused_by_the_schema(helm: Path, setting: str, why: str) -> None:
     r = check.render(sets=[setting])

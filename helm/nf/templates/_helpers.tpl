@@ -65,3 +65,23 @@ ports. Port names are numbered (a port name has at most 15 characters).
 {{- end }}
 {{- toJson $out }}
 {{- end }}
+
+{{/*
+The NF's nf.yaml: `config`, plus the `diameter:` section when diameter.enabled (its
+settings from diameter.config; where it listens and its TLS files set by the chart).
+*/}}
+{{- define "nf.config" -}}
+{{- $config := deepCopy .Values.config }}
+{{- if .Values.diameter.enabled }}
+{{- $dia := deepCopy (.Values.diameter.config | default dict) }}
+{{- $_ := set $dia "enabled" true }}
+{{- $_ = set $dia "host" "0.0.0.0" }}
+{{- $_ = set $dia "port" .Values.diameter.port }}
+{{- if .Values.diameter.tls.enabled }}
+{{- $_ = set $dia "tls_cert_file" "/etc/nf/secrets/diameter-tls.crt" }}
+{{- $_ = set $dia "tls_key_file" "/etc/nf/secrets/diameter-tls.key" }}
+{{- end }}
+{{- $_ = set $config "diameter" $dia }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
