@@ -104,7 +104,8 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.diameter.gy import GyHandler
     from nf.diameter.part import DiameterPart
 
-    diameter = DiameterPart(rt, handlers=[GyHandler(chf.service, rt.settings, rt.clock)])
+    diameter = DiameterPart(rt, handlers=[GyHandler(chf.service, rt.settings, rt.clock,
+                                                      ledger_part.ledger)])
     parts.append(diameter)
     # Purchase EDRs: from the same durable counter changes, so none is lost to a crash.
     from nf.edr.purchases import PurchaseEdrs

@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -212,8 +212,19 @@ def parse_ccr(msg: Message) -> Ccr:
                codec.get_time(msg, AVP_EVENT_TIMESTAMP), tuple(units))
 
 
-def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime) -> ChargingDataRequest:
-    """The ``ChargingDataRequest`` an SMF would have sent for this CCR."""
+def gpsi_of(msisdn: str) -> str | None:
+    """The GPSI of an END_USER_E164 Subscription-Id-Data (international number, maybe
+    with a leading +), as the ledger keeps it; None for one that is no E.164 number."""
+    digits = msisdn.removeprefix("+")
+    if not (digits.isascii() and digits.isdigit() and 5 <= len(digits) <= 15):
+        return None
+    return f"msisdn-{digits}"
+
+
+def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime,
+           supi: str | None = None) -> ChargingDataRequest:
+    """The ``ChargingDataRequest`` an SMF would have sent for this CCR; ``supi``: the
+    subscriber found by the CCR's E.164 number when it carries no IMSI."""
     mus: list[dict[str, Any]] = []
     for u in ccr.units:
         mu: dict[str, Any] = {"ratingGroup": u.rating_group if u.rating_group is not None
@@ -238,8 +249,8 @@ def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime) -> ChargingDataRe
         "invocationSequenceNumber": ccr.request_number,
         "multipleUnitUsage": mus or None,
     }
-    if ccr.imsi:
-        body["subscriberIdentifier"] = f"imsi-{ccr.imsi}"
+    if supi or ccr.imsi:
+        body["subscriberIdentifier"] = supi or f"imsi-{ccr.imsi}"
     if ccr.serving_plmn:
         body["pDUSessionChargingInformation"] = {"pduSessionInformation": {
             "servingCNPlmnId": {"mcc": ccr.serving_plmn[:3], "mnc": ccr.serving_plmn[3:]}}}
@@ -309,13 +320,21 @@ def _error_result(e: NfError) -> int:
     return codec.UNABLE_TO_COMPLY
 
 
+class Subscribers(Protocol):
+    """Who has an MSISDN (``nf.ledger.port.Ledger``)."""
+
+    async def supi_of_gpsi(self, gpsi: str) -> str | None: ...
+
+
 class GyHandler:
     """The Gy application: one CCR in, its CCA out."""
 
     app_id = APP_GY
 
-    def __init__(self, chf: ChargingService, settings: Settings, clock: Clock) -> None:
+    def __init__(self, chf: ChargingService, settings: Settings, clock: Clock,
+                 subscribers: Subscribers | None = None) -> None:
         self._chf = chf
+        self._subscribers = subscribers
         self._settings = settings
         self._clock = clock
         d = settings.diameter
@@ -341,14 +360,18 @@ class GyHandler:
         base = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
                 codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
                 codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
+        supi = None
+        if ccr.request_type in (INITIAL, EVENT) and not ccr.imsi:
+            supi = await self._supi_of_msisdn(ccr.msisdn)
+            if supi is None:
+                return self._answer(req, codec.USER_UNKNOWN, base,
+                                    msg="no subscriber with this END_USER_IMSI or "
+                                        "END_USER_E164")
         try:
-            sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now())
+            sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now(), supi)
         except ValidationError as e:
             return self._answer(req, codec.INVALID_AVP_VALUE, base,
                                 msg=e.errors()[0].get("msg", "invalid value"))
-        if ccr.request_type in (INITIAL, EVENT) and not ccr.imsi:
-            return self._answer(req, codec.USER_UNKNOWN, base,
-                                msg="no Subscription-Id of type IMSI (END_USER_IMSI)")
         ref = charging_ref(peer.network_id, ccr.session_id)
         try:
             body = await self._call(ccr, ref, sbi)
@@ -359,6 +382,14 @@ class GyHandler:
                                 failed=[f for f in failed if f is not None], msg=e.detail)
         rc, avps = cca_avps(ccr, body)
         return self._answer(req, rc, avps)
+
+    async def _supi_of_msisdn(self, msisdn: str | None) -> str | None:
+        """A CCR with only an END_USER_E164 Subscription-Id: the subscriber with that
+        MSISDN as GPSI (``msisdn-<digits>``), if any."""
+        gpsi = gpsi_of(msisdn) if msisdn else None
+        if gpsi is None or self._subscribers is None:
+            return None
+        return await self._subscribers.supi_of_gpsi(gpsi)
 
     async def _call(self, ccr: Ccr, ref: str, sbi: ChargingDataRequest
                     ) -> dict[str, Any] | None:

@@ -148,6 +148,9 @@ class MongoLedger:
     async def subscriber(self, supi: str, now: datetime) -> SubscriberView | None:
         return await reads.subscriber(self.repo, self._catalog, supi, now)
 
+    async def supi_of_gpsi(self, gpsi: str) -> str | None:
+        return await self.repo.supi_of_gpsi(gpsi)
+
     async def balance(self, supi: str, now: datetime) -> BalanceView | None:
         return await reads.balance(self.repo, self._catalog, supi, now)
 

@@ -270,6 +270,11 @@ class Ledger(Protocol):
         """The subscriber's status, counters and current speed; None if unknown."""
         ...
 
+    async def supi_of_gpsi(self, gpsi: str) -> str | None:
+        """The SUPI of the subscriber whose GPSI (``msisdn-<digits>``) this is; None if no
+        subscriber has it."""
+        ...
+
     async def charge(self, step: ChargeStep) -> ChargeOutcome:
         """Commit reported usage and reserve new quota for one rating group, atomically."""
         ...

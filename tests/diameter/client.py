@@ -148,7 +148,8 @@ def mscc(rg: int | None = 10, rsu: int | bool | None = True, used: int | None = 
 def ccr(client: Client, session_id: str, request_type: int, number: int,
         imsi: str | None = "001010000000001", units: Sequence[Avp] = (),
         sgsn_plmn: str | None = None, uli: bytes | None = None, retransmit: bool = False,
-        ids: tuple[int, int] | None = None, extra: Sequence[Avp] = ()) -> Message:
+        ids: tuple[int, int] | None = None, extra: Sequence[Avp] = (),
+        msisdn: str | None = "15550000001") -> Message:
     avps = [codec.new_avp(codec.AVP_SESSION_ID, session_id), *client.origin(),
             codec.new_avp(codec.AVP_DESTINATION_REALM, b"mvno.test"),
             codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
@@ -156,7 +157,8 @@ def ccr(client: Client, session_id: str, request_type: int, number: int,
             codec.new_avp(416, request_type), codec.new_avp(415, number)]
     if imsi:
         avps.append(codec.new_avp(443, [codec.new_avp(450, 1), codec.new_avp(444, imsi)]))
-    avps.append(codec.new_avp(443, [codec.new_avp(450, 0), codec.new_avp(444, "15550000001")]))
+    if msisdn:
+        avps.append(codec.new_avp(443, [codec.new_avp(450, 0), codec.new_avp(444, msisdn)]))
     avps.append(codec.new_avp(455, 1))  # Multiple-Services-Indicator: supported
     avps += list(units)
     ps: list[Avp] = []

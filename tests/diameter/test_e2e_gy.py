@@ -194,3 +194,33 @@ def test_another_host_networks_peer_cannot_touch_the_session(gy: GyNf) -> None:
         cca = pgw.call(ccr(pgw, sid, UPDATE, 1, imsi=imsi, units=[mscc(10, used=1000)]))
         assert [u["rc"] for u in units_of(cca)] == [codec.SUCCESS]
     assert used_bytes(gy.proc.oam, f"imsi-{imsi}") == 1000
+
+
+def test_e164_only_subscription_id_finds_the_subscriber_by_gpsi(gy: GyNf) -> None:
+    """A CCR-I whose only Subscription-Id is END_USER_E164: the subscriber whose GPSI is
+    msisdn-<that number> is charged; a number nobody has is 5030."""
+    proc, port = gy.proc, gy.port
+    imsi, msisdn = "001010000000031", "15550000031"
+    r = httpx.post(proc.oam + PROV + "/subscribers", headers=ADMIN, json={
+        "supi": f"imsi-{imsi}", "gpsi": f"msisdn-{msisdn}", "brand": "gyco",
+        "homeNetwork": "northwind", "planOfferId": "g-capped"})
+    assert r.status_code == 201, r.text
+    sid = "pgw1.northwind.test;e164;1"
+    with Client(port) as pgw:
+        pgw.cer()
+        cca = pgw.call(ccr(pgw, sid, INITIAL, 0, imsi=None, msisdn="+" + msisdn,
+                           units=[mscc(10, rsu=True)]))
+        assert codec.result_code(cca) == codec.SUCCESS
+        [u] = units_of(cca)
+        assert u["rc"] == codec.SUCCESS and u["granted"] == MIB
+        cca = pgw.call(ccr(pgw, sid, TERMINATION, 1, imsi=None, msisdn=msisdn,
+                           units=[mscc(10, rsu=None, used=MIB // 2)]))
+        assert codec.result_code(cca) == codec.SUCCESS
+        for n, other in enumerate(("15550000039", "not-a-number")):
+            cca = pgw.call(ccr(pgw, f"pgw1.northwind.test;e164;x{n}", INITIAL, 0, imsi=None,
+                               msisdn=other, units=[mscc(10)]))
+            assert codec.result_code(cca) == codec.USER_UNKNOWN
+    assert used_bytes(proc.oam, f"imsi-{imsi}") == MIB // 2
+    docs = edrs(gy.settings, charging_ref("northwind", sid), 2)
+    assert [(d["event"], d["supi"], d["gpsi"]) for d in docs] == [
+        (e, f"imsi-{imsi}", f"msisdn-{msisdn}") for e in ("create", "release")]

@@ -9,7 +9,7 @@ import pytest
 
 from nf.diameter import codec
 from nf.diameter.codec import DecodeError
-from nf.diameter.gy import cca_avps, charging_ref, parse_ccr, plmn_of_uli, to_sbi
+from nf.diameter.gy import cca_avps, charging_ref, gpsi_of, parse_ccr, plmn_of_uli, to_sbi
 from tests.diameter.client import Client, ccr, mscc
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -113,3 +113,12 @@ def test_answer_to_cca_units_fui_and_refusals() -> None:
     rc, avps = cca_avps(parse_ccr(_ccr("s;2", 1, 0, units=[mscc(10)])), refusal)
     assert rc == codec.USER_UNKNOWN
     assert codec.get_int(codec.request(272, 4, avps, hop_by_hop=1, end_to_end=1), 427) == 0
+
+
+def test_e164_number_to_gpsi_and_the_supi_it_gives() -> None:
+    assert gpsi_of("15550000031") == gpsi_of("+15550000031") == "msisdn-15550000031"
+    assert [gpsi_of(x) for x in ("", "+", "1234", "1" * 16, "1555x", "١٢٣٤٥")] == [None] * 6
+    c = parse_ccr(_ccr("s;1", 1, 0, imsi=None, msisdn="15550000031", units=[mscc(10)]))
+    assert (c.imsi, c.msisdn) == (None, "15550000031")
+    assert to_sbi(c, "00101", NOW, "imsi-001010000000031").subscriberIdentifier == \
+        "imsi-001010000000031"

@@ -36,9 +36,7 @@ class ConsoleData:
             await self.db[AUDIT].create_index([("supi", ASCENDING), ("at", DESCENDING)],
                                               name="supi_at")
             await self.db[AUDIT].create_index([("at", DESCENDING)], name="at")
-            # Find a subscriber by MSISDN without scanning every wallet.
-            await self.db[WALLETS].create_index([("members.gpsi", ASCENDING)],
-                                                name="console_gpsi")
+            # The search by MSISDN uses the ledger's index on members.gpsi.
 
     async def supi_of_gpsi(self, gpsi: str) -> str | None:
         async with translate_errors("console lookup"):
