@@ -362,6 +362,12 @@ class ChargingService:
         await self.store.purge_closed(retention_cutoff(now, CLOSED_RETENTION_S))
         return closed
 
+    async def abandon(self, ref: str, reason: str) -> bool:
+        """End session ``ref`` because its client lost it (a Diameter client that
+        restarted): its reservations return to the wallet, an EDR records ``reason``.
+        False if it was not open."""
+        return await self._close_locally(ref, reason, self._rt.clock.now())
+
     async def peer_gone(self, n: Notification) -> None:
         """The SMF answered 404 to a notification: the session is gone there, end it here."""
         if n.resource:

@@ -56,6 +56,40 @@ class PeerInfo:
     origin_realm: str
     network_id: str
     apps: frozenset[int]
+    # The Origin-State-Id of its CER (None: it sent none).
+    state_id: int | None = None
+
+
+class StateIds:
+    """The Origin-State-Id last acted on per client (host network, Origin-Host), to tell
+    a restart (RFC 6733 §8.16: the value goes up when the client restarts and loses its
+    sessions). Sans-IO and bounded: the oldest client is forgotten past ``size`` (it then
+    costs one more look for sessions left behind, never a wrong release: the sessions to
+    release are those the client opened under a lower value)."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._done: OrderedDict[tuple[str, str], int] = OrderedDict()
+
+    def restarted(self, network: str, host: str, state_id: int | None) -> bool:
+        """Whether ``state_id`` may show a restart not yet acted on: the sessions the
+        client opened under a lower value are to be released, then ``acted`` called."""
+        if state_id is None:
+            return False
+        done = self._done.get((network, host))
+        return done is None or state_id > done
+
+    def acted(self, network: str, host: str, state_id: int | None) -> None:
+        """The sessions left behind by ``state_id``'s restart are released."""
+        if state_id is None:
+            return
+        key = (network, host)
+        if self._done.get(key, -1) >= state_id:
+            return
+        self._done[key] = state_id
+        self._done.move_to_end(key)
+        while len(self._done) > self._size:
+            self._done.popitem(last=False)
 
 
 class AnswerCache:
@@ -257,7 +291,8 @@ class Connection:
             self.state = State.CLOSED
             return Step(send=[self._cea(cer, codec.NO_COMMON_APPLICATION)], close=True,
                         why=f"peer {host!r} offers none of our applications")
-        self.peer = PeerInfo(host, realm, allowed[0], common)
+        self.peer = PeerInfo(host, realm, allowed[0], common,
+                             codec.get_int(cer, codec.AVP_ORIGIN_STATE_ID))
         self.state = State.OPEN
         return Step(send=[self._cea(cer, codec.SUCCESS)])
 

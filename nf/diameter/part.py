@@ -8,13 +8,25 @@ role of ``nf serve``). Nothing here runs in the SBI or OAM processes.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from quart import Blueprint
 
 from nf.diameter import base
+from nf.diameter.base import PeerInfo
 from nf.diameter.peer import AppHandler, Listener, Peers
 from nf.runtime import Role, Runtime, Worker
+
+log = logging.getLogger("nf.diameter")
+
+
+class PeerWatcher(Protocol):
+    """An application that also hears of each peer passing CER (a handler may be one):
+    a peer whose Origin-State-Id went up restarted, and its sessions are gone there."""
+
+    async def peer_opened(self, peer: PeerInfo) -> None: ...
 
 
 class DiameterPart:
@@ -26,11 +38,24 @@ class DiameterPart:
     def __init__(self, rt: Runtime, *, handlers: Sequence[AppHandler] = ()) -> None:
         self._rt = rt
         self.handlers: list[AppHandler] = list(handlers)
+        self.watchers: list[PeerWatcher] = []
         self.peers = Peers()
         self.listener: Listener | None = None
 
     def add(self, handler: AppHandler) -> None:
         self.handlers.append(handler)
+
+    def watch(self, watcher: PeerWatcher) -> None:
+        """Tell ``watcher`` of every peer that passes CER here."""
+        self.watchers.append(watcher)
+
+    async def peer_opened(self, peer: PeerInfo) -> None:
+        for w in self.watchers:
+            try:
+                await w.peer_opened(peer)
+            except Exception:  # the connection goes on; its next request tries again
+                log.exception("diameter peer watcher failed",
+                              extra={"fields": {"peer": peer.origin_host}})
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return []
@@ -48,7 +73,7 @@ class DiameterPart:
         cfg = self._rt.settings.diameter
         allowed = base.allowed_from({k: (v.realms, v.peers) for k, v in cfg.networks.items()})
         return Listener(cfg, allowed, self.handlers, self._rt.clock, peers=self.peers,
-                        metrics=self._rt.metrics)
+                        metrics=self._rt.metrics, on_open=self.peer_opened)
 
     async def _serve(self) -> None:
         self.listener = self.make_listener()

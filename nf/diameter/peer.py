@@ -17,8 +17,8 @@ import random
 import socket
 import ssl
 import time
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 from nf import logs
 from nf.clock import Clock
@@ -254,7 +254,9 @@ class _Conn:
                 self.listener.metrics.diameter_peers.inc()
             logs.log(log, logging.INFO, "diameter peer open", peer=self.core.peer.origin_host,
                      network=self.core.peer.network_id, address=self.peer_addr,
-                     apps=sorted(self.core.peer.apps))
+                     apps=sorted(self.core.peer.apps), state_id=self.core.peer.state_id)
+            if tg is not None and self.listener.on_open is not None:
+                tg.create_task(self.listener.on_open(self.core.peer))
         if step.answer is not None:
             fut = self.pending.get(codec.header_of(step.answer).hop_by_hop)
             if fut is not None and not fut.done():
@@ -330,8 +332,10 @@ class Listener:
 
     def __init__(self, cfg: DiameterSettings, allowed: base.Allowed,
                  handlers: Sequence[AppHandler], clock: Clock, *,
-                 peers: Peers | None = None, metrics: Metrics | None = None) -> None:
+                 peers: Peers | None = None, metrics: Metrics | None = None,
+                 on_open: Callable[[PeerInfo], Coroutine[Any, Any, None]] | None = None) -> None:
         self.cfg = cfg
+        self.on_open = on_open  # a peer passed CER (run beside the connection)
         self.metrics = metrics
         self.allowed = allowed
         self.clock = clock
@@ -389,11 +393,7 @@ class Listener:
 
 def _host_ip(host: str) -> str:
     """The Host-IP-Address of CEA: the listening address, or the host's own if wildcard."""
-    if host in ("", "0.0.0.0", "::"):
-        with contextlib.suppress(OSError):
-            return socket.gethostbyname(socket.gethostname())
-        return "127.0.0.1"
-    try:
-        return socket.gethostbyname(host)
-    except OSError:
-        return "127.0.0.1"
+    with contextlib.suppress(OSError):
+        return socket.gethostbyname(
+            socket.gethostname() if host in ("", "0.0.0.0", "::") else host)
+    return "127.0.0.1"

@@ -212,3 +212,33 @@ def test_other_realm_3003_and_loop_3005() -> None:
         codec.AVP_ROUTE_RECORD, b"dra.test"), codec.new_avp(
         codec.AVP_ROUTE_RECORD, ME.origin_host.encode())], e2e=9), 1.0).send[0]
     assert codec.result_code(ans) == codec.LOOP_DETECTED
+
+
+def test_the_peers_origin_state_id_is_kept_from_its_cer() -> None:
+    c = _conn()
+    c.received(_req(codec.CMD_CER, 0, [
+        codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+        codec.new_avp(codec.AVP_ORIGIN_STATE_ID, 1700000123)]), 0.0)
+    assert c.peer is not None and c.peer.state_id == 1700000123
+    assert _open().peer is not None and _open().peer.state_id is None  # type: ignore[union-attr]
+
+
+def test_a_restart_is_an_origin_state_id_gone_up_acted_on_once() -> None:
+    ids = base.StateIds(size=2)
+    # Not heard of in this process: maybe a restart (sessions under a lower value are
+    # looked for); no Origin-State-Id: never.
+    assert ids.restarted("northwind", "pgw1", 5)
+    assert not ids.restarted("northwind", "pgw1", None)
+    ids.acted("northwind", "pgw1", 5)
+    assert not ids.restarted("northwind", "pgw1", 5)
+    assert not ids.restarted("northwind", "pgw1", 4)  # a late request of before
+    assert ids.restarted("northwind", "pgw1", 6)
+    assert ids.restarted("bluepeak", "pgw1", 5)  # another host network's client
+    ids.acted("northwind", "pgw1", 6)
+    ids.acted("northwind", "pgw1", 3)  # never goes down
+    assert not ids.restarted("northwind", "pgw1", 6)
+    # Bounded: past two clients the oldest is forgotten (looked for again, no harm).
+    ids.acted("northwind", "pgw2", 1)
+    ids.acted("northwind", "pgw3", 1)
+    assert ids.restarted("northwind", "pgw1", 6)
+    assert not ids.restarted("northwind", "pgw3", 1)
