@@ -50,7 +50,7 @@ from nf import logs
 from nf.clock import utc
 from nf.errors import Congestion
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
-from nf.notify.port import GoneHandler, Notification, Signer
+from nf.notify.port import DIAMETER_SCHEME, GoneHandler, Notification, Signer
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Doc, money_collection, translate_errors
 
@@ -60,7 +60,6 @@ COLLECTION = "outbox"
 # Delivered notifications are kept this long (for inspection), then purged.
 SENT_RETENTION_S = 3600.0
 _PURGE_EVERY_S = 60.0
-DIAMETER_SCHEME = "diameter://"
 # Claims only what the HTTP sender may send.
 _HTTP_ONLY: dict[str, Any] = {"diameter_peer": None}
 
