@@ -436,6 +436,48 @@ class ConsoleSettings(_Frozen):
         return self
 
 
+class DiameterNetwork(_Frozen):
+    """One host network's Diameter side: the realms its peers (PGW, PCRF, DRA) speak from,
+    and the Origin-Hosts allowed to connect. A peer not listed is refused at CER (3010)."""
+
+    realms: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(min_length=1)
+    peers: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(min_length=1)
+
+
+class DiameterSettings(_Frozen):
+    """The Diameter listener (Gy, Gx, Sy for 4G host networks), in a process of its own
+    under ``nf serve`` (``nf.diameter.process``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(3868, ge=0, le=65535)
+    # TLS before CER (RFC 6733 §13, port 5658 by convention): both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    origin_host: str = Field("nf.mvno.invalid", min_length=1, max_length=253)
+    origin_realm: str = Field("mvno.invalid", min_length=1, max_length=253)
+    product_name: str = Field("mvno-nf", min_length=1, max_length=64)
+    # Host network id -> its realms and allowed peers (ids of ``networks``).
+    networks: dict[str, DiameterNetwork] = Field(default_factory=dict)
+    max_connections: int = Field(64, ge=1, le=10_000)
+    max_message_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    # Requests of one connection being handled at once; past it: 3004 DIAMETER_TOO_BUSY.
+    max_inflight_per_connection: int = Field(256, ge=1, le=100_000)
+    # Answers kept for retransmissions, by (Origin-Host, End-to-End-Id).
+    answer_cache_size: int = Field(50_000, ge=0, le=10_000_000)
+    # RFC 3539 Tw: a DWR after this long without traffic; the connection closes after
+    # twice this without an answer.
+    watchdog_s: float = Field(30.0, ge=1.0, le=3600.0)
+    # Wait this long for a CER after the connection opens.
+    cer_timeout_s: float = Field(10.0, gt=0, le=600)
+    # On shutdown: how long to wait for the peers' DPA.
+    dpa_timeout_s: float = Field(2.0, gt=0, le=60)
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None and self.tls_key_file is not None
+
+
 class Settings(BaseSettings):
     """Everything the NF needs to start. Frozen once loaded."""
 
@@ -486,6 +528,7 @@ class Settings(BaseSettings):
     sms: SmsSettings = SmsSettings()
     notices: NoticeSettings = NoticeSettings()
     fraud: FraudSettings = FraudSettings()
+    diameter: DiameterSettings = DiameterSettings()
     # Extra parts appended after the built-in ones, as ``module:factory`` import paths; each
     # factory takes the ``Runtime`` and returns a ``Part`` (site add-ons, test harnesses).
     extra_parts: list[Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]] = \
@@ -520,6 +563,22 @@ class Settings(BaseSettings):
             if net is None or net.sbi_port is None:
                 raise ValueError(f"server.listener_network: {srv.listener_network!r} is no "
                                  "host network with its own sbi_port")
+        return self
+
+    @model_validator(mode="after")
+    def _diameter_networks(self) -> Settings:
+        d = self.diameter
+        if (d.tls_cert_file is None) != (d.tls_key_file is None):
+            raise ValueError("diameter: tls_cert_file and tls_key_file go together")
+        seen: dict[str, str] = {}
+        for net_id, dn in d.networks.items():
+            if self.network(net_id) is None:
+                raise ValueError(f"diameter.networks: {net_id!r} is no host network id")
+            for peer in dn.peers:
+                if peer in seen:
+                    raise ValueError(f"diameter.networks: peer {peer!r} is listed under "
+                                     f"{seen[peer]} and {net_id}")
+                seen[peer] = net_id
         return self
 
     def listener_networks(self) -> list[HostNetwork]:

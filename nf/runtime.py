@@ -26,7 +26,7 @@ from nf.store.mongo import Db
 if TYPE_CHECKING:
     from nf.ledger.port import CounterChange, CounterListener
 
-Role = Literal["sbi", "oam"]
+Role = Literal["sbi", "oam", "diameter"]
 
 
 @dataclass

@@ -47,6 +47,12 @@ def build_parts(rt: Runtime) -> list[Part]:
     chf = ChfPart(rt, ledger=ledger_part.ledger, outbox=outbox, edrs=edrs)
     parts.append(chf)
     rt.counter_listeners.append(chf)
+    # 4G host networks: Diameter Gy (and Gx, Sy) on the same services, served by the
+    # ``diameter`` process of ``nf serve`` only (``nf.diameter.process``).
+    from nf.diameter.part import DiameterPart
+
+    diameter = DiameterPart(rt)
+    parts.append(diameter)
     # Purchase EDRs: from the same durable counter changes, so none is lost to a crash.
     from nf.edr.purchases import PurchaseEdrs
 

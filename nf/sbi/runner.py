@@ -13,7 +13,8 @@ with prior knowledge in cleartext and ALPN ``h2`` over TLS (TS 29.500).
 A host network with its own SBI listener (``networks[].sbi_port``, mTLS with its own client
 CA bundle) gets one more child: the same SBI app, told through
 ``NF_SERVER__LISTENER_NETWORK`` which network it serves, with ``sbi_workers`` (default
-``server.workers``) workers of its own.
+``server.workers``) workers of its own. With ``diameter.enabled`` one more child holds the
+Diameter listener (``nf.diameter.process``).
 
 Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
 
@@ -286,6 +287,9 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
             own = sbi_listener(settings, net)
             claim_check(f"host network {net.id}'s SBI", own.host, own.port,
                         f"networks[{net.id}].sbi_port")
+        if settings.diameter.enabled and settings.diameter.port:
+            claim_check("Diameter", settings.diameter.host, settings.diameter.port,
+                        "diameter.port")
     except PortInUse as e:
         logs.log(log, logging.ERROR, "not starting", reason=str(e))
         print(f"error: {e}", file=sys.stderr)
@@ -300,6 +304,8 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
         own = sbi_listener(settings, net)
         logs.log(log, logging.INFO, "host network listener", network=net.id,
                  host=own.host, port=own.port, workers=own.workers)
+    if settings.diameter.enabled:  # one process holds every Diameter connection
+        envs.append(("diameter", child_env))
     children = [
         subprocess.Popen([sys.executable, "-m", "nf.sbi.runner", role], env=env_,
                          start_new_session=True, preexec_fn=die_with_parent)
@@ -368,6 +374,11 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
 
 if __name__ == "__main__":
     role = sys.argv[1] if len(sys.argv) > 1 else "sbi"
-    if role not in ("sbi", "oam"):
+    if role not in ("sbi", "oam", "diameter"):
         raise SystemExit(f"unknown role {role!r}")
-    run_child("sbi" if role == "sbi" else "oam")
+    if role == "diameter":
+        from nf.diameter.process import main as diameter_main
+
+        diameter_main()
+    else:
+        run_child("sbi" if role == "sbi" else "oam")

@@ -1,0 +1,370 @@
+"""The asyncio side of Diameter connections: the listener, one task group per connection.
+
+Its one job is I/O around ``nf.diameter.base``: frame messages off the stream with bounded
+sizes, feed them to the connection's core, send what it says, run each request's
+application handler (by Application-Id) concurrently up to a bound, and let the NF send
+requests of its own to a connected peer and await the answer (``Peers.request``). A
+message that cannot be decoded is answered per RFC 6733 (5014, 5015, 3008) and the
+connection goes on: the other sessions on it are never dropped for one bad message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import ssl
+from collections.abc import Sequence
+from typing import Protocol
+
+from nf import logs
+from nf.clock import Clock
+from nf.config import DiameterSettings
+from nf.diameter import base, codec
+from nf.diameter.base import AnswerCache, Identity, PeerInfo, State
+from nf.diameter.codec import Message
+from nf.errors import NfError
+
+log = logging.getLogger("nf.diameter")
+
+__all__ = ["AppHandler", "Listener", "PeerInfo", "PeerUnavailable", "Peers"]
+
+
+class AppHandler(Protocol):
+    """One Diameter application (Gy, Gx, Sy): turns a request into its answer."""
+
+    app_id: int
+
+    async def handle(self, req: Message, peer: PeerInfo) -> Message: ...
+
+
+class PeerUnavailable(NfError):
+    """No open connection to that peer, or it did not answer in time."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, 503, "NF_SERVICE_FAILURE", "Diameter peer unavailable",
+                         retry_after_s=1)
+
+
+class Peers:
+    """The open connections of this process, by the peer's Origin-Host."""
+
+    def __init__(self) -> None:
+        self._by_host: dict[str, _Conn] = {}
+
+    def connected(self, origin_host: str) -> bool:
+        c = self._by_host.get(origin_host)
+        return c is not None and c.core.state is State.OPEN
+
+    async def request(self, origin_host: str, req: Message, timeout_s: float) -> Message:
+        """Send ``req`` (its Hop-by-Hop and End-to-End ids are set here) to the peer and
+        return its answer; ``PeerUnavailable`` if there is no open connection to it or no
+        answer within ``timeout_s``."""
+        c = self._by_host.get(origin_host)
+        if c is None or c.core.state is not State.OPEN:
+            raise PeerUnavailable(f"no open Diameter connection to {origin_host}")
+        return await c.request(req, timeout_s)
+
+    def _add(self, host: str, conn: _Conn) -> None:
+        old = self._by_host.get(host)
+        self._by_host[host] = conn
+        if old is not None and old is not conn:
+            old.close_soon()  # the peer reconnected: the newest connection wins
+
+    def _remove(self, host: str, conn: _Conn) -> None:
+        if self._by_host.get(host) is conn:
+            del self._by_host[host]
+
+    def all(self) -> list[_Conn]:
+        return list(self._by_host.values())
+
+
+class _Conn:
+    """One accepted connection."""
+
+    def __init__(self, listener: Listener, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.listener = listener
+        self.reader = reader
+        self.writer = writer
+        clock = listener.clock
+        self.core = base.Connection(listener.me, listener.allowed, listener.cache,
+                                    watchdog_s=listener.cfg.watchdog_s,
+                                    now=clock.monotonic(), first_id=listener.seed())
+        self.pending: dict[int, asyncio.Future[Message]] = {}
+        self.inflight: dict[tuple[str, int], asyncio.Future[Message]] = {}
+        self.busy = 0
+        self.closed = asyncio.Event()
+        self.peer_addr = str(writer.get_extra_info("peername"))
+
+    # -- sending --------------------------------------------------------------------------
+
+    def send(self, msgs: Sequence[Message]) -> None:
+        if self.writer.is_closing():
+            return
+        for m in msgs:
+            self.writer.write(codec.encode(m))
+
+    def close_soon(self) -> None:
+        self.closed.set()
+
+    async def request(self, req: Message, timeout_s: float) -> Message:
+        hbh, e2e = self.core.next_ids()
+        req.header.hop_by_hop_identifier = hbh
+        req.header.end_to_end_identifier = e2e
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.pending[hbh] = fut
+        try:
+            self.send([req])
+            await self.writer.drain()
+            async with asyncio.timeout(timeout_s):
+                return await fut
+        except (TimeoutError, ConnectionError) as e:
+            raise PeerUnavailable(f"no answer from {self.host}: {e!r}") from None
+        finally:
+            self.pending.pop(hbh, None)
+
+    @property
+    def host(self) -> str:
+        return self.core.peer.origin_host if self.core.peer else self.peer_addr
+
+    # -- the connection's life ------------------------------------------------------------
+
+    async def run(self) -> None:
+        cfg = self.listener.cfg
+        try:
+            async with asyncio.TaskGroup() as tg:
+                watchdog = tg.create_task(self._watchdog())
+                try:
+                    async with asyncio.timeout(cfg.cer_timeout_s):
+                        if not await self._read_one(tg):
+                            return
+                    while not self.closed.is_set() and self.core.state is not State.CLOSED:
+                        if not await self._read_one(tg):
+                            break
+                finally:
+                    watchdog.cancel()
+        except* (ConnectionError, asyncio.IncompleteReadError, TimeoutError, ssl.SSLError):
+            pass
+        except* Exception:  # one connection's failure never stops the listener
+            log.exception("diameter connection failed",
+                          extra={"fields": {"peer": self.host, "address": self.peer_addr}})
+        finally:
+            if self.core.peer is not None:
+                self.listener.peers._remove(self.core.peer.origin_host, self)
+            for f in self.pending.values():
+                if not f.done():
+                    f.set_exception(ConnectionError("connection closed"))
+            self.writer.close()
+            with contextlib.suppress(Exception):
+                await self.writer.wait_closed()
+
+    async def _watchdog(self) -> None:
+        clock = self.listener.clock
+        while True:
+            await clock.sleep(self.core.next_tick_in(clock.monotonic()))
+            self._apply(self.core.tick(clock.monotonic()), None)
+            await self.writer.drain()
+
+    async def _read_one(self, tg: asyncio.TaskGroup) -> bool:
+        """Read and act on one message; False when the connection is done."""
+        cfg = self.listener.cfg
+        try:
+            head = await self.reader.readexactly(codec.HEADER_BYTES)
+        except asyncio.IncompleteReadError:
+            return False
+        hdr = codec.read_header(head)
+        me = self.listener.me
+        if hdr.version != 1:
+            self.send([codec.protocol_error(hdr, codec.UNSUPPORTED_VERSION, me.origin_host,
+                                            me.origin_realm)])
+            return False  # nothing after a foreign header can be framed
+        if hdr.length < codec.HEADER_BYTES or hdr.length % 4:
+            # A header that says the message is shorter than a header, or not a multiple
+            # of 4 bytes: 5015. The rest of what it claims is skipped when it is sane.
+            if hdr.length > codec.HEADER_BYTES:
+                await self._skip(hdr.length - codec.HEADER_BYTES)
+            self._reply_error(hdr, codec.INVALID_MESSAGE_LENGTH, "bad Message Length")
+            return True
+        if hdr.length > cfg.max_message_bytes:
+            await self._skip(hdr.length - codec.HEADER_BYTES)
+            self._reply_error(hdr, codec.INVALID_MESSAGE_LENGTH,
+                              f"message longer than {cfg.max_message_bytes} bytes")
+            return True
+        data = head + await self.reader.readexactly(hdr.length - codec.HEADER_BYTES)
+        try:
+            msg = codec.decode(data)
+        except codec.DecodeError as e:
+            if hdr.is_request:
+                fake = codec.protocol_error(hdr, None, me.origin_host, me.origin_realm)
+                self.send([codec.answer(fake, e.result_code, me.origin_host, me.origin_realm,
+                                        failed=[e.failed] if e.failed is not None else [],
+                                        error_message=str(e))])
+            return True
+        step = self.core.received(msg, self.listener.clock.monotonic())
+        self._apply(step, tg)
+        await self.writer.drain()
+        return not step.close
+
+    async def _skip(self, n: int) -> None:
+        while n > 0:
+            chunk = await self.reader.read(min(n, 65_536))
+            if not chunk:
+                raise asyncio.IncompleteReadError(b"", n)
+            n -= len(chunk)
+
+    def _reply_error(self, hdr: codec.Header, rc: int, why: str) -> None:
+        if hdr.is_request:
+            me = self.listener.me
+            self.send([codec.protocol_error(hdr, rc, me.origin_host, me.origin_realm, why)])
+
+    def _apply(self, step: base.Step, tg: asyncio.TaskGroup | None) -> None:
+        self.send(step.send)
+        if step.why:
+            logs.log(log, logging.INFO, "diameter connection", peer=self.host,
+                     address=self.peer_addr, event=step.why)
+        if self.core.peer is not None and self.core.state is State.OPEN and \
+                self.listener.peers._by_host.get(self.core.peer.origin_host) is not self:
+            self.listener.peers._add(self.core.peer.origin_host, self)
+            logs.log(log, logging.INFO, "diameter peer open", peer=self.core.peer.origin_host,
+                     network=self.core.peer.network_id, address=self.peer_addr,
+                     apps=sorted(self.core.peer.apps))
+        if step.answer is not None:
+            fut = self.pending.get(codec.header_of(step.answer).hop_by_hop)
+            if fut is not None and not fut.done():
+                fut.set_result(step.answer)
+        if step.dispatch is not None and tg is not None:
+            self._dispatch(step.dispatch, tg)
+        if step.close:
+            self.closed.set()
+
+    def _dispatch(self, req: Message, tg: asyncio.TaskGroup) -> None:
+        key = base.dedupe_key(req)
+        hbh = codec.header_of(req).hop_by_hop
+        first = self.inflight.get(key) if key is not None else None
+        if first is not None:  # the same request again while the first is being handled
+            tg.create_task(self._same_answer(first, hbh))
+            return
+        if self.busy >= self.listener.cfg.max_inflight_per_connection:
+            me = self.listener.me
+            self.send([codec.answer(req, codec.TOO_BUSY, me.origin_host, me.origin_realm)])
+            return
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        if key is not None:
+            self.inflight[key] = fut
+        self.busy += 1
+        tg.create_task(self._handle(req, key, fut))
+
+    async def _same_answer(self, first: asyncio.Future[Message], hbh: int) -> None:
+        with contextlib.suppress(Exception):
+            ans = await asyncio.shield(first)
+            self.send([codec.with_hop_by_hop(ans, hbh)])
+            await self.writer.drain()
+
+    async def _handle(self, req: Message, key: tuple[str, int] | None,
+                      fut: asyncio.Future[Message]) -> None:
+        me = self.listener.me
+        try:
+            ans = await self.listener.handle(req, self.core)
+        except Exception as e:  # never a crash: the request gets 5012
+            log.exception("diameter handler failed", extra={"fields": {"peer": self.host}})
+            ans = codec.answer(req, codec.UNABLE_TO_COMPLY, me.origin_host, me.origin_realm,
+                               error_message=type(e).__name__)
+            fut.set_result(ans)
+        else:
+            self.core.answered(req, ans)
+            fut.set_result(ans)
+        finally:
+            self.busy -= 1
+            if key is not None:
+                self.inflight.pop(key, None)
+        self.send([ans])
+        with contextlib.suppress(ConnectionError):
+            await self.writer.drain()
+
+    async def disconnect(self) -> None:
+        """Shutdown: DPR (REBOOTING), wait for the DPA a short while, close."""
+        step = self.core.disconnect(base.DISCONNECT_REBOOTING)
+        self.send(step.send)
+        if step.send:
+            with contextlib.suppress(Exception):
+                await self.writer.drain()
+                async with asyncio.timeout(self.listener.cfg.dpa_timeout_s):
+                    await self.closed.wait()  # set by the DPA (or the peer's close)
+        self.closed.set()
+        self.writer.close()
+
+
+class Listener:
+    """The Diameter server socket and its connections."""
+
+    def __init__(self, cfg: DiameterSettings, allowed: base.Allowed,
+                 handlers: Sequence[AppHandler], clock: Clock, *,
+                 peers: Peers | None = None) -> None:
+        self.cfg = cfg
+        self.allowed = allowed
+        self.clock = clock
+        self.handlers = {h.app_id: h for h in handlers}
+        self.peers = peers or Peers()
+        self.cache = AnswerCache(cfg.answer_cache_size)
+        self.me = Identity(cfg.origin_host, cfg.origin_realm, _host_ip(cfg.host),
+                           cfg.product_name, apps=tuple(sorted(self.handlers)) or (
+                               base.APP_GY,))
+        self._conns: set[_Conn] = set()
+        self._rng = random.Random()
+        self.port: int | None = None
+
+    def seed(self) -> int:
+        """First Hop-by-Hop / End-to-End id of a connection: clock high bits + random."""
+        return ((int(self.clock.now().timestamp()) & 0xFFF) << 20) | \
+            self._rng.getrandbits(20)
+
+    async def handle(self, req: Message, conn: base.Connection) -> Message:
+        assert conn.peer is not None
+        app = self.handlers[codec.header_of(req).app_id]
+        return await app.handle(req, conn.peer)
+
+    async def serve(self, stopping: asyncio.Event,
+                    started: asyncio.Event | None = None) -> None:
+        """Accept connections until ``stopping``; then DPR every peer and close."""
+        ctx: ssl.SSLContext | None = None
+        if self.cfg.tls:
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(str(self.cfg.tls_cert_file), str(self.cfg.tls_key_file))
+        async with asyncio.TaskGroup() as tg:
+            def accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+                if len(self._conns) >= self.cfg.max_connections:
+                    w.close()
+                    return
+                conn = _Conn(self, r, w)
+                self._conns.add(conn)
+                t = tg.create_task(conn.run())
+                t.add_done_callback(lambda _t: self._conns.discard(conn))
+
+            server = await asyncio.start_server(accept, self.cfg.host, self.cfg.port, ssl=ctx,
+                                                reuse_address=True)
+            self.port = int(server.sockets[0].getsockname()[1])
+            logs.log(log, logging.INFO, "diameter listening", host=self.cfg.host,
+                     port=self.port, tls=ctx is not None, origin_host=self.me.origin_host)
+            if started is not None:
+                started.set()
+            try:
+                await stopping.wait()
+            finally:
+                server.close()
+                await asyncio.gather(*(c.disconnect() for c in list(self._conns)),
+                                     return_exceptions=True)
+
+
+def _host_ip(host: str) -> str:
+    """The Host-IP-Address of CEA: the listening address, or the host's own if wildcard."""
+    if host in ("", "0.0.0.0", "::"):
+        with contextlib.suppress(OSError):
+            return socket.gethostbyname(socket.gethostname())
+        return "127.0.0.1"
+    try:
+        return socket.gethostbyname(host)
+    except OSError:
+        return "127.0.0.1"
