@@ -1,0 +1,62 @@
+"""Which service resource a Diameter session of Gx or Sy stands for.
+
+Its one job: remember, per (application, Session-Id), the id the service gave the session
+(the PCF's ``smPolicyId``, the spending-limit subscription id) and its subscriber, because
+a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the Session-Id only. One
+document per live session in ``diameter_sessions``; it never holds money or policy state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from pymongo import ASCENDING
+
+from nf.notify.port import DIAMETER_SCHEME
+from nf.store.mongo import Db, money_collection, translate_errors
+
+COLLECTION = "diameter_sessions"
+
+
+def notification_uri(origin_host: str, session_id: str) -> str:
+    """Where the services send this session's pushes: the outbox hands an entry with this
+    URI to the process holding ``origin_host``'s connection (``nf.diameter.push``)."""
+    return f"{DIAMETER_SCHEME}{quote(origin_host, safe='')}/{quote(session_id, safe='')}"
+
+
+@dataclass(frozen=True)
+class Session:
+    app: str  # "gx" | "sy"
+    session_id: str
+    ref: str  # smPolicyId (Gx) or subscription id (Sy)
+    supi: str
+    peer: str  # the Origin-Host that opened it
+
+
+class SessionMap:
+    def __init__(self, db: Db) -> None:
+        self._c = money_collection(db, COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("diameter_sessions indexes"):
+            await self._c.create_index([("ref", ASCENDING)], name="by_ref")
+
+    async def put(self, s: Session, now: datetime) -> None:
+        async with translate_errors("storing a diameter session"):
+            await self._c.replace_one(
+                {"_id": f"{s.app}:{s.session_id}"},
+                {"ref": s.ref, "supi": s.supi, "peer": s.peer, "createdAt": now},
+                upsert=True)
+
+    async def get(self, app: str, session_id: str) -> Session | None:
+        async with translate_errors("reading a diameter session"):
+            doc = await self._c.find_one({"_id": f"{app}:{session_id}"})
+        if doc is None:
+            return None
+        return Session(app, session_id, str(doc["ref"]), str(doc["supi"]), str(doc["peer"]))
+
+    async def remove(self, app: str, session_id: str) -> None:
+        async with translate_errors("removing a diameter session"):
+            await self._c.delete_one({"_id": f"{app}:{session_id}"})
