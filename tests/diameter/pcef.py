@@ -1,0 +1,159 @@
+"""An asyncio Diameter peer for the policy tests: a PCEF (Gx) or a PCRF (Sy) stand-in built
+on the NF's codec library. It reads in the background: answers go to the request waiting
+for them; the NF's requests (RAR, SNR) are recorded with their arrival time and answered
+with ``push_result`` (2001 unless a test says otherwise); DWR is answered as a peer does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Self
+
+from nf.diameter import codec, gx
+from nf.diameter.base import APP_GX
+from nf.diameter.codec import Avp, Message
+
+V = codec.VENDOR_3GPP
+
+
+@dataclass(frozen=True)
+class Pushed:
+    at: float  # time.monotonic() of arrival
+    msg: Message
+
+
+class Peer:
+    def __init__(self, port: int, origin_host: str, origin_realm: str) -> None:
+        self.port = port
+        self.origin_host = origin_host
+        self.origin_realm = origin_realm
+        self.push_result = codec.SUCCESS
+        self.pushed: list[Pushed] = []
+        self._arrived = asyncio.Event()
+        self._ids = itertools.count((int(time.time()) & 0xFFFF) << 12)
+        self._pending: dict[int, asyncio.Future[Message]] = {}
+        self._sessions = itertools.count(1)
+
+    async def __aenter__(self) -> Self:
+        self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *_a: object) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await self._task
+        self._writer.close()
+
+    async def _read(self) -> None:
+        while True:
+            head = await self._reader.readexactly(codec.HEADER_BYTES)
+            hdr = codec.read_header(head)
+            msg = codec.decode(head + await self._reader.readexactly(
+                hdr.length - codec.HEADER_BYTES))
+            if not hdr.is_request:
+                fut = self._pending.pop(hdr.hop_by_hop, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+                continue
+            rc = codec.SUCCESS if hdr.command == codec.CMD_DWR else self.push_result
+            if hdr.command != codec.CMD_DWR:
+                self.pushed.append(Pushed(time.monotonic(), msg))
+                self._arrived.set()
+            self._writer.write(codec.encode(codec.answer(msg, rc, self.origin_host,
+                                                         self.origin_realm)))
+
+    def session_id(self) -> str:
+        return f"{self.origin_host};{int(time.time())};{next(self._sessions)}"
+
+    def origin(self) -> list[Avp]:
+        return [codec.new_avp(codec.AVP_ORIGIN_HOST, self.origin_host.encode()),
+                codec.new_avp(codec.AVP_ORIGIN_REALM, self.origin_realm.encode())]
+
+    async def call(self, command: int, app_id: int, avps: Sequence[Avp]) -> Message:
+        n = next(self._ids)
+        req = codec.request(command, app_id, avps, hop_by_hop=n, end_to_end=n,
+                            proxiable=app_id != 0)
+        fut: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[n] = fut
+        self._writer.write(codec.encode(req))
+        return await asyncio.wait_for(fut, 10)
+
+    async def cer(self, vendor_apps: Sequence[int]) -> Message:
+        avps = [*self.origin(),
+                codec.new_avp(codec.AVP_HOST_IP_ADDRESS, "127.0.0.1"),
+                codec.new_avp(codec.AVP_VENDOR_ID, 0),
+                codec.new_avp(codec.AVP_PRODUCT_NAME, "test-peer"),
+                codec.new_avp(codec.AVP_SUPPORTED_VENDOR_ID, V)]
+        avps += [codec.new_avp(codec.AVP_VENDOR_SPECIFIC_APPLICATION_ID, [
+            codec.new_avp(codec.AVP_VENDOR_ID, V),
+            codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, a)]) for a in vendor_apps]
+        return await self.call(codec.CMD_CER, 0, avps)
+
+    async def wait_push(self, command: int, after: int = 0, timeout_s: float = 10
+                        ) -> Pushed:
+        """The first request of ``command`` the NF sent after the first ``after`` ones."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [p for p in self.pushed[after:] if codec.header_of(p.msg).command == command]
+            if found:
+                return found[0]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no request {command} from the NF in {timeout_s} s")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), min(left, 0.5))
+
+
+def subscription(imsi: str) -> Avp:
+    return codec.new_avp(gx.AVP_SUBSCRIPTION_ID, [
+        codec.new_avp(gx.AVP_SUBSCRIPTION_ID_TYPE, gx.SUB_IMSI),
+        codec.new_avp(gx.AVP_SUBSCRIPTION_ID_DATA, imsi)])
+
+
+def apn_ambr(msg: Message) -> tuple[int | None, int | None]:
+    q = codec.find(msg, gx.AVP_QOS_INFORMATION, V)
+    if q is None:
+        return None, None
+    return codec.get_int(q, gx.AVP_APN_AMBR_UL, V), codec.get_int(q, gx.AVP_APN_AMBR_DL, V)
+
+
+class GxSession:
+    """One IP-CAN session of a PCEF: CCR-I, CCR-U, CCR-T with increasing request numbers."""
+
+    def __init__(self, peer: Peer, imsi: str, dest_realm: str, plmn: str = "00101") -> None:
+        self.peer = peer
+        self.imsi = imsi
+        self.dest_realm = dest_realm
+        self.plmn = plmn
+        self.session_id = peer.session_id()
+        self.number = 0
+
+    def _head(self, rtype: int) -> list[Avp]:
+        avps = [codec.new_avp(codec.AVP_SESSION_ID, self.session_id),
+                codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GX),
+                *self.peer.origin(),
+                codec.new_avp(codec.AVP_DESTINATION_REALM, self.dest_realm.encode()),
+                codec.new_avp(gx.AVP_CC_REQUEST_TYPE, rtype),
+                codec.new_avp(gx.AVP_CC_REQUEST_NUMBER, self.number)]
+        self.number += 1
+        return avps
+
+    async def initial(self) -> Message:
+        return await self.peer.call(codec.CMD_CCR, APP_GX, [
+            *self._head(gx.INITIAL), subscription(self.imsi),
+            codec.new_avp(gx.AVP_CALLED_STATION_ID, "internet"),
+            codec.new_avp(gx.AVP_SGSN_MCC_MNC, self.plmn, V),
+            codec.new_avp(gx.AVP_FRAMED_IP_ADDRESS, b"\x0a\x2d\x00\x07")])
+
+    async def update(self, *extra: Avp) -> Message:
+        return await self.peer.call(codec.CMD_CCR, APP_GX,
+                                    [*self._head(gx.UPDATE), *extra])
+
+    async def terminate(self) -> Message:
+        return await self.peer.call(codec.CMD_CCR, APP_GX, self._head(gx.TERMINATION))

@@ -1,0 +1,193 @@
+"""Gx and Sy against the real NF (``nf serve`` with its Diameter process, the real database):
+one subscriber with a 5G SM policy (HTTP/2 SMF), a 4G Gx session (PCEF) and an Sy
+subscription (a host network's PCRF) crosses the cap through the CHF; the throttle reaches
+all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
+provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF.
+
+The time from the cap-crossing charging update to the RAR's arrival is printed (a
+measurement, not an assertion)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from nf.config import Settings
+from nf.diameter import codec, gx, sy
+from nf.diameter.base import APP_GX, APP_SY
+from nf.store.embedded import EmbeddedDb
+from nf.store.mongo import Doc
+from tests.diameter.client import PGW, REALM
+from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
+from tests.diameter.pcef import GxSession, Peer, V, apn_ambr, subscription
+from tests.pcf.harness import ambr_of
+from tests.peers import NotificationReceiver
+from tests.smf_sim import PolicySim, SmfSim, Usage, httpx_transport
+
+pytestmark = pytest.mark.e2e
+
+GIB = 1024**3
+LUMEN = {"X-API-Key": "demo-key-lumen"}
+PROV = "/provisioning/v1"
+PCRF = "pcrf.northwind.test"
+FULL = (4_000_000, 20_000_000)  # lumen-unlimited: 4 / 20 Mbit/s
+THROTTLED = (64_000, 128_000)  # past the cap: 64 / 128 kbit/s
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    # Big grants reach the demo plan's 15 GiB cap in a few updates (the plan is unchanged).
+    nets = [{**n.model_dump(), "default_grant_bytes": 8 * GIB} for n in settings.networks]
+    return {"NF_NETWORKS": json.dumps(nets),
+            "NF_DIAMETER__NETWORKS": json.dumps(
+                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF]}})}
+
+
+async def _provision(client: httpx.AsyncClient, oam: str, supi: str) -> None:
+    r = await client.post(oam + PROV + "/subscribers", headers=LUMEN, json={
+        "supi": supi, "homeNetwork": "northwind", "planOfferId": "lumen-unlimited"})
+    assert r.status_code == 201, r.text
+
+
+async def _use_until_rar(chg: SmfSim, pgw: Peer, limit: int = 6) -> float:
+    """Charge full grants over the SBI until a RAR arrives; the monotonic time the
+    cap-crossing update was sent."""
+    for _ in range(limit):
+        seen = len(pgw.pushed)
+        sent = time.monotonic()
+        granted = chg.granted or 8 * GIB
+        ex = await chg.update(Usage(granted // 4, granted - granted // 4, "QUOTA_THRESHOLD"),
+                              requested=8 * GIB)
+        assert ex.status == 200, ex.response
+        try:
+            await pgw.wait_push(codec.CMD_RAR, after=seen, timeout_s=1.0)
+            return sent
+        except TimeoutError:
+            continue
+    raise AssertionError("the cap was never reached")
+
+
+def _status(msg: codec.Message) -> dict[str, str | None]:
+    return {str(codec.get_str(r, sy.AVP_POLICY_COUNTER_IDENTIFIER, V)):
+            codec.get_str(r, sy.AVP_POLICY_COUNTER_STATUS, V)
+            for r in codec.find_all(msg, sy.AVP_POLICY_COUNTER_STATUS_REPORT, V)}
+
+
+async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
+        db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
+    supi, imsi = "imsi-001010000000501", "001010000000501"
+    async with NotificationReceiver() as smf, httpx.AsyncClient(
+            http1=False, http2=True, timeout=10) as client:
+        with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                         extra_env=_env(settings)) as (nf, port):
+            await _provision(client, nf.oam, supi)
+            async with Peer(port, PGW, REALM) as pgw, Peer(port, PCRF, REALM) as pcrf:
+                assert codec.result_code(await pgw.cer([APP_GX])) == codec.SUCCESS
+                assert codec.result_code(await pcrf.cer([APP_SY])) == codec.SUCCESS
+                # The 4G session: full speed, PLMN changes to be reported.
+                session = GxSession(pgw, imsi, ORIGIN_REALM)
+                cca = await session.initial()
+                assert codec.result_code(cca) == codec.SUCCESS, cca.avps
+                assert codec.get_int(cca, gx.AVP_CC_REQUEST_TYPE) == gx.INITIAL
+                assert apn_ambr(cca) == FULL
+                assert gx.PLMN_CHANGE in [a.value for a in codec.find_all(
+                    cca, gx.AVP_EVENT_TRIGGER, V)]
+                # The host network's PCRF subscribes to the data-cap counter.
+                sy_sid = pcrf.session_id()
+                sy_head = [codec.new_avp(codec.AVP_SESSION_ID, sy_sid),
+                           codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_SY),
+                           *pcrf.origin(),
+                           codec.new_avp(codec.AVP_DESTINATION_REALM, ORIGIN_REALM.encode())]
+                sla = await pcrf.call(sy.CMD_SL, APP_SY, [
+                    *sy_head, codec.new_avp(sy.AVP_SL_REQUEST_TYPE, sy.SL_INITIAL, V),
+                    subscription(imsi),
+                    codec.new_avp(sy.AVP_POLICY_COUNTER_IDENTIFIER, "data-cap", V)])
+                assert codec.result_code(sla) == codec.SUCCESS
+                assert _status(sla) == {"data-cap": "normal"}
+                # The same subscriber's 5G session.
+                pol = PolicySim(client, nf.sbi, supi, smf.url("/smf/pol"))
+                assert (await pol.create()).status_code == 201
+                chg = SmfSim(httpx_transport(client, nf.sbi), supi,
+                             notify_uri=smf.url("/smf/chg"))
+                assert (await chg.create(requested=8 * GIB)).status == 201
+
+                sent = await _use_until_rar(chg, pgw)
+                rar = pgw.pushed[-1]
+                print(f"\nRAR latency (cap-crossing charging update -> RAR at the PCEF): "
+                      f"{(rar.at - sent) * 1000:.1f} ms")
+                assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == session.session_id
+                assert codec.get_str(rar.msg, gx.AVP_DESTINATION_HOST) == PGW
+                assert apn_ambr(rar.msg) == THROTTLED
+                snr = await pcrf.wait_push(sy.CMD_SN)
+                assert codec.get_str(snr.msg, codec.AVP_SESSION_ID) == sy_sid
+                assert codec.get_str(snr.msg, gx.AVP_DESTINATION_HOST) == PCRF
+                assert _status(snr.msg) == {"data-cap": "exhausted"}
+                throttle = await smf.wait_for(lambda x: x.path == "/smf/pol/update")
+                assert ambr_of(throttle) == {"uplink": "64 Kbps", "downlink": "128 Kbps"}
+
+                # An add-on bought through the care API restores every session.
+                seen_rar, seen_snr = len(pgw.pushed), len(pcrf.pushed)
+                smf.clear()
+                r = await client.post(f"{nf.oam}{PROV}/subscribers/{supi}/purchases",
+                                      headers=LUMEN, json={"offerId": "lumen-addon-1gb-7d"})
+                assert r.status_code == 201, r.text
+                restore = await pgw.wait_push(codec.CMD_RAR, after=seen_rar)
+                assert apn_ambr(restore.msg) == FULL
+                snr = await pcrf.wait_push(sy.CMD_SN, after=seen_snr)
+                assert _status(snr.msg) == {"data-cap": "normal"}
+                back = await smf.wait_for(lambda x: x.path == "/smf/pol/update")
+                assert ambr_of(back)["downlink"] == "20 Mbps"
+
+                # The PCEF's own update gets the current decision; then both sessions end.
+                cca = await session.update()
+                assert codec.result_code(cca) == codec.SUCCESS and apn_ambr(cca) == FULL
+                assert codec.result_code(await session.terminate()) == codec.SUCCESS
+                sta = await pcrf.call(codec.CMD_STR, APP_SY, [
+                    *sy_head, codec.new_avp(295, 1)])  # Termination-Cause LOGOUT
+                assert codec.result_code(sta) == codec.SUCCESS
+                assert codec.result_code(await session.update()) == codec.UNKNOWN_SESSION_ID
+                assert (await pol.delete()).status_code == 204
+
+
+async def test_raa_5002_ends_the_gx_session_in_the_nf(
+        db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
+    supi, imsi = "imsi-001010000000502", "001010000000502"
+    mongo: AsyncMongoClient[Doc] = AsyncMongoClient(db_server.uri, tz_aware=True)
+    db = mongo[settings.mongodb_database]
+    try:
+        async with NotificationReceiver() as smf, httpx.AsyncClient(
+                http1=False, http2=True, timeout=10) as client:
+            with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                             extra_env=_env(settings)) as (nf, port):
+                await _provision(client, nf.oam, supi)
+                async with Peer(port, PGW, REALM) as pgw:
+                    assert codec.result_code(await pgw.cer([APP_GX])) == codec.SUCCESS
+                    session = GxSession(pgw, imsi, ORIGIN_REALM)
+                    assert codec.result_code(await session.initial()) == codec.SUCCESS
+                    assert await db["sm_policies"].count_documents({"supi": supi}) == 1
+                    # The PCEF lost the session (it restarted, say): it answers 5002.
+                    pgw.push_result = codec.UNKNOWN_SESSION_ID
+                    chg = SmfSim(httpx_transport(client, nf.sbi), supi,
+                                 notify_uri=smf.url("/smf/chg"))
+                    assert (await chg.create(requested=8 * GIB)).status == 201
+                    await _use_until_rar(chg, pgw)
+                    for _ in range(100):
+                        if await db["sm_policies"].count_documents({"supi": supi}) == 0:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert await db["sm_policies"].count_documents({"supi": supi}) == 0
+                    assert await db["outbox"].count_documents(
+                        {"diameter_peer": PGW, "status": "gone"}) == 1
+                    edr = await db["edrs"].find_one({"supi": supi, "event": "terminated"})
+                    assert edr is not None and edr.get("reason") == "smf-gone", edr
+                    # Nothing of it is left: a late CCR-U is told the session is unknown.
+                    cca = await session.update()
+                    assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+    finally:
+        await mongo.drop_database(settings.mongodb_database)
+        await mongo.close()
