@@ -49,9 +49,10 @@ def build_parts(rt: Runtime) -> list[Part]:
     rt.counter_listeners.append(chf)
     # 4G host networks: Diameter Gy (and Gx, Sy) on the same services, served by the
     # ``diameter`` process of ``nf serve`` only (``nf.diameter.process``).
+    from nf.diameter.gy import GyHandler
     from nf.diameter.part import DiameterPart
 
-    diameter = DiameterPart(rt)
+    diameter = DiameterPart(rt, handlers=[GyHandler(chf.service, rt.settings, rt.clock)])
     parts.append(diameter)
     # Gx and Sy on the PCF and the spending-limit service; their pushes (RAR, SNR) are
     # outbox entries sent by the same process (``diameter://`` notification URIs).

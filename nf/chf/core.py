@@ -103,6 +103,8 @@ class Session:
     # The sequence number of the session's note on the subscriber's wallet, as last seen
     # (None: it has none); a warm update writes only if the wallet still holds that note.
     note_isn: int | None = None
+    # Where the session's requests come from: "sbi" (Nchf) or "gy" (Diameter); EDRs say it.
+    interface: str = "sbi"
 
 
 @dataclass(frozen=True)

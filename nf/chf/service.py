@@ -143,7 +143,7 @@ class ChargingService:
                 pdu_session_id: int | None = None) -> dict[str, Any]:
         party = Party(supi=s.supi, gpsi=s.gpsi, brand=s.brand, host_network=s.host_network,
                       serving_plmn=s.serving_plmn, roaming=s.roaming,
-                      pdu_session_id=pdu_session_id)
+                      pdu_session_id=pdu_session_id, interface=s.interface)
         return charging_record(event=event, time=now, party=party, charging_data_ref=s.ref,
                                invocation_sequence_number=isn, result=result, units=units,
                                record_id=record_id)
@@ -178,7 +178,11 @@ class ChargingService:
         session = self.store.cached(ref, self._rt.clock.now()) or await self.store.get(ref)
         return session.host_network if session is not None else None
 
-    async def create(self, req: ChargingDataRequest) -> tuple[int, dict[str, Any], str]:
+    async def create(self, req: ChargingDataRequest, *, ref: str | None = None,
+                     interface: str = "sbi") -> tuple[int, dict[str, Any], str]:
+        """Open a session. ``ref``: the session's reference when the transport derives it
+        (Gy: from the Diameter Session-Id), else derived from the request; ``interface``:
+        what the session's EDRs record."""
         now = self._rt.clock.now()
         supi = req.subscriberIdentifier
         if not supi:
@@ -188,8 +192,9 @@ class ChargingService:
         units = unit_requests(req, self._max_groups)
         consumer = req.nfConsumerIdentification
         consumer_id = consumer.nFName or consumer.nFFqdn or req.consumer_plmn or ""
-        ref = core.charging_data_ref(supi, consumer_id, req.charging_id, req.pdu_session_id,
-                                     req.invocationTimeStamp.isoformat())
+        ref = ref or core.charging_data_ref(supi, consumer_id, req.charging_id,
+                                            req.pdu_session_id,
+                                            req.invocationTimeStamp.isoformat())
         logs.bind(supi=supi, chargingDataRef=ref)
         view = await self._ledger.subscriber(supi, now)
         terms = self._network(req.consumer_plmn, req.serving_plmn,
@@ -200,7 +205,7 @@ class ChargingService:
             s = Session(ref, supi, view.gpsi if view else None, view.brand if view else "",
                         view.home_network if view else "", view.home_plmn if view else "",
                         terms.network_id, serving, False, req.notifyUri, "TERMINATE", None,
-                        terms.validity_time_s, isn, None)
+                        terms.validity_time_s, isn, None, interface=interface)
             return await self._refuse(s, refusal, units, now, req.pdu_session_id)
         assert view is not None
         session = Session(
@@ -211,7 +216,7 @@ class ChargingService:
                                                               view.home_plmn)),
             notify_uri=req.notifyUri, final_action=view.block_final_unit_action,
             topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
-            last_isn=-1, reply=None)
+            last_isn=-1, reply=None, interface=interface)
         # The session's first note and the create's EDR ride the ledger's write, so a
         # session has a note from its start (a copy of it is never behind one).
         got, made = await self._charge_noted(session, isn, units, terms, now, "create",

@@ -52,7 +52,7 @@ def _to_doc(s: Session, now: datetime) -> Doc:
         "topup_url": s.topup_url, "validity_time_s": s.validity_time_s,
         "isn": s.last_isn, "reply": _reply(s.reply), "rgs": _rgs(s),
         "expires_at": s.expires_at, "status": "open" if s.open else "closed",
-        "created_at": now, "updated_at": now,
+        "created_at": now, "updated_at": now, "interface": s.interface,
     }
 
 
@@ -118,7 +118,7 @@ def from_doc(d: Doc) -> Session:
         validity_time_s=int(d.get("validity_time_s", 3600)), last_isn=int(d["isn"]),
         reply=_reply_from(d.get("reply")), rgs=_rgs_from(d.get("rgs")),
         expires_at=utc(d["expires_at"]) if d.get("expires_at") else None,
-        open=d.get("status") == "open",
+        open=d.get("status") == "open", interface=d.get("interface", "sbi"),
     )
 
 

@@ -46,6 +46,9 @@ class Party:
     serving_plmn: str | None = None
     roaming: bool = False
     pdu_session_id: int | None = None
+    # The interface the request came over: "sbi" (5G service-based), "gy"/"gx"/"sy" (4G);
+    # None for records of no interface (purchases, care actions).
+    interface: str | None = None
 
 
 def _base(kind: str, event: str, time: datetime, party: Party) -> dict[str, Any]:
@@ -53,6 +56,8 @@ def _base(kind: str, event: str, time: datetime, party: Party) -> dict[str, Any]
            "supi": party.supi, "gpsi": party.gpsi, "brand": party.brand,
            "host_network": party.host_network, "serving_plmn": party.serving_plmn,
            "roaming": party.roaming}
+    if party.interface is not None:
+        doc["interface"] = party.interface
     if party.pdu_session_id is not None:
         doc["pdu_session_id"] = party.pdu_session_id
     return doc

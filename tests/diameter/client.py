@@ -115,3 +115,62 @@ class Client:
     def dpr(self, cause: int = 0) -> Message:
         return self.call(self.request(codec.CMD_DPR, 0, [
             *self.origin(), codec.new_avp(codec.AVP_DISCONNECT_CAUSE, cause)]))
+
+
+# -- Gy -------------------------------------------------------------------------------------
+
+V = codec.VENDOR_3GPP
+MIB = 1024 * 1024
+
+
+def mscc(rg: int | None = 10, rsu: int | bool | None = True, used: int | None = None,
+         reasons: Sequence[int] = ()) -> Avp:
+    """One Multiple-Services-Credit-Control: ``rsu`` True = RSU without a volume."""
+    inner: list[Avp] = []
+    if rsu is not None and rsu is not False:
+        inner.append(codec.new_avp(437, [] if rsu is True else [codec.new_avp(421, rsu)]))
+    if used is not None:
+        inner.append(codec.new_avp(446, [codec.new_avp(421, used), codec.new_avp(412, used // 4),
+                                         codec.new_avp(414, used - used // 4),
+                                         *[codec.new_avp(872, r, V) for r in reasons]]))
+    if rg is not None:
+        inner.append(codec.new_avp(432, rg))
+    return codec.new_avp(456, inner)
+
+
+def ccr(client: Client, session_id: str, request_type: int, number: int,
+        imsi: str | None = "001010000000001", units: Sequence[Avp] = (),
+        sgsn_plmn: str | None = None, uli: bytes | None = None, retransmit: bool = False,
+        ids: tuple[int, int] | None = None, extra: Sequence[Avp] = ()) -> Message:
+    avps = [codec.new_avp(codec.AVP_SESSION_ID, session_id), *client.origin(),
+            codec.new_avp(codec.AVP_DESTINATION_REALM, b"mvno.test"),
+            codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+            codec.new_avp(461, "32251@3gpp.org"),  # Service-Context-Id
+            codec.new_avp(416, request_type), codec.new_avp(415, number)]
+    if imsi:
+        avps.append(codec.new_avp(443, [codec.new_avp(450, 1), codec.new_avp(444, imsi)]))
+    avps.append(codec.new_avp(443, [codec.new_avp(450, 0), codec.new_avp(444, "15550000001")]))
+    avps.append(codec.new_avp(455, 1))  # Multiple-Services-Indicator: supported
+    avps += list(units)
+    ps: list[Avp] = []
+    if sgsn_plmn:
+        ps.append(codec.new_avp(18, sgsn_plmn, V))
+    if uli:
+        ps.append(codec.new_avp(22, uli, V))
+    if ps:
+        avps.append(codec.new_avp(873, [codec.new_avp(874, ps, V)], V))
+    avps += list(extra)
+    return client.request(codec.CMD_CCR, APP_GY, avps, retransmit=retransmit, ids=ids)
+
+
+def units_of(cca: Message) -> list[dict[str, object]]:
+    """The CCA's MSCCs as dicts: rg, rc, granted, validity, vqt, fua."""
+    out: list[dict[str, object]] = []
+    for m in codec.find_all(cca, 456):
+        gsu = codec.find(m, 431)
+        fui = codec.find(m, 430)
+        out.append({"rg": codec.get_int(m, 432), "rc": codec.get_int(m, 268),
+                    "granted": codec.get_int(gsu, 421) if gsu is not None else None,
+                    "validity": codec.get_int(m, 448), "vqt": codec.get_int(m, 869, V),
+                    "fua": codec.get_int(fui, 449) if fui is not None else None})
+    return out

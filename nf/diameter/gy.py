@@ -1,0 +1,377 @@
+"""Gy (RFC 4006 credit control, TS 32.299 for PS): CCR → the CHF's ``ChargingService``.
+
+Its one job is translation. A CCR becomes the SBI's ``ChargingDataRequest`` (the same wire
+model an SMF sends over Nchf) and goes to ``create`` / ``update`` / ``release``; the
+CHF's answer (a ``ChargingDataResponse``) becomes the CCA. So a Gy session draws on the
+same balance, gets the same grants, thresholds and final-unit handling, and writes the
+same EDRs (``interface: "gy"``) as an SBI one, and a retransmission is answered by the
+CHF's own idempotence (by invocation sequence number = CC-Request-Number) even after a
+restart that emptied the base protocol's answer cache.
+
+Mapping: Session-Id → the charging reference (a hash of it, so every request of the
+session finds it without a table); CC-Request-Number → invocation sequence number;
+each Multiple-Services-Credit-Control → one ``multipleUnitUsage`` (Rating-Group, RSU,
+USU in octets); 3GPP-SGSN-MCC-MNC (or 3GPP-User-Location-Info) → the serving PLMN, which
+decides roaming and its passes; the peer's host network → the consumer PLMN, which picks
+that network's grant size, validity and thresholds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from nf.chf.service import ChargingService
+from nf.chf.wire import ChargingDataRequest
+from nf.clock import Clock
+from nf.config import Settings
+from nf.diameter import codec
+from nf.diameter.base import APP_GY, PeerInfo
+from nf.diameter.codec import Avp, DecodeError, Message
+from nf.errors import NfError
+
+V = codec.VENDOR_3GPP
+
+AVP_CC_REQUEST_NUMBER = 415
+AVP_CC_REQUEST_TYPE = 416
+AVP_SUBSCRIPTION_ID = 443
+AVP_SUBSCRIPTION_ID_DATA = 444
+AVP_SUBSCRIPTION_ID_TYPE = 450
+AVP_MSCC = 456
+AVP_RATING_GROUP = 432
+AVP_RSU = 437
+AVP_USU = 446
+AVP_GSU = 431
+AVP_CC_TOTAL_OCTETS = 421
+AVP_CC_INPUT_OCTETS = 412
+AVP_CC_OUTPUT_OCTETS = 414
+AVP_VALIDITY_TIME = 448
+AVP_FUI = 430
+AVP_FINAL_UNIT_ACTION = 449
+AVP_REDIRECT_SERVER = 434
+AVP_REDIRECT_ADDRESS_TYPE = 433
+AVP_REDIRECT_SERVER_ADDRESS = 435
+AVP_REPORTING_REASON = 872  # 3GPP
+AVP_VOLUME_QUOTA_THRESHOLD = 869  # 3GPP
+AVP_QUOTA_HOLDING_TIME = 871  # 3GPP
+AVP_SERVICE_INFORMATION = 873  # 3GPP
+AVP_PS_INFORMATION = 874  # 3GPP
+AVP_SGSN_MCC_MNC = 18  # 3GPP
+AVP_USER_LOCATION_INFO = 22  # 3GPP
+AVP_EVENT_TIMESTAMP = 55
+AVP_CREDIT_CONTROL_FAILURE_HANDLING = 427
+
+INITIAL, UPDATE, TERMINATION, EVENT = 1, 2, 3, 4
+SUB_E164, SUB_IMSI = 0, 1
+FUA = {"TERMINATE": 0, "REDIRECT": 1, "RESTRICT_ACCESS": 2}
+REDIRECT_URL = 2
+CCFH_TERMINATE = 0
+# A Multiple-Services-Credit-Control without Rating-Group (Open5GS sends one): charged on
+# this rating group and answered without one.
+NO_RATING_GROUP = 0
+
+UNIT_RESULT = {"SUCCESS": codec.SUCCESS, "QUOTA_LIMIT_REACHED": codec.CREDIT_LIMIT_REACHED,
+               "END_USER_SERVICE_DENIED": 4010, "USER_UNKNOWN": codec.USER_UNKNOWN,
+               "RATING_FAILED": 5031}
+REFUSAL_RESULT = {"USER_UNKNOWN": codec.USER_UNKNOWN, "END_USER_REQUEST_DENIED": 4010}
+REPORTING_REASONS = {0: "THRESHOLD", 1: "QHT", 2: "FINAL", 3: "QUOTA_EXHAUSTED",
+                     4: "VALIDITY_TIME", 5: "OTHER_QUOTA_TYPE", 6: "RATING_CONDITION_CHANGE",
+                     7: "FORCED_REAUTHORISATION", 8: "POOL_EXHAUSTED",
+                     9: "UNUSED_QUOTA_TIMER"}
+
+
+@dataclass(frozen=True)
+class Usage:
+    total: int
+    uplink: int | None
+    downlink: int | None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Mscc:
+    rating_group: int | None
+    requested: int | None  # None: no RSU; 0: RSU without a volume (the network's grant)
+    used: tuple[Usage, ...] = ()
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ccr:
+    session_id: str
+    origin_host: str
+    request_type: int
+    request_number: int
+    imsi: str | None
+    msisdn: str | None
+    serving_plmn: str | None
+    event_time: datetime | None
+    units: tuple[Mscc, ...] = field(default_factory=tuple)
+
+
+def charging_ref(session_id: str) -> str:
+    """The CHF reference of a Gy session: derived from the Session-Id alone (globally
+    unique per RFC 6733 §8.8), so a retransmission or a restart lands on the same one."""
+    return "gy" + hashlib.blake2b(session_id.encode(), digest_size=11).hexdigest()
+
+
+def _missing(code: int, vendor: int = 0) -> DecodeError:
+    return DecodeError(codec.MISSING_AVP, f"AVP {code} is missing",
+                       codec.raw_avp(code, b"", vendor))
+
+
+def plmn_of_uli(uli: bytes) -> str | None:
+    """MCC+MNC of a 3GPP-User-Location-Info (TS 29.061 §16.4.7: a type octet, then the
+    PLMN in TBCD)."""
+    if len(uli) < 4:
+        return None
+    d = uli[1:4]
+    digits = [d[0] & 0xF, d[0] >> 4, d[1] & 0xF, d[2] & 0xF, d[2] >> 4, d[1] >> 4]
+    if any(x > 9 for x in digits[:5]) or (digits[5] > 9 and digits[5] != 0xF):
+        return None
+    return "".join(str(x) for x in digits if x != 0xF)
+
+
+def _serving_plmn(msg: Message) -> str | None:
+    places: list[Message | Avp] = [msg]
+    si = codec.find(msg, AVP_SERVICE_INFORMATION, V)
+    ps = codec.find(si, AVP_PS_INFORMATION, V) if si is not None else None
+    if ps is not None:
+        places.insert(0, ps)
+    for where in places:
+        plmn = codec.get_str(where, AVP_SGSN_MCC_MNC, V)
+        if plmn and plmn.isdigit() and len(plmn) in (5, 6):
+            return plmn
+        uli = codec.get_bytes(where, AVP_USER_LOCATION_INFO, V)
+        if uli:
+            got = plmn_of_uli(uli)
+            if got:
+                return got
+    return None
+
+
+def _usage(usu: Avp) -> Usage:
+    ul = codec.get_int(usu, AVP_CC_INPUT_OCTETS)
+    dl = codec.get_int(usu, AVP_CC_OUTPUT_OCTETS)
+    total = codec.get_int(usu, AVP_CC_TOTAL_OCTETS)
+    if total is None:
+        total = (ul or 0) + (dl or 0)
+    reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+                    for a in codec.find_all(usu, AVP_REPORTING_REASON, V))
+    return Usage(total, ul, dl, reasons)
+
+
+def parse_ccr(msg: Message) -> Ccr:
+    """The CCR's fields the CHF needs; ``DecodeError`` (5005 / 5004 with Failed-AVP) for a
+    missing or invalid mandatory AVP."""
+    sid = codec.get_str(msg, codec.AVP_SESSION_ID)
+    if not sid:
+        raise _missing(codec.AVP_SESSION_ID)
+    host = codec.get_str(msg, codec.AVP_ORIGIN_HOST) or ""
+    rtype = codec.get_int(msg, AVP_CC_REQUEST_TYPE)
+    if rtype is None:
+        raise _missing(AVP_CC_REQUEST_TYPE)
+    if rtype not in (INITIAL, UPDATE, TERMINATION, EVENT):
+        raise DecodeError(codec.INVALID_AVP_VALUE, f"CC-Request-Type {rtype}",
+                          codec.find(msg, AVP_CC_REQUEST_TYPE))
+    number = codec.get_int(msg, AVP_CC_REQUEST_NUMBER)
+    if number is None:
+        raise _missing(AVP_CC_REQUEST_NUMBER)
+    imsi = msisdn = None
+    for sub in codec.find_all(msg, AVP_SUBSCRIPTION_ID):
+        kind = codec.get_int(sub, AVP_SUBSCRIPTION_ID_TYPE)
+        data = codec.get_str(sub, AVP_SUBSCRIPTION_ID_DATA)
+        if kind == SUB_IMSI and data and imsi is None:
+            imsi = data
+        elif kind == SUB_E164 and data and msisdn is None:
+            msisdn = data
+    units = []
+    for m in codec.find_all(msg, AVP_MSCC):
+        rsu = codec.find(m, AVP_RSU)
+        requested = None
+        if rsu is not None:
+            requested = codec.get_int(rsu, AVP_CC_TOTAL_OCTETS)
+            if requested is None:
+                ul = codec.get_int(rsu, AVP_CC_INPUT_OCTETS)
+                dl = codec.get_int(rsu, AVP_CC_OUTPUT_OCTETS)
+                requested = (ul or 0) + (dl or 0)
+        reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+                        for a in codec.find_all(m, AVP_REPORTING_REASON, V))
+        units.append(Mscc(codec.get_int(m, AVP_RATING_GROUP), requested,
+                          tuple(_usage(u) for u in codec.find_all(m, AVP_USU)), reasons))
+    return Ccr(sid, host, rtype, number, imsi, msisdn, _serving_plmn(msg),
+               codec.get_time(msg, AVP_EVENT_TIMESTAMP), tuple(units))
+
+
+def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime) -> ChargingDataRequest:
+    """The ``ChargingDataRequest`` an SMF would have sent for this CCR."""
+    mus: list[dict[str, Any]] = []
+    for u in ccr.units:
+        mu: dict[str, Any] = {"ratingGroup": u.rating_group if u.rating_group is not None
+                              else NO_RATING_GROUP}
+        if u.requested is not None:
+            mu["requestedUnit"] = {"totalVolume": u.requested} if u.requested else {}
+        if u.used:
+            mu["usedUnitContainer"] = [{
+                "localSequenceNumber": i, "totalVolume": x.total,
+                **({"uplinkVolume": x.uplink} if x.uplink is not None else {}),
+                **({"downlinkVolume": x.downlink} if x.downlink is not None else {}),
+                "triggers": [{"triggerType": r, "triggerCategory": "IMMEDIATE_REPORT"}
+                             for r in (*x.reasons, *u.reasons)],
+            } for i, x in enumerate(u.used)]
+        mus.append(mu)
+    ident: dict[str, Any] = {"nodeFunctionality": "PGW_C_SMF", "nFName": ccr.origin_host}
+    if consumer_plmn:
+        ident["nFPLMNID"] = {"mcc": consumer_plmn[:3], "mnc": consumer_plmn[3:]}
+    body: dict[str, Any] = {
+        "nfConsumerIdentification": ident,
+        "invocationTimeStamp": ccr.event_time or now,
+        "invocationSequenceNumber": ccr.request_number,
+        "multipleUnitUsage": mus or None,
+    }
+    if ccr.imsi:
+        body["subscriberIdentifier"] = f"imsi-{ccr.imsi}"
+    if ccr.serving_plmn:
+        body["pDUSessionChargingInformation"] = {"pduSessionInformation": {
+            "servingCNPlmnId": {"mcc": ccr.serving_plmn[:3], "mnc": ccr.serving_plmn[3:]}}}
+    return ChargingDataRequest.model_validate(body)
+
+
+def _mscc(unit: dict[str, Any], asked_rg: bool) -> Avp:
+    inner: list[Avp] = []
+    granted = unit.get("grantedUnit")
+    if granted is not None:
+        inner.append(codec.new_avp(AVP_GSU, [
+            codec.new_avp(AVP_CC_TOTAL_OCTETS, int(granted.get("totalVolume", 0)))]))
+    if asked_rg:
+        inner.append(codec.new_avp(AVP_RATING_GROUP, int(unit["ratingGroup"])))
+    if unit.get("validityTime"):
+        inner.append(codec.new_avp(AVP_VALIDITY_TIME, int(unit["validityTime"])))
+    inner.append(codec.new_avp(codec.AVP_RESULT_CODE,
+                               UNIT_RESULT.get(str(unit.get("resultCode")),
+                                               codec.UNABLE_TO_COMPLY)))
+    fui = unit.get("finalUnitIndication")
+    if fui is not None:
+        action = str(fui.get("finalUnitAction", "TERMINATE"))
+        members = [codec.new_avp(AVP_FINAL_UNIT_ACTION, FUA.get(action, 0))]
+        server = fui.get("redirectServer")
+        if action == "REDIRECT" and server:
+            members.append(codec.new_avp(AVP_REDIRECT_SERVER, [
+                codec.new_avp(AVP_REDIRECT_ADDRESS_TYPE, REDIRECT_URL),
+                codec.new_avp(AVP_REDIRECT_SERVER_ADDRESS,
+                              str(server["redirectServerAddress"]))]))
+        inner.append(codec.new_avp(AVP_FUI, members))
+    if unit.get("volumeQuotaThreshold") is not None:
+        inner.append(codec.new_avp(AVP_VOLUME_QUOTA_THRESHOLD,
+                                   int(unit["volumeQuotaThreshold"]), V))
+    if unit.get("quotaHoldingTime"):
+        inner.append(codec.new_avp(AVP_QUOTA_HOLDING_TIME, int(unit["quotaHoldingTime"]), V))
+    return codec.new_avp(AVP_MSCC, inner)
+
+
+def cca_avps(ccr: Ccr, body: dict[str, Any] | None) -> tuple[int, list[Avp]]:
+    """Result-Code and the CCA's own AVPs from the CHF's answer body."""
+    head = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+            codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
+            codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
+    if body is None:
+        return codec.SUCCESS, head
+    rc = codec.SUCCESS
+    refusal = body.get("invocationResult")
+    if refusal is not None:
+        rc = REFUSAL_RESULT.get(str(refusal.get("error", {}).get("cause")),
+                                codec.UNABLE_TO_COMPLY)
+        head.append(codec.new_avp(AVP_CREDIT_CONTROL_FAILURE_HANDLING, CCFH_TERMINATE))
+    asked = {u.rating_group for u in ccr.units}
+    for unit in body.get("multipleUnitInformation") or []:
+        head.append(_mscc(unit, unit.get("ratingGroup") in asked))
+    return rc, head
+
+
+def _error_result(e: NfError) -> int:
+    if e.status == 404:
+        return codec.UNKNOWN_SESSION_ID
+    if e.status == 400:
+        return codec.INVALID_AVP_VALUE
+    if e.status == 403:
+        return 4010
+    if e.status == 503:
+        return codec.TOO_BUSY
+    return codec.UNABLE_TO_COMPLY
+
+
+class GyHandler:
+    """The Gy application: one CCR in, its CCA out."""
+
+    app_id = APP_GY
+
+    def __init__(self, chf: ChargingService, settings: Settings, clock: Clock) -> None:
+        self._chf = chf
+        self._settings = settings
+        self._clock = clock
+        d = settings.diameter
+        self._origin = (d.origin_host, d.origin_realm)
+
+    def _answer(self, req: Message, rc: int, avps: Sequence[Avp] = (),
+                failed: Sequence[Avp] = (), msg: str | None = None) -> Message:
+        return codec.answer(req, rc, *self._origin, avps=avps, failed=failed,
+                            error_message=msg)
+
+    def _consumer_plmn(self, peer: PeerInfo) -> str | None:
+        n = self._settings.network(peer.network_id)
+        return n.plmn_ids[0] if n is not None else None
+
+    async def handle(self, req: Message, peer: PeerInfo) -> Message:
+        if codec.header_of(req).command != codec.CMD_CCR:
+            return self._answer(req, codec.COMMAND_UNSUPPORTED)
+        try:
+            ccr = parse_ccr(req)
+        except DecodeError as e:
+            return self._answer(req, e.result_code, failed=[e.failed] if e.failed else [],
+                                msg=str(e))
+        base = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+                codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
+                codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
+        try:
+            sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now())
+        except ValidationError as e:
+            return self._answer(req, codec.INVALID_AVP_VALUE, base,
+                                msg=e.errors()[0].get("msg", "invalid value"))
+        if ccr.request_type in (INITIAL, EVENT) and not ccr.imsi:
+            return self._answer(req, codec.USER_UNKNOWN, base,
+                                msg="no Subscription-Id of type IMSI (END_USER_IMSI)")
+        ref = charging_ref(ccr.session_id)
+        try:
+            body = await self._call(ccr, ref, sbi)
+        except NfError as e:
+            rc = _error_result(e)
+            failed = [codec.find(req, AVP_CC_REQUEST_NUMBER)] if e.status == 400 else []
+            return self._answer(req, rc, base if rc < 3000 or rc >= 4000 else (),
+                                failed=[f for f in failed if f is not None], msg=e.detail)
+        rc, avps = cca_avps(ccr, body)
+        return self._answer(req, rc, avps)
+
+    async def _call(self, ccr: Ccr, ref: str, sbi: ChargingDataRequest
+                    ) -> dict[str, Any] | None:
+        if ccr.request_type == INITIAL:
+            _status, body, _ref = await self._chf.create(sbi, ref=ref, interface="gy")
+            return body
+        if ccr.request_type == UPDATE:
+            return (await self._chf.update(ref, sbi))[1]
+        if ccr.request_type == TERMINATION:
+            await self._chf.release(ref, sbi)
+            return None
+        # EVENT: a one-shot debit (Requested-Action DIRECT_DEBITING): open, charge what
+        # the MSCCs report used, close: two CHF steps with numbers 2n and 2n+1.
+        first = sbi.model_copy(update={"invocationSequenceNumber": 2 * ccr.request_number})
+        _status, body, _ref = await self._chf.create(first, ref=ref, interface="gy")
+        if body.get("invocationResult") is None:
+            last = sbi.model_copy(update={
+                "invocationSequenceNumber": 2 * ccr.request_number + 1})
+            await self._chf.release(ref, last)
+        return body

@@ -1,0 +1,136 @@
+"""Gy end to end against the real NF process: a PGW's credit-control session drawing on
+the same balance as the SBI, to the cap with Final-Unit-Indication, the per-MSCC results
+(4012, 5031 when roaming without a pass), 5030 for an unknown subscriber, and the EDRs
+recording the interface."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from nf.config import Settings
+from nf.diameter import codec
+from nf.diameter.gy import charging_ref
+from nf.store.embedded import EmbeddedDb
+from tests.diameter.client import MIB, Client, ccr, mscc, units_of
+from tests.diameter.nfdia import diameter_nf
+from tests.e2e.nfproc import NfProcess
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = Path(__file__).parent / "nf-gy.yaml"
+ADMIN = {"X-API-Key": "gy-admin-key", "X-Operator": "gy test"}
+PROV = "/provisioning/v1"
+IMSI = "001010000000001"
+SUPI = f"imsi-{IMSI}"
+INITIAL, UPDATE, TERMINATION = 1, 2, 3
+
+
+@pytest.fixture
+def nf(db_server: EmbeddedDb, settings: Settings, tmp_path: Path
+       ) -> Iterator[tuple[NfProcess, int]]:
+    with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                     extra_env={"NF_CONFIG": str(CONFIG)}) as running:
+        yield running
+
+
+def provision(oam: str, supi: str = SUPI, plan: str = "g-capped") -> None:
+    r = httpx.post(oam + PROV + "/subscribers", headers=ADMIN, json={
+        "supi": supi, "brand": "gyco", "homeNetwork": "northwind", "planOfferId": plan})
+    assert r.status_code == 201, r.text
+
+
+def used_bytes(oam: str, supi: str = SUPI) -> int:
+    r = httpx.get(f"{oam}{PROV}/subscribers/{supi}/balance", headers=ADMIN)
+    assert r.status_code == 200, r.text
+    return sum(int(b["usedBytes"]) for b in r.json()["buckets"])
+
+
+def edrs(settings: Settings, ref: str, count: int, timeout_s: float = 15) -> list[Any]:
+    with MongoClient(settings.mongodb_uri) as client:
+        coll = client[settings.mongodb_database]["edrs"]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            docs = list(coll.find({"charging_data_ref": ref}).sort("invocation_sequence_number"))
+            if len(docs) >= count or time.monotonic() > deadline:
+                return docs
+            time.sleep(0.1)
+
+
+def test_gy_session_to_the_cap_with_fui(nf: tuple[NfProcess, int], settings: Settings) -> None:
+    proc, port = nf
+    provision(proc.oam)
+    sid = "pgw1.northwind.test;1;100"
+    with Client(port) as pgw:
+        assert codec.result_code(pgw.cer()) == codec.SUCCESS
+        cca = pgw.call(ccr(pgw, sid, INITIAL, 0, units=[mscc(10, rsu=True)]))
+        assert codec.result_code(cca) == codec.SUCCESS
+        assert cca.avps[0].code == codec.AVP_SESSION_ID
+        assert codec.get_int(cca, 416) == INITIAL and codec.get_int(cca, 415) == 0
+        [u] = units_of(cca)
+        assert u == {"rg": 10, "rc": 2001, "granted": MIB, "validity": 600,
+                     "vqt": MIB * 20 // 100, "fua": None}
+        # Use each grant whole until the last one comes with FUI (the plan blocks at 3 MiB).
+        number, fui_seen = 0, False
+        while not fui_seen:
+            number += 1
+            assert number < 6, "no final unit indication before the cap"
+            cca = pgw.call(ccr(pgw, sid, UPDATE, number, units=[mscc(10, used=MIB)]))
+            assert codec.result_code(cca) == codec.SUCCESS
+            [u] = units_of(cca)
+            assert u["rc"] == codec.SUCCESS and u["granted"], u
+            fui_seen = u["fua"] == 0  # TERMINATE (the brand's final unit action)
+        # The final units used: the next update is refused with 4012 and FUI, no grant.
+        number += 1
+        cca = pgw.call(ccr(pgw, sid, UPDATE, number, units=[mscc(10, used=int(u["granted"]))]))
+        [u] = units_of(cca)
+        assert u["rc"] == codec.CREDIT_LIMIT_REACHED and u["granted"] is None
+        assert u["fua"] == 0
+        number += 1
+        cca = pgw.call(ccr(pgw, sid, TERMINATION, number, units=[mscc(10, rsu=None, used=0)]))
+        assert codec.result_code(cca) == codec.SUCCESS
+    assert used_bytes(proc.oam) == 3 * MIB  # exactly the cap, from one balance
+    docs = edrs(settings, charging_ref(sid), number + 1)
+    assert [d["event"] for d in docs] == ["create"] + ["update"] * (number - 1) + ["release"]
+    assert {d["interface"] for d in docs} == {"gy"}
+    assert sum(d["used_total"] for d in docs) == 3 * MIB
+
+
+def test_unknown_subscriber_5030_and_roaming_needs_a_pass(nf: tuple[NfProcess, int]) -> None:
+    proc, port = nf
+    provision(proc.oam)
+    with Client(port) as pgw:
+        pgw.cer()
+        cca = pgw.call(ccr(pgw, "pgw1;u;1", INITIAL, 0, imsi="001019999999999",
+                           units=[mscc(10)]))
+        assert codec.result_code(cca) == codec.USER_UNKNOWN
+        cca = pgw.call(ccr(pgw, "pgw1;u;2", INITIAL, 0, imsi=None, units=[mscc(10)]))
+        assert codec.result_code(cca) == codec.USER_UNKNOWN
+        # Served by 999-70 (3GPP-SGSN-MCC-MNC): roaming; the plan needs a pass there.
+        cca = pgw.call(ccr(pgw, "pgw1;r;1", INITIAL, 0, units=[mscc(10)], sgsn_plmn="99970"))
+        assert [u["rc"] for u in units_of(cca)] == [5031]  # RATING_FAILED
+        r = httpx.post(f"{proc.oam}{PROV}/subscribers/{SUPI}/purchases", headers=ADMIN,
+                       json={"offerId": "g-roam-north"})
+        assert r.status_code in (200, 201), r.text
+        # The same zone told by 3GPP-User-Location-Info (TAI+ECGI, MCC 999 MNC 70).
+        uli = bytes([130, 0x99, 0xF9, 0x07]) + bytes(9)
+        cca = pgw.call(ccr(pgw, "pgw1;r;2", INITIAL, 0, units=[mscc(10)], uli=uli))
+        [u] = units_of(cca)
+        assert u["rc"] == codec.SUCCESS and u["granted"] == MIB
+        # Without the PLMN: at home, the plan's own allowance.
+        cca = pgw.call(ccr(pgw, "pgw1;h;1", INITIAL, 0, units=[mscc(10)]))
+        assert [u["rc"] for u in units_of(cca)] == [codec.SUCCESS]
+
+
+def test_update_of_unknown_session_5002(nf: tuple[NfProcess, int]) -> None:
+    _proc, port = nf
+    with Client(port) as pgw:
+        pgw.cer()
+        cca = pgw.call(ccr(pgw, "pgw1;none;1", UPDATE, 1, units=[mscc(10, used=10)]))
+        assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
