@@ -4,8 +4,9 @@ subscription (a host network's PCRF) crosses the cap through the CHF; the thrott
 all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
 provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF.
 
-The time from the cap-crossing charging update to the RAR's arrival is printed (a
-measurement, not an assertion)."""
+A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
+the cap brings the RAR on Gx. The time from the cap-crossing charging update (SBI or Gy) to
+the RAR's arrival is printed (a measurement, not an assertion)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from pymongo import AsyncMongoClient
 
 from nf.config import Settings
 from nf.diameter import codec, gx, sy
-from nf.diameter.base import APP_GX, APP_SY
+from nf.diameter.base import APP_GX, APP_GY, APP_SY
 from nf.store.embedded import EmbeddedDb
 from nf.store.mongo import Doc
-from tests.diameter.client import PGW, REALM
+from tests.diameter.client import PGW, REALM, mscc
 from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
 from tests.diameter.pcef import GxSession, Peer, V, apn_ambr, subscription
 from tests.pcf.harness import ambr_of
@@ -191,3 +192,59 @@ async def test_raa_5002_ends_the_gx_session_in_the_nf(
     finally:
         await mongo.drop_database(settings.mongodb_database)
         await mongo.close()
+
+
+async def _gy(pgw: Peer, sid: str, rtype: int, number: int, imsi: str,
+              used: int | None = None) -> codec.Message:
+    return await pgw.call(codec.CMD_CCR, APP_GY, [
+        codec.new_avp(codec.AVP_SESSION_ID, sid), *pgw.origin(),
+        codec.new_avp(codec.AVP_DESTINATION_REALM, ORIGIN_REALM.encode()),
+        codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+        codec.new_avp(461, "32251@3gpp.org"),  # Service-Context-Id
+        codec.new_avp(gx.AVP_CC_REQUEST_TYPE, rtype),
+        codec.new_avp(gx.AVP_CC_REQUEST_NUMBER, number), subscription(imsi),
+        codec.new_avp(455, 1),  # Multiple-Services-Indicator
+        mscc(rg=10, rsu=True, used=used)])
+
+
+def _granted(cca: codec.Message) -> int:
+    gsu = codec.find(codec.find_all(cca, 456)[0], 431)
+    assert gsu is not None, cca.avps
+    return int(codec.get_int(gsu, 421) or 0)
+
+
+async def test_a_gy_ccr_crossing_the_cap_brings_the_rar_on_gx(
+        db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
+    supi, imsi = "imsi-001010000000503", "001010000000503"
+    async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
+        with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                         extra_env=_env(settings)) as (nf, port):
+            await _provision(client, nf.oam, supi)
+            async with Peer(port, PGW, REALM) as pgw:
+                cea = await pgw.cer([APP_GX, APP_GY])
+                assert codec.result_code(cea) == codec.SUCCESS
+                session = GxSession(pgw, imsi, ORIGIN_REALM)
+                assert apn_ambr(await session.initial()) == FULL
+                gy_sid = pgw.session_id()
+                cca = await _gy(pgw, gy_sid, gx.INITIAL, 0, imsi)
+                assert codec.result_code(cca) == codec.SUCCESS, cca.avps
+                granted = _granted(cca)
+                for n in range(1, 6):
+                    seen, sent = len(pgw.pushed), time.monotonic()
+                    cca = await _gy(pgw, gy_sid, gx.UPDATE, n, imsi, used=granted)
+                    assert codec.result_code(cca) == codec.SUCCESS, cca.avps
+                    granted = _granted(cca)
+                    try:
+                        rar = await pgw.wait_push(codec.CMD_RAR, after=seen, timeout_s=1.0)
+                        break
+                    except TimeoutError:
+                        continue
+                else:
+                    raise AssertionError("the cap was never reached over Gy")
+                print(f"\nRAR latency (cap-crossing Gy CCR-U -> RAR on Gx): "
+                      f"{(rar.at - sent) * 1000:.1f} ms")
+                assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == session.session_id
+                assert apn_ambr(rar.msg) == THROTTLED
+                assert codec.result_code(await _gy(pgw, gy_sid, gx.TERMINATION, n + 1, imsi,
+                                                   used=0)) == codec.SUCCESS
+                assert codec.result_code(await session.terminate()) == codec.SUCCESS
