@@ -26,7 +26,7 @@ from nf.edr.records import Party, SpeedRecord, policy_record
 from nf.errors import BadRequest, Forbidden, NfError, NotFound
 from nf.ledger import roaming
 from nf.ledger.port import CounterChange, Ledger, Speed
-from nf.notify.port import Notification, Outbox
+from nf.notify.port import DIAMETER_SCHEME, Notification, Outbox
 from nf.pcf import core
 from nf.pcf.core import (
     Answer,
@@ -404,10 +404,13 @@ class PcfService:
                  version: int, serving: str | None = None) -> dict[str, Any]:
         plmn = serving if serving is not None else p.state.serving_plmn
         pdu = p.context.get("pduSessionId")
+        # A session controlled over Gx has its pushes sent over Diameter.
+        gx = p.state.notification_uri.startswith(DIAMETER_SCHEME)
         party = Party(supi=p.state.supi, gpsi=p.gpsi, brand=p.brand,
                       host_network=p.host_network, serving_plmn=plmn,
                       roaming=p.state.roaming,
-                      pdu_session_id=pdu if isinstance(pdu, int) else None)
+                      pdu_session_id=None if gx or not isinstance(pdu, int) else pdu,
+                      interface="gx" if gx else "sbi")
         sid = p.state.sm_policy_id
         return policy_record(
             event=rec.kind, time=now, party=party, sm_policy_id=sid,

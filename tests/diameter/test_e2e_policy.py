@@ -186,6 +186,11 @@ async def test_raa_5002_ends_the_gx_session_in_the_nf(
                         {"diameter_peer": PGW, "status": "gone"}) == 1
                     edr = await db["edrs"].find_one({"supi": supi, "event": "terminated"})
                     assert edr is not None and edr.get("reason") == "smf-gone", edr
+                    events = {d["event"]: d async for d in db["edrs"].find(
+                        {"supi": supi, "kind": "policy"})}
+                    assert set(events) == {"created", "throttled", "terminated"}
+                    assert {d.get("interface") for d in events.values()} == {"gx"}
+                    assert all("pdu_session_id" not in d for d in events.values())
                     # Nothing of it is left: a late CCR-U is told the session is unknown.
                     cca = await session.update()
                     assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
