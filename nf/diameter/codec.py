@@ -190,6 +190,11 @@ def encode(msg: Message) -> bytes:
     return out
 
 
+def encode_avp(avp: Avp) -> bytes:
+    out: bytes = avp.as_bytes()
+    return out
+
+
 def new_avp(code: int, value: Any, vendor: int = 0, mandatory: bool | None = None) -> Avp:
     """An AVP of the library's dictionary type for (code, vendor), its M bit as the
     dictionary says unless told."""

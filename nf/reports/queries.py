@@ -99,7 +99,9 @@ class ReportDb:
 
     def _view(self, table: str) -> None:
         cols = {n: _duck_type(ty) for n, ty, _ in schema.COLUMNS[table]}
-        hive = "hive_partitioning=true, hive_types={'day': 'DATE', 'brand': 'VARCHAR'}"
+        # By name: files exported before a column was added (``interface``) lack it.
+        hive = "hive_partitioning=true, hive_types={'day': 'DATE', 'brand': 'VARCHAR'}, " \
+            "union_by_name=true"
         base = self.dir / table
         sources = []
         if any(base.glob("day=*/brand=*/part-*.parquet")):
@@ -109,7 +111,7 @@ class ReportDb:
         if any(base.glob("day=*/brand=*/part-*.csv")):
             spec = "{" + ", ".join(f"'{n}': '{t}'" for n, t in cols.items()) + "}"
             sources.append(f"SELECT * FROM read_csv('{_q(base)}/*/*/*.csv', header=true, "
-                           f"columns={spec}, {hive})")
+                           f"types={spec}, {hive})")
         if not sources:
             decl = ", ".join(f"{n} {t}" for n, t in cols.items())
             self.con.execute(f"CREATE TABLE {table} ({decl}, day DATE, brand VARCHAR)")
@@ -140,15 +142,17 @@ def _params(frm: date, to: date, brand: str | None, **more: Any) -> dict[str, An
 
 
 def usage(db: ReportDb, frm: date, to: date, brand: str | None = None) -> Report:
-    """Bytes up/down/total, sessions and subscribers per brand x host network x day."""
+    """Bytes up/down/total, sessions and subscribers per brand x host network x day, and
+    per interface (``sbi``: 5G Nchf; ``gy``: 4G Diameter)."""
     cols, rows = db.query(f"""
         SELECT day, brand, host_network,
                sum(used_ul)::BIGINT AS bytes_ul, sum(used_dl)::BIGINT AS bytes_dl,
                sum(used_total)::BIGINT AS bytes_total,
                count(DISTINCT charging_data_ref) AS sessions,
-               count(DISTINCT supi) AS subscribers
+               count(DISTINCT supi) AS subscribers,
+               coalesce(interface, 'sbi') AS interface
         FROM charging WHERE {_where(brand)}
-        GROUP BY day, brand, host_network ORDER BY day, brand, host_network
+        GROUP BY ALL ORDER BY day, brand, host_network, interface
     """, _params(frm, to, brand))
     return Report("usage", cols, rows)
 

@@ -57,7 +57,9 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
                  ("throttled", pa.bool_(), "granted from the throttled after-cap allowance"),
                  ("overage", pa.int64(), "bytes reported beyond every bucket"),
                  ("debited", pa.string(),
-                  "ledger buckets the usage was taken from: 'bucket:bytes;...'")],
+                  "ledger buckets the usage was taken from: 'bucket:bytes;...'"),
+                 ("interface", pa.string(),
+                  "where the request came from: sbi (Nchf) or gy (Diameter, 4G)")],
     "policy": [*_COMMON,
                ("serving_plmn", pa.string(), "PLMN serving the subscriber"),
                ("roaming", pa.bool_(), "served outside the home host network"),
@@ -67,7 +69,9 @@ COLUMNS: dict[str, list[tuple[str, pa.DataType, str]]] = {
                ("speed_before_ul_kbps", pa.int64(), "session AMBR before, uplink"),
                ("speed_before_dl_kbps", pa.int64(), "session AMBR before, downlink"),
                ("speed_after_ul_kbps", pa.int64(), "session AMBR after, uplink"),
-               ("speed_after_dl_kbps", pa.int64(), "session AMBR after, downlink")],
+               ("speed_after_dl_kbps", pa.int64(), "session AMBR after, downlink"),
+               ("interface", pa.string(),
+                "where the request came from: sbi (Npcf) or gx (Diameter, 4G)")],
     "purchase": [*_COMMON,
                  ("offer_id", pa.string(), "the offer bought"),
                  ("offer_version", pa.int64(), "its version"),
@@ -124,8 +128,9 @@ def rows(doc: Mapping[str, Any]) -> list[list[Any]]:
                 _str(doc.get("charging_data_ref")),
                 _int(doc.get("invocation_sequence_number")), _str(doc.get("result"))]
         units = doc.get("units") or []
+        via = _str(doc.get("interface")) or "sbi"  # records from before 4G were all SBI
         if not units:
-            return [[*head, None, 0, 0, 0, 0, None, False, False, 0, ""]]
+            return [[*head, None, 0, 0, 0, 0, None, False, False, 0, "", via]]
         out = []
         for u in units:
             debited = ";".join(f"{d.get('bucket_id')}:{_int(d.get('bytes')) or 0}"
@@ -134,7 +139,7 @@ def rows(doc: Mapping[str, Any]) -> list[list[Any]]:
                         _int(u.get("used_dl")) or 0, _int(u.get("used_total")) or 0,
                         _int(u.get("granted")) or 0, _str(u.get("result")),
                         bool(u.get("final")), bool(u.get("throttled")),
-                        _int(u.get("overage")) or 0, debited])
+                        _int(u.get("overage")) or 0, debited, via])
         return out
     if table == "policy":
         before, after = doc.get("speed_before"), doc.get("speed_after")
@@ -142,7 +147,8 @@ def rows(doc: Mapping[str, Any]) -> list[list[Any]]:
                  _str(doc.get("sm_policy_id")), _int(doc.get("decision_version")),
                  _str(doc.get("reason")),
                  _speed(before, "uplink_kbps"), _speed(before, "downlink_kbps"),
-                 _speed(after, "uplink_kbps"), _speed(after, "downlink_kbps")]]
+                 _speed(after, "uplink_kbps"), _speed(after, "downlink_kbps"),
+                 _str(doc.get("interface")) or "sbi"]]
     if table == "purchase":
         return [[*_common(doc), _str(doc.get("offer_id")), _int(doc.get("offer_version")),
                  _str(doc.get("offer_kind")), _int(doc.get("price_cents")) or 0,
