@@ -56,9 +56,11 @@ class DiameterPolicyPart:
     async def _push(self) -> None:
         cfg = self._rt.settings
         pusher = Pusher(self._outbox, self._diameter.peers, self.sessions, self._rt.stopping,
-                        origin_host=cfg.diameter.origin_host,
+                        self._rt.clock, origin_host=cfg.diameter.origin_host,
                         origin_realm=cfg.diameter.origin_realm,
                         timeout_s=cfg.notify.request_timeout_s,
                         concurrency=cfg.notify.concurrency,
-                        poll_interval_s=min(PUSH_POLL_INTERVAL_S, cfg.notify.poll_interval_s))
+                        poll_interval_s=min(PUSH_POLL_INTERVAL_S, cfg.notify.poll_interval_s),
+                        # Another NF instance holding the peer has claimed it long before.
+                        stranded_after_s=cfg.notify.lease_s)
         await pusher.run()

@@ -7,7 +7,9 @@ with the session's ``diameter://<Origin-Host>/<Session-Id>`` URI. This worker cl
 entries of the peers connected here, translates each body into its request, sends it and
 settles the entry with the HTTP sender's outcomes: 2xxx sent; 5002 (the peer no longer has
 the session) gone, which ends the session through the service's gone-handler; no
-connection, no answer or a 3xxx/4xxx retried later with backoff; another 5xxx dead.
+connection, no answer or a 3xxx/4xxx retried later with backoff; another 5xxx dead. A push
+whose peer is connected to no process (of any NF instance) is failed one try at a time
+after a grace, so it ends dead like an unreachable HTTP peer's instead of piling up.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from nf import logs
+from nf.clock import Clock
 from nf.diameter import codec, gx, sy
 from nf.diameter.base import APP_GX, APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
@@ -110,9 +113,13 @@ class Pusher:
     """The worker: claims, sends and settles the Diameter pushes of the connected peers."""
 
     def __init__(self, outbox: MongoOutbox, links: Links, sessions: SessionMap,
-                 stopping: asyncio.Event, *, origin_host: str, origin_realm: str,
-                 timeout_s: float, concurrency: int, poll_interval_s: float) -> None:
+                 stopping: asyncio.Event, clock: Clock, *, origin_host: str,
+                 origin_realm: str, timeout_s: float, concurrency: int,
+                 poll_interval_s: float, stranded_after_s: float) -> None:
         self._outbox = outbox
+        self._clock = clock
+        self._stranded_after_s = stranded_after_s
+        self._last_sweep = float("-inf")
         self._links = links
         self._sessions = sessions
         self._stopping = stopping
@@ -141,9 +148,26 @@ class Pusher:
                     claimed += 1
                     self._inflight += 1
                     tg.create_task(self._push(doc, peers))
+                await self._sweep(list(peers))
                 if claimed and self._inflight < self._concurrency:
                     continue
                 await self._idle()
+
+    async def _sweep(self, connected: list[str]) -> None:
+        """Now and then: fail one try of the pushes whose peer is connected nowhere."""
+        mono = self._clock.monotonic()
+        if mono - self._last_sweep < self._stranded_after_s / 2:
+            return
+        self._last_sweep = mono
+        try:
+            docs = await self._outbox.claim_diameter_stranded(
+                connected, self._stranded_after_s, self._concurrency)
+            for doc in docs:
+                await self._outbox.settle(doc, Outcome.RETRY,
+                                          f"no connection to {doc.get('diameter_peer')}")
+        except NfError as e:
+            logs.log(log, logging.WARNING, "diameter push: sweeping failed", cause=e.cause,
+                     detail=e.detail)
 
     async def _idle(self) -> None:
         wake = self._outbox.diameter_wake

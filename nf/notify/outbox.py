@@ -288,6 +288,19 @@ class MongoOutbox:
             return []
         return await self._claim(limit, {"diameter_peer": {"$in": list(peers)}}, [])
 
+    async def claim_diameter_stranded(self, peers: Sequence[str], grace_s: float,
+                                      limit: int) -> list[Doc]:
+        """Lease up to ``limit`` Diameter pushes to peers *not* connected here that no
+        process has taken for ``grace_s`` after they were due (their peer is connected
+        nowhere): the caller settles them as a failed try, so they back off and end dead
+        after ``max_attempts`` like an unreachable HTTP peer's, instead of piling up."""
+        if limit <= 0:
+            return []
+        before = self._rt.clock.now() - timedelta(seconds=grace_s)
+        route = {"diameter_peer": {"$ne": None, "$nin": list(peers)},
+                 "due_at": {"$lte": before}}
+        return await self._claim(limit, route, [])
+
     async def _claim(self, limit: int, route: dict[str, Any] = _HTTP_ONLY,
                      fresh_ids: list[Any] | None = None) -> list[Doc]:
         """Lease up to ``limit`` due notifications of ``route`` to this process (the HTTP

@@ -341,3 +341,27 @@ async def test_diameter_pushes_are_left_to_the_process_holding_the_peer(
     await outbox.settle(again[0], Outcome.GONE, "Result-Code 5002")
     assert [n.resource for n in gone] == ["gx-1"]
     assert await db["outbox"].count_documents({"status": "gone"}) == 1
+
+
+async def test_a_diameter_push_whose_peer_is_connected_nowhere_fails_after_a_grace(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """Not taken by any process for the grace: a failed try each time, dead at the end."""
+    rt = _rt(settings, db, clock, max_attempts=2, initial_backoff_s=1.0)
+    outbox = MongoOutbox(rt)
+    await outbox.enqueue([note("diameter://pgw1.host.example/s%3B1/update", 1),
+                          note("diameter://pgw2.host.example/s%3B2/update", 2),
+                          note("http://smf.example/n", 3)])
+    assert await outbox.claim_diameter_stranded([], 10.0, 10) == []  # not stranded yet
+    clock.advance(11)
+    # pgw2 is connected here: its push is claim_diameter's, never a stranded one.
+    stranded = await outbox.claim_diameter_stranded(["pgw2.host.example"], 10.0, 10)
+    assert [d["diameter_peer"] for d in stranded] == ["pgw1.host.example"]
+    await outbox.settle(stranded[0], Outcome.RETRY, "no connection")
+    clock.advance(60)
+    again = await outbox.claim_diameter_stranded(["pgw2.host.example"], 10.0, 10)
+    assert [d["diameter_peer"] for d in again] == ["pgw1.host.example"]
+    await outbox.settle(again[0], Outcome.RETRY, "no connection")
+    doc = await db["outbox"].find_one({"diameter_peer": "pgw1.host.example"})
+    assert doc is not None and doc["status"] == "dead" and doc["attempts"] == 2
+    left = await db["outbox"].find_one({"diameter_peer": "pgw2.host.example"})
+    assert left is not None and left["status"] == "pending" and left["attempts"] == 0
