@@ -2,7 +2,9 @@
 one subscriber with a 5G SM policy (HTTP/2 SMF), a 4G Gx session (PCEF) and an Sy
 subscription (a host network's PCRF) crosses the cap through the CHF; the throttle reaches
 all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
-provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF.
+provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF; a
+suspension releases a session by RAR (Session-Release-Cause); refusals carry 5030, 5003,
+5002 and Sy's Experimental-Result 5570.
 
 A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
 the cap brings the RAR on Gx. The time from the cap-crossing charging update (SBI or Gy) to
@@ -110,6 +112,21 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                     codec.new_avp(sy.AVP_POLICY_COUNTER_IDENTIFIER, "data-cap", V)])
                 assert codec.result_code(sla) == codec.SUCCESS
                 assert _status(sla) == {"data-cap": "normal"}
+                # Refusals: an unknown counter, an unknown session, an unknown subscriber.
+                bad = await pcrf.call(sy.CMD_SL, APP_SY, [
+                    codec.new_avp(codec.AVP_SESSION_ID, pcrf.session_id()),
+                    *sy_head[1:], codec.new_avp(sy.AVP_SL_REQUEST_TYPE, sy.SL_INITIAL, V),
+                    subscription(imsi),
+                    codec.new_avp(sy.AVP_POLICY_COUNTER_IDENTIFIER, "no-such-counter", V)])
+                assert codec.get_int(bad, codec.AVP_RESULT_CODE) is None
+                assert codec.result_code(bad) == 5570  # DIAMETER_UNKNOWN_POLICY_COUNTERS
+                bad = await pcrf.call(sy.CMD_SL, APP_SY, [
+                    codec.new_avp(codec.AVP_SESSION_ID, pcrf.session_id()),
+                    *sy_head[1:],
+                    codec.new_avp(sy.AVP_SL_REQUEST_TYPE, sy.SL_INTERMEDIATE, V)])
+                assert codec.result_code(bad) == codec.UNKNOWN_SESSION_ID
+                stranger = GxSession(pgw, "001010000009999", ORIGIN_REALM)
+                assert codec.result_code(await stranger.initial()) == codec.USER_UNKNOWN
                 # The same subscriber's 5G session.
                 pol = PolicySim(client, nf.sbi, supi, smf.url("/smf/pol"))
                 assert (await pol.create()).status_code == 201
@@ -155,7 +172,7 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert (await pol.delete()).status_code == 204
 
 
-async def test_raa_5002_ends_the_gx_session_in_the_nf(
+async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
         db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
     supi, imsi = "imsi-001010000000502", "001010000000502"
     mongo: AsyncMongoClient[Doc] = AsyncMongoClient(db_server.uri, tz_aware=True)
@@ -194,6 +211,32 @@ async def test_raa_5002_ends_the_gx_session_in_the_nf(
                     # Nothing of it is left: a late CCR-U is told the session is unknown.
                     cca = await session.update()
                     assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+
+                    # Another subscriber suspended through the care API: the PCF ends the
+                    # session with a RAR carrying Session-Release-Cause; the PCEF's CCR-T
+                    # then closes it.
+                    pgw.push_result = codec.SUCCESS
+                    other = "imsi-001010000000504"
+                    await _provision(client, nf.oam, other)
+                    ended = GxSession(pgw, other.removeprefix("imsi-"), ORIGIN_REALM)
+                    assert codec.result_code(await ended.initial()) == codec.SUCCESS
+                    seen = len(pgw.pushed)
+                    r = await client.patch(f"{nf.oam}{PROV}/subscribers/{other}",
+                                           headers=LUMEN, json={"status": "suspended"})
+                    assert r.status_code == 200, r.text
+                    rar = await pgw.wait_push(codec.CMD_RAR, after=seen)
+                    assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == ended.session_id
+                    assert codec.get_int(rar.msg, gx.AVP_SESSION_RELEASE_CAUSE, V) == 1
+                    assert apn_ambr(rar.msg) == (None, None)
+                    assert codec.result_code(await ended.terminate()) == codec.SUCCESS
+                    for _ in range(50):
+                        if await db["sm_policies"].count_documents({"supi": other}) == 0:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert await db["sm_policies"].count_documents({"supi": other}) == 0
+                    # A suspended subscriber gets no new session.
+                    again = GxSession(pgw, other.removeprefix("imsi-"), ORIGIN_REALM)
+                    assert codec.result_code(await again.initial()) == 5003
     finally:
         await mongo.drop_database(settings.mongodb_database)
         await mongo.close()
