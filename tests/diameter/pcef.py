@@ -1,23 +1,33 @@
-"""An asyncio Diameter peer for the policy tests: a PCEF (Gx) or a PCRF (Sy) stand-in built
+"""An asyncio Diameter peer for the policy tests (a PCEF for Gx, a PCRF for Sy) built
 on the NF's codec library. It reads in the background: answers go to the request waiting
 for them; the NF's requests (RAR, SNR) are recorded with their arrival time and answered
-with ``push_result`` (2001 unless a test says otherwise); DWR is answered as a peer does."""
+with ``push_result`` (2001 unless a test says otherwise); DWR is answered as a peer does.
+Also the NF set-up those tests share: big grants, the PGW and PCRF allowed, a subscriber on
+the demo's throttled-at-the-cap plan, and charging over the SBI until a RAR arrives."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Self
 
+import httpx
+
+from nf.config import Settings
 from nf.diameter import codec, gx
 from nf.diameter.base import APP_GX
 from nf.diameter.codec import Avp, Message
+from tests.diameter.client import PGW, REALM
+from tests.smf_sim import SmfSim, Usage
 
 V = codec.VENDOR_3GPP
+GIB = 1024**3
+PCRF = "pcrf.northwind.test"
 
 
 @dataclass(frozen=True)
@@ -157,3 +167,40 @@ class GxSession:
 
     async def terminate(self) -> Message:
         return await self.peer.call(codec.CMD_CCR, APP_GX, self._head(gx.TERMINATION))
+
+
+# -- the NF under test ---------------------------------------------------------------
+
+
+def policy_env(settings: Settings) -> dict[str, str]:
+    # Big grants reach the demo plan's 15 GiB cap in a few updates (the plan is unchanged).
+    nets = [{**n.model_dump(), "default_grant_bytes": 8 * GIB} for n in settings.networks]
+    return {"NF_NETWORKS": json.dumps(nets),
+            "NF_DIAMETER__NETWORKS": json.dumps(
+                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF]}})}
+
+
+async def provision_lumen(client: httpx.AsyncClient, oam: str, supi: str) -> None:
+    r = await client.post(oam + "/provisioning/v1/subscribers",
+                          headers={"X-API-Key": "demo-key-lumen"}, json={
+                              "supi": supi, "homeNetwork": "northwind",
+                              "planOfferId": "lumen-unlimited"})
+    assert r.status_code == 201, r.text
+
+
+async def use_until_rar(chg: SmfSim, pgw: Peer, limit: int = 6) -> float:
+    """Charge full grants over the SBI until a RAR arrives; the monotonic time the
+    cap-crossing update was sent."""
+    for _ in range(limit):
+        seen = len(pgw.pushed)
+        sent = time.monotonic()
+        granted = chg.granted or 8 * GIB
+        ex = await chg.update(Usage(granted // 4, granted - granted // 4, "QUOTA_THRESHOLD"),
+                              requested=8 * GIB)
+        assert ex.status == 200, ex.response
+        try:
+            await pgw.wait_push(codec.CMD_RAR, after=seen, timeout_s=1.0)
+            return sent
+        except TimeoutError:
+            continue
+    raise AssertionError("the cap was never reached")

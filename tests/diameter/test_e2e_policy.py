@@ -13,7 +13,6 @@ the RAR's arrival is printed (a measurement, not an assertion)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
@@ -28,51 +27,28 @@ from nf.store.embedded import EmbeddedDb
 from nf.store.mongo import Doc
 from tests.diameter.client import PGW, REALM, mscc
 from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
-from tests.diameter.pcef import GxSession, Peer, V, apn_ambr, subscription
+from tests.diameter.pcef import (
+    GIB,
+    PCRF,
+    GxSession,
+    Peer,
+    V,
+    apn_ambr,
+    policy_env,
+    provision_lumen,
+    subscription,
+    use_until_rar,
+)
 from tests.pcf.harness import ambr_of
 from tests.peers import NotificationReceiver
-from tests.smf_sim import PolicySim, SmfSim, Usage, httpx_transport
+from tests.smf_sim import PolicySim, SmfSim, httpx_transport
 
 pytestmark = pytest.mark.e2e
 
-GIB = 1024**3
 LUMEN = {"X-API-Key": "demo-key-lumen"}
 PROV = "/provisioning/v1"
-PCRF = "pcrf.northwind.test"
 FULL = (4_000_000, 20_000_000)  # lumen-unlimited: 4 / 20 Mbit/s
 THROTTLED = (64_000, 128_000)  # past the cap: 64 / 128 kbit/s
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    # Big grants reach the demo plan's 15 GiB cap in a few updates (the plan is unchanged).
-    nets = [{**n.model_dump(), "default_grant_bytes": 8 * GIB} for n in settings.networks]
-    return {"NF_NETWORKS": json.dumps(nets),
-            "NF_DIAMETER__NETWORKS": json.dumps(
-                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF]}})}
-
-
-async def _provision(client: httpx.AsyncClient, oam: str, supi: str) -> None:
-    r = await client.post(oam + PROV + "/subscribers", headers=LUMEN, json={
-        "supi": supi, "homeNetwork": "northwind", "planOfferId": "lumen-unlimited"})
-    assert r.status_code == 201, r.text
-
-
-async def _use_until_rar(chg: SmfSim, pgw: Peer, limit: int = 6) -> float:
-    """Charge full grants over the SBI until a RAR arrives; the monotonic time the
-    cap-crossing update was sent."""
-    for _ in range(limit):
-        seen = len(pgw.pushed)
-        sent = time.monotonic()
-        granted = chg.granted or 8 * GIB
-        ex = await chg.update(Usage(granted // 4, granted - granted // 4, "QUOTA_THRESHOLD"),
-                              requested=8 * GIB)
-        assert ex.status == 200, ex.response
-        try:
-            await pgw.wait_push(codec.CMD_RAR, after=seen, timeout_s=1.0)
-            return sent
-        except TimeoutError:
-            continue
-    raise AssertionError("the cap was never reached")
 
 
 def _status(msg: codec.Message) -> dict[str, str | None]:
@@ -87,8 +63,8 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
     async with NotificationReceiver() as smf, httpx.AsyncClient(
             http1=False, http2=True, timeout=10) as client:
         with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
-                         extra_env=_env(settings)) as (nf, port):
-            await _provision(client, nf.oam, supi)
+                         extra_env=policy_env(settings)) as (nf, port):
+            await provision_lumen(client, nf.oam, supi)
             async with Peer(port, PGW, REALM) as pgw, Peer(port, PCRF, REALM) as pcrf:
                 assert codec.result_code(await pgw.cer([APP_GX])) == codec.SUCCESS
                 assert codec.result_code(await pcrf.cer([APP_SY])) == codec.SUCCESS
@@ -134,7 +110,7 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                              notify_uri=smf.url("/smf/chg"))
                 assert (await chg.create(requested=8 * GIB)).status == 201
 
-                sent = await _use_until_rar(chg, pgw)
+                sent = await use_until_rar(chg, pgw)
                 rar = pgw.pushed[-1]
                 print(f"\nRAR latency (cap-crossing charging update -> RAR at the PCEF): "
                       f"{(rar.at - sent) * 1000:.1f} ms")
@@ -181,8 +157,8 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
         async with NotificationReceiver() as smf, httpx.AsyncClient(
                 http1=False, http2=True, timeout=10) as client:
             with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
-                             extra_env=_env(settings)) as (nf, port):
-                await _provision(client, nf.oam, supi)
+                             extra_env=policy_env(settings)) as (nf, port):
+                await provision_lumen(client, nf.oam, supi)
                 async with Peer(port, PGW, REALM) as pgw:
                     assert codec.result_code(await pgw.cer([APP_GX])) == codec.SUCCESS
                     session = GxSession(pgw, imsi, ORIGIN_REALM)
@@ -193,7 +169,7 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                     chg = SmfSim(httpx_transport(client, nf.sbi), supi,
                                  notify_uri=smf.url("/smf/chg"))
                     assert (await chg.create(requested=8 * GIB)).status == 201
-                    await _use_until_rar(chg, pgw)
+                    await use_until_rar(chg, pgw)
                     for _ in range(100):
                         if await db["sm_policies"].count_documents({"supi": supi}) == 0:
                             break
@@ -217,7 +193,7 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                     # then closes it.
                     pgw.push_result = codec.SUCCESS
                     other = "imsi-001010000000504"
-                    await _provision(client, nf.oam, other)
+                    await provision_lumen(client, nf.oam, other)
                     ended = GxSession(pgw, other.removeprefix("imsi-"), ORIGIN_REALM)
                     assert codec.result_code(await ended.initial()) == codec.SUCCESS
                     seen = len(pgw.pushed)
@@ -266,8 +242,8 @@ async def test_a_gy_ccr_crossing_the_cap_brings_the_rar_on_gx(
     supi, imsi = "imsi-001010000000503", "001010000000503"
     async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
         with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
-                         extra_env=_env(settings)) as (nf, port):
-            await _provision(client, nf.oam, supi)
+                         extra_env=policy_env(settings)) as (nf, port):
+            await provision_lumen(client, nf.oam, supi)
             async with Peer(port, PGW, REALM) as pgw:
                 cea = await pgw.cer([APP_GX, APP_GY])
                 assert codec.result_code(cea) == codec.SUCCESS
