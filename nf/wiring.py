@@ -59,7 +59,7 @@ def build_parts(rt: Runtime) -> list[Part]:
     from nf.diameter.policy import DiameterPolicyPart
 
     parts.append(DiameterPolicyPart(rt, diameter, pcf=pcf.service, slc=slc.service,
-                                    outbox=outbox))
+                                    outbox=outbox, ledger=ledger_part.ledger))
     # Purchase EDRs: from the same durable counter changes, so none is lost to a crash.
     from nf.edr.purchases import PurchaseEdrs
 

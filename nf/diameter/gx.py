@@ -11,6 +11,7 @@ policy itself and never touches the ledger.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,16 +19,20 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from nf import logs
 from nf.clock import Clock
-from nf.diameter import codec
+from nf.diameter import codec, umi
 from nf.diameter.base import APP_GX, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.sessions import Session, SessionMap, notification_uri
+from nf.diameter.umi import UsageMonitor
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
 from nf.pcf.core import parse_bitrate
 from nf.pcf.service import PcfService
 from nf.pcf.wire import SmPolicyContextData, SmPolicyUpdateContextData
+
+log = logging.getLogger("nf.diameter")
 
 APP = "gx"
 
@@ -67,7 +72,6 @@ SUB_E164, SUB_IMSI = 0, 1
 # Event-Trigger values (TS 29.212 §5.3.7) for the SBI's PolicyControlRequestTriggers.
 PLMN_CHANGE = 4
 REVALIDATION_TIMEOUT = 17
-USAGE_REPORT = 33
 _TRIGGERS = {"PLMN_CH": PLMN_CHANGE, "RE_TIMEOUT": REVALIDATION_TIMEOUT}
 _REPORTED = {PLMN_CHANGE: "PLMN_CH"}
 # Session-Release-Cause (TS 29.212 §5.3.44) for the SBI's termination causes.
@@ -277,8 +281,10 @@ class GxApp:
     app_id = APP_GX
 
     def __init__(self, pcf: PcfService, sessions: SessionMap, clock: Clock, *,
-                 origin_host: str, origin_realm: str, api_root: str) -> None:
+                 origin_host: str, origin_realm: str, api_root: str,
+                 monitor: UsageMonitor | None = None) -> None:
         self._pcf = pcf
+        self._monitor = monitor
         self._sessions = sessions
         self._clock = clock
         self._host = origin_host
@@ -306,7 +312,7 @@ class GxApp:
             if ccr.request_type == INITIAL:
                 avps = await self._initial(ccr, peer)
             elif ccr.request_type == UPDATE:
-                avps = await self._update(ccr)
+                avps = await self._update(ccr, req)
             else:
                 await self._terminate(ccr)
                 avps = []
@@ -325,6 +331,8 @@ class GxApp:
         await self._sessions.put(Session(APP, ccr.session_id, sm_policy_id, ctx.supi,
                                          peer.origin_host), self._clock.now())
         avps = decision_avps(decision)
+        if self._monitor is not None:
+            avps += await self._monitor.avps(ctx.supi)
         if ccr.features is not None:
             avps.append(codec.new_avp(AVP_SUPPORTED_FEATURES, [
                 codec.new_avp(codec.AVP_VENDOR_ID, VENDOR_3GPP),
@@ -333,16 +341,23 @@ class GxApp:
             ], VENDOR_3GPP))
         return avps
 
-    async def _update(self, ccr: GxCcr) -> list[Avp]:
+    async def _update(self, ccr: GxCcr, req: Message) -> list[Avp]:
         s = await self._sessions.get(APP, ccr.session_id)
         if s is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
+        used = umi.reported_octets(req)
+        if used is not None:  # charged over Gy or Nchf, never here: decide again, re-arm
+            logs.log(log, logging.INFO, "usage reported over Gx", supi=s.supi,
+                     smPolicyId=s.ref, octets=used)
         decision = await self._pcf.update(s.ref, update_data(ccr))
         if "relCause" in decision:  # the subscriber may no longer have the session
             await self._sessions.remove(APP, ccr.session_id)
             raise NfError("the session is no longer authorised", 403,
                           "POLICY_CONTEXT_DENIED")
-        return decision_avps(decision)
+        avps = decision_avps(decision)
+        if self._monitor is not None:
+            avps += await self._monitor.avps(s.supi)
+        return avps
 
     async def _terminate(self, ccr: GxCcr) -> None:
         s = await self._sessions.get(APP, ccr.session_id)

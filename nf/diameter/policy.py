@@ -1,9 +1,10 @@
 """The policy side of the Diameter part: Gx and Sy on the PCF and the spending-limit
 service, and the worker that pushes their RAR and SNR.
 
-Its one job is wiring: build ``GxApp`` and ``SyApp`` on the services the SBI uses, add them
-to the ``DiameterPart``'s listener, keep the session map's index, and run the ``Pusher`` in
-the process that holds the connections (role ``diameter``) only.
+Its one job is wiring: build ``GxApp`` (with usage monitoring read from the ledger) and
+``SyApp`` on the services the SBI uses, add them to the ``DiameterPart``'s listener, keep
+the session map's index, and run the ``Pusher`` in the process that holds the connections
+(role ``diameter``) only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from nf.diameter.part import DiameterPart
 from nf.diameter.push import Pusher
 from nf.diameter.sessions import SessionMap
 from nf.diameter.sy import SyApp
+from nf.diameter.umi import UsageMonitor
+from nf.ledger.port import Ledger
 from nf.notify.outbox import MongoOutbox
 from nf.pcf.service import PcfService
 from nf.runtime import Role, Runtime, Worker
@@ -29,8 +32,9 @@ class DiameterPolicyPart:
     name = "diameter-policy"
 
     def __init__(self, rt: Runtime, diameter: DiameterPart, *, pcf: PcfService,
-                 slc: SlcService, outbox: MongoOutbox) -> None:
+                 slc: SlcService, outbox: MongoOutbox, ledger: Ledger) -> None:
         self._rt = rt
+        self._monitor = UsageMonitor(ledger, rt.clock)
         self._diameter = diameter
         self._outbox = outbox
         self.sessions = SessionMap(rt.db)
@@ -39,7 +43,7 @@ class DiameterPolicyPart:
         api_root = (s.api_root or f"http://{s.sbi_host}:{s.sbi_port}").rstrip("/")
         who = {"origin_host": cfg.origin_host, "origin_realm": cfg.origin_realm,
                "api_root": api_root}
-        diameter.add(GxApp(pcf, self.sessions, rt.clock, **who))
+        diameter.add(GxApp(pcf, self.sessions, rt.clock, monitor=self._monitor, **who))
         diameter.add(SyApp(slc, self.sessions, rt.clock, **who))
 
     def blueprints(self, role: Role) -> list[Blueprint]:
@@ -62,5 +66,5 @@ class DiameterPolicyPart:
                         concurrency=cfg.notify.concurrency,
                         poll_interval_s=min(PUSH_POLL_INTERVAL_S, cfg.notify.poll_interval_s),
                         # Another NF instance holding the peer has claimed it long before.
-                        stranded_after_s=cfg.notify.lease_s)
+                        stranded_after_s=cfg.notify.lease_s, monitor=self._monitor)
         await pusher.run()

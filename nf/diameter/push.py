@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote
@@ -27,6 +27,7 @@ from nf.diameter import codec, gx, sy
 from nf.diameter.base import APP_GX, APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.sessions import SessionMap
+from nf.diameter.umi import UsageMonitor
 from nf.errors import NfError
 from nf.notify.outbox import MongoOutbox
 from nf.notify.policy import Outcome
@@ -70,11 +71,12 @@ def target(uri: str) -> Target:
 
 
 def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
-                 origin_realm: str, dest_realm: str) -> Message:
+                 origin_realm: str, dest_realm: str, extra: Sequence[Avp] = ()) -> Message:
     """The request for an outbox entry's SBI body: an ``SmPolicyNotification`` → RAR with
     the decision's QoS; a termination → RAR with Session-Release-Cause; a
-    ``SpendingLimitStatus`` → SNR with Policy-Counter-Status-Reports. ``KeyError`` /
-    ``ValueError`` for a body no request can be made of."""
+    ``SpendingLimitStatus`` → SNR with Policy-Counter-Status-Reports. ``extra``: more AVPs
+    for a RAR with a decision (usage monitoring). ``KeyError`` / ``ValueError`` for a body
+    no request can be made of."""
     app = APP_SY if t.what == "notify" else APP_GX
     avps: list[Avp] = [
         codec.new_avp(codec.AVP_SESSION_ID, t.session_id),
@@ -93,6 +95,7 @@ def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
                                   gx.release_cause(body.get("cause")), VENDOR_3GPP))
     else:
         avps += gx.decision_avps(body["smPolicyDecision"])
+        avps += list(extra)
     return codec.request(codec.CMD_RAR, APP_GX, avps, hop_by_hop=0, end_to_end=0)
 
 
@@ -115,8 +118,10 @@ class Pusher:
     def __init__(self, outbox: MongoOutbox, links: Links, sessions: SessionMap,
                  stopping: asyncio.Event, clock: Clock, *, origin_host: str,
                  origin_realm: str, timeout_s: float, concurrency: int,
-                 poll_interval_s: float, stranded_after_s: float) -> None:
+                 poll_interval_s: float, stranded_after_s: float,
+                 monitor: UsageMonitor | None = None) -> None:
         self._outbox = outbox
+        self._monitor = monitor
         self._clock = clock
         self._stranded_after_s = stranded_after_s
         self._last_sweep = float("-inf")
@@ -204,9 +209,13 @@ class Pusher:
         if peer is None:  # gone since the claim: when it (or another process) has it again
             await self._outbox.settle(doc, Outcome.RETRY, "no connection to the peer")
             return
+        extra: list[Avp] = []
+        if t.what == "update" and self._monitor is not None and doc.get("supi"):
+            extra = await self._monitor.avps(str(doc["supi"]))
         try:
             req = push_request(t, doc["body"], origin_host=self._host,
-                               origin_realm=self._realm, dest_realm=peer.origin_realm)
+                               origin_realm=self._realm, dest_realm=peer.origin_realm,
+                               extra=extra)
         except (KeyError, TypeError, ValueError) as e:
             await self._outbox.poisoned(doc, f"not sendable: {type(e).__name__}: {e}")
             return

@@ -21,7 +21,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from nf.config import Settings
-from nf.diameter import codec, gx, sy
+from nf.diameter import codec, gx, sy, umi
 from nf.diameter.base import APP_GX, APP_GY, APP_SY
 from nf.store.embedded import EmbeddedDb
 from nf.store.mongo import Doc
@@ -49,6 +49,23 @@ LUMEN = {"X-API-Key": "demo-key-lumen"}
 PROV = "/provisioning/v1"
 FULL = (4_000_000, 20_000_000)  # lumen-unlimited: 4 / 20 Mbit/s
 THROTTLED = (64_000, 128_000)  # past the cap: 64 / 128 kbit/s
+ALLOWANCE = 15360 * 1024 * 1024  # lumen-unlimited's full-speed bytes
+ADDON = 1024 * 1024 * 1024  # lumen-addon-1gb-7d
+
+
+def _triggers(msg: codec.Message) -> set[int]:
+    return {int(a.value) for a in codec.find_all(msg, gx.AVP_EVENT_TRIGGER, V)}
+
+
+def _monitored(msg: codec.Message) -> int | None:
+    """The bytes granted to the ``data-cap`` monitoring key (None: not monitored)."""
+    info = codec.find(msg, umi.AVP_USAGE_MONITORING_INFORMATION, V)
+    if info is None:
+        return None
+    assert codec.get_bytes(info, umi.AVP_MONITORING_KEY, V) == umi.MONITORING_KEY
+    gsu = codec.find(info, umi.AVP_GRANTED_SERVICE_UNIT)
+    assert gsu is not None
+    return codec.get_int(gsu, umi.AVP_CC_TOTAL_OCTETS)
 
 
 def _status(msg: codec.Message) -> dict[str, str | None]:
@@ -74,8 +91,8 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert codec.result_code(cca) == codec.SUCCESS, cca.avps
                 assert codec.get_int(cca, gx.AVP_CC_REQUEST_TYPE) == gx.INITIAL
                 assert apn_ambr(cca) == FULL
-                assert gx.PLMN_CHANGE in [a.value for a in codec.find_all(
-                    cca, gx.AVP_EVENT_TRIGGER, V)]
+                assert _triggers(cca) == {gx.PLMN_CHANGE, umi.USAGE_REPORT}
+                assert _monitored(cca) == ALLOWANCE  # the plan's full-speed bytes, unused
                 # The host network's PCRF subscribes to the data-cap counter.
                 sy_sid = pcrf.session_id()
                 sy_head = [codec.new_avp(codec.AVP_SESSION_ID, sy_sid),
@@ -117,6 +134,8 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == session.session_id
                 assert codec.get_str(rar.msg, gx.AVP_DESTINATION_HOST) == PGW
                 assert apn_ambr(rar.msg) == THROTTLED
+                assert _monitored(rar.msg) is None  # throttled: monitoring stops
+                assert _triggers(rar.msg) == {gx.PLMN_CHANGE}
                 snr = await pcrf.wait_push(sy.CMD_SN)
                 assert codec.get_str(snr.msg, codec.AVP_SESSION_ID) == sy_sid
                 assert codec.get_str(snr.msg, gx.AVP_DESTINATION_HOST) == PCRF
@@ -132,14 +151,26 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert r.status_code == 201, r.text
                 restore = await pgw.wait_push(codec.CMD_RAR, after=seen_rar)
                 assert apn_ambr(restore.msg) == FULL
+                assert _monitored(restore.msg) == ADDON  # re-armed with the add-on's bytes
+                assert umi.USAGE_REPORT in _triggers(restore.msg)
                 snr = await pcrf.wait_push(sy.CMD_SN, after=seen_snr)
                 assert _status(snr.msg) == {"data-cap": "normal"}
                 back = await smf.wait_for(lambda x: x.path == "/smf/pol/update")
                 assert ambr_of(back)["downlink"] == "20 Mbps"
 
-                # The PCEF's own update gets the current decision; then both sessions end.
-                cca = await session.update()
+                # The PCEF reports usage of the key: the current decision, monitoring
+                # re-armed (the bytes are charged over Nchf/Gy, never from the report).
+                cca = await session.update(
+                    codec.new_avp(gx.AVP_EVENT_TRIGGER, umi.USAGE_REPORT, V),
+                    codec.new_avp(umi.AVP_USAGE_MONITORING_INFORMATION, [
+                        codec.new_avp(umi.AVP_MONITORING_KEY, umi.MONITORING_KEY, V,
+                                      mandatory=False),
+                        codec.new_avp(umi.AVP_USED_SERVICE_UNIT, [
+                            codec.new_avp(umi.AVP_CC_TOTAL_OCTETS, 1000)])], V,
+                        mandatory=False))
                 assert codec.result_code(cca) == codec.SUCCESS and apn_ambr(cca) == FULL
+                assert _monitored(cca) == ADDON
+                # Then both sessions end.
                 assert codec.result_code(await session.terminate()) == codec.SUCCESS
                 sta = await pcrf.call(codec.CMD_STR, APP_SY, [
                     *sy_head, codec.new_avp(295, 1)])  # Termination-Cause LOGOUT

@@ -1,5 +1,6 @@
 """Gx and Sy translations, pure: CCR → the SBI's SM policy bodies, the PCF's decisions →
-QoS AVPs, SLR → ``SpendingLimitContext``, and the outbox's SBI bodies → RAR / SNR. Every
+QoS AVPs, SLR → ``SpendingLimitContext``, the outbox's SBI bodies → RAR / SNR, and the
+usage monitoring armed from the ledger's buckets. Every
 message goes through the codec's bytes and back, as on the wire."""
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nf.diameter import codec, gx, push, sy
+from nf.diameter import codec, gx, push, sy, umi
 from nf.diameter.base import APP_GX, APP_SY
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.sessions import notification_uri
-from nf.ledger.port import Speed
+from nf.ledger.port import BucketView, Speed
 from nf.notify.policy import Outcome
 from nf.pcf import core
 
@@ -181,3 +182,35 @@ def test_an_slr_becomes_the_sbi_subscription() -> None:
     ctx = sy.spending_limit_context(req, notification_uri("pcrf.northwind.test", "pcrf;9"))
     assert ctx.supi == "imsi-001010000000001" and ctx.policy_counter_ids == ["data-cap"]
     assert ctx.notif_uri == "diameter://pcrf.northwind.test/pcrf%3B9"
+
+
+def _bucket(kind: str, quota: int, used: int, *, zone: tuple[str, ...] | None = None,
+            valid_to: datetime | None = None) -> BucketView:
+    return BucketView(f"b-{kind}-{quota}", kind, "offer", 1, quota, used, 0,
+                      datetime(2026, 1, 1, tzinfo=UTC), valid_to, None, zone)
+
+
+def test_usage_monitoring_grants_the_full_speed_bytes_left() -> None:
+    now = datetime(2026, 1, 10, tzinfo=UTC)
+    buckets = [_bucket("plan", 100, 30), _bucket("addon", 50, 60),  # overdrawn: 0 left
+               _bucket("addon", 40, 0, valid_to=datetime(2026, 1, 5, tzinfo=UTC)),  # expired
+               _bucket("roaming", 500, 0, zone=("EU",)), _bucket("pool", 1000, 900)]
+    assert umi.bytes_left(buckets, now) == 70 + 100
+    assert umi.monitoring_avps(0) == []
+    msg = wire(codec.request(codec.CMD_RAR, APP_GX, umi.monitoring_avps(170),
+                             hop_by_hop=1, end_to_end=1))
+    (info,) = codec.find_all(msg, umi.AVP_USAGE_MONITORING_INFORMATION, V)
+    assert not info.flags & 0x40  # the M bit is clear on the monitoring AVPs
+    assert codec.get_bytes(info, umi.AVP_MONITORING_KEY, V) == b"data-cap"
+    gsu = codec.find(info, umi.AVP_GRANTED_SERVICE_UNIT)
+    assert gsu is not None and codec.get_int(gsu, umi.AVP_CC_TOTAL_OCTETS) == 170
+    assert codec.get_int(info, umi.AVP_USAGE_MONITORING_LEVEL, V) == umi.SESSION_LEVEL
+    assert [a.value for a in codec.find_all(msg, gx.AVP_EVENT_TRIGGER, V)] == [33]
+    # The PCEF's report of the key, in a CCR-U.
+    report = ccr(gx.UPDATE, codec.new_avp(gx.AVP_EVENT_TRIGGER, umi.USAGE_REPORT, V),
+                 codec.new_avp(umi.AVP_USAGE_MONITORING_INFORMATION, [
+                     codec.new_avp(umi.AVP_MONITORING_KEY, b"data-cap", V, mandatory=False),
+                     codec.new_avp(umi.AVP_USED_SERVICE_UNIT, [
+                         codec.new_avp(umi.AVP_CC_TOTAL_OCTETS, 170)])], V, mandatory=False))
+    assert umi.reported_octets(report) == 170
+    assert umi.reported_octets(ccr(gx.UPDATE)) is None
