@@ -366,12 +366,13 @@ class GyHandler:
         if ccr.request_type == TERMINATION:
             await self._chf.release(ref, sbi)
             return None
-        # EVENT: a one-shot debit (Requested-Action DIRECT_DEBITING): open, charge what
-        # the MSCCs report used, close: two CHF steps with numbers 2n and 2n+1.
+        # EVENT: a one-shot debit (Requested-Action DIRECT_DEBITING): open charging what
+        # the MSCCs report used, then close: two CHF steps with numbers 2n and 2n+1.
         first = sbi.model_copy(update={"invocationSequenceNumber": 2 * ccr.request_number})
         _status, body, _ref = await self._chf.create(first, ref=ref, interface="gy")
         if body.get("invocationResult") is None:
-            last = sbi.model_copy(update={
-                "invocationSequenceNumber": 2 * ccr.request_number + 1})
+            last = sbi.model_copy(update={  # the usage went with the first step
+                "invocationSequenceNumber": 2 * ccr.request_number + 1,
+                "multipleUnitUsage": None})
             await self._chf.release(ref, last)
         return body

@@ -134,3 +134,21 @@ def test_update_of_unknown_session_5002(nf: tuple[NfProcess, int]) -> None:
         pgw.cer()
         cca = pgw.call(ccr(pgw, "pgw1;none;1", UPDATE, 1, units=[mscc(10, used=10)]))
         assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+
+
+def test_event_debits_once(nf: tuple[NfProcess, int], settings: Settings) -> None:
+    proc, port = nf
+    provision(proc.oam)
+    with Client(port) as pgw:
+        pgw.cer()
+        ids = pgw.ids()
+        cca = pgw.call(ccr(pgw, "pgw1;ev;1", 4, 0, units=[mscc(10, rsu=None, used=5000)],
+                           ids=ids))
+        assert codec.result_code(cca) == codec.SUCCESS
+        assert codec.get_int(cca, 416) == 4
+        again = pgw.call(ccr(pgw, "pgw1;ev;1", 4, 0, units=[mscc(10, rsu=None, used=5000)],
+                             retransmit=True, ids=(ids[0] + 7, ids[1])))
+        assert codec.result_code(again) == codec.SUCCESS
+    assert used_bytes(proc.oam) == 5000
+    docs = edrs(settings, charging_ref("pgw1;ev;1"), 2)
+    assert [(d["event"], d["interface"]) for d in docs] == [("create", "gy"), ("release", "gy")]
