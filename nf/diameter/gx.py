@@ -157,6 +157,13 @@ def parse_ccr(msg: Message) -> GxCcr:
                  ambr, features)
 
 
+def client_of(req: Message, peer: PeerInfo) -> tuple[str, str]:
+    """The requesting client's Origin-Host and Origin-Realm (behind a DRA, not the
+    connected peer's): where the session's RAR / SNR are addressed."""
+    return (codec.get_str(req, codec.AVP_ORIGIN_HOST) or peer.origin_host,
+            codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm)
+
+
 def _plmn(plmn: str | None) -> dict[str, str] | None:
     return None if plmn is None else {"mcc": plmn[:3], "mnc": plmn[3:]}
 
@@ -310,7 +317,7 @@ class GxApp:
                              msg=str(e))
         try:
             if ccr.request_type == INITIAL:
-                avps = await self._initial(ccr, peer)
+                avps = await self._initial(ccr, req, peer)
             elif ccr.request_type == UPDATE:
                 avps = await self._update(ccr, req)
             else:
@@ -324,12 +331,13 @@ class GxApp:
             return self._cca(req, ccr, rc, experimental=exp, msg=e.detail[:200])
         return self._cca(req, ccr, codec.SUCCESS, avps)
 
-    async def _initial(self, ccr: GxCcr, peer: PeerInfo) -> list[Avp]:
+    async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
         ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
         location, decision = await self._pcf.create(ctx, self._api_root, peer.network_id)
         sm_policy_id = location.rsplit("/", 1)[1]
         await self._sessions.put(Session(APP, ccr.session_id, sm_policy_id, ctx.supi,
-                                         peer.origin_host), self._clock.now())
+                                         peer.origin_host, *client_of(req, peer)),
+                                 self._clock.now())
         avps = decision_avps(decision)
         if self._monitor is not None:
             avps += await self._monitor.avps(ctx.supi)

@@ -3,11 +3,12 @@ and Sy SNR by the process that holds the peers' connections.
 
 Its one job is delivery. The PCF and the spending-limit service enqueue their pushes as
 they do for the SBI (an ``SmPolicyNotification``, a termination, a ``SpendingLimitStatus``)
-with the session's ``diameter://<Origin-Host>/<Session-Id>`` URI. This worker claims the
-entries of the peers connected here, translates each body into its request, sends it and
-settles the entry with the HTTP sender's outcomes: 2xxx sent; 5002 (the peer no longer has
-the session) gone, which ends the session through the service's gone-handler; no
-connection, no answer or a 3xxx/4xxx retried later with backoff; another 5xxx dead. A push
+with the session's ``diameter://<peer Origin-Host>/<Session-Id>`` URI. This worker claims
+the entries of the peers connected here, translates each body into its request (addressed
+to the client's own Origin-Host, which a DRA peer may relay), sends it and settles the
+entry with the HTTP sender's outcomes: 2xxx sent; 5002 (the peer no longer has the
+session) gone, which ends the session through the service's gone-handler; no connection,
+no answer or a 3xxx/4xxx retried later with backoff; another 5xxx dead. A push
 whose peer is connected to no process (of any NF instance) is failed one try at a time
 after a grace, so it ends dead like an unreachable HTTP peer's instead of piling up.
 """
@@ -71,7 +72,8 @@ def target(uri: str) -> Target:
 
 
 def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
-                 origin_realm: str, dest_realm: str, extra: Sequence[Avp] = ()) -> Message:
+                 origin_realm: str, dest_host: str, dest_realm: str,
+                 extra: Sequence[Avp] = ()) -> Message:
     """The request for an outbox entry's SBI body: an ``SmPolicyNotification`` → RAR with
     the decision's QoS; a termination → RAR with Session-Release-Cause; a
     ``SpendingLimitStatus`` → SNR with Policy-Counter-Status-Reports. ``extra``: more AVPs
@@ -84,7 +86,7 @@ def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
         codec.new_avp(codec.AVP_ORIGIN_HOST, origin_host.encode()),
         codec.new_avp(codec.AVP_ORIGIN_REALM, origin_realm.encode()),
         codec.new_avp(codec.AVP_DESTINATION_REALM, dest_realm.encode()),
-        codec.new_avp(gx.AVP_DESTINATION_HOST, t.host.encode()),
+        codec.new_avp(gx.AVP_DESTINATION_HOST, dest_host.encode()),
     ]
     if t.what == "notify":
         avps += sy.status_reports(body["statusInfos"])
@@ -212,10 +214,14 @@ class Pusher:
         extra: list[Avp] = []
         if t.what == "update" and self._monitor is not None and doc.get("supi"):
             extra = await self._monitor.avps(str(doc["supi"]))
+        # Addressed to the client itself, which may sit behind the peer (a DRA).
+        s = await self._sessions.get(t.app, t.session_id)
+        dest = (s.origin_host, s.origin_realm or peer.origin_realm) if s is not None \
+            else (t.host, peer.origin_realm)
         try:
             req = push_request(t, doc["body"], origin_host=self._host,
-                               origin_realm=self._realm, dest_realm=peer.origin_realm,
-                               extra=extra)
+                               origin_realm=self._realm, dest_host=dest[0],
+                               dest_realm=dest[1], extra=extra)
         except (KeyError, TypeError, ValueError) as e:
             await self._outbox.poisoned(doc, f"not sendable: {type(e).__name__}: {e}")
             return

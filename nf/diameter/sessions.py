@@ -1,7 +1,8 @@
 """Which service resource a Diameter session of Gx or Sy stands for.
 
 Its one job: remember, per (application, Session-Id), the id the service gave the session
-(the PCF's ``smPolicyId``, the spending-limit subscription id) and its subscriber, because
+(the PCF's ``smPolicyId``, the spending-limit subscription id), its subscriber and who to
+address pushes to (the client's Origin-Host and Realm, maybe behind a DRA), because
 a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the Session-Id only. One
 document per live session in ``diameter_sessions``; it never holds money or policy state.
 """
@@ -32,7 +33,11 @@ class Session:
     session_id: str
     ref: str  # smPolicyId (Gx) or subscription id (Sy)
     supi: str
-    peer: str  # the Origin-Host that opened it
+    peer: str  # the connected peer it came over (the PCEF itself, or a DRA)
+    # The client's own Origin-Host and Origin-Realm (behind a DRA: not the peer's): the
+    # Destination-Host and Destination-Realm of the RAR / SNR sent for the session.
+    origin_host: str
+    origin_realm: str
 
 
 class SessionMap:
@@ -47,7 +52,8 @@ class SessionMap:
         async with translate_errors("storing a diameter session"):
             await self._c.replace_one(
                 {"_id": f"{s.app}:{s.session_id}"},
-                {"ref": s.ref, "supi": s.supi, "peer": s.peer, "createdAt": now},
+                {"ref": s.ref, "supi": s.supi, "peer": s.peer, "host": s.origin_host,
+                 "realm": s.origin_realm, "createdAt": now},
                 upsert=True)
 
     async def get(self, app: str, session_id: str) -> Session | None:
@@ -55,7 +61,9 @@ class SessionMap:
             doc = await self._c.find_one({"_id": f"{app}:{session_id}"})
         if doc is None:
             return None
-        return Session(app, session_id, str(doc["ref"]), str(doc["supi"]), str(doc["peer"]))
+        peer = str(doc["peer"])
+        return Session(app, session_id, str(doc["ref"]), str(doc["supi"]), peer,
+                       str(doc.get("host") or peer), str(doc.get("realm") or ""))
 
     async def remove(self, app: str, session_id: str) -> None:
         async with translate_errors("removing a diameter session"):

@@ -20,7 +20,7 @@ from nf.clock import Clock
 from nf.diameter import codec
 from nf.diameter.base import APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
-from nf.diameter.gx import result_of, subscriber_ids
+from nf.diameter.gx import client_of, result_of, subscriber_ids
 from nf.diameter.sessions import Session, SessionMap, notification_uri
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
@@ -130,7 +130,8 @@ class SyApp:
                                     codec.raw_avp(443, b""))
         location, status = await self._slc.subscribe(ctx, self._api_root, peer.network_id)
         await self._sessions.put(Session(APP, session_id, location.rsplit("/", 1)[1],
-                                         ctx.supi, peer.origin_host), self._clock.now())
+                                         ctx.supi, peer.origin_host, *client_of(req, peer)),
+                                 self._clock.now())
         return status
 
     async def _terminate(self, session_id: str) -> None:

@@ -28,6 +28,7 @@ from tests.smf_sim import SmfSim, Usage
 V = codec.VENDOR_3GPP
 GIB = 1024**3
 PCRF = "pcrf.northwind.test"
+DRA = "dra1.northwind.test"
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,13 @@ def apn_ambr(msg: Message) -> tuple[int | None, int | None]:
 class GxSession:
     """One IP-CAN session of a PCEF: CCR-I, CCR-U, CCR-T with increasing request numbers."""
 
-    def __init__(self, peer: Peer, imsi: str, dest_realm: str, plmn: str = "00101") -> None:
+    def __init__(self, peer: Peer, imsi: str, dest_realm: str, plmn: str = "00101",
+                 client: str | None = None) -> None:
+        """``client``: the PCEF's Origin-Host when ``peer`` is a DRA relaying for it."""
         self.peer = peer
+        self.origin = peer.origin() if client is None else [
+            codec.new_avp(codec.AVP_ORIGIN_HOST, client.encode()),
+            codec.new_avp(codec.AVP_ORIGIN_REALM, peer.origin_realm.encode())]
         self.imsi = imsi
         self.dest_realm = dest_realm
         self.plmn = plmn
@@ -147,7 +153,7 @@ class GxSession:
     def _head(self, rtype: int) -> list[Avp]:
         avps = [codec.new_avp(codec.AVP_SESSION_ID, self.session_id),
                 codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GX),
-                *self.peer.origin(),
+                *self.origin,
                 codec.new_avp(codec.AVP_DESTINATION_REALM, self.dest_realm.encode()),
                 codec.new_avp(gx.AVP_CC_REQUEST_TYPE, rtype),
                 codec.new_avp(gx.AVP_CC_REQUEST_NUMBER, self.number)]
@@ -177,7 +183,7 @@ def policy_env(settings: Settings) -> dict[str, str]:
     nets = [{**n.model_dump(), "default_grant_bytes": 8 * GIB} for n in settings.networks]
     return {"NF_NETWORKS": json.dumps(nets),
             "NF_DIAMETER__NETWORKS": json.dumps(
-                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF]}})}
+                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF, DRA]}})}
 
 
 async def provision_lumen(client: httpx.AsyncClient, oam: str, supi: str) -> None:

@@ -3,8 +3,8 @@ one subscriber with a 5G SM policy (HTTP/2 SMF), a 4G Gx session (PCEF) and an S
 subscription (a host network's PCRF) crosses the cap through the CHF; the throttle reaches
 all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
 provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF; a
-suspension releases a session by RAR (Session-Release-Cause); refusals carry 5030, 5003,
-5002 and Sy's Experimental-Result 5570.
+suspension releases a session by RAR (Session-Release-Cause), through a DRA addressed to
+the PCEF behind it; refusals carry 5030, 5003, 5002 and Sy's Experimental-Result 5570.
 
 A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
 the cap brings the RAR on Gx. The time from the cap-crossing charging update (SBI or Gy) to
@@ -28,6 +28,7 @@ from nf.store.mongo import Doc
 from tests.diameter.client import PGW, REALM, mscc
 from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
 from tests.diameter.pcef import (
+    DRA,
     GIB,
     PCRF,
     GxSession,
@@ -244,6 +245,24 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                     # A suspended subscriber gets no new session.
                     again = GxSession(pgw, other.removeprefix("imsi-"), ORIGIN_REALM)
                     assert codec.result_code(await again.initial()) == 5003
+
+                # Behind a DRA: the RAR goes over the DRA's connection, addressed to the
+                # PCEF that opened the session (Destination-Host), not to the DRA.
+                third = "imsi-001010000000506"
+                await provision_lumen(client, nf.oam, third)
+                async with Peer(port, DRA, REALM) as dra:
+                    assert codec.result_code(await dra.cer([APP_GX])) == codec.SUCCESS
+                    relayed = GxSession(dra, third.removeprefix("imsi-"), ORIGIN_REALM,
+                                        client="pgw7.northwind.test")
+                    assert codec.result_code(await relayed.initial()) == codec.SUCCESS
+                    r = await client.patch(f"{nf.oam}{PROV}/subscribers/{third}",
+                                           headers=LUMEN, json={"status": "suspended"})
+                    assert r.status_code == 200, r.text
+                    rar = await dra.wait_push(codec.CMD_RAR)
+                    assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == relayed.session_id
+                    assert codec.get_str(rar.msg, gx.AVP_DESTINATION_HOST) == \
+                        "pgw7.northwind.test"
+                    assert codec.get_str(rar.msg, codec.AVP_DESTINATION_REALM) == REALM
     finally:
         await mongo.drop_database(settings.mongodb_database)
         await mongo.close()

@@ -130,7 +130,7 @@ def test_outbox_bodies_become_rar_and_snr() -> None:
     t = push.target(notification_uri(host, SID) + "/update")
     assert (t.host, t.session_id, t.what, t.app) == (host, SID, "update", "gx")
     who = {"origin_host": "ocs.mvno.test", "origin_realm": "mvno.test",
-           "dest_realm": "epc.northwind.test"}
+           "dest_host": host, "dest_realm": "epc.northwind.test"}
     rar = wire(push.push_request(t, {"resourceUri": "r", "smPolicyDecision": _decision(128)},
                                  **who))
     h = codec.header_of(rar)
