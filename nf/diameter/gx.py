@@ -371,5 +371,9 @@ class GxApp:
         s = await self._sessions.get(APP, ccr.session_id)
         if s is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
+        try:
+            await self._pcf.delete(s.ref)
+        except NfError as e:
+            if e.status != 404:  # (404: the PCF ended it already) keep the map for a retry
+                raise
         await self._sessions.remove(APP, ccr.session_id)
-        await self._pcf.delete(s.ref)

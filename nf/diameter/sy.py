@@ -138,9 +138,9 @@ class SyApp:
         known = await self._sessions.get(APP, session_id)
         if known is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Sy session")
-        await self._sessions.remove(APP, session_id)
         try:
             await self._slc.unsubscribe(known.ref)
         except NfError as e:
             if e.status != 404:  # already gone (an SNA said so): the STR still succeeds
                 raise
+        await self._sessions.remove(APP, session_id)
