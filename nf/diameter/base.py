@@ -179,6 +179,12 @@ class Connection:
             return Step(send=[self._answer(msg, codec.COMMAND_UNSUPPORTED)])
         if h.app_id not in self.peer.apps or h.app_id not in self.me.apps:
             return Step(send=[self._answer(msg, codec.APPLICATION_UNSUPPORTED)])
+        realm = codec.get_str(msg, codec.AVP_DESTINATION_REALM)
+        if realm is not None and realm != self.me.origin_realm:
+            return Step(send=[self._answer(msg, codec.REALM_NOT_SERVED)])
+        me = self.me.origin_host.encode()
+        if any(bytes(r.payload) == me for r in codec.find_all(msg, codec.AVP_ROUTE_RECORD)):
+            return Step(send=[self._answer(msg, codec.LOOP_DETECTED)])  # it came round
         key = dedupe_key(msg)
         if key is not None:
             stored = self.cache.get(key)

@@ -157,6 +157,7 @@ class _Conn:
             log.exception("diameter connection failed",
                           extra={"fields": {"peer": self.host, "address": self.peer_addr}})
         finally:
+            self.closed.set()  # (a shutdown's disconnect waits for no DPA from a gone peer)
             if self.core.peer is not None:
                 self.listener.peers._remove(self.core.peer.origin_host, self)
             for f in self.pending.values():

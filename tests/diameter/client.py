@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 
@@ -19,8 +20,10 @@ PGW = "pgw1.northwind.test"
 
 class Client:
     def __init__(self, port: int, origin_host: str = PGW, origin_realm: str = REALM,
-                 host: str = "127.0.0.1", timeout_s: float = 10.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout_s)
+                 host: str = "127.0.0.1", timeout_s: float = 10.0,
+                 tls: ssl.SSLContext | None = None) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+        self.sock = sock if tls is None else tls.wrap_socket(sock, server_hostname=host)
         self.origin_host = origin_host
         self.origin_realm = origin_realm
         self._ids = itertools.count((int(time.time()) & 0xFFFF) << 12)

@@ -196,3 +196,19 @@ def test_answer_echoes_proxy_info_in_order_and_session_id_first() -> None:
     assert ans.avps[0].code == codec.AVP_SESSION_ID
     echoed = codec.find_all(ans, codec.AVP_PROXY_INFO)
     assert [p.payload for p in echoed] == [p.payload for p in proxies]
+
+
+def test_other_realm_3003_and_loop_3005() -> None:
+    c = _open()
+    sid = codec.new_avp(codec.AVP_SESSION_ID, "s;1")
+    ans = c.received(_req(272, APP_GY, [sid, codec.new_avp(
+        codec.AVP_DESTINATION_REALM, b"elsewhere.test")]), 1.0).send[0]
+    assert codec.result_code(ans) == codec.REALM_NOT_SERVED
+    assert codec.header_of(ans).flags & codec.FLAG_ERROR
+    step = c.received(_req(272, APP_GY, [sid, codec.new_avp(
+        codec.AVP_DESTINATION_REALM, ME.origin_realm.encode())], e2e=8), 1.0)
+    assert step.dispatch is not None
+    ans = c.received(_req(272, APP_GY, [sid, codec.new_avp(
+        codec.AVP_ROUTE_RECORD, b"dra.test"), codec.new_avp(
+        codec.AVP_ROUTE_RECORD, ME.origin_host.encode())], e2e=9), 1.0).send[0]
+    assert codec.result_code(ans) == codec.LOOP_DETECTED

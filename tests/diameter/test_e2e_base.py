@@ -4,9 +4,11 @@ disconnect both ways, a refused peer."""
 from __future__ import annotations
 
 import signal
+import ssl
 from pathlib import Path
 
 import pytest
+import trustme
 
 from nf.config import Settings
 from nf.diameter import codec
@@ -54,3 +56,21 @@ def test_nf_stop_sends_dpr(db_server: EmbeddedDb, settings: Settings,
         pgw.send(codec.answer(dpr, codec.SUCCESS, pgw.origin_host, pgw.origin_realm))
         assert pgw.closed_by_peer()
         assert nf.proc.wait(30) == 0
+
+
+def test_tls_before_cer(db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    env = {"NF_DIAMETER__TLS_CERT_FILE": str(tmp_path / "cert.pem"),
+           "NF_DIAMETER__TLS_KEY_FILE": str(tmp_path / "key.pem")}
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
+                     extra_env=env) as (_nf, port):
+        with Client(port, tls=ctx) as pgw:
+            assert codec.result_code(pgw.cer()) == codec.SUCCESS
+            assert codec.result_code(pgw.dwr()) == codec.SUCCESS
+        with Client(port, timeout_s=3) as plain, pytest.raises((ConnectionError, OSError)):
+            plain.cer()  # cleartext on the TLS port: no answer, the handshake fails
