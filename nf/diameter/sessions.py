@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
 
-from pymongo import ASCENDING
-
 from nf.notify.port import DIAMETER_SCHEME
 from nf.store.mongo import Db, money_collection, translate_errors
 
@@ -43,10 +41,6 @@ class Session:
 class SessionMap:
     def __init__(self, db: Db) -> None:
         self._c = money_collection(db, COLLECTION)
-
-    async def ensure_indexes(self) -> None:
-        async with translate_errors("diameter_sessions indexes"):
-            await self._c.create_index([("ref", ASCENDING)], name="by_ref")
 
     async def put(self, s: Session, now: datetime) -> None:
         async with translate_errors("storing a diameter session"):

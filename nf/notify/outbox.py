@@ -209,6 +209,9 @@ class MongoOutbox:
                                           name="status_due")
             await self._coll.create_index([("lease_owner", ASCENDING)], name="lease_owner")
             await self._coll.create_index([("resource", ASCENDING)], name="resource")
+            # The Diameter sender's claims, by peer, without scanning the HTTP backlog.
+            await self._coll.create_index([("diameter_peer", ASCENDING), ("status", ASCENDING),
+                                           ("due_at", ASCENDING)], name="diameter_due")
 
     def workers(self) -> list[Worker]:
         return [self.run]
