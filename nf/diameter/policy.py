@@ -23,8 +23,10 @@ from nf.runtime import Role, Runtime, Worker
 from nf.slc.service import SlcService
 
 # How often the pusher looks for pushes enqueued by another process (the SBI's workers):
-# an enqueue in this process wakes it at once.
-PUSH_POLL_INTERVAL_S = 0.1
+# an enqueue in this process wakes it at once. It bounds what the SBI's cap crossings add
+# to the RAR's latency (p99 < 100 ms); the look is one query on the outbox's
+# ``diameter_due`` index.
+PUSH_POLL_INTERVAL_S = 0.05
 
 
 class DiameterPolicyPart:

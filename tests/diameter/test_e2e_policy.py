@@ -143,6 +143,8 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert _status(snr.msg) == {"data-cap": "exhausted"}
                 throttle = await smf.wait_for(lambda x: x.path == "/smf/pol/update")
                 assert ambr_of(throttle) == {"uplink": "64 Kbps", "downlink": "128 Kbps"}
+                print(f"SBI throttle latency (same update -> SmPolicyNotification at the "
+                      f"SMF): {(throttle.monotonic - sent) * 1000:.1f} ms")
 
                 # An add-on bought through the care API restores every session.
                 seen_rar, seen_snr = len(pgw.pushed), len(pcrf.pushed)
