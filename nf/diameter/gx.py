@@ -24,7 +24,7 @@ from nf.clock import Clock
 from nf.diameter import codec, umi
 from nf.diameter.base import APP_GX, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
-from nf.diameter.sessions import Session, SessionMap, notification_uri
+from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
 from nf.diameter.umi import UsageMonitor
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
@@ -292,6 +292,7 @@ class GxApp:
                  monitor: UsageMonitor | None = None) -> None:
         self._pcf = pcf
         self._monitor = monitor
+        self._restarts = Restarts(sessions, APP)
         self._sessions = sessions
         self._clock = clock
         self._host = origin_host
@@ -316,6 +317,7 @@ class GxApp:
             return self._cca(req, None, e.result_code, failed=[e.failed] if e.failed else [],
                              msg=str(e))
         try:
+            await self._release_restarted(req, peer)
             if ccr.request_type == INITIAL:
                 avps = await self._initial(ccr, req, peer)
             elif ccr.request_type == UPDATE:
@@ -331,13 +333,28 @@ class GxApp:
             return self._cca(req, ccr, rc, experimental=exp, msg=e.detail[:200])
         return self._cca(req, ccr, codec.SUCCESS, avps)
 
+    async def _release_restarted(self, req: Message, peer: PeerInfo) -> None:
+        """A PCEF whose Origin-State-Id went up restarted: the sessions it opened before
+        are gone there, so they end here too (RFC 6733 §8.16)."""
+        host = client_of(req, peer)[0]
+        state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
+        for s in await self._restarts.check(host, state):
+            try:
+                await self._pcf.delete(s.ref)
+            except NfError as e:
+                if e.status != 404:
+                    raise
+            await self._sessions.remove(APP, s.session_id)
+        self._restarts.released(host, state)
+
     async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
         ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
         location, decision = await self._pcf.create(ctx, self._api_root, peer.network_id)
         sm_policy_id = location.rsplit("/", 1)[1]
-        await self._sessions.put(Session(APP, ccr.session_id, sm_policy_id, ctx.supi,
-                                         peer.origin_host, *client_of(req, peer)),
-                                 self._clock.now())
+        await self._sessions.put(Session(
+            APP, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
+            *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            self._clock.now())
         avps = decision_avps(decision)
         if self._monitor is not None:
             avps += await self._monitor.avps(ctx.supi)

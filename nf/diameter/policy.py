@@ -2,8 +2,9 @@
 service, and the worker that pushes their RAR and SNR.
 
 Its one job is wiring: build ``GxApp`` (with usage monitoring read from the ledger) and
-``SyApp`` on the services the SBI uses, add them to the ``DiameterPart``'s listener, and
-run the ``Pusher`` in the process that holds the connections (role ``diameter``) only.
+``SyApp`` on the services the SBI uses, add them to the ``DiameterPart``'s listener, keep
+the session map's index, and run the ``Pusher`` in the process that holds the connections
+(role ``diameter``) only.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class DiameterPolicyPart:
         return []
 
     async def ensure_indexes(self) -> None:
-        return None  # the session map is read and written by _id only
+        await self.sessions.ensure_indexes()
 
     def workers(self) -> list[Worker]:
         if self._rt.role != "diameter" or not self._rt.settings.diameter.enabled:

@@ -21,7 +21,7 @@ from nf.diameter import codec
 from nf.diameter.base import APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.gx import client_of, result_of, subscriber_ids
-from nf.diameter.sessions import Session, SessionMap, notification_uri
+from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
 from nf.slc.service import SlcService
@@ -77,6 +77,7 @@ class SyApp:
     def __init__(self, slc: SlcService, sessions: SessionMap, clock: Clock, *,
                  origin_host: str, origin_realm: str, api_root: str) -> None:
         self._slc = slc
+        self._restarts = Restarts(sessions, APP)
         self._sessions = sessions
         self._clock = clock
         self._host = origin_host
@@ -98,6 +99,7 @@ class SyApp:
         if command not in (CMD_SL, codec.CMD_STR):
             return self._answer(req, codec.COMMAND_UNSUPPORTED, [])
         try:
+            await self._release_restarted(req, peer)
             session_id = codec.get_str(req, codec.AVP_SESSION_ID) or ""
             if command == codec.CMD_STR:
                 await self._terminate(session_id)
@@ -110,6 +112,22 @@ class SyApp:
             rc, exp = result_of(e)
             return self._answer(req, rc, [], experimental=exp, msg=e.detail[:200])
         return self._answer(req, codec.SUCCESS, status_reports(status["statusInfos"]))
+
+    async def _release_restarted(self, req: Message, peer: PeerInfo) -> None:
+        """A PCRF whose Origin-State-Id went up restarted: its earlier subscriptions end."""
+        host = client_of(req, peer)[0]
+        state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
+        for s in await self._restarts.check(host, state):
+            await self._unsubscribe(s.ref)
+            await self._sessions.remove(APP, s.session_id)
+        self._restarts.released(host, state)
+
+    async def _unsubscribe(self, ref: str) -> None:
+        try:
+            await self._slc.unsubscribe(ref)
+        except NfError as e:
+            if e.status != 404:  # already gone (an SNA said so)
+                raise
 
     async def _limit(self, req: Message, session_id: str, peer: PeerInfo) -> dict[str, Any]:
         kind = codec.get_int(req, AVP_SL_REQUEST_TYPE, VENDOR_3GPP)
@@ -129,18 +147,15 @@ class SyApp:
             raise codec.DecodeError(codec.MISSING_AVP, "no Subscription-Id of type IMSI",
                                     codec.raw_avp(443, b""))
         location, status = await self._slc.subscribe(ctx, self._api_root, peer.network_id)
-        await self._sessions.put(Session(APP, session_id, location.rsplit("/", 1)[1],
-                                         ctx.supi, peer.origin_host, *client_of(req, peer)),
-                                 self._clock.now())
+        await self._sessions.put(Session(
+            APP, session_id, location.rsplit("/", 1)[1], ctx.supi, peer.origin_host,
+            *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            self._clock.now())
         return status
 
     async def _terminate(self, session_id: str) -> None:
         known = await self._sessions.get(APP, session_id)
         if known is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Sy session")
-        try:
-            await self._slc.unsubscribe(known.ref)
-        except NfError as e:
-            if e.status != 404:  # already gone (an SNA said so): the STR still succeeds
-                raise
+        await self._unsubscribe(known.ref)  # already gone: the STR still succeeds
         await self._sessions.remove(APP, session_id)

@@ -120,6 +120,9 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "the HTTP sender's (no Diameter peer), or the Diameter pushes to the peers "
            "connected to this process, or to peers connected nowhere (diameter_due)."),
     _shape("outbox", {"status", "sent_at"}, "sweep", "Purge of delivered notifications."),
+    _shape("diameter_sessions", {"host", "state", "app"}, "fan-out",
+           "The Gx or Sy sessions a client opened before it restarted (its Origin-State-Id "
+           "went up): once per restart and process; host_state index."),
     _shape("outbox", {"status"}, "sweep", "The pending count behind outbox_max_pending."),
     _shape("outbox", {"lease_owner"}, "sweep",
            "The documents one batch claim just leased (after a sweep claimed several)."),

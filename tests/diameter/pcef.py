@@ -138,9 +138,11 @@ class GxSession:
     """One IP-CAN session of a PCEF: CCR-I, CCR-U, CCR-T with increasing request numbers."""
 
     def __init__(self, peer: Peer, imsi: str, dest_realm: str, plmn: str = "00101",
-                 client: str | None = None) -> None:
-        """``client``: the PCEF's Origin-Host when ``peer`` is a DRA relaying for it."""
+                 client: str | None = None, state_id: int | None = None) -> None:
+        """``client``: the PCEF's Origin-Host when ``peer`` is a DRA relaying for it;
+        ``state_id``: the Origin-State-Id its requests carry."""
         self.peer = peer
+        self.state_id = state_id
         self.origin = peer.origin() if client is None else [
             codec.new_avp(codec.AVP_ORIGIN_HOST, client.encode()),
             codec.new_avp(codec.AVP_ORIGIN_REALM, peer.origin_realm.encode())]
@@ -157,6 +159,8 @@ class GxSession:
                 codec.new_avp(codec.AVP_DESTINATION_REALM, self.dest_realm.encode()),
                 codec.new_avp(gx.AVP_CC_REQUEST_TYPE, rtype),
                 codec.new_avp(gx.AVP_CC_REQUEST_NUMBER, self.number)]
+        if self.state_id is not None:
+            avps.append(codec.new_avp(codec.AVP_ORIGIN_STATE_ID, self.state_id))
         self.number += 1
         return avps
 

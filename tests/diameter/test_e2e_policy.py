@@ -7,7 +7,8 @@ suspension releases a session by RAR (Session-Release-Cause), through a DRA addr
 the PCEF behind it; refusals carry 5030, 5003, 5002 and Sy's Experimental-Result 5570.
 
 A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
-the cap brings the RAR on Gx. The time from the cap-crossing charging update (SBI or Gy) to
+the cap brings the RAR on Gx; when the PGW restarts (Origin-State-Id up), its earlier Gx
+sessions end. The time from the cap-crossing charging update (SBI or Gy) to
 the RAR's arrival is printed (a measurement, not an assertion)."""
 
 from __future__ import annotations
@@ -181,6 +182,21 @@ async def test_the_cap_throttles_5g_gx_and_sy_at_once_and_an_addon_restores(
                 assert codec.result_code(await session.update()) == codec.UNKNOWN_SESSION_ID
                 assert (await pol.delete()).status_code == 204
 
+                # The PCRF restarts (Origin-State-Id 3 -> 4): its earlier subscription ends.
+                async def slr(sid: str, kind: int, state: int) -> codec.Message:
+                    return await pcrf.call(sy.CMD_SL, APP_SY, [
+                        codec.new_avp(codec.AVP_SESSION_ID, sid), *sy_head[1:],
+                        codec.new_avp(codec.AVP_ORIGIN_STATE_ID, state),
+                        codec.new_avp(sy.AVP_SL_REQUEST_TYPE, kind, V), subscription(imsi)])
+
+                old_sid, new_sid = pcrf.session_id(), pcrf.session_id()
+                assert codec.result_code(await slr(old_sid, sy.SL_INITIAL, 3)) == codec.SUCCESS
+                assert codec.result_code(await slr(new_sid, sy.SL_INITIAL, 4)) == codec.SUCCESS
+                assert codec.result_code(await slr(old_sid, sy.SL_INTERMEDIATE, 3)) == \
+                    codec.UNKNOWN_SESSION_ID
+                assert codec.result_code(await slr(new_sid, sy.SL_INTERMEDIATE, 4)) == \
+                    codec.SUCCESS
+
 
 async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
         db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
@@ -327,6 +343,15 @@ async def test_a_gy_ccr_crossing_the_cap_brings_the_rar_on_gx(
                       f"{(rar.at - sent) * 1000:.1f} ms")
                 assert codec.get_str(rar.msg, codec.AVP_SESSION_ID) == session.session_id
                 assert apn_ambr(rar.msg) == THROTTLED
+                # The PGW restarts (Origin-State-Id 7 -> 8): the sessions it opened before
+                # end here too; one that carried no Origin-State-Id is left alone.
+                before = GxSession(pgw, imsi, ORIGIN_REALM, state_id=7)
+                assert codec.result_code(await before.initial()) == codec.SUCCESS
+                after = GxSession(pgw, imsi, ORIGIN_REALM, state_id=8)
+                assert codec.result_code(await after.initial()) == codec.SUCCESS
+                assert codec.result_code(await before.update()) == codec.UNKNOWN_SESSION_ID
+                assert codec.result_code(await after.update()) == codec.SUCCESS
+                assert codec.result_code(await after.terminate()) == codec.SUCCESS
                 assert codec.result_code(await _gy(pgw, gy_sid, gx.TERMINATION, n + 1, imsi,
                                                    used=0)) == codec.SUCCESS
                 assert codec.result_code(await session.terminate()) == codec.SUCCESS
