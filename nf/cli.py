@@ -88,7 +88,8 @@ def serve(
     server: Annotated[str | None, typer.Option(help="granian (default) or hypercorn")] = None,
     workers: Annotated[int | None, typer.Option(help="SBI worker processes")] = None,
 ) -> None:
-    """Serve the SBI (h2c or TLS) and OAM ports until SIGTERM / Ctrl-C."""
+    """Serve the SBI (h2c or TLS) and OAM ports, and Diameter with diameter.enabled, until
+    SIGTERM / Ctrl-C."""
     from nf.sbi.runner import serve as run_servers
 
     env = dict(os.environ)

@@ -61,19 +61,20 @@ class PeerInfo:
 class AnswerCache:
     """The answers sent lately, by (Origin-Host, End-to-End-Id), for retransmissions
     (RFC 6733 §6.3: a duplicate is answered with the same answer, never applied twice).
-    Bounded: the oldest is dropped past ``size``."""
+    Kept encoded (a few hundred bytes each, not a tree of objects). Bounded: the oldest is
+    dropped past ``size``."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._answers: OrderedDict[tuple[str, int], Message] = OrderedDict()
+        self._answers: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
-    def get(self, key: tuple[str, int]) -> Message | None:
+    def get(self, key: tuple[str, int]) -> bytes | None:
         return self._answers.get(key)
 
     def put(self, key: tuple[str, int], answer: Message) -> None:
         if self._size <= 0:
             return
-        self._answers[key] = answer
+        self._answers[key] = codec.encode(answer)
         self._answers.move_to_end(key)
         while len(self._answers) > self._size:
             self._answers.popitem(last=False)
@@ -146,8 +147,25 @@ class Connection:
     # -- events ---------------------------------------------------------------------------
 
     def received(self, msg: Message, now: float) -> Step:
-        """A message read whole from the connection."""
+        """A message read whole from the connection. An AVP the base protocol reads that
+        holds no valid value (an Origin-Host that is no UTF-8, ...) is answered 5004 with it
+        in Failed-AVP (a CER so answered also closes: nothing was agreed); an answer that
+        holds one is dropped."""
         self._last_rx = now
+        try:
+            return self._received(msg)
+        except codec.DecodeError as e:
+            h = codec.header_of(msg)
+            if not h.is_request:
+                return Step()
+            ans = self._answer(msg, e.result_code,
+                               failed=[e.failed] if e.failed is not None else [], msg=str(e))
+            if self.state is State.WAIT_CER:
+                self.state = State.CLOSED
+                return Step(send=[ans], close=True, why=f"bad CER: {e}")
+            return Step(send=[ans])
+
+    def _received(self, msg: Message) -> Step:
         h = codec.header_of(msg)
         if h.flags & codec.FLAGS_RESERVED or (h.is_request and h.flags & codec.FLAG_ERROR):
             if h.is_request:
@@ -189,7 +207,8 @@ class Connection:
         if key is not None:
             stored = self.cache.get(key)
             if stored is not None:  # a duplicate: the same answer again, nothing applied
-                return Step(send=[codec.with_hop_by_hop(stored, h.hop_by_hop)])
+                return Step(send=[codec.with_hop_by_hop(codec.decode(stored),
+                                                        h.hop_by_hop)])
         bad = codec.unknown_mandatory(msg.avps)
         if bad is not None:
             return self._stored(msg, self._answer(msg, codec.AVP_UNSUPPORTED, failed=[bad]))
@@ -293,10 +312,10 @@ def peer_apps(cer: Message) -> set[int]:
     """The applications a CER advertises, plain or inside Vendor-Specific-Application-Id."""
     apps: set[int] = set()
     for code in (codec.AVP_AUTH_APPLICATION_ID, codec.AVP_ACCT_APPLICATION_ID):
-        apps |= {int(a.value) for a in codec.find_all(cer, code)}
+        apps |= {codec.int_value(a) for a in codec.find_all(cer, code)}
     for vsa in codec.find_all(cer, codec.AVP_VENDOR_SPECIFIC_APPLICATION_ID):
         for code in (codec.AVP_AUTH_APPLICATION_ID, codec.AVP_ACCT_APPLICATION_ID):
-            apps |= {int(a.value) for a in codec.find_all(vsa, code)}
+            apps |= {codec.int_value(a) for a in codec.find_all(vsa, code)}
     return apps
 
 

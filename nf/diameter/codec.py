@@ -229,17 +229,20 @@ def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
     return None
 
 
-def get_int(where: Message | Avp, code: int, vendor: int = 0) -> int | None:
-    a = find(where, code, vendor)
-    if a is None:
-        return None
+def int_value(a: Avp) -> int:
+    """The integer value of an AVP; ``DecodeError`` (5014 / 5004) if it holds none."""
     try:
         v = a.value
     except Exception:
-        raise DecodeError(INVALID_AVP_LENGTH, f"AVP {code} is not an integer", a) from None
+        raise DecodeError(INVALID_AVP_LENGTH, f"AVP {a.code} is not an integer", a) from None
     if not isinstance(v, int):
-        raise DecodeError(INVALID_AVP_VALUE, f"AVP {code} is not an integer", a)
+        raise DecodeError(INVALID_AVP_VALUE, f"AVP {a.code} is not an integer", a)
     return v
+
+
+def get_int(where: Message | Avp, code: int, vendor: int = 0) -> int | None:
+    a = find(where, code, vendor)
+    return None if a is None else int_value(a)
 
 
 def get_str(where: Message | Avp, code: int, vendor: int = 0) -> str | None:
@@ -267,7 +270,10 @@ def get_time(where: Message | Avp, code: int, vendor: int = 0) -> datetime | Non
     a = find(where, code, vendor)
     if a is None:
         return None
-    v = a.value
+    try:
+        v = a.value
+    except Exception:
+        raise DecodeError(INVALID_AVP_LENGTH, f"AVP {code} is not a time", a) from None
     return v if isinstance(v, datetime) else None
 
 

@@ -8,12 +8,13 @@ same EDRs (``interface: "gy"``) as an SBI one, and a retransmission is answered 
 CHF's own idempotence (by invocation sequence number = CC-Request-Number) even after a
 restart that emptied the base protocol's answer cache.
 
-Mapping: Session-Id → the charging reference (a hash of it, so every request of the
-session finds it without a table); CC-Request-Number → invocation sequence number;
-each Multiple-Services-Credit-Control → one ``multipleUnitUsage`` (Rating-Group, RSU,
-USU in octets); 3GPP-SGSN-MCC-MNC (or 3GPP-User-Location-Info) → the serving PLMN, which
-decides roaming and its passes; the peer's host network → the consumer PLMN, which picks
-that network's grant size, validity and thresholds.
+Mapping: Session-Id → the charging reference (a hash of it and the peer's host network,
+so every request of the session finds it without a table); CC-Request-Number →
+invocation sequence number; each Multiple-Services-Credit-Control → one
+``multipleUnitUsage`` (Rating-Group, RSU, USU in octets); 3GPP-SGSN-MCC-MNC (or
+3GPP-User-Location-Info) → the serving PLMN, which decides roaming and its passes; the
+peer's host network → the consumer PLMN, which picks that network's grant size, validity
+and thresholds.
 """
 
 from __future__ import annotations
@@ -114,10 +115,13 @@ class Ccr:
     units: tuple[Mscc, ...] = field(default_factory=tuple)
 
 
-def charging_ref(session_id: str) -> str:
-    """The CHF reference of a Gy session: derived from the Session-Id alone (globally
-    unique per RFC 6733 §8.8), so a retransmission or a restart lands on the same one."""
-    return "gy" + hashlib.blake2b(session_id.encode(), digest_size=11).hexdigest()
+def charging_ref(network_id: str, session_id: str) -> str:
+    """The CHF reference of a Gy session: derived from the Session-Id (globally unique per
+    RFC 6733 §8.8) and the host network of the peer that sent it, so a retransmission or a
+    restart lands on the same session, and a peer of another host network that names the
+    Session-Id finds none (the SBI's ownership check, at no cost)."""
+    key = f"{network_id}|{session_id}".encode()
+    return "gy" + hashlib.blake2b(key, digest_size=11).hexdigest()
 
 
 def _missing(code: int, vendor: int = 0) -> DecodeError:
@@ -161,7 +165,7 @@ def _usage(usu: Avp) -> Usage:
     total = codec.get_int(usu, AVP_CC_TOTAL_OCTETS)
     if total is None:
         total = (ul or 0) + (dl or 0)
-    reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+    reasons = tuple(REPORTING_REASONS.get(codec.int_value(a), "OTHER")
                     for a in codec.find_all(usu, AVP_REPORTING_REASON, V))
     return Usage(total, ul, dl, reasons)
 
@@ -200,7 +204,7 @@ def parse_ccr(msg: Message) -> Ccr:
                 ul = codec.get_int(rsu, AVP_CC_INPUT_OCTETS)
                 dl = codec.get_int(rsu, AVP_CC_OUTPUT_OCTETS)
                 requested = (ul or 0) + (dl or 0)
-        reasons = tuple(REPORTING_REASONS.get(int(a.value), "OTHER")
+        reasons = tuple(REPORTING_REASONS.get(codec.int_value(a), "OTHER")
                         for a in codec.find_all(m, AVP_REPORTING_REASON, V))
         units.append(Mscc(codec.get_int(m, AVP_RATING_GROUP), requested,
                           tuple(_usage(u) for u in codec.find_all(m, AVP_USU)), reasons))
@@ -345,7 +349,7 @@ class GyHandler:
         if ccr.request_type in (INITIAL, EVENT) and not ccr.imsi:
             return self._answer(req, codec.USER_UNKNOWN, base,
                                 msg="no Subscription-Id of type IMSI (END_USER_IMSI)")
-        ref = charging_ref(ccr.session_id)
+        ref = charging_ref(peer.network_id, ccr.session_id)
         try:
             body = await self._call(ccr, ref, sbi)
         except NfError as e:

@@ -47,7 +47,8 @@ class DiameterPart:
     def make_listener(self) -> Listener:
         cfg = self._rt.settings.diameter
         allowed = base.allowed_from({k: (v.realms, v.peers) for k, v in cfg.networks.items()})
-        return Listener(cfg, allowed, self.handlers, self._rt.clock, peers=self.peers)
+        return Listener(cfg, allowed, self.handlers, self._rt.clock, peers=self.peers,
+                        metrics=self._rt.metrics)
 
     async def _serve(self) -> None:
         self.listener = self.make_listener()

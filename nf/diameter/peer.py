@@ -16,6 +16,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from nf.diameter import base, codec
 from nf.diameter.base import AnswerCache, Identity, PeerInfo, State
 from nf.diameter.codec import Message
 from nf.errors import NfError
+from nf.sbi.metrics import Metrics
 
 log = logging.getLogger("nf.diameter")
 
@@ -101,6 +103,7 @@ class _Conn:
         self.pending: dict[int, asyncio.Future[Message]] = {}
         self.inflight: dict[tuple[str, int], asyncio.Future[Message]] = {}
         self.busy = 0
+        self.registered = False  # in ``Peers`` (and the connected-peers gauge)
         self.closed = asyncio.Event()
         self.peer_addr = str(writer.get_extra_info("peername"))
 
@@ -109,11 +112,18 @@ class _Conn:
     def send(self, msgs: Sequence[Message]) -> None:
         if self.writer.is_closing():
             return
+        metrics = self.listener.metrics
         for m in msgs:
             self.writer.write(codec.encode(m))
+            h = codec.header_of(m)
+            if metrics is not None and not h.is_request:
+                metrics.diameter_answers.labels(
+                    str(h.app_id), str(h.command), str(codec.result_code(m) or "none")).inc()
 
     def close_soon(self) -> None:
+        """Drop the connection (its peer reconnected: the new connection replaces it)."""
         self.closed.set()
+        self.writer.close()
 
     async def request(self, req: Message, timeout_s: float) -> Message:
         hbh, e2e = self.core.next_ids()
@@ -158,6 +168,8 @@ class _Conn:
                           extra={"fields": {"peer": self.host, "address": self.peer_addr}})
         finally:
             self.closed.set()  # (a shutdown's disconnect waits for no DPA from a gone peer)
+            if self.registered and self.listener.metrics is not None:
+                self.listener.metrics.diameter_peers.dec()
             if self.core.peer is not None:
                 self.listener.peers._remove(self.core.peer.origin_host, self)
             for f in self.pending.values():
@@ -209,7 +221,15 @@ class _Conn:
                                         failed=[e.failed] if e.failed is not None else [],
                                         error_message=str(e))])
             return True
-        step = self.core.received(msg, self.listener.clock.monotonic())
+        try:
+            step = self.core.received(msg, self.listener.clock.monotonic())
+        except Exception:  # a bug must not drop the other sessions of the connection
+            log.exception("diameter message not handled", extra={"fields": {
+                "peer": self.host, "command": hdr.command}})
+            if hdr.is_request:
+                self.send([codec.answer(msg, codec.UNABLE_TO_COMPLY, me.origin_host,
+                                        me.origin_realm)])
+            return True
         self._apply(step, tg)
         await self.writer.drain()
         return not step.close
@@ -232,8 +252,11 @@ class _Conn:
             logs.log(log, logging.INFO, "diameter connection", peer=self.host,
                      address=self.peer_addr, event=step.why)
         if self.core.peer is not None and self.core.state is State.OPEN and \
-                self.listener.peers._by_host.get(self.core.peer.origin_host) is not self:
+                not self.registered:  # (once: a replaced connection never comes back)
+            self.registered = True
             self.listener.peers._add(self.core.peer.origin_host, self)
+            if self.listener.metrics is not None:
+                self.listener.metrics.diameter_peers.inc()
             logs.log(log, logging.INFO, "diameter peer open", peer=self.core.peer.origin_host,
                      network=self.core.peer.network_id, address=self.peer_addr,
                      apps=sorted(self.core.peer.apps))
@@ -272,6 +295,7 @@ class _Conn:
     async def _handle(self, req: Message, key: tuple[str, int] | None,
                       fut: asyncio.Future[Message]) -> None:
         me = self.listener.me
+        t0 = time.perf_counter()
         try:
             ans = await self.listener.handle(req, self.core)
         except Exception as e:  # never a crash: the request gets 5012
@@ -286,6 +310,9 @@ class _Conn:
             self.busy -= 1
             if key is not None:
                 self.inflight.pop(key, None)
+            if self.listener.metrics is not None:
+                self.listener.metrics.diameter_latency.labels(
+                    str(codec.header_of(req).app_id)).observe(time.perf_counter() - t0)
         self.send([ans])
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
@@ -308,8 +335,9 @@ class Listener:
 
     def __init__(self, cfg: DiameterSettings, allowed: base.Allowed,
                  handlers: Sequence[AppHandler], clock: Clock, *,
-                 peers: Peers | None = None) -> None:
+                 peers: Peers | None = None, metrics: Metrics | None = None) -> None:
         self.cfg = cfg
+        self.metrics = metrics
         self.allowed = allowed
         self.clock = clock
         self.handlers = {h.app_id: h for h in handlers}

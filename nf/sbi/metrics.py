@@ -101,6 +101,17 @@ class Metrics:
         # Per (command, collection): ``labels()`` costs as much as the observation, and
         # this runs for every database command. As many entries as label sets.
         self._db_observe: dict[tuple[str, str], Callable[[float], None]] = {}
+        self.diameter_answers = Counter(
+            "nf_diameter_answers_total", "Answers to Diameter requests by application id, "
+            "command code and Result-Code (or Experimental-Result-Code)",
+            ["application", "command", "result"], registry=r)
+        self.diameter_latency = Histogram(
+            "nf_diameter_request_duration_seconds", "Diameter requests handled by an "
+            "application (Gy, Gx, Sy), by application id", ["application"],
+            buckets=LATENCY_BUCKETS_S, registry=r)
+        self.diameter_peers = Gauge(
+            "nf_diameter_peers", "Diameter peers connected (capabilities exchanged)",
+            registry=r, multiprocess_mode="livesum")
         # Per (operation, status): the request counter's and the latency's children.
         self._finished: dict[tuple[str, int], tuple[Callable[[], None],
                                                     Callable[[float], None]]] = {}

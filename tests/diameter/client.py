@@ -5,6 +5,7 @@ NF sends (DWR) while a test waits are answered here, as a real peer would."""
 from __future__ import annotations
 
 import itertools
+import random
 import socket
 import ssl
 import time
@@ -26,7 +27,10 @@ class Client:
         self.sock = sock if tls is None else tls.wrap_socket(sock, server_hostname=host)
         self.origin_host = origin_host
         self.origin_realm = origin_realm
-        self._ids = itertools.count((int(time.time()) & 0xFFFF) << 12)
+        # RFC 6733 §3: End-to-End ids from the clock (high 12 bits) and a random part, so
+        # that two clients of the same Origin-Host never reuse one within minutes.
+        self._ids = itertools.count(((int(time.time()) & 0xFFF) << 20)
+                                    | random.getrandbits(20))
         self.nf_requests: list[Message] = []
 
     def close(self) -> None:

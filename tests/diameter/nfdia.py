@@ -17,15 +17,24 @@ ORIGIN_HOST = "ocs.mvno.test"
 ORIGIN_REALM = "mvno.test"
 
 
+BLUEPEAK_PGW = "pgw1.bluepeak.test"
+BLUEPEAK_REALM = "epc.mnc002.mcc001.3gppnetwork.org"
+
+
 def diameter_env(port: int, *, peers: tuple[str, ...] = (PGW,),
-                 realms: tuple[str, ...] = (REALM,), **extra: str) -> dict[str, str]:
+                 realms: tuple[str, ...] = (REALM,), bluepeak: bool = False,
+                 **extra: str) -> dict[str, str]:
+    """``bluepeak``: a second host network with a PGW of its own (its configuration must
+    have a network ``bluepeak``)."""
+    networks = {"northwind": {"realms": list(realms), "peers": list(peers)}}
+    if bluepeak:
+        networks["bluepeak"] = {"realms": [BLUEPEAK_REALM], "peers": [BLUEPEAK_PGW]}
     env = {
         "NF_DIAMETER__ENABLED": "true",
         "NF_DIAMETER__PORT": str(port),
         "NF_DIAMETER__ORIGIN_HOST": ORIGIN_HOST,
         "NF_DIAMETER__ORIGIN_REALM": ORIGIN_REALM,
-        "NF_DIAMETER__NETWORKS": json.dumps(
-            {"northwind": {"realms": list(realms), "peers": list(peers)}}),
+        "NF_DIAMETER__NETWORKS": json.dumps(networks),
     }
     env.update(extra)
     return env
@@ -46,9 +55,9 @@ def wait_port(port: int, nf: NfProcess, timeout_s: float = 60) -> None:
 
 @contextmanager
 def diameter_nf(uri: str, database: str, tmp: Path, port: int | None = None,
-                **kw: object) -> Iterator[tuple[NfProcess, int]]:
+                bluepeak: bool = False, **kw: object) -> Iterator[tuple[NfProcess, int]]:
     port = port or free_port()
-    env = diameter_env(port)
+    env = diameter_env(port, bluepeak=bluepeak)
     env.update(kw.pop("extra_env", {}) or {})  # type: ignore[arg-type]
     with running_nf(uri, database, tmp, extra_env=env, **kw) as nf:  # type: ignore[arg-type]
         wait_port(port, nf)

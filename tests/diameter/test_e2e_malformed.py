@@ -75,6 +75,15 @@ def test_malformed_messages_answered_and_the_session_goes_on(
         assert ans.avps[0].code == codec.AVP_SESSION_ID
         failed = codec.find(ans, codec.AVP_FAILED_AVP)
         assert failed is not None and [a.code for a in failed.value] == [99999]
+        # A Destination-Realm that is no UTF-8 (the base protocol reads it).
+        bad_realm = ccr(pgw, SID, 2, 1, units=[mscc(10, used=1000)], ids=(0x1005, 0x2005))
+        bad_realm.avps = [codec.raw_avp(codec.AVP_DESTINATION_REALM, b"\xff\xfe")
+                          if a.code == codec.AVP_DESTINATION_REALM else a
+                          for a in bad_realm.avps]
+        ans = pgw.call(bad_realm)
+        _check(ans, codec.INVALID_AVP_VALUE, 0x1005)
+        failed = codec.find(ans, codec.AVP_FAILED_AVP)
+        assert failed is not None and [a.code for a in failed.value] == [283]
         assert used_bytes(nf.oam) == 0  # none of them charged anything
 
         # The connection and the session are still there.

@@ -62,7 +62,7 @@ async def test_5g_and_4g_sessions_share_one_balance_to_the_cap(
         assert used_bytes(nf.oam) == 3 * MIB  # the plan's cap, not a byte more
     assert smf.ref is not None
     sbi = edrs(settings, smf.ref, len(smf.exchanges))
-    gy = edrs(settings, charging_ref(SID), number + 2)
+    gy = edrs(settings, charging_ref("northwind", SID), number + 2)
     assert len(sbi) == len(smf.exchanges) and len(gy) == number + 2
     assert {d["interface"] for d in sbi} == {"sbi"} and {d["interface"] for d in gy} == {"gy"}
     assert sum(d["used_total"] for d in sbi + gy) == 3 * MIB

@@ -69,5 +69,5 @@ def test_retransmitted_ccr_charges_once_even_across_sigkill(
                              retransmit=True, ids=pgw.ids()))
         assert codec.result_code(again) == codec.SUCCESS
         assert used_bytes(nf.oam) == MIB // 2 + MIB // 4
-    docs = edrs(settings, charging_ref(SID), 4)
+    docs = edrs(settings, charging_ref("northwind", SID), 4)
     assert [d["invocation_sequence_number"] for d in docs] == [0, 1, 2, 3]

@@ -59,7 +59,8 @@ def test_ccr_to_charging_data_request() -> None:
 
 
 def test_session_id_names_one_charging_ref() -> None:
-    assert charging_ref("a;1") == charging_ref("a;1") != charging_ref("a;2")
+    assert charging_ref("n", "a;1") == charging_ref("n", "a;1") != charging_ref("n", "a;2")
+    assert charging_ref("n", "a;1") != charging_ref("m", "a;1")
 
 
 @pytest.mark.parametrize(("drop", "code", "rc"), [(416, 416, codec.MISSING_AVP),

@@ -114,3 +114,27 @@ async def test_connections_past_the_bound_are_closed() -> None:
         finally:
             first.close()
             second.close()
+
+
+async def test_a_reconnecting_peer_replaces_its_old_connection() -> None:
+    async with listening() as lst:
+        assert lst.port is not None
+        old = await asyncio.to_thread(Client, lst.port)
+        new = await asyncio.to_thread(Client, lst.port)
+        try:
+            await asyncio.to_thread(old.cer)
+            await asyncio.to_thread(new.cer)
+            assert await asyncio.to_thread(old.closed_by_peer)
+            assert lst.peers.connected(PGW)
+
+            def answer_one() -> None:
+                req = new.recv()
+                new.send(codec.answer(req, 2001, new.origin_host, new.origin_realm))
+
+            got = asyncio.create_task(asyncio.to_thread(answer_one))
+            ans = await lst.peers.request(PGW, _rar("ocs;9"), timeout_s=5)
+            await got
+            assert codec.result_code(ans) == 2001
+        finally:
+            old.close()
+            new.close()
