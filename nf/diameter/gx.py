@@ -321,9 +321,9 @@ class GxApp:
             if ccr.request_type == INITIAL:
                 avps = await self._initial(ccr, req, peer)
             elif ccr.request_type == UPDATE:
-                avps = await self._update(ccr, req)
+                avps = await self._update(ccr, req, peer.network_id)
             else:
-                await self._terminate(ccr)
+                await self._terminate(ccr, peer.network_id)
                 avps = []
         except codec.DecodeError as e:
             return self._cca(req, ccr, e.result_code, failed=[e.failed] if e.failed else [],
@@ -338,21 +338,21 @@ class GxApp:
         are gone there, so they end here too (RFC 6733 §8.16)."""
         host = client_of(req, peer)[0]
         state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
-        for s in await self._restarts.check(host, state):
+        for s in await self._restarts.check(peer.network_id, host, state):
             try:
                 await self._pcf.delete(s.ref)
             except NfError as e:
                 if e.status != 404:
                     raise
-            await self._sessions.remove(APP, s.session_id)
-        self._restarts.released(host, state)
+            await self._sessions.remove(APP, s.network, s.session_id)
+        self._restarts.released(peer.network_id, host, state)
 
     async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
         ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
         location, decision = await self._pcf.create(ctx, self._api_root, peer.network_id)
         sm_policy_id = location.rsplit("/", 1)[1]
         await self._sessions.put(Session(
-            APP, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
+            APP, peer.network_id, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
             *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
             self._clock.now())
         avps = decision_avps(decision)
@@ -366,8 +366,8 @@ class GxApp:
             ], VENDOR_3GPP))
         return avps
 
-    async def _update(self, ccr: GxCcr, req: Message) -> list[Avp]:
-        s = await self._sessions.get(APP, ccr.session_id)
+    async def _update(self, ccr: GxCcr, req: Message, network: str) -> list[Avp]:
+        s = await self._sessions.get(APP, network, ccr.session_id)
         if s is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
         used = umi.reported_octets(req)
@@ -376,7 +376,7 @@ class GxApp:
                      smPolicyId=s.ref, octets=used)
         decision = await self._pcf.update(s.ref, update_data(ccr))
         if "relCause" in decision:  # the subscriber may no longer have the session
-            await self._sessions.remove(APP, ccr.session_id)
+            await self._sessions.remove(APP, network, ccr.session_id)
             raise NfError("the session is no longer authorised", 403,
                           "POLICY_CONTEXT_DENIED")
         avps = decision_avps(decision)
@@ -384,8 +384,8 @@ class GxApp:
             avps += await self._monitor.avps(s.supi)
         return avps
 
-    async def _terminate(self, ccr: GxCcr) -> None:
-        s = await self._sessions.get(APP, ccr.session_id)
+    async def _terminate(self, ccr: GxCcr, network: str) -> None:
+        s = await self._sessions.get(APP, network, ccr.session_id)
         if s is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
         try:
@@ -393,4 +393,4 @@ class GxApp:
         except NfError as e:
             if e.status != 404:  # (404: the PCF ended it already) keep the map for a retry
                 raise
-        await self._sessions.remove(APP, ccr.session_id)
+        await self._sessions.remove(APP, network, ccr.session_id)

@@ -215,7 +215,7 @@ class Pusher:
         if t.what == "update" and self._monitor is not None and doc.get("supi"):
             extra = await self._monitor.avps(str(doc["supi"]))
         # Addressed to the client itself, which may sit behind the peer (a DRA).
-        s = await self._sessions.get(t.app, t.session_id)
+        s = await self._sessions.get(t.app, peer.network_id, t.session_id)
         dest = (s.origin_host, s.origin_realm or peer.origin_realm) if s is not None \
             else (t.host, peer.origin_realm)
         try:
@@ -232,5 +232,5 @@ class Pusher:
             return
         outcome, error = outcome_of(answer)
         if outcome is Outcome.GONE:
-            await self._sessions.remove(t.app, t.session_id)
+            await self._sessions.remove(t.app, peer.network_id, t.session_id)
         await self._outbox.settle(doc, outcome, error)

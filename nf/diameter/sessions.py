@@ -1,11 +1,12 @@
 """Which service resource a Diameter session of Gx or Sy stands for.
 
-Its one job: remember, per (application, Session-Id), the id the service gave the session
-(the PCF's ``smPolicyId``, the spending-limit subscription id), its subscriber and who to
-address pushes to (the client's Origin-Host and Realm, maybe behind a DRA), because
-a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the Session-Id only; and
-which sessions a client that restarted (its Origin-State-Id went up) left behind. One
-document per live session in ``diameter_sessions``; it never holds money or policy state.
+Its one job: remember, per (application, host network, Session-Id), the id the service
+gave the session (the PCF's ``smPolicyId``, the spending-limit subscription id), its
+subscriber and who to address pushes to (the client's Origin-Host and Realm, maybe behind
+a DRA), because a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the
+Session-Id only; and which sessions a client that restarted (its Origin-State-Id went up)
+left behind. A peer reaches only the sessions of its own host network. One document per
+live session in ``diameter_sessions``; it never holds money or policy state.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def notification_uri(origin_host: str, session_id: str) -> str:
 @dataclass(frozen=True)
 class Session:
     app: str  # "gx" | "sy"
+    network: str  # the host network of the peer it came over: only its peers reach it
     session_id: str
     ref: str  # smPolicyId (Gx) or subscription id (Sy)
     supi: str
@@ -55,35 +57,42 @@ class SessionMap:
     async def put(self, s: Session, now: datetime) -> None:
         async with translate_errors("storing a diameter session"):
             await self._c.replace_one(
-                {"_id": f"{s.app}:{s.session_id}"},
-                {"app": s.app, "sid": s.session_id, "ref": s.ref, "supi": s.supi,
+                {"_id": _key(s.app, s.network, s.session_id)},
+                {"app": s.app, "net": s.network, "sid": s.session_id, "ref": s.ref,
+                 "supi": s.supi,
                  "peer": s.peer, "host": s.origin_host, "realm": s.origin_realm,
                  "state": s.state_id, "createdAt": now},
                 upsert=True)
 
-    async def get(self, app: str, session_id: str) -> Session | None:
+    async def get(self, app: str, network: str, session_id: str) -> Session | None:
+        """The session ``session_id`` of a peer of ``network`` (None for another
+        network's: a peer cannot reach the sessions of another host network)."""
         async with translate_errors("reading a diameter session"):
-            doc = await self._c.find_one({"_id": f"{app}:{session_id}"})
-        return None if doc is None else _session(app, session_id, doc)
+            doc = await self._c.find_one({"_id": _key(app, network, session_id)})
+        return None if doc is None else _session(app, network, session_id, doc)
 
-    async def older(self, app: str, origin_host: str, state_id: int, limit: int = 1000
-                    ) -> list[Session]:
+    async def older(self, app: str, network: str, origin_host: str, state_id: int,
+                    limit: int = 1000) -> list[Session]:
         """The sessions ``origin_host`` opened with an Origin-State-Id below ``state_id``:
         it restarted since, so they no longer exist there (RFC 6733 §8.16)."""
         async with translate_errors("reading diameter sessions"):
             docs = await self._c.find({"host": origin_host, "state": {"$lt": state_id},
-                                       "app": app}).to_list(limit)
-        return [_session(app, str(d["sid"]), d) for d in docs]
+                                       "app": app, "net": network}).to_list(limit)
+        return [_session(app, network, str(d["sid"]), d) for d in docs]
 
-    async def remove(self, app: str, session_id: str) -> None:
+    async def remove(self, app: str, network: str, session_id: str) -> None:
         async with translate_errors("removing a diameter session"):
-            await self._c.delete_one({"_id": f"{app}:{session_id}"})
+            await self._c.delete_one({"_id": _key(app, network, session_id)})
 
 
-def _session(app: str, session_id: str, doc: Doc) -> Session:
+def _key(app: str, network: str, session_id: str) -> str:
+    return f"{app}:{network}:{session_id}"
+
+
+def _session(app: str, network: str, session_id: str, doc: Doc) -> Session:
     peer = str(doc["peer"])
     state = doc.get("state")
-    return Session(app, session_id, str(doc["ref"]), str(doc["supi"]), peer,
+    return Session(app, network, session_id, str(doc["ref"]), str(doc["supi"]), peer,
                    str(doc.get("host") or peer), str(doc.get("realm") or ""),
                    int(state) if state is not None else None)
 
@@ -95,19 +104,21 @@ class Restarts:
     def __init__(self, sessions: SessionMap, app: str, max_clients: int = 10_000) -> None:
         self._sessions = sessions
         self._app = app
-        self._seen: dict[str, int] = {}
+        self._seen: dict[tuple[str, str], int] = {}
         self._max = max_clients
 
-    async def check(self, origin_host: str, state_id: int | None) -> list[Session]:
+    async def check(self, network: str, origin_host: str, state_id: int | None
+                    ) -> list[Session]:
         """The sessions to release for this request (mostly none); once they are, call
         ``released``."""
-        if state_id is None or self._seen.get(origin_host, -1) >= state_id:
+        if state_id is None or self._seen.get((network, origin_host), -1) >= state_id:
             return []
-        return await self._sessions.older(self._app, origin_host, state_id)
+        return await self._sessions.older(self._app, network, origin_host, state_id)
 
-    def released(self, origin_host: str, state_id: int | None) -> None:
-        if state_id is None or self._seen.get(origin_host, -1) >= state_id:
+    def released(self, network: str, origin_host: str, state_id: int | None) -> None:
+        key = (network, origin_host)
+        if state_id is None or self._seen.get(key, -1) >= state_id:
             return
-        if origin_host not in self._seen and len(self._seen) >= self._max:
+        if key not in self._seen and len(self._seen) >= self._max:
             self._seen.pop(next(iter(self._seen)))
-        self._seen[origin_host] = state_id
+        self._seen[key] = state_id

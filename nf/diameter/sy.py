@@ -102,7 +102,7 @@ class SyApp:
             await self._release_restarted(req, peer)
             session_id = codec.get_str(req, codec.AVP_SESSION_ID) or ""
             if command == codec.CMD_STR:
-                await self._terminate(session_id)
+                await self._terminate(session_id, peer.network_id)
                 return self._answer(req, codec.SUCCESS, [])
             status = await self._limit(req, session_id, peer)
         except codec.DecodeError as e:
@@ -117,10 +117,10 @@ class SyApp:
         """A PCRF whose Origin-State-Id went up restarted: its earlier subscriptions end."""
         host = client_of(req, peer)[0]
         state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
-        for s in await self._restarts.check(host, state):
+        for s in await self._restarts.check(peer.network_id, host, state):
             await self._unsubscribe(s.ref)
-            await self._sessions.remove(APP, s.session_id)
-        self._restarts.released(host, state)
+            await self._sessions.remove(APP, s.network, s.session_id)
+        self._restarts.released(peer.network_id, host, state)
 
     async def _unsubscribe(self, ref: str) -> None:
         try:
@@ -136,7 +136,7 @@ class SyApp:
             raise codec.DecodeError(
                 codec.MISSING_AVP if a is None else codec.INVALID_AVP_VALUE,
                 "SL-Request-Type", a or codec.raw_avp(AVP_SL_REQUEST_TYPE, b"", VENDOR_3GPP))
-        known = await self._sessions.get(APP, session_id)
+        known = await self._sessions.get(APP, peer.network_id, session_id)
         if known is not None:  # intermediate, or an initial one sent again
             status = await self._slc.modify(known.ref, spending_limit_context(req, None))
             return status
@@ -148,14 +148,15 @@ class SyApp:
                                     codec.raw_avp(443, b""))
         location, status = await self._slc.subscribe(ctx, self._api_root, peer.network_id)
         await self._sessions.put(Session(
-            APP, session_id, location.rsplit("/", 1)[1], ctx.supi, peer.origin_host,
-            *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            APP, peer.network_id, session_id, location.rsplit("/", 1)[1], ctx.supi,
+            peer.origin_host, *client_of(req, peer),
+            codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
             self._clock.now())
         return status
 
-    async def _terminate(self, session_id: str) -> None:
-        known = await self._sessions.get(APP, session_id)
+    async def _terminate(self, session_id: str, network: str) -> None:
+        known = await self._sessions.get(APP, network, session_id)
         if known is None:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Sy session")
         await self._unsubscribe(known.ref)  # already gone: the STR still succeeds
-        await self._sessions.remove(APP, session_id)
+        await self._sessions.remove(APP, network, session_id)

@@ -60,8 +60,8 @@ SHARD_KEYS: Mapping[str, ShardKey] = {
         "short-lived, the lookup of due ones is a background sweep."),
     "diameter_sessions": ShardKey(
         (("_id", "hashed"),),
-        "A Gx or Sy session's entry is written and read by its id (application and "
-        "Session-Id) on every CCR and push."),
+        "A Gx or Sy session's entry is written and read by its id (application, host "
+        "network and Session-Id) on every CCR and push."),
     "edrs": ShardKey(
         (("supi", "hashed"), ("time", 1)),
         "Insert-only at charging rate: hashed SUPI spreads the inserts over every shard "
@@ -120,7 +120,7 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "the HTTP sender's (no Diameter peer), or the Diameter pushes to the peers "
            "connected to this process, or to peers connected nowhere (diameter_due)."),
     _shape("outbox", {"status", "sent_at"}, "sweep", "Purge of delivered notifications."),
-    _shape("diameter_sessions", {"host", "state", "app"}, "fan-out",
+    _shape("diameter_sessions", {"host", "state", "app", "net"}, "fan-out",
            "The Gx or Sy sessions a client opened before it restarted (its Origin-State-Id "
            "went up): once per restart and process; host_state index."),
     _shape("outbox", {"status"}, "sweep", "The pending count behind outbox_max_pending."),

@@ -29,6 +29,7 @@ V = codec.VENDOR_3GPP
 GIB = 1024**3
 PCRF = "pcrf.northwind.test"
 DRA = "dra1.northwind.test"
+BLUEPEAK_PGW, BLUEPEAK_REALM = "pgw1.bluepeak.test", "epc.bluepeak.test"
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ def policy_env(settings: Settings) -> dict[str, str]:
     nets = [{**n.model_dump(), "default_grant_bytes": 8 * GIB} for n in settings.networks]
     return {"NF_NETWORKS": json.dumps(nets),
             "NF_DIAMETER__NETWORKS": json.dumps(
-                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF, DRA]}})}
+                {"northwind": {"realms": [REALM], "peers": [PGW, PCRF, DRA]},
+                 "bluepeak": {"realms": [BLUEPEAK_REALM], "peers": [BLUEPEAK_PGW]}})}
 
 
 async def provision_lumen(client: httpx.AsyncClient, oam: str, supi: str) -> None:

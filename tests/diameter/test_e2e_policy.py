@@ -4,7 +4,8 @@ subscription (a host network's PCRF) crosses the cap through the CHF; the thrott
 all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
 provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF; a
 suspension releases a session by RAR (Session-Release-Cause), through a DRA addressed to
-the PCEF behind it; refusals carry 5030, 5003, 5002 and Sy's Experimental-Result 5570.
+the PCEF behind it; another host network's peer cannot reach a session; refusals carry
+5030, 5003, 5002 and Sy's Experimental-Result 5570.
 
 A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
 the cap brings the RAR on Gx; when the PGW restarts (Origin-State-Id up), its earlier Gx
@@ -29,6 +30,8 @@ from nf.store.mongo import Doc
 from tests.diameter.client import PGW, REALM, mscc
 from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
 from tests.diameter.pcef import (
+    BLUEPEAK_PGW,
+    BLUEPEAK_REALM,
     DRA,
     GIB,
     PCRF,
@@ -214,6 +217,19 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                     session = GxSession(pgw, imsi, ORIGIN_REALM)
                     assert codec.result_code(await session.initial()) == codec.SUCCESS
                     assert await db["sm_policies"].count_documents({"supi": supi}) == 1
+                    # Another host network's PGW cannot reach the session by its Session-Id.
+                    async with Peer(port, BLUEPEAK_PGW, BLUEPEAK_REALM) as other_net:
+                        assert codec.result_code(await other_net.cer([APP_GX])) == \
+                            codec.SUCCESS
+                        forged = GxSession(other_net, imsi, ORIGIN_REALM)
+                        forged.session_id = session.session_id
+                        forged.number = 1
+                        assert codec.result_code(await forged.update()) == \
+                            codec.UNKNOWN_SESSION_ID
+                        assert codec.result_code(await forged.terminate()) == \
+                            codec.UNKNOWN_SESSION_ID
+                    assert await db["sm_policies"].count_documents({"supi": supi}) == 1
+                    assert codec.result_code(await session.update()) == codec.SUCCESS
                     # The PCEF lost the session (it restarted, say): it answers 5002.
                     pgw.push_result = codec.UNKNOWN_SESSION_ID
                     chg = SmfSim(httpx_transport(client, nf.sbi), supi,
