@@ -141,7 +141,8 @@ def parse_ccr(msg: Message) -> GxCcr:
     v4 = codec.find(msg, AVP_FRAMED_IP_ADDRESS) is not None
     v6 = codec.find(msg, AVP_FRAMED_IPV6_PREFIX) is not None
     pdu_type = "IPV4V6" if v4 and v6 else "IPV6" if v6 else "IPV4"
-    triggers = tuple(int(a.value) for a in codec.find_all(msg, AVP_EVENT_TRIGGER, VENDOR_3GPP))
+    triggers = tuple(codec.int_value(a)
+                     for a in codec.find_all(msg, AVP_EVENT_TRIGGER, VENDOR_3GPP))
     ambr = None
     qos = codec.find(msg, AVP_QOS_INFORMATION, VENDOR_3GPP)
     if qos is not None:

@@ -48,11 +48,18 @@ def status_reports(status_infos: Mapping[str, Any]) -> list[Avp]:
     return out
 
 
+def _text(a: Avp) -> str:
+    try:
+        return bytes(a.payload).decode()
+    except UnicodeDecodeError:
+        raise codec.DecodeError(codec.INVALID_AVP_VALUE, f"AVP {a.code} is not UTF-8",
+                                a) from None
+
+
 def spending_limit_context(msg: Message, uri: str | None) -> SpendingLimitContext:
     """The SBI's subscription body for an SLR (no counter listed: all of them)."""
     supi, gpsi = subscriber_ids(msg)
-    ids = [str(a.value) for a in codec.find_all(msg, AVP_POLICY_COUNTER_IDENTIFIER,
-                                                VENDOR_3GPP)]
+    ids = [_text(a) for a in codec.find_all(msg, AVP_POLICY_COUNTER_IDENTIFIER, VENDOR_3GPP)]
     body: dict[str, Any] = {}
     if supi is not None:
         body["supi"] = supi
