@@ -1,7 +1,8 @@
 """An asyncio Diameter peer for the policy tests (a PCEF for Gx, a PCRF for Sy) built
 on the NF's codec library. It reads in the background: answers go to the request waiting
 for them; the NF's requests (RAR, SNR) are recorded with their arrival time and answered
-with ``push_result`` (2001 unless a test says otherwise); DWR is answered as a peer does.
+with ``push_result`` (2001 unless a test says otherwise; None: not answered); DWR is
+answered as a peer does.
 Also the NF set-up those tests share: big grants, the PGW and PCRF allowed, a subscriber on
 the demo's throttled-at-the-cap plan, and charging over the SBI until a RAR arrives."""
 
@@ -43,7 +44,7 @@ class Peer:
         self.port = port
         self.origin_host = origin_host
         self.origin_realm = origin_realm
-        self.push_result = codec.SUCCESS
+        self.push_result: int | None = codec.SUCCESS
         self.pushed: list[Pushed] = []
         self._arrived = asyncio.Event()
         self._ids = itertools.count((int(time.time()) & 0xFFFF) << 12)
@@ -76,8 +77,9 @@ class Peer:
             if hdr.command != codec.CMD_DWR:
                 self.pushed.append(Pushed(time.monotonic(), msg))
                 self._arrived.set()
-            self._writer.write(codec.encode(codec.answer(msg, rc, self.origin_host,
-                                                         self.origin_realm)))
+            if rc is not None:  # None: the request goes unanswered
+                self._writer.write(codec.encode(codec.answer(msg, rc, self.origin_host,
+                                                             self.origin_realm)))
 
     def session_id(self) -> str:
         return f"{self.origin_host};{int(time.time())};{next(self._sessions)}"

@@ -2,15 +2,16 @@
 one subscriber with a 5G SM policy (HTTP/2 SMF), a 4G Gx session (PCEF) and an Sy
 subscription (a host network's PCRF) crosses the cap through the CHF; the throttle reaches
 all three (SBI notification, RAR with the new APN-AMBR, SNR), and an add-on bought over the
-provisioning API restores them. A PCEF answering RAA 5002 ends the session in the NF; a
-suspension releases a session by RAR (Session-Release-Cause), through a DRA addressed to
-the PCEF behind it; another host network's peer cannot reach a session; refusals carry
-5030, 5003, 5002 and Sy's Experimental-Result 5570.
+provisioning API restores them. A RAR left unanswered is sent again; a PCEF answering RAA
+5002 ends the session in the NF; a suspension releases a session by RAR
+(Session-Release-Cause), through a DRA addressed to the PCEF behind it; another host
+network's peer cannot reach a session; refusals carry 5030, 5003, 5002 and Sy's
+Experimental-Result 5570.
 
 A 4G-only subscriber's PGW speaks Gy and Gx on one connection: the Gy CCR-U that crosses
 the cap brings the RAR on Gx; when the PGW restarts (Origin-State-Id up), its earlier Gx
-sessions end. The time from the cap-crossing charging update (SBI or Gy) to
-the RAR's arrival is printed (a measurement, not an assertion)."""
+sessions end. The time from the cap-crossing charging update (SBI or Gy) to the RAR's
+arrival is printed (a measurement, not an assertion)."""
 
 from __future__ import annotations
 
@@ -210,7 +211,8 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
         async with NotificationReceiver() as smf, httpx.AsyncClient(
                 http1=False, http2=True, timeout=10) as client:
             with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
-                             extra_env=policy_env(settings)) as (nf, port):
+                             extra_env={**policy_env(settings),
+                                        "NF_NOTIFY__REQUEST_TIMEOUT_S": "1"}) as (nf, port):
                 await provision_lumen(client, nf.oam, supi)
                 async with Peer(port, PGW, REALM) as pgw:
                     assert codec.result_code(await pgw.cer([APP_GX])) == codec.SUCCESS
@@ -230,19 +232,25 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                             codec.UNKNOWN_SESSION_ID
                     assert await db["sm_policies"].count_documents({"supi": supi}) == 1
                     assert codec.result_code(await session.update()) == codec.SUCCESS
-                    # The PCEF lost the session (it restarted, say): it answers 5002.
-                    pgw.push_result = codec.UNKNOWN_SESSION_ID
+                    # The throttle's first RAR goes unanswered: it is sent again.
+                    pgw.push_result = None
                     chg = SmfSim(httpx_transport(client, nf.sbi), supi,
                                  notify_uri=smf.url("/smf/chg"))
                     assert (await chg.create(requested=8 * GIB)).status == 201
                     await use_until_rar(chg, pgw)
+                    first = len(pgw.pushed)
+                    # The PCEF lost the session (it restarted, say): it answers 5002.
+                    pgw.push_result = codec.UNKNOWN_SESSION_ID
+                    again = await pgw.wait_push(codec.CMD_RAR, after=first)
+                    assert codec.get_str(again.msg, codec.AVP_SESSION_ID) == session.session_id
+                    assert apn_ambr(again.msg) == THROTTLED
                     for _ in range(100):
                         if await db["sm_policies"].count_documents({"supi": supi}) == 0:
                             break
                         await asyncio.sleep(0.1)
                     assert await db["sm_policies"].count_documents({"supi": supi}) == 0
                     assert await db["outbox"].count_documents(
-                        {"diameter_peer": PGW, "status": "gone"}) == 1
+                        {"diameter_peer": PGW, "status": "gone", "attempts": 1}) == 1
                     edr = await db["edrs"].find_one({"supi": supi, "event": "terminated"})
                     assert edr is not None and edr.get("reason") == "smf-gone", edr
                     events = {d["event"]: d async for d in db["edrs"].find(
