@@ -103,9 +103,11 @@ def build_parts(rt: Runtime) -> list[Part]:
     # ``diameter`` process of ``nf serve`` only (``nf.diameter_process``).
     from nf.diameter.gy import GyHandler
     from nf.diameter.part import DiameterPart
+    from nf.diameter.sessions import SessionMap
 
-    diameter = DiameterPart(rt, handlers=[GyHandler(chf.service, rt.settings, rt.clock,
-                                                      ledger_part.ledger)])
+    gy = GyHandler(chf.service, rt.settings, rt.clock, ledger_part.ledger, SessionMap(rt.db))
+    diameter = DiameterPart(rt, handlers=[gy])
+    diameter.watch(gy)  # a PGW restarted (CER): its Gy sessions of before are released
     parts.append(diameter)
     # Gx and Sy on the PCF and the spending-limit service; their pushes (RAR, SNR) are
     # outbox entries sent by the same process (``diameter://`` notification URIs).

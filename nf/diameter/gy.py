@@ -38,7 +38,10 @@ from nf.diameter.gy_wire import (
     plmn_of_uli,
     to_sbi,
 )
+from nf.diameter.sessions import Restarts, Session, SessionMap
 from nf.errors import NfError
+
+APP = "gy"  # in the session map
 
 # The translations, for the callers that knew them here.
 __all__ = ["Ccr", "GyHandler", "Subscribers", "cca_avps", "charging_ref", "gpsi_of",
@@ -68,9 +71,14 @@ class GyHandler:
     app_id = APP_GY
 
     def __init__(self, chf: ChargingService, settings: Settings, clock: Clock,
-                 subscribers: Subscribers | None = None) -> None:
+                 subscribers: Subscribers | None = None,
+                 sessions: SessionMap | None = None) -> None:
         self._chf = chf
         self._subscribers = subscribers
+        # The open Gy sessions by client and Origin-State-Id: those of a client that
+        # restarted are released (their reservations return to the wallet).
+        self._sessions = sessions
+        self._restarts = Restarts(sessions, APP) if sessions is not None else None
         self._settings = settings
         self._clock = clock
         d = settings.diameter
@@ -110,7 +118,10 @@ class GyHandler:
                                 msg=e.errors()[0].get("msg", "invalid value"))
         ref = charging_ref(peer.network_id, ccr.session_id)
         try:
+            await self._release_restarted(peer.network_id, ccr.origin_host or peer.origin_host,
+                                          codec.get_int(req, codec.AVP_ORIGIN_STATE_ID))
             body = await self._call(ccr, ref, sbi)
+            await self._track(req, ccr, peer, ref, sbi, body)
         except NfError as e:
             rc = _error_result(e)
             failed = [codec.find(req, AVP_CC_REQUEST_NUMBER)] if e.status == 400 else []
@@ -118,6 +129,38 @@ class GyHandler:
                                 failed=[f for f in failed if f is not None], msg=e.detail)
         rc, avps = cca_avps(ccr, body)
         return self._answer(req, rc, avps)
+
+    async def peer_opened(self, peer: PeerInfo) -> None:
+        """A PGW whose CER's Origin-State-Id went up restarted: its Gy sessions of before
+        are gone there, so they are released here (RFC 6733 §8.16)."""
+        await self._release_restarted(peer.network_id, peer.origin_host, peer.state_id)
+
+    async def _release_restarted(self, network: str, host: str, state_id: int | None
+                                 ) -> None:
+        if self._restarts is None or self._sessions is None:
+            return
+        for s in await self._restarts.check(network, host, state_id):
+            await self._chf.abandon(s.ref, "peer_restarted")
+            await self._sessions.remove(APP, network, s.session_id)
+        self._restarts.released(network, host, state_id)
+
+    async def _track(self, req: Message, ccr: Ccr, peer: PeerInfo, ref: str,
+                     sbi: ChargingDataRequest, body: dict[str, Any] | None) -> None:
+        """Keep an opened session in the session map (with the client's Origin-State-Id);
+        drop a released one."""
+        if self._sessions is None:
+            return
+        if ccr.request_type == INITIAL and body is not None and \
+                body.get("invocationResult") is None:
+            # The client's own (behind a DRA, not the peer's): where its RAR is addressed.
+            host = ccr.origin_host or peer.origin_host
+            realm = codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm
+            await self._sessions.put(Session(
+                APP, peer.network_id, ccr.session_id, ref, sbi.subscriberIdentifier or "",
+                peer.origin_host, host, realm,
+                codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)), self._clock.now())
+        elif ccr.request_type == TERMINATION:
+            await self._sessions.remove(APP, peer.network_id, ccr.session_id)
 
     async def _supi_of_msisdn(self, msisdn: str | None) -> str | None:
         """A CCR with only an END_USER_E164 Subscription-Id: the subscriber with that

@@ -1,4 +1,4 @@
-"""Which service resource a Diameter session of Gx or Sy stands for.
+"""Which service resource a Diameter session of Gx, Sy or Gy stands for.
 
 Its one job: remember, per (application, host network, Session-Id), the id the service
 gave the session (the PCF's ``smPolicyId``, the spending-limit subscription id), its
@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from pymongo import ASCENDING
 
+from nf.diameter.base import StateIds
 from nf.notify.port import DIAMETER_SCHEME
 from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
@@ -31,10 +32,10 @@ def notification_uri(origin_host: str, session_id: str) -> str:
 
 @dataclass(frozen=True)
 class Session:
-    app: str  # "gx" | "sy"
+    app: str  # "gx" | "sy" | "gy"
     network: str  # the host network of the peer it came over: only its peers reach it
     session_id: str
-    ref: str  # smPolicyId (Gx) or subscription id (Sy)
+    ref: str  # smPolicyId (Gx), subscription id (Sy) or chargingDataRef (Gy)
     supi: str
     peer: str  # the connected peer it came over (the PCEF itself, or a DRA)
     # The client's own Origin-Host and Origin-Realm (behind a DRA: not the peer's): the
@@ -99,26 +100,21 @@ def _session(app: str, network: str, session_id: str, doc: Doc) -> Session:
 
 class Restarts:
     """Notices a client's Origin-State-Id going up (it restarted) once per process and
-    value, and names the sessions it opened before; bounded to ``max_clients``."""
+    value (``nf.diameter.base.StateIds``), and names the sessions it opened before;
+    bounded to ``max_clients``."""
 
     def __init__(self, sessions: SessionMap, app: str, max_clients: int = 10_000) -> None:
         self._sessions = sessions
         self._app = app
-        self._seen: dict[tuple[str, str], int] = {}
-        self._max = max_clients
+        self._ids = StateIds(max_clients)
 
     async def check(self, network: str, origin_host: str, state_id: int | None
                     ) -> list[Session]:
-        """The sessions to release for this request (mostly none); once they are, call
-        ``released``."""
-        if state_id is None or self._seen.get((network, origin_host), -1) >= state_id:
+        """The sessions to release for this request or CER (mostly none); once they are,
+        call ``released``."""
+        if state_id is None or not self._ids.restarted(network, origin_host, state_id):
             return []
         return await self._sessions.older(self._app, network, origin_host, state_id)
 
     def released(self, network: str, origin_host: str, state_id: int | None) -> None:
-        key = (network, origin_host)
-        if state_id is None or self._seen.get(key, -1) >= state_id:
-            return
-        if key not in self._seen and len(self._seen) >= self._max:
-            self._seen.pop(next(iter(self._seen)))
-        self._seen[key] = state_id
+        self._ids.acted(network, origin_host, state_id)

@@ -104,7 +104,8 @@ class Client:
         assert codec.header_of(ans).hop_by_hop == codec.header_of(msg).hop_by_hop
         return ans
 
-    def cer(self, apps: Sequence[int] = (APP_GY,), vendor_apps: Sequence[int] = ()) -> Message:
+    def cer(self, apps: Sequence[int] = (APP_GY,), vendor_apps: Sequence[int] = (),
+            extra: Sequence[Avp] = ()) -> Message:
         avps = [*self.origin(),
                 codec.new_avp(codec.AVP_HOST_IP_ADDRESS, "127.0.0.1"),
                 codec.new_avp(codec.AVP_VENDOR_ID, 0),
@@ -114,7 +115,7 @@ class Client:
         avps += [codec.new_avp(codec.AVP_VENDOR_SPECIFIC_APPLICATION_ID, [
             codec.new_avp(codec.AVP_VENDOR_ID, codec.VENDOR_3GPP),
             codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, a)]) for a in vendor_apps]
-        return self.call(self.request(codec.CMD_CER, 0, avps))
+        return self.call(self.request(codec.CMD_CER, 0, [*avps, *extra]))
 
     def dwr(self) -> Message:
         return self.call(self.request(codec.CMD_DWR, 0, self.origin()))
