@@ -318,7 +318,8 @@ class GxApp:
             return self._cca(req, None, e.result_code, failed=[e.failed] if e.failed else [],
                              msg=str(e))
         try:
-            await self._release_restarted(req, peer)
+            await self._release_restarted(peer.network_id, client_of(req, peer)[0],
+                                          codec.get_int(req, codec.AVP_ORIGIN_STATE_ID))
             if ccr.request_type == INITIAL:
                 avps = await self._initial(ccr, req, peer)
             elif ccr.request_type == UPDATE:
@@ -334,19 +335,20 @@ class GxApp:
             return self._cca(req, ccr, rc, experimental=exp, msg=e.detail[:200])
         return self._cca(req, ccr, codec.SUCCESS, avps)
 
-    async def _release_restarted(self, req: Message, peer: PeerInfo) -> None:
-        """A PCEF whose Origin-State-Id went up restarted: the sessions it opened before
-        are gone there, so they end here too (RFC 6733 §8.16)."""
-        host = client_of(req, peer)[0]
-        state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
-        for s in await self._restarts.check(peer.network_id, host, state):
+    async def peer_opened(self, peer: PeerInfo) -> None:
+        await self._release_restarted(peer.network_id, peer.origin_host, peer.state_id)
+
+    async def _release_restarted(self, network: str, host: str, state: int | None) -> None:
+        """A PCEF whose Origin-State-Id (in its CER or a request) went up restarted: the
+        sessions it opened before are gone there, so they end here too (RFC 6733 §8.16)."""
+        for s in await self._restarts.check(network, host, state):
             try:
                 await self._pcf.delete(s.ref)
             except NfError as e:
                 if e.status != 404:
                     raise
             await self._sessions.remove(APP, s.network, s.session_id)
-        self._restarts.released(peer.network_id, host, state)
+        self._restarts.released(network, host, state)
 
     async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
         ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))

@@ -45,8 +45,11 @@ class DiameterPolicyPart:
         api_root = (s.api_root or f"http://{s.sbi_host}:{s.sbi_port}").rstrip("/")
         who = {"origin_host": cfg.origin_host, "origin_realm": cfg.origin_realm,
                "api_root": api_root}
-        diameter.add(GxApp(pcf, self.sessions, rt.clock, monitor=self._monitor, **who))
-        diameter.add(SyApp(slc, self.sessions, rt.clock, **who))
+        gx = GxApp(pcf, self.sessions, rt.clock, monitor=self._monitor, **who)
+        sy = SyApp(slc, self.sessions, rt.clock, **who)
+        for app in (gx, sy):  # a client restarted (CER): its sessions of before end
+            diameter.add(app)
+            diameter.watch(app)
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return []

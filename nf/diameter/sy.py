@@ -106,7 +106,8 @@ class SyApp:
         if command not in (CMD_SL, codec.CMD_STR):
             return self._answer(req, codec.COMMAND_UNSUPPORTED, [])
         try:
-            await self._release_restarted(req, peer)
+            await self._release_restarted(peer.network_id, client_of(req, peer)[0],
+                                          codec.get_int(req, codec.AVP_ORIGIN_STATE_ID))
             session_id = codec.get_str(req, codec.AVP_SESSION_ID) or ""
             if command == codec.CMD_STR:
                 await self._terminate(session_id, peer.network_id)
@@ -120,14 +121,16 @@ class SyApp:
             return self._answer(req, rc, [], experimental=exp, msg=e.detail[:200])
         return self._answer(req, codec.SUCCESS, status_reports(status["statusInfos"]))
 
-    async def _release_restarted(self, req: Message, peer: PeerInfo) -> None:
-        """A PCRF whose Origin-State-Id went up restarted: its earlier subscriptions end."""
-        host = client_of(req, peer)[0]
-        state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
-        for s in await self._restarts.check(peer.network_id, host, state):
+    async def peer_opened(self, peer: PeerInfo) -> None:
+        await self._release_restarted(peer.network_id, peer.origin_host, peer.state_id)
+
+    async def _release_restarted(self, network: str, host: str, state: int | None) -> None:
+        """A PCRF whose Origin-State-Id (in its CER or a request) went up restarted: its
+        earlier subscriptions end."""
+        for s in await self._restarts.check(network, host, state):
             await self._unsubscribe(s.ref)
             await self._sessions.remove(APP, s.network, s.session_id)
-        self._restarts.released(peer.network_id, host, state)
+        self._restarts.released(network, host, state)
 
     async def _unsubscribe(self, ref: str) -> None:
         try:

@@ -97,7 +97,7 @@ class Peer:
         self._writer.write(codec.encode(req))
         return await asyncio.wait_for(fut, 10)
 
-    async def cer(self, vendor_apps: Sequence[int]) -> Message:
+    async def cer(self, vendor_apps: Sequence[int], extra: Sequence[Avp] = ()) -> Message:
         avps = [*self.origin(),
                 codec.new_avp(codec.AVP_HOST_IP_ADDRESS, "127.0.0.1"),
                 codec.new_avp(codec.AVP_VENDOR_ID, 0),
@@ -106,7 +106,7 @@ class Peer:
         avps += [codec.new_avp(codec.AVP_VENDOR_SPECIFIC_APPLICATION_ID, [
             codec.new_avp(codec.AVP_VENDOR_ID, V),
             codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, a)]) for a in vendor_apps]
-        return await self.call(codec.CMD_CER, 0, avps)
+        return await self.call(codec.CMD_CER, 0, [*avps, *extra])
 
     async def wait_push(self, command: int, after: int = 0, timeout_s: float = 10
                         ) -> Pushed:

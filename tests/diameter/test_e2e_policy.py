@@ -375,7 +375,20 @@ async def test_a_gy_ccr_crossing_the_cap_brings_the_rar_on_gx(
                 assert codec.result_code(await after.initial()) == codec.SUCCESS
                 assert codec.result_code(await before.update()) == codec.UNKNOWN_SESSION_ID
                 assert codec.result_code(await after.update()) == codec.SUCCESS
-                assert codec.result_code(await after.terminate()) == codec.SUCCESS
                 assert codec.result_code(await _gy(pgw, gy_sid, gx.TERMINATION, n + 1, imsi,
                                                    used=0)) == codec.SUCCESS
                 assert codec.result_code(await session.terminate()) == codec.SUCCESS
+            # It restarts again and its CER says so (8 -> 9): the session it opened under 8
+            # ends with no request of it carrying the new value.
+            async with Peer(port, PGW, REALM) as again:
+                cea = await again.cer([APP_GX, APP_GY], extra=[
+                    codec.new_avp(codec.AVP_ORIGIN_STATE_ID, 9)])
+                assert codec.result_code(cea) == codec.SUCCESS
+                after.peer, after.state_id = again, None
+                for _ in range(100):
+                    rc = codec.result_code(await after.update())
+                    if rc == codec.UNKNOWN_SESSION_ID:
+                        break
+                    assert rc == codec.SUCCESS
+                    await asyncio.sleep(0.05)
+                assert rc == codec.UNKNOWN_SESSION_ID
