@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from quart import Blueprint
 
 from nf.diameter import base
-from nf.diameter.peer import AppHandler, Listener, Peers
+from nf.diameter.peer import Listener, Peers
+from nf.diameter.port import AppHandler
 from nf.runtime import Role, Runtime, Worker
 
 
