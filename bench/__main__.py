@@ -60,7 +60,8 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--no-warm-probe", action="store_true",
                    help="skip the database-operations-per-warm-update probe after each run")
     p.add_argument("--profile", action="store_true",
-                   help="sample the SBI worker with py-spy during the second run")
+                   help="sample the SBI worker (the Diameter process with --interface "
+                        "diameter) with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
                    help="SecantusDB server (default %(default)s)")
     p.add_argument("--fraud", choices=("on", "off", "compare"), default=d.fraud,

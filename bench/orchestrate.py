@@ -259,6 +259,11 @@ def sbi_worker_pids(root: int) -> list[int]:
     return workers or [p.pid for p in sbi]
 
 
+def diameter_pids(root: int) -> list[int]:
+    """The NF's Diameter process (``nf.diameter_process``), if it runs."""
+    return [p.pid for p in cpu.tree(root) if "nf.diameter_process" in p.cmdline]
+
+
 def _ppid(pid: int) -> int:
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
@@ -566,13 +571,16 @@ def keep_logs(workdir: Path, dest: Path) -> Path:
 
 def start_profile(opts: Options, nf: Nf, workdir: Path
                   ) -> tuple[subprocess.Popen[bytes], Path] | None:
-    pids = sbi_worker_pids(nf.proc.pid)
+    """py-spy on the process serving the load: an SBI worker, or the Diameter process."""
+    what = "Diameter process" if opts.interface == "diameter" else "SBI worker"
+    pids = (diameter_pids(nf.proc.pid) if opts.interface == "diameter"
+            else sbi_worker_pids(nf.proc.pid))
     if not pids or profile.py_spy() is None:
-        log("profile skipped: py-spy not installed or no SBI worker found")
+        log(f"profile skipped: py-spy not installed or no {what} found")
         return None
     out = workdir / "profile.txt"
     # Started when the window begins; py-spy stops by itself at its end.
-    log(f"profiling SBI worker {pids[0]} with py-spy for {opts.duration_s:.0f} s")
+    log(f"profiling {what} {pids[0]} with py-spy for {opts.duration_s:.0f} s")
     return profile.record(pids[0], opts.duration_s, out), out
 
 
