@@ -323,7 +323,8 @@ class Runner:
                 g = codec.get_int(gsu, CC_TOTAL_OCTETS) or 0
         return g
 
-    async def loop(self) -> None:
+    async def loop(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         while not self.stopping:
             sub = self.take()
             if sub is None:
@@ -340,6 +341,7 @@ class Runner:
                 self.sessions["finished"] += 1
             elif not self.stopping:
                 self.sessions["failed"] += 1
+                await asyncio.sleep(0.05)  # a failing NF is not hammered in a tight loop
 
     async def session(self, sub: Sub) -> bool:
         nets = self.pgws[sub.network]
@@ -446,7 +448,10 @@ async def amain(a: argparse.Namespace) -> dict[str, Any]:
     rec.start, rec.end = now + a.warmup, now + a.warmup + a.duration
     log(f"{len(all_pgws)} PGW connection(s), {a.concurrency} concurrent subscribers of "
         f"{len(subs)}, Gx {'on' if a.gx else 'off'}")
-    tasks = [asyncio.create_task(runner.loop()) for _ in range(a.concurrency)]
+    # Sessions start spread over the first half of the warm-up: a cold NF is not hit by
+    # all of them at once.
+    tasks = [asyncio.create_task(runner.loop(a.warmup / 2 * i / a.concurrency))
+             for i in range(a.concurrency)]
     await asyncio.sleep(a.warmup)
     log("window begins")
     cpu0 = cpu_s()
@@ -457,6 +462,11 @@ async def amain(a: argparse.Namespace) -> dict[str, Any]:
     _, late = await asyncio.wait(tasks, timeout=a.timeout + a.throttle_wait + 5)
     for t in late:
         t.cancel()
+    # RARs of crossings just before the end still arrive (at most --grace).
+    waits = [c.arrived.wait() for c in rec.crossings.values() if c.notified is None]
+    if waits:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), a.grace)
     await asyncio.gather(*(pg.close() for pg in all_pgws))
     ops = {op: latency(s, a.duration) for op, s in rec.lat.items() if op != "ccr"}
     return {
@@ -498,6 +508,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--timeout", type=float, default=5.0)
     p.add_argument("--throttle-wait", type=float, default=2.0)
+    p.add_argument("--grace", type=float, default=2.0,
+                   help="after the last session, wait this long at most for RARs")
     p.add_argument("--no-gx", dest="gx", action="store_false", help="Gy sessions only")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
