@@ -106,6 +106,12 @@ def build_parts(rt: Runtime) -> list[Part]:
 
     diameter = DiameterPart(rt, handlers=[GyHandler(chf.service, rt.settings, rt.clock)])
     parts.append(diameter)
+    # Gx and Sy on the PCF and the spending-limit service; their pushes (RAR, SNR) are
+    # outbox entries sent by the same process (``diameter://`` notification URIs).
+    from nf.diameter.policy import DiameterPolicyPart
+
+    parts.append(DiameterPolicyPart(rt, diameter, pcf=pcf.service, slc=slc.service,
+                                    outbox=outbox, ledger=ledger_part.ledger))
     # Purchase EDRs: from the same durable counter changes, so none is lost to a crash.
     from nf.edr.purchases import PurchaseEdrs
 

@@ -60,6 +60,11 @@ class Peers:
         c = self._by_host.get(origin_host)
         return c is not None and c.core.state is State.OPEN
 
+    def open_peers(self) -> list[PeerInfo]:
+        """The peers with an open connection here (capabilities exchanged)."""
+        return [c.core.peer for c in self._by_host.values()
+                if c.core.peer is not None and c.core.state is State.OPEN]
+
     async def request(self, origin_host: str, req: Message, timeout_s: float) -> Message:
         """Send ``req`` (its Hop-by-Hop and End-to-End ids are set here) to the peer and
         return its answer; ``PeerUnavailable`` if there is no open connection to it or no

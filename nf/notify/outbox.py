@@ -4,6 +4,7 @@ Storage (collection ``outbox``), one document per notification::
 
     _id          ObjectId, or "ck:<coalesce_key>" for a coalescing notification
     kind, uri, body, resource, supi, coalesce_key
+    diameter_peer  the Origin-Host to push to over Diameter (``diameter://`` URIs), else None
     status       "pending" | "sent" | "gone" | "dead"
     version      bumped each time a coalescing slot is overwritten by a newer notification
     attempts     failed tries of the current version
@@ -19,6 +20,11 @@ in enqueue order, and an unsent older body is simply never sent (latest wins).
 
 Senders in every process claim due documents with a lease (a conditional update); a
 process that dies leaves leases that expire, and another sender picks the work up again.
+
+A notification whose URI is ``diameter://<Origin-Host>/<Session-Id>/...`` is not for HTTP:
+the HTTP sender never claims it. The process holding that peer's Diameter connection claims
+it (``claim_diameter``), sends the request and settles it here (``settle``), with the same
+outcomes and the same gone-handlers as HTTP.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from bson import ObjectId
@@ -43,7 +50,7 @@ from nf import logs
 from nf.clock import until_woken, utc
 from nf.errors import Congestion
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
-from nf.notify.port import GoneHandler, Notification, Signer
+from nf.notify.port import DIAMETER_SCHEME, GoneHandler, Notification, Signer
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Doc, money_collection, translate_errors
 
@@ -53,6 +60,15 @@ COLLECTION = "outbox"
 # Delivered notifications are kept this long (for inspection), then purged.
 SENT_RETENTION_S = 3600.0
 _PURGE_EVERY_S = 60.0
+# Claims only what the HTTP sender may send.
+_HTTP_ONLY: dict[str, Any] = {"diameter_peer": None}
+
+
+def diameter_peer(uri: str) -> str | None:
+    """The peer's Origin-Host of a notification pushed over Diameter (None: over HTTP)."""
+    if not uri.startswith(DIAMETER_SCHEME):
+        return None
+    return unquote(uri[len(DIAMETER_SCHEME):].split("/", 1)[0])
 
 
 def _lease_free(now: datetime) -> dict[str, Any]:
@@ -79,6 +95,8 @@ class MongoOutbox:
         self._handlers: dict[str, GoneHandler] = {}
         self._signers: dict[str, Signer] = {}
         self._wake = asyncio.Event()
+        # Set when a Diameter push is enqueued in this process (its sender waits on it).
+        self.diameter_wake = asyncio.Event()
         self._fresh: list[Any] = []  # ids enqueued here and not yet claimed: fast path
         self._pending_estimate = 0
         self._inflight = 0
@@ -108,10 +126,13 @@ class MongoOutbox:
         now = self._rt.clock.now()
         ops: list[InsertOne[Doc] | UpdateOne] = []
         ids: list[Any] = []
+        http: list[Any] = []
         for n in items:
+            peer = diameter_peer(n.uri)
             fields = {"kind": n.kind, "uri": n.uri, "body": n.body, "resource": n.resource,
                       "supi": n.supi, "coalesce_key": n.coalesce_key, "status": "pending",
-                      "attempts": 0, "due_at": now, "enqueued_at": now, "last_error": None}
+                      "attempts": 0, "due_at": now, "enqueued_at": now, "last_error": None,
+                      "diameter_peer": peer}
             if n.coalesce_key is None:
                 oid = ObjectId()
                 ops.append(InsertOne({"_id": oid, **fields, "version": 1,
@@ -123,6 +144,8 @@ class MongoOutbox:
                                      {"$set": fields, "$inc": {"version": 1},
                                       "$unset": {"sent_at": ""}}, upsert=True))
                 ids.append(key)
+            if peer is None:
+                http.append(ids[-1])
         try:
             await self._write(ops)
         except (BSONError, OverflowError, ValueError, TypeError):
@@ -134,8 +157,11 @@ class MongoOutbox:
                 except (BSONError, OverflowError, ValueError, TypeError) as e:
                     await self._dead_letter(n, oid, now, f"cannot be stored: {e}")
         self._pending_estimate += len(items)
-        self._fresh.extend(ids)
-        self._wake.set()
+        self._fresh.extend(http)
+        if len(http) < len(ids):
+            self.diameter_wake.set()
+        if http:
+            self._wake.set()
 
     async def _dead_letter(self, n: Notification, oid: Any, now: datetime,
                            error: str) -> None:
@@ -183,6 +209,9 @@ class MongoOutbox:
                                           name="status_due")
             await self._coll.create_index([("lease_owner", ASCENDING)], name="lease_owner")
             await self._coll.create_index([("resource", ASCENDING)], name="resource")
+            # The Diameter sender's claims, by peer, without scanning the HTTP backlog.
+            await self._coll.create_index([("diameter_peer", ASCENDING), ("status", ASCENDING),
+                                           ("due_at", ASCENDING)], name="diameter_due")
 
     def workers(self) -> list[Worker]:
         return [self.run]
@@ -251,12 +280,37 @@ class MongoOutbox:
                 await self._coll.delete_many({"status": {"$in": ["sent", "gone"]},
                                               "sent_at": {"$lt": cutoff}})
 
-    async def _claim(self, limit: int) -> list[Doc]:
-        """Lease up to ``limit`` due notifications to this process."""
+    async def claim_diameter(self, peers: Sequence[str], limit: int) -> list[Doc]:
+        """Lease up to ``limit`` due Diameter pushes to these peers (Origin-Hosts connected
+        to this process); settle each with ``settle``."""
+        if not peers or limit <= 0:
+            return []
+        return await self._claim(limit, {"diameter_peer": {"$in": list(peers)}}, [])
+
+    async def claim_diameter_stranded(self, peers: Sequence[str], grace_s: float,
+                                      limit: int) -> list[Doc]:
+        """Lease up to ``limit`` Diameter pushes to peers *not* connected here that no
+        process has taken for ``grace_s`` after they were due (their peer is connected
+        nowhere): the caller settles them as a failed try, so they back off and end dead
+        after ``max_attempts`` like an unreachable HTTP peer's, instead of piling up."""
+        if limit <= 0:
+            return []
+        before = self._rt.clock.now() - timedelta(seconds=grace_s)
+        route = {"diameter_peer": {"$ne": None, "$nin": list(peers)},
+                 "due_at": {"$lte": before}}
+        return await self._claim(limit, route, [])
+
+    async def _claim(self, limit: int, route: dict[str, Any] = _HTTP_ONLY,
+                     fresh_ids: list[Any] | None = None) -> list[Doc]:
+        """Lease up to ``limit`` due notifications of ``route`` to this process (the HTTP
+        sender also takes the ids enqueued here first: ``_fresh``)."""
         now = self._rt.clock.now()
         lease = now + timedelta(seconds=self._cfg.lease_s)
-        due = {"status": "pending", "due_at": {"$lte": now}, **_lease_free(now)}
-        fresh, self._fresh = self._fresh[:limit], self._fresh[limit:]
+        due = {"status": "pending", "due_at": {"$lte": now}, **_lease_free(now), **route}
+        if fresh_ids is None:
+            fresh, self._fresh = self._fresh[:limit], self._fresh[limit:]
+        else:
+            fresh = fresh_ids
         async with translate_errors("outbox claim"):
             if len(fresh) == 1:
                 token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
@@ -321,6 +375,18 @@ class MongoOutbox:
             self._inflight -= 1
             self._rt.metrics.outbox_pending.dec()
             done.set()
+
+    async def settle(self, doc: Doc, outcome: Outcome, error: str | None) -> None:
+        """Settle a claimed notification sent by another transport (Diameter) the way the
+        HTTP sender does: a RETRY past ``max_attempts`` is dead, GONE calls the kind's
+        gone-handler."""
+        if outcome is Outcome.RETRY:
+            outcome = after_failure(int(doc.get("attempts", 0)), self._cfg)
+        await self._settle(doc, _notification(doc), outcome, error)
+
+    async def poisoned(self, doc: Doc, error: str) -> None:
+        """Settle a claimed notification no transport can ever send as dead."""
+        await self._poisoned(doc, error)
 
     async def _poisoned(self, doc: Doc, error: str) -> None:
         logs.log(log, logging.ERROR, "notification dead", kind=doc.get("kind"),

@@ -7,6 +7,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+# A notification URI ``diameter://<peer Origin-Host>/<url-quoted Session-Id>`` is pushed
+# over Diameter (Gx RAR, Sy SNR) by the process holding that peer's connection.
+DIAMETER_SCHEME = "diameter://"
+# The validation context under which the SBI wire models accept such a URI: given by the
+# Diameter layer only. A body read from the SBI never has it, so an SMF cannot point a
+# notification at a Diameter peer.
+FROM_DIAMETER: dict[str, bool] = {"diameter": True}
+
+
+def notification_target(uri: str, context: object, name: str) -> str:
+    """Check a peer-given notification URI: http(s), or ``diameter://`` under the
+    ``FROM_DIAMETER`` context. Trailing slashes are dropped."""
+    ok: tuple[str, ...] = ("http://", "https://")
+    if isinstance(context, dict) and context.get("diameter") is True:
+        ok += (DIAMETER_SCHEME,)
+    if not uri.startswith(ok):
+        raise ValueError(f"{name} must be an http(s) URI")
+    return uri.rstrip("/")
+
 
 @dataclass(frozen=True)
 class Notification:

@@ -9,6 +9,7 @@ from typing import Any
 from nf.config import Settings
 from nf.edr.records import Party, SpeedRecord, policy_record
 from nf.ledger.port import Speed
+from nf.notify.port import DIAMETER_SCHEME
 from nf.pcf.core import Record, Subscriber
 from nf.pcf.store import StoredPolicy
 
@@ -22,10 +23,13 @@ def policy_edr(p: StoredPolicy, rec: Record, now: datetime, *,
     """The EDR of one record of a decision: one per decision version and event."""
     plmn = serving if serving is not None else p.state.serving_plmn
     pdu = p.context.get("pduSessionId")
+    # A session controlled over Gx has its pushes sent over Diameter.
+    gx = p.state.notification_uri.startswith(DIAMETER_SCHEME)
     party = Party(supi=p.state.supi, gpsi=p.gpsi, brand=p.brand,
                   host_network=p.host_network, serving_plmn=plmn,
                   roaming=p.state.roaming,
-                  pdu_session_id=pdu if isinstance(pdu, int) else None)
+                  pdu_session_id=None if gx or not isinstance(pdu, int) else pdu,
+                  interface="gx" if gx else "sbi")
     sid = p.state.sm_policy_id
     return policy_record(
         event=rec.kind, time=now, party=party, sm_policy_id=sid,

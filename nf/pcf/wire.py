@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from nf.notify.port import notification_target
 
 
 class _Wire(BaseModel):
@@ -55,10 +57,8 @@ class SmPolicyContextData(_Wire):
 
     @field_validator("notification_uri")
     @classmethod
-    def _uri(cls, v: str) -> str:
-        if not v.startswith(("http://", "https://")):
-            raise ValueError("notificationUri must be an http(s) URI")
-        return v.rstrip("/")
+    def _uri(cls, v: str, info: ValidationInfo) -> str:
+        return notification_target(v, info.context, "notificationUri")
 
     @field_validator("pdu_session_type")
     @classmethod

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from nf.notify.port import notification_target
 
 
 class SpendingLimitContext(BaseModel):
@@ -23,10 +25,8 @@ class SpendingLimitContext(BaseModel):
 
     @field_validator("notif_uri")
     @classmethod
-    def _uri(cls, v: str | None) -> str | None:
-        if v is not None and not v.startswith(("http://", "https://")):
-            raise ValueError("notifUri must be an http(s) URI")
-        return v.rstrip("/") if v is not None else None
+    def _uri(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else notification_target(v, info.context, "notifUri")
 
     @field_validator("expiry")
     @classmethod

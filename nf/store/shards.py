@@ -58,6 +58,10 @@ SHARD_KEYS: Mapping[str, ShardKey] = {
         "Enqueue (insert or coalescing upsert on a per-resource slot id), claim and "
         "settle address a notification by its id; pending notifications are few and "
         "short-lived, the lookup of due ones is a background sweep."),
+    "diameter_sessions": ShardKey(
+        (("_id", "hashed"),),
+        "A Gx or Sy session's entry is written and read by its id (application, host "
+        "network and Session-Id) on every CCR and push."),
     "edrs": ShardKey(
         (("supi", "hashed"), ("time", 1)),
         "Insert-only at charging rate: hashed SUPI spreads the inserts over every shard "
@@ -111,9 +115,14 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "Revalidation: boosts that end (by_recheck index)."),
     _shape("sm_policies", {"pushOwed", "updatedAt"}, "sweep",
            "Decisions stored but not yet confirmed in the outbox (a process died)."),
-    _shape("outbox", {"status", "due_at", "$or"}, "sweep",
-           "Due notifications not enqueued by this process (retries, a dead process's)."),
+    _shape("outbox", {"status", "due_at", "$or", "diameter_peer"}, "sweep",
+           "Due notifications not enqueued by this process (retries, a dead process's): "
+           "the HTTP sender's (no Diameter peer), or the Diameter pushes to the peers "
+           "connected to this process, or to peers connected nowhere (diameter_due)."),
     _shape("outbox", {"status", "sent_at"}, "sweep", "Purge of delivered notifications."),
+    _shape("diameter_sessions", {"host", "state", "app", "net"}, "fan-out",
+           "The Gx or Sy sessions a client opened before it restarted (its Origin-State-Id "
+           "went up): once per restart and process; host_state index."),
     _shape("outbox", {"status"}, "sweep", "The pending count behind outbox_max_pending."),
     _shape("outbox", {"lease_owner"}, "sweep",
            "The documents one batch claim just leased (after a sweep claimed several)."),

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nf.clock import SystemClock
-from nf.config import DiameterSettings
+from nf.settings.diameter import DiameterSettings
 from nf.diameter import base, codec
 from nf.diameter.base import APP_GY, PeerInfo
 from nf.diameter.codec import Message

@@ -13,6 +13,7 @@ from nf.clock import FakeClock
 from nf.config import NotifySettings, Settings
 from nf.errors import Congestion
 from nf.notify.outbox import MongoOutbox
+from nf.notify.policy import Outcome
 from nf.notify.port import Notification
 from nf.runtime import Runtime
 from nf.store.mongo import Db
@@ -292,3 +293,75 @@ async def test_an_unstorable_notification_is_a_dead_letter_and_the_rest_go_out(
     dead = await db["outbox"].find_one({"status": "dead"})
     assert dead is not None and "cannot be stored" in dead["last_error"]
     assert await db["outbox"].count_documents({}) == 3
+
+
+async def test_diameter_pushes_are_left_to_the_process_holding_the_peer(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """The HTTP sender sends the HTTP notification and never a ``diameter://`` one (it
+    cannot); only a claim for the peer's Origin-Host gets that one, and a pre-existing
+    document without the routing field is still the HTTP sender's."""
+    rt = _rt(settings, db, clock)
+    outbox = MongoOutbox(rt)
+    gone: list[Notification] = []
+
+    async def handler(n: Notification) -> None:
+        gone.append(n)
+
+    outbox.on_gone("test.kind", handler)
+    pcef = "diameter://pgw1.host.example/pgw1%3B1%3B7/update"
+    async with NotificationReceiver() as rx:
+        await outbox.enqueue([note(pcef, 1, resource="gx-1")])
+        assert outbox.diameter_wake.is_set()
+        await db["outbox"].insert_one({
+            "kind": "test.kind", "uri": rx.url("/old"), "body": {"n": 0}, "status": "pending",
+            "attempts": 0, "due_at": clock.now(), "enqueued_at": clock.now(), "version": 1,
+            "lease_until": None, "lease_owner": None})
+        async with sender(outbox, rt):
+            await outbox.enqueue([note(rx.url("/h"), 2)])
+            await rx.wait_for_all(None, 10, count=2)
+            await until_count(db, {"status": "sent"}, 2)
+            await asyncio.sleep(0.2)
+        assert sorted(r.path for r in rx.requests) == ["/h", "/old"]
+    doc = await db["outbox"].find_one({"resource": "gx-1"})
+    assert doc is not None and doc["status"] == "pending" and doc["lease_owner"] is None
+    assert doc["diameter_peer"] == "pgw1.host.example"
+
+    assert await outbox.claim_diameter(["pgw2.host.example"], 10) == []
+    claimed = await outbox.claim_diameter(["pgw1.host.example"], 10)
+    assert [d["_id"] for d in claimed] == [doc["_id"]]
+    assert await outbox.claim_diameter(["pgw1.host.example"], 10) == []  # leased
+    # No answer from the peer: tried again later, with the HTTP sender's backoff.
+    await outbox.settle(claimed[0], Outcome.RETRY, "no connection")
+    doc = await db["outbox"].find_one({"resource": "gx-1"})
+    assert doc is not None and doc["attempts"] == 1 and doc["lease_owner"] is None
+    assert await outbox.claim_diameter(["pgw1.host.example"], 10) == []  # not yet due
+    clock.advance(1.0)
+    again = await outbox.claim_diameter(["pgw1.host.example"], 10)
+    # The peer no longer knows the session (5002): the kind's gone-handler runs.
+    await outbox.settle(again[0], Outcome.GONE, "Result-Code 5002")
+    assert [n.resource for n in gone] == ["gx-1"]
+    assert await db["outbox"].count_documents({"status": "gone"}) == 1
+
+
+async def test_a_diameter_push_whose_peer_is_connected_nowhere_fails_after_a_grace(
+        settings: Settings, db: Db, clock: FakeClock) -> None:
+    """Not taken by any process for the grace: a failed try each time, dead at the end."""
+    rt = _rt(settings, db, clock, max_attempts=2, initial_backoff_s=1.0)
+    outbox = MongoOutbox(rt)
+    await outbox.enqueue([note("diameter://pgw1.host.example/s%3B1/update", 1),
+                          note("diameter://pgw2.host.example/s%3B2/update", 2),
+                          note("http://smf.example/n", 3)])
+    assert await outbox.claim_diameter_stranded([], 10.0, 10) == []  # not stranded yet
+    clock.advance(11)
+    # pgw2 is connected here: its push is claim_diameter's, never a stranded one.
+    stranded = await outbox.claim_diameter_stranded(["pgw2.host.example"], 10.0, 10)
+    assert [d["diameter_peer"] for d in stranded] == ["pgw1.host.example"]
+    await outbox.settle(stranded[0], Outcome.RETRY, "no connection")
+    clock.advance(60)
+    again = await outbox.claim_diameter_stranded(["pgw2.host.example"], 10.0, 10)
+    assert [d["diameter_peer"] for d in again] == ["pgw1.host.example"]
+    await outbox.settle(again[0], Outcome.RETRY, "no connection")
+    doc = await db["outbox"].find_one({"diameter_peer": "pgw1.host.example"})
+    assert doc is not None and doc["status"] == "dead" and doc["attempts"] == 2
+    left = await db["outbox"].find_one({"diameter_peer": "pgw2.host.example"})
+    assert left is not None and left["status"] == "pending" and left["attempts"] == 0

@@ -1,0 +1,397 @@
+"""Gx (TS 29.212, application 16777238): the PCEF's credit-control requests, translated to
+the PCF's SM policy operations, and the PCF's decisions translated back to QoS AVPs.
+
+Its one job is translation. CCR-I / U / T become ``PcfService.create / update / delete``
+with the SBI's own models (``SmPolicyContextData``, ``SmPolicyUpdateContextData``), so a 4G
+session gets the same decision, the same EDRs and the same pushes as a 5G one. The session's
+notification URI is ``diameter://<PCEF Origin-Host>/<Session-Id>``: the PCF's later
+decisions go through the outbox and leave as RAR (``nf.diameter.push``). It never decides
+policy itself and never touches the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from nf import logs
+from nf.clock import Clock
+from nf.diameter import codec, umi
+from nf.diameter.base import APP_GX, PeerInfo
+from nf.diameter.codec import VENDOR_3GPP, Avp, Message
+from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
+from nf.diameter.umi import UsageMonitor
+from nf.errors import NfError
+from nf.notify.port import FROM_DIAMETER
+from nf.pcf.core import parse_bitrate
+from nf.pcf.service import PcfService
+from nf.pcf.wire import SmPolicyContextData, SmPolicyUpdateContextData
+
+log = logging.getLogger("nf.diameter")
+
+APP = "gx"
+
+# AVP codes: base and RFC 4006 (vendor 0) ...
+AVP_FRAMED_IP_ADDRESS = 8
+AVP_CALLED_STATION_ID = 30
+AVP_FRAMED_IPV6_PREFIX = 97
+AVP_RE_AUTH_REQUEST_TYPE = 285
+AVP_DESTINATION_HOST = 293
+AVP_CC_REQUEST_NUMBER = 415
+AVP_CC_REQUEST_TYPE = 416
+AVP_SUBSCRIPTION_ID = 443
+AVP_SUBSCRIPTION_ID_DATA = 444
+AVP_SUBSCRIPTION_ID_TYPE = 450
+# ... and 3GPP (vendor 10415).
+AVP_SGSN_MCC_MNC = 18
+AVP_SUPPORTED_FEATURES = 628
+AVP_FEATURE_LIST_ID = 629
+AVP_FEATURE_LIST = 630
+AVP_EVENT_TRIGGER = 1006
+AVP_QOS_INFORMATION = 1016
+AVP_QCI = 1028
+AVP_ARP = 1034
+AVP_APN_AMBR_DL = 1040
+AVP_APN_AMBR_UL = 1041
+AVP_REVALIDATION_TIME = 1042
+AVP_SESSION_RELEASE_CAUSE = 1045
+AVP_PRIORITY_LEVEL = 1046
+AVP_PRE_EMPTION_CAPABILITY = 1047
+AVP_PRE_EMPTION_VULNERABILITY = 1048
+AVP_DEFAULT_EPS_BEARER_QOS = 1049
+AVP_EXTENDED_APN_AMBR_DL = 2848
+AVP_EXTENDED_APN_AMBR_UL = 2849
+
+INITIAL, UPDATE, TERMINATION = 1, 2, 3
+SUB_E164, SUB_IMSI = 0, 1
+# Event-Trigger values (TS 29.212 §5.3.7) for the SBI's PolicyControlRequestTriggers.
+PLMN_CHANGE = 4
+REVALIDATION_TIMEOUT = 17
+_TRIGGERS = {"PLMN_CH": PLMN_CHANGE, "RE_TIMEOUT": REVALIDATION_TIMEOUT}
+_REPORTED = {PLMN_CHANGE: "PLMN_CH"}
+# Session-Release-Cause (TS 29.212 §5.3.44) for the SBI's termination causes.
+_RELEASE = {"UE_SUBSCRIPTION": 1, "INSUFFICIENT_RES": 2}
+RELEASE_UNSPECIFIED = 0
+AUTHORIZATION_REJECTED = 5003
+MAX_U32 = 0xFFFFFFFF
+# Features this PCRF supports in list 1 (TS 29.212 §5.4.1): Rel8 only.
+FEATURES_LIST1 = 0x1
+
+
+@dataclass(frozen=True)
+class GxCcr:
+    """What the PCF needs from one CCR."""
+
+    session_id: str
+    request_type: int
+    request_number: int
+    supi: str | None
+    gpsi: str | None
+    apn: str | None
+    serving_plmn: str | None
+    pdu_type: str
+    triggers: tuple[int, ...]
+    ambr_bps: tuple[int, int] | None  # the PCEF's requested APN-AMBR (UL, DL)
+    features: int | None  # Feature-List of list 1, when the PCEF sent Supported-Features
+
+
+def _missing(code: int, vendor: int = 0) -> codec.DecodeError:
+    return codec.DecodeError(codec.MISSING_AVP, f"AVP {code} is missing",
+                             codec.raw_avp(code, b"", vendor))
+
+
+def subscriber_ids(msg: Message) -> tuple[str | None, str | None]:
+    """(SUPI, GPSI) from the Subscription-Ids: ``imsi-…`` from an IMSI, ``msisdn-…`` from
+    an E.164 number."""
+    supi = gpsi = None
+    for sub in codec.find_all(msg, AVP_SUBSCRIPTION_ID):
+        kind = codec.get_int(sub, AVP_SUBSCRIPTION_ID_TYPE)
+        data = codec.get_str(sub, AVP_SUBSCRIPTION_ID_DATA)
+        if kind == SUB_IMSI and data:
+            supi = f"imsi-{data}"
+        elif kind == SUB_E164 and data:
+            gpsi = f"msisdn-{data}"
+    return supi, gpsi
+
+
+def parse_ccr(msg: Message) -> GxCcr:
+    """The CCR's fields; ``codec.DecodeError`` (5005 / 5004 with Failed-AVP) otherwise."""
+    session_id = codec.get_str(msg, codec.AVP_SESSION_ID)
+    rtype = codec.get_int(msg, AVP_CC_REQUEST_TYPE)
+    number = codec.get_int(msg, AVP_CC_REQUEST_NUMBER)
+    if session_id is None:
+        raise _missing(codec.AVP_SESSION_ID)
+    if rtype is None:
+        raise _missing(AVP_CC_REQUEST_TYPE)
+    if number is None:
+        raise _missing(AVP_CC_REQUEST_NUMBER)
+    if rtype not in (INITIAL, UPDATE, TERMINATION):
+        raise codec.DecodeError(codec.INVALID_AVP_VALUE, f"CC-Request-Type {rtype}",
+                                codec.find(msg, AVP_CC_REQUEST_TYPE))
+    supi, gpsi = subscriber_ids(msg)
+    plmn = codec.get_str(msg, AVP_SGSN_MCC_MNC, VENDOR_3GPP)
+    if plmn is not None and not (plmn.isdigit() and len(plmn) in (5, 6)):
+        raise codec.DecodeError(codec.INVALID_AVP_VALUE, f"3GPP-SGSN-MCC-MNC {plmn!r}",
+                                codec.find(msg, AVP_SGSN_MCC_MNC, VENDOR_3GPP))
+    v4 = codec.find(msg, AVP_FRAMED_IP_ADDRESS) is not None
+    v6 = codec.find(msg, AVP_FRAMED_IPV6_PREFIX) is not None
+    pdu_type = "IPV4V6" if v4 and v6 else "IPV6" if v6 else "IPV4"
+    triggers = tuple(codec.int_value(a)
+                     for a in codec.find_all(msg, AVP_EVENT_TRIGGER, VENDOR_3GPP))
+    ambr = None
+    qos = codec.find(msg, AVP_QOS_INFORMATION, VENDOR_3GPP)
+    if qos is not None:
+        ul = codec.get_int(qos, AVP_APN_AMBR_UL, VENDOR_3GPP)
+        dl = codec.get_int(qos, AVP_APN_AMBR_DL, VENDOR_3GPP)
+        ambr = (ul, dl) if ul is not None and dl is not None else None
+    features = None
+    for sf in codec.find_all(msg, AVP_SUPPORTED_FEATURES, VENDOR_3GPP):
+        if codec.get_int(sf, AVP_FEATURE_LIST_ID, VENDOR_3GPP) == 1:
+            features = codec.get_int(sf, AVP_FEATURE_LIST, VENDOR_3GPP) or 0
+    return GxCcr(session_id, rtype, number, supi, gpsi,
+                 codec.get_str(msg, AVP_CALLED_STATION_ID), plmn, pdu_type, triggers,
+                 ambr, features)
+
+
+def client_of(req: Message, peer: PeerInfo) -> tuple[str, str]:
+    """The requesting client's Origin-Host and Origin-Realm (behind a DRA, not the
+    connected peer's): where the session's RAR / SNR are addressed."""
+    return (codec.get_str(req, codec.AVP_ORIGIN_HOST) or peer.origin_host,
+            codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm)
+
+
+def _plmn(plmn: str | None) -> dict[str, str] | None:
+    return None if plmn is None else {"mcc": plmn[:3], "mnc": plmn[3:]}
+
+
+def context_data(ccr: GxCcr, uri: str) -> SmPolicyContextData:
+    """The SBI's create body for a CCR-I. A 4G session has no PDU session id (0) and sits
+    on the default slice (SST 1)."""
+    if ccr.supi is None:
+        raise codec.DecodeError(codec.MISSING_AVP, "no Subscription-Id of type IMSI",
+                                codec.new_avp(AVP_SUBSCRIPTION_ID, [
+                                    codec.new_avp(AVP_SUBSCRIPTION_ID_TYPE, SUB_IMSI),
+                                    codec.new_avp(AVP_SUBSCRIPTION_ID_DATA, "")]))
+    body: dict[str, Any] = {
+        "supi": ccr.supi, "pduSessionId": 0, "pduSessionType": ccr.pdu_type,
+        "dnn": ccr.apn or "internet", "sliceInfo": {"sst": 1}, "notificationUri": uri}
+    if ccr.gpsi is not None:
+        body["gpsi"] = ccr.gpsi
+    if ccr.serving_plmn is not None:
+        body["servingNetwork"] = _plmn(ccr.serving_plmn)
+    if ccr.ambr_bps is not None:
+        body["subsSessAmbr"] = {"uplink": f"{ccr.ambr_bps[0]} bps",
+                                "downlink": f"{ccr.ambr_bps[1]} bps"}
+    try:
+        return SmPolicyContextData.model_validate(body, context=FROM_DIAMETER)
+    except ValidationError as e:
+        raise codec.DecodeError(codec.INVALID_AVP_VALUE,
+                                f"not a valid session: {e.errors()[0]['msg']}") from None
+
+
+def update_data(ccr: GxCcr) -> SmPolicyUpdateContextData:
+    """The SBI's update body for a CCR-U: the serving network and what was reported."""
+    body: dict[str, Any] = {}
+    reported = [_REPORTED[t] for t in ccr.triggers if t in _REPORTED]
+    if reported:
+        body["repPolicyCtrlReqTriggers"] = reported
+    if ccr.serving_plmn is not None:
+        body["servingNetwork"] = _plmn(ccr.serving_plmn)
+    return SmPolicyUpdateContextData.model_validate(body)
+
+
+# -- decisions → AVPs ---------------------------------------------------------------------
+
+
+def _u32(code: int, v: int) -> Avp:
+    return codec.new_avp(code, min(v, MAX_U32), VENDOR_3GPP)
+
+
+def _arp(arp: Mapping[str, Any]) -> Avp:
+    return codec.new_avp(AVP_ARP, [
+        codec.new_avp(AVP_PRIORITY_LEVEL, int(arp.get("priorityLevel", 8)), VENDOR_3GPP),
+        # 0 = ENABLED, 1 = DISABLED for both (TS 29.212 §5.3.46 and §5.3.47).
+        codec.new_avp(AVP_PRE_EMPTION_CAPABILITY,
+                      0 if arp.get("preemptCap") == "MAY_PREEMPT" else 1, VENDOR_3GPP),
+        codec.new_avp(AVP_PRE_EMPTION_VULNERABILITY,
+                      1 if arp.get("preemptVuln") == "NOT_PREEMPTABLE" else 0, VENDOR_3GPP),
+    ], VENDOR_3GPP)
+
+
+def apn_ambr_bps(decision: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The session AMBR of an ``SmPolicyDecision`` in bit/s (UL, DL), if it sets one."""
+    for rule in (decision.get("sessRules") or {}).values():
+        amb = rule.get("authSessAmbr") if isinstance(rule, dict) else None
+        if amb:
+            return (parse_bitrate(amb["uplink"]) * 1000, parse_bitrate(amb["downlink"]) * 1000)
+    return None
+
+
+def decision_avps(decision: Mapping[str, Any]) -> list[Avp]:
+    """An ``SmPolicyDecision`` as the AVPs of a CCA or RAR: QoS-Information with the
+    APN-AMBR (bit/s; above 2^32-1 also Extended-APN-AMBR in kbit/s), Default-EPS-Bearer-QoS,
+    Event-Trigger and Revalidation-Time."""
+    out: list[Avp] = []
+    bps = apn_ambr_bps(decision)
+    if bps is not None:
+        qos = [_u32(AVP_APN_AMBR_UL, bps[0]), _u32(AVP_APN_AMBR_DL, bps[1])]
+        if max(bps) > MAX_U32:
+            qos += [_u32(AVP_EXTENDED_APN_AMBR_UL, bps[0] // 1000),
+                    _u32(AVP_EXTENDED_APN_AMBR_DL, bps[1] // 1000)]
+        out.append(codec.new_avp(AVP_QOS_INFORMATION, qos, VENDOR_3GPP))
+    for rule in (decision.get("sessRules") or {}).values():
+        dq = rule.get("authDefQos") if isinstance(rule, dict) else None
+        if dq:
+            out.append(codec.new_avp(AVP_DEFAULT_EPS_BEARER_QOS, [
+                codec.new_avp(AVP_QCI, int(dq["5qi"]), VENDOR_3GPP),
+                _arp(dq.get("arp") or {})], VENDOR_3GPP))
+            break
+    triggers = decision.get("policyCtrlReqTriggers")
+    if triggers is not None:
+        values = list(dict.fromkeys(_TRIGGERS[t] for t in triggers if t in _TRIGGERS))
+        out += [codec.new_avp(AVP_EVENT_TRIGGER, v, VENDOR_3GPP) for v in values]
+    if decision.get("revalidationTime"):
+        when = datetime.fromisoformat(str(decision["revalidationTime"]))
+        out.append(codec.new_avp(AVP_REVALIDATION_TIME, when, VENDOR_3GPP))
+    return out
+
+
+def release_cause(cause: str | None) -> int:
+    return _RELEASE.get(cause or "", RELEASE_UNSPECIFIED)
+
+
+def result_of(e: NfError) -> tuple[int | None, tuple[int, int] | None]:
+    """The Result-Code (or 3GPP Experimental-Result) for a service's refusal."""
+    if e.cause == "USER_UNKNOWN":
+        return codec.USER_UNKNOWN, None
+    if e.cause == "UNKNOWN_POLICY_COUNTERS":
+        return None, (VENDOR_3GPP, 5570)
+    if e.status == 404:
+        return codec.UNKNOWN_SESSION_ID, None
+    if e.status == 403:
+        return AUTHORIZATION_REJECTED, None
+    if e.status in (429, 503):
+        return codec.TOO_BUSY, None
+    return codec.UNABLE_TO_COMPLY, None
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+class GxApp:
+    """``nf.diameter.peer.AppHandler`` for Gx: one CCR in, one CCA out."""
+
+    app_id = APP_GX
+
+    def __init__(self, pcf: PcfService, sessions: SessionMap, clock: Clock, *,
+                 origin_host: str, origin_realm: str, api_root: str,
+                 monitor: UsageMonitor | None = None) -> None:
+        self._pcf = pcf
+        self._monitor = monitor
+        self._restarts = Restarts(sessions, APP)
+        self._sessions = sessions
+        self._clock = clock
+        self._host = origin_host
+        self._realm = origin_realm
+        self._api_root = api_root
+
+    def _cca(self, req: Message, ccr: GxCcr | None, rc: int | None,
+             avps: Sequence[Avp] = (), *, failed: Sequence[Avp] = (),
+             experimental: tuple[int, int] | None = None, msg: str | None = None
+             ) -> Message:
+        head = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GX)]
+        if ccr is not None:
+            head += [codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
+                     codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
+        return codec.answer(req, rc, self._host, self._realm, avps=[*head, *avps],
+                            failed=failed, experimental=experimental, error_message=msg)
+
+    async def handle(self, req: Message, peer: PeerInfo) -> Message:
+        try:
+            ccr = parse_ccr(req)
+        except codec.DecodeError as e:
+            return self._cca(req, None, e.result_code, failed=[e.failed] if e.failed else [],
+                             msg=str(e))
+        try:
+            await self._release_restarted(req, peer)
+            if ccr.request_type == INITIAL:
+                avps = await self._initial(ccr, req, peer)
+            elif ccr.request_type == UPDATE:
+                avps = await self._update(ccr, req, peer.network_id)
+            else:
+                await self._terminate(ccr, peer.network_id)
+                avps = []
+        except codec.DecodeError as e:
+            return self._cca(req, ccr, e.result_code, failed=[e.failed] if e.failed else [],
+                             msg=str(e))
+        except NfError as e:
+            rc, exp = result_of(e)
+            return self._cca(req, ccr, rc, experimental=exp, msg=e.detail[:200])
+        return self._cca(req, ccr, codec.SUCCESS, avps)
+
+    async def _release_restarted(self, req: Message, peer: PeerInfo) -> None:
+        """A PCEF whose Origin-State-Id went up restarted: the sessions it opened before
+        are gone there, so they end here too (RFC 6733 §8.16)."""
+        host = client_of(req, peer)[0]
+        state = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
+        for s in await self._restarts.check(peer.network_id, host, state):
+            try:
+                await self._pcf.delete(s.ref)
+            except NfError as e:
+                if e.status != 404:
+                    raise
+            await self._sessions.remove(APP, s.network, s.session_id)
+        self._restarts.released(peer.network_id, host, state)
+
+    async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
+        ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
+        location, decision = await self._pcf.create(ctx, self._api_root, peer.network_id)
+        sm_policy_id = location.rsplit("/", 1)[1]
+        await self._sessions.put(Session(
+            APP, peer.network_id, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
+            *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            self._clock.now())
+        avps = decision_avps(decision)
+        if self._monitor is not None:
+            avps += await self._monitor.avps(ctx.supi)
+        if ccr.features is not None:
+            avps.append(codec.new_avp(AVP_SUPPORTED_FEATURES, [
+                codec.new_avp(codec.AVP_VENDOR_ID, VENDOR_3GPP),
+                codec.new_avp(AVP_FEATURE_LIST_ID, 1, VENDOR_3GPP),
+                codec.new_avp(AVP_FEATURE_LIST, ccr.features & FEATURES_LIST1, VENDOR_3GPP),
+            ], VENDOR_3GPP))
+        return avps
+
+    async def _update(self, ccr: GxCcr, req: Message, network: str) -> list[Avp]:
+        s = await self._sessions.get(APP, network, ccr.session_id)
+        if s is None:
+            raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
+        used = umi.reported_octets(req)
+        if used is not None:  # charged over Gy or Nchf, never here: decide again, re-arm
+            logs.log(log, logging.INFO, "usage reported over Gx", supi=s.supi,
+                     smPolicyId=s.ref, octets=used)
+        decision = await self._pcf.update(s.ref, update_data(ccr))
+        if "relCause" in decision:  # the subscriber may no longer have the session
+            await self._sessions.remove(APP, network, ccr.session_id)
+            raise NfError("the session is no longer authorised", 403,
+                          "POLICY_CONTEXT_DENIED")
+        avps = decision_avps(decision)
+        if self._monitor is not None:
+            avps += await self._monitor.avps(s.supi)
+        return avps
+
+    async def _terminate(self, ccr: GxCcr, network: str) -> None:
+        s = await self._sessions.get(APP, network, ccr.session_id)
+        if s is None:
+            raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
+        try:
+            await self._pcf.delete(s.ref)
+        except NfError as e:
+            if e.status != 404:  # (404: the PCF ended it already) keep the map for a retry
+                raise
+        await self._sessions.remove(APP, network, ccr.session_id)

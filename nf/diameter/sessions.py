@@ -1,0 +1,124 @@
+"""Which service resource a Diameter session of Gx or Sy stands for.
+
+Its one job: remember, per (application, host network, Session-Id), the id the service
+gave the session (the PCF's ``smPolicyId``, the spending-limit subscription id), its
+subscriber and who to address pushes to (the client's Origin-Host and Realm, maybe behind
+a DRA), because a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the
+Session-Id only; and which sessions a client that restarted (its Origin-State-Id went up)
+left behind. A peer reaches only the sessions of its own host network. One document per
+live session in ``diameter_sessions``; it never holds money or policy state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from pymongo import ASCENDING
+
+from nf.notify.port import DIAMETER_SCHEME
+from nf.store.mongo import Db, Doc, money_collection, translate_errors
+
+COLLECTION = "diameter_sessions"
+
+
+def notification_uri(origin_host: str, session_id: str) -> str:
+    """Where the services send this session's pushes: the outbox hands an entry with this
+    URI to the process holding ``origin_host``'s connection (``nf.diameter.push``)."""
+    return f"{DIAMETER_SCHEME}{quote(origin_host, safe='')}/{quote(session_id, safe='')}"
+
+
+@dataclass(frozen=True)
+class Session:
+    app: str  # "gx" | "sy"
+    network: str  # the host network of the peer it came over: only its peers reach it
+    session_id: str
+    ref: str  # smPolicyId (Gx) or subscription id (Sy)
+    supi: str
+    peer: str  # the connected peer it came over (the PCEF itself, or a DRA)
+    # The client's own Origin-Host and Origin-Realm (behind a DRA: not the peer's): the
+    # Destination-Host and Destination-Realm of the RAR / SNR sent for the session.
+    origin_host: str
+    origin_realm: str
+    # The client's Origin-State-Id when it opened the session (None: it sent none).
+    state_id: int | None = None
+
+
+class SessionMap:
+    def __init__(self, db: Db) -> None:
+        self._c = money_collection(db, COLLECTION)
+
+    async def ensure_indexes(self) -> None:
+        async with translate_errors("diameter_sessions indexes"):
+            await self._c.create_index([("host", ASCENDING), ("state", ASCENDING)],
+                                       name="host_state")
+
+    async def put(self, s: Session, now: datetime) -> None:
+        async with translate_errors("storing a diameter session"):
+            await self._c.replace_one(
+                {"_id": _key(s.app, s.network, s.session_id)},
+                {"app": s.app, "net": s.network, "sid": s.session_id, "ref": s.ref,
+                 "supi": s.supi,
+                 "peer": s.peer, "host": s.origin_host, "realm": s.origin_realm,
+                 "state": s.state_id, "createdAt": now},
+                upsert=True)
+
+    async def get(self, app: str, network: str, session_id: str) -> Session | None:
+        """The session ``session_id`` of a peer of ``network`` (None for another
+        network's: a peer cannot reach the sessions of another host network)."""
+        async with translate_errors("reading a diameter session"):
+            doc = await self._c.find_one({"_id": _key(app, network, session_id)})
+        return None if doc is None else _session(app, network, session_id, doc)
+
+    async def older(self, app: str, network: str, origin_host: str, state_id: int,
+                    limit: int = 1000) -> list[Session]:
+        """The sessions ``origin_host`` opened with an Origin-State-Id below ``state_id``:
+        it restarted since, so they no longer exist there (RFC 6733 §8.16)."""
+        async with translate_errors("reading diameter sessions"):
+            docs = await self._c.find({"host": origin_host, "state": {"$lt": state_id},
+                                       "app": app, "net": network}).to_list(limit)
+        return [_session(app, network, str(d["sid"]), d) for d in docs]
+
+    async def remove(self, app: str, network: str, session_id: str) -> None:
+        async with translate_errors("removing a diameter session"):
+            await self._c.delete_one({"_id": _key(app, network, session_id)})
+
+
+def _key(app: str, network: str, session_id: str) -> str:
+    return f"{app}:{network}:{session_id}"
+
+
+def _session(app: str, network: str, session_id: str, doc: Doc) -> Session:
+    peer = str(doc["peer"])
+    state = doc.get("state")
+    return Session(app, network, session_id, str(doc["ref"]), str(doc["supi"]), peer,
+                   str(doc.get("host") or peer), str(doc.get("realm") or ""),
+                   int(state) if state is not None else None)
+
+
+class Restarts:
+    """Notices a client's Origin-State-Id going up (it restarted) once per process and
+    value, and names the sessions it opened before; bounded to ``max_clients``."""
+
+    def __init__(self, sessions: SessionMap, app: str, max_clients: int = 10_000) -> None:
+        self._sessions = sessions
+        self._app = app
+        self._seen: dict[tuple[str, str], int] = {}
+        self._max = max_clients
+
+    async def check(self, network: str, origin_host: str, state_id: int | None
+                    ) -> list[Session]:
+        """The sessions to release for this request (mostly none); once they are, call
+        ``released``."""
+        if state_id is None or self._seen.get((network, origin_host), -1) >= state_id:
+            return []
+        return await self._sessions.older(self._app, network, origin_host, state_id)
+
+    def released(self, network: str, origin_host: str, state_id: int | None) -> None:
+        key = (network, origin_host)
+        if state_id is None or self._seen.get(key, -1) >= state_id:
+            return
+        if key not in self._seen and len(self._seen) >= self._max:
+            self._seen.pop(next(iter(self._seen)))
+        self._seen[key] = state_id
