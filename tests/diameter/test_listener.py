@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from nf.clock import SystemClock
-from nf.settings.diameter import DiameterSettings
 from nf.diameter import base, codec
 from nf.diameter.base import APP_GY, PeerInfo
 from nf.diameter.codec import Message
 from nf.diameter.peer import Listener, Peers, PeerUnavailable
+from nf.settings.diameter import DiameterSettings
 from tests.diameter.client import PGW, REALM, Client
 
 ALLOWED = base.allowed_from({"northwind": ([REALM], [PGW, "pgw2.northwind.test"])})
