@@ -25,6 +25,10 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--instances", type=int, default=d.instances,
                    help="NF instances (nf serve processes) sharing the database; the "
                         "connections are spread over them (default %(default)s)")
+    p.add_argument("--interface", choices=("sbi", "diameter"), default=d.interface,
+                   help="sbi: SMFs over HTTP/2; diameter: PGWs over Diameter, each "
+                        "subscriber a Gx and a Gy session in the SBI's rhythm, --conns PGW "
+                        "connections over the host networks (default %(default)s)")
     p.add_argument("--server", choices=("granian", "hypercorn"), default=d.server)
     p.add_argument("--conns", type=int, default=d.conns,
                    help="HTTP/2 connections, one per SMF (default %(default)s)")
@@ -56,7 +60,8 @@ def parse(argv: list[str]) -> Options:
     p.add_argument("--no-warm-probe", action="store_true",
                    help="skip the database-operations-per-warm-update probe after each run")
     p.add_argument("--profile", action="store_true",
-                   help="sample the SBI worker with py-spy during the second run")
+                   help="sample the SBI worker (the Diameter process with --interface "
+                        "diameter) with py-spy during the second run")
     p.add_argument("--db", choices=("rust", "auto", "python"), default=d.db,
                    help="SecantusDB server (default %(default)s)")
     p.add_argument("--fraud", choices=("on", "off", "compare"), default=d.fraud,
@@ -70,6 +75,9 @@ def parse(argv: list[str]) -> Options:
         p.error("--small-cap-share must be within [0, 1]")
     if not 1 <= a.instances <= a.conns:
         p.error("--instances must be within [1, --conns]")
+    if a.interface == "diameter" and (a.mode != "closed" or a.mix != "full"
+                                      or a.instances != 1 or a.fraud == "compare"):
+        p.error("--interface diameter runs the closed loop's full mix on one NF instance")
     if a.subscribers < 1 or a.repeat < 1 or a.duration <= 0 or a.duration > 3600:
         p.error("--subscribers, --repeat must be >= 1 and --duration within (0, 3600]")
     return Options(
@@ -79,7 +87,7 @@ def parse(argv: list[str]) -> Options:
         think_s=a.think, duration_s=a.duration, warmup_s=a.warmup, repeat=a.repeat,
         ceiling=not a.no_ceiling, ceiling_duration_s=a.ceiling_duration, profile=a.profile,
         warm_probe=not a.no_warm_probe, db=a.db, label=a.label, out=a.out,
-        instances=a.instances, fraud=a.fraud)
+        instances=a.instances, fraud=a.fraud, interface=a.interface)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,11 @@
 repeated run measure the ceiling (h2load on ``GET /healthz``) and the NF (the load
 generator), sample CPU from /proc over each window, and write the report.
 
+With ``interface="diameter"`` the NF also serves Diameter (its PGWs allowed per host
+network) and the load is ``bench.diameter_load``'s Gx + Gy sessions instead of the SBI's
+(no h2load ceiling, no warm-update probe: both are SBI measurements); the CPU, database and
+report accounting are the same, per CCR instead of per SBI request.
+
 Everything started here is stopped here, by process id, whatever happens.
 """
 
@@ -13,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +49,9 @@ RESULTS = HERE / "results"
 BENCH_CONFIG = HERE / "nf-bench.yaml"
 # As long as the NF's own ``mongodb_startup_timeout_s`` (default), and a little more.
 NF_READY_TIMEOUT_S = 960.0
+# The NF's Diameter identity in the Diameter mode, and its PGWs' names per host network.
+DIAMETER_HOST = "ocs.bench.test"
+DIAMETER_REALM = "bench.test"
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,32 @@ class Options:
     # repeat runs once with it off and once on (alternating which goes first), each on a
     # freshly started NF, and the report gives both medians and the throughput ratio.
     fraud: str = "on"
+    # "sbi": SMFs over HTTP/2 (bench/loadgen); "diameter": PGWs over Diameter Gx + Gy
+    # (bench/diameter_load.py), ``conns`` PGW connections spread over the host networks.
+    interface: str = "sbi"
+
+
+def pgw_layout(settings: Settings, conns: int) -> list[dict[str, Any]]:
+    """The Diameter mode's PGWs: ``conns`` of them spread over the host networks (at
+    least one each), each network's under a realm of its own."""
+    nets = settings.networks
+    per = max(1, -(-conns // len(nets)))
+    return [{"network": n.id, "realm": f"epc.{n.id}.bench.test",
+             "hosts": [f"pgw{i + 1}.{n.id}.bench.test" for i in range(per)]} for n in nets]
+
+
+def diameter_env(port: int, layout: list[dict[str, Any]], concurrency: int) -> dict[str, str]:
+    return {
+        "NF_DIAMETER__ENABLED": "true",
+        "NF_DIAMETER__HOST": "127.0.0.1",
+        "NF_DIAMETER__PORT": str(port),
+        "NF_DIAMETER__ORIGIN_HOST": DIAMETER_HOST,
+        "NF_DIAMETER__ORIGIN_REALM": DIAMETER_REALM,
+        "NF_DIAMETER__NETWORKS": json.dumps({
+            n["network"]: {"realms": [n["realm"]], "peers": n["hosts"]} for n in layout}),
+        # Every session of a PGW may be in flight at once: never 3004 for the load itself.
+        "NF_DIAMETER__MAX_INFLIGHT_PER_CONNECTION": str(max(256, 2 * concurrency)),
+    }
 
 
 def log(msg: str) -> None:
@@ -118,6 +153,7 @@ class Nf:
     sbi: str
     oam: str
     log: Path
+    diameter_port: int | None = None
 
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.proc.poll() is not None:
@@ -133,7 +169,8 @@ class Nf:
 
 
 def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
-           catalog: Path, fraud: str = "on") -> dict[str, str]:
+           catalog: Path, fraud: str = "on", diameter: dict[str, str] | None = None
+           ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NF_")}
     env.update({
         "NF_CONFIG": str(BENCH_CONFIG),
@@ -146,6 +183,7 @@ def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
         "NF_SERVER__WORKERS": str(opts.workers),
         "NF_FRAUD__ENABLED": "false" if fraud == "off" else "true",
     })
+    env.update(diameter or {})
     return env
 
 
@@ -153,13 +191,20 @@ def nf_env(opts: Options, db_uri: str, database: str, sbi: int, oam: int,
 def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog: Path,
                index: int = 0, fraud: str = "on") -> Iterator[Nf]:
     sbi, oam = embedded.free_port(), embedded.free_port()
+    dia_port: int | None = None
+    dia_env: dict[str, str] | None = None
+    if opts.interface == "diameter":
+        dia_port = embedded.free_port()
+        layout = pgw_layout(Settings.load(BENCH_CONFIG), opts.conns)
+        dia_env = diameter_env(dia_port, layout, opts.concurrency)
     logfile = logdir / ("nf.log" if index == 0 else f"nf-{index}.log")
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "nf.cli", "serve"],
-                                env=nf_env(opts, db_uri, database, sbi, oam, catalog, fraud),
+                                env=nf_env(opts, db_uri, database, sbi, oam, catalog, fraud,
+                                           dia_env),
                                 cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    nf = Nf(proc, f"http://127.0.0.1:{sbi}", f"http://127.0.0.1:{oam}", logfile)
+    nf = Nf(proc, f"http://127.0.0.1:{sbi}", f"http://127.0.0.1:{oam}", logfile, dia_port)
     try:
         # A large database just restarted makes the NF's start slow (index checks, the
         # warm-up; it logs what it waits for): wait as long as the NF itself would.
@@ -172,7 +217,8 @@ def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog:
                 raise RuntimeError(f"nf serve exited with {proc.returncode}; the end of "
                                    f"{logfile}:\n" + "\n".join(tail))
             # Ready means the OAM port says so AND the SBI port answers (two processes).
-            if _ok(nf.oam + "/readyz") and _ok(nf.sbi + "/healthz", h2c=True):
+            if _ok(nf.oam + "/readyz") and _ok(nf.sbi + "/healthz", h2c=True) and (
+                    dia_port is None or _listening(dia_port)):
                 break
             now = time.monotonic()
             if now > deadline:
@@ -185,6 +231,14 @@ def running_nf(opts: Options, db_uri: str, database: str, logdir: Path, catalog:
         yield nf
     finally:
         nf.stop()
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def _ok(url: str, h2c: bool = False) -> bool:
@@ -203,6 +257,11 @@ def sbi_worker_pids(root: int) -> list[int]:
     ppids = {p.pid for p in sbi}
     workers = [p.pid for p in sbi if _ppid(p.pid) in ppids]
     return workers or [p.pid for p in sbi]
+
+
+def diameter_pids(root: int) -> list[int]:
+    """The NF's Diameter process (``nf.diameter_process``), if it runs."""
+    return [p.pid for p in cpu.tree(root) if "nf.diameter_process" in p.cmdline]
 
 
 def _ppid(pid: int) -> int:
@@ -236,24 +295,47 @@ def db_ops(before: dict[str, int], after: dict[str, int], seconds: float,
             "per_nf_request": round(total / nf_requests, 2) if nf_requests else None}
 
 
+def sbi_cmd(opts: Options, nfs: list[Nf], population: Path, part: int, parts: int,
+            out: Path) -> list[str]:
+    return [str(LOADGEN_BIN), "-target", ",".join(n.sbi for n in nfs),
+            "-mode", opts.mode, "-mix", opts.mix,
+            "-conns", str(opts.conns), "-streams", str(opts.streams),
+            "-concurrency", str(opts.concurrency), "-rate", str(opts.rate),
+            "-duration", f"{opts.duration_s}s", "-warmup", f"{opts.warmup_s}s",
+            "-updates", str(opts.updates), "-usage-bytes", str(opts.usage_bytes),
+            "-request-bytes", str(opts.usage_bytes), "-think", f"{opts.think_s}s",
+            "-population", str(population), "-part", str(part), "-parts", str(parts),
+            "-seed", str(part + 1), "-out", str(out)]
+
+
+def diameter_cmd(opts: Options, nf: Nf, population: Path, part: int, parts: int,
+                 out: Path) -> list[str]:
+    """The Diameter load generator against the NF's Diameter port: the same population,
+    part, session rhythm and window as the SBI's."""
+    assert nf.diameter_port is not None
+    layout = pgw_layout(Settings.load(BENCH_CONFIG), opts.conns)
+    return [sys.executable, "-m", "bench.diameter_load", "--port", str(nf.diameter_port),
+            "--pgws", json.dumps(layout), "--dest-realm", DIAMETER_REALM,
+            "--population", str(population), "--part", str(part), "--parts", str(parts),
+            "--seed", str(part + 1), "--concurrency", str(opts.concurrency),
+            "--updates", str(opts.updates), "--usage-bytes", str(opts.usage_bytes),
+            "--request-bytes", str(opts.usage_bytes), "--think", str(opts.think_s),
+            "--duration", str(opts.duration_s), "--warmup", str(opts.warmup_s),
+            "--out", str(out)]
+
+
 def run_loadgen(opts: Options, nfs: list[Nf], population: Path, part: int, parts: int,
                 roots: dict[str, list[int]], out: Path, db_uri: str,
                 on_window: Callable[[], None] | None = None,
                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Run the load generator; returns (its result, CPU used over its window, database
     operations over its window). ``on_window`` is called when the window begins."""
-    cmd = [str(LOADGEN_BIN), "-target", ",".join(n.sbi for n in nfs),
-           "-mode", opts.mode, "-mix", opts.mix,
-           "-conns", str(opts.conns), "-streams", str(opts.streams),
-           "-concurrency", str(opts.concurrency), "-rate", str(opts.rate),
-           "-duration", f"{opts.duration_s}s", "-warmup", f"{opts.warmup_s}s",
-           "-updates", str(opts.updates), "-usage-bytes", str(opts.usage_bytes),
-           "-request-bytes", str(opts.usage_bytes), "-think", f"{opts.think_s}s",
-           "-population", str(population), "-part", str(part), "-parts", str(parts),
-           "-seed", str(part + 1), "-out", str(out)]
+    cmd = (diameter_cmd(opts, nfs[0], population, part, parts, out)
+           if opts.interface == "diameter" else sbi_cmd(opts, nfs, population, part, parts, out))
     samples: dict[str, tuple[float, dict[str, list[cpu.ProcTimes]]]] = {}
     counters: dict[str, dict[str, int]] = {}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=ROOT)
     roots = {**roots, "loadgen": [proc.pid]}
 
     def watch() -> None:
@@ -322,17 +404,25 @@ def run(opts: Options) -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = Path(tempfile.mkdtemp(prefix="nf-bench-"))
+    diameter = opts.interface == "diameter"
     rep: dict[str, Any] = {
         "label": opts.label or f"{opts.mode} loop, {opts.workers} SBI worker(s)"
-                 + (f", {opts.instances} NF instances" if opts.instances > 1 else ""),
+                 + (f", {opts.instances} NF instances" if opts.instances > 1 else "")
+                 + (", Diameter Gx + Gy" if diameter else ""),
+        "interface": opts.interface,
         "started_at": stamp, "machine": machine(), "cores": os.cpu_count(),
         "options": {k: (str(v) if isinstance(v, Path) else v)
                     for k, v in opts.__dict__.items()},
         "window_s": opts.duration_s, "runs": [],
     }
-    log(f"building the load generator ({LOADGEN_SRC})")
-    rep["go_build_s"] = build_loadgen()
-    exe, msg = (h2load.ensure_installed() if opts.ceiling else (None, "disabled (--no-ceiling)"))
+    if diameter:  # the Python generator; the ceiling is an SBI (HTTP/2) figure
+        rep["go_build_s"] = None
+        exe, msg = None, "not measured in the Diameter mode (an HTTP/2 figure)"
+    else:
+        log(f"building the load generator ({LOADGEN_SRC})")
+        rep["go_build_s"] = build_loadgen()
+        exe, msg = (h2load.ensure_installed() if opts.ceiling
+                    else (None, "disabled (--no-ceiling)"))
     log(msg)
     if exe is None:
         rep["ceiling_skipped"] = msg
@@ -456,8 +546,10 @@ def _runs(opts: Options, rep: dict[str, Any], db: embedded.EmbeddedDb, workdir: 
             one["load"], one["cpu"], one["db_ops"] = load, used, dbops
             one["summary"] = report.run_summary(load, one.get("ceiling"), used)
             one["summary"]["db_ops_per_nf_request"] = dbops.get("per_nf_request")
+            if opts.interface == "diameter":
+                one["summary"]["db_ops_per_ccr"] = dbops.get("per_nf_request")
             one["summary"]["db_ops_per_s"] = dbops.get("per_s")
-            if opts.warm_probe:
+            if opts.warm_probe and opts.interface == "sbi":
                 log(f"run {i + 1}/{opts.repeat}: warm-update probe (database operations)")
                 probe = warm_ops.measure(settings, nf.sbi,
                                          lambda: db_opcounters(db.uri), i)
@@ -479,13 +571,16 @@ def keep_logs(workdir: Path, dest: Path) -> Path:
 
 def start_profile(opts: Options, nf: Nf, workdir: Path
                   ) -> tuple[subprocess.Popen[bytes], Path] | None:
-    pids = sbi_worker_pids(nf.proc.pid)
+    """py-spy on the process serving the load: an SBI worker, or the Diameter process."""
+    what = "Diameter process" if opts.interface == "diameter" else "SBI worker"
+    pids = (diameter_pids(nf.proc.pid) if opts.interface == "diameter"
+            else sbi_worker_pids(nf.proc.pid))
     if not pids or profile.py_spy() is None:
-        log("profile skipped: py-spy not installed or no SBI worker found")
+        log(f"profile skipped: py-spy not installed or no {what} found")
         return None
     out = workdir / "profile.txt"
     # Started when the window begins; py-spy stops by itself at its end.
-    log(f"profiling SBI worker {pids[0]} with py-spy for {opts.duration_s:.0f} s")
+    log(f"profiling {what} {pids[0]} with py-spy for {opts.duration_s:.0f} s")
     return profile.record(pids[0], opts.duration_s, out), out
 
 

@@ -7,7 +7,9 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-OPS = ("pcf_create", "chf_create", "chf_update", "chf_release", "pcf_delete", "healthz")
+OPS = ("pcf_create", "chf_create", "chf_update", "chf_release", "pcf_delete", "healthz",
+       # The Diameter mode's (python -m bench --interface diameter): one per CCR kind.
+       "gx_ccr_i", "gy_ccr_i", "gy_ccr_u", "gy_ccr_t", "gx_ccr_t")
 STATS = ("per_s", "p50_ms", "p95_ms", "p99_ms", "max_ms")
 
 
@@ -62,10 +64,34 @@ def run_summary(load: Mapping[str, Any], ceiling: Mapping[str, Any] | None,
         rps = out["requests_per_nf_cpu_s"]
         out["nf_cpu_ms_per_request"] = round(1000 / rps, 3) if rps else None
         out["db_cpu_pct_all_cores"] = _get(nf_cpu, "db", "pct_all_cores")
+        if load.get("interface") == "diameter":
+            out.update(diameter_summary(load, nf_cpu, out))
         out["loadgen_cpu_pct_all_cores"] = _get(nf_cpu, "loadgen", "pct_all_cores")
         out["machine_busy_pct"] = _get(nf_cpu, "machine", "pct_all_cores")
         out["others_cpu_pct_all_cores"] = _get(nf_cpu, "others", "pct_all_cores")
     return out
+
+
+def diameter_summary(load: Mapping[str, Any], nf_cpu: Mapping[str, Any],
+                     out: Mapping[str, Any]) -> dict[str, Any]:
+    """The Diameter mode's headline names for the same figures: CCRs are its requests
+    (the NF's CPU — its Diameter process and the rest of it — per CCR), the Gx RAR is
+    its throttle notification; plus the Diameter process's own share of the NF's CPU."""
+    dia = [p for p in (_get(nf_cpu, "nf", "processes") or ())
+           if "nf.diameter_process" in str(p.get("cmdline", ""))]
+    window = _get(nf_cpu, "window_s")
+    dia_s = sum(float(p.get("cpu_s", 0.0)) for p in dia)
+    return {
+        "ccr_per_s": out.get("ops_per_s_total"),
+        "gy_ccr_u_per_s": _get(load, "ops", "gy_ccr_u", "per_s"),
+        "cca_p50_ms": _get(load, "ccr", "p50_ms"),
+        "cca_p99_ms": _get(load, "ccr", "p99_ms"),
+        "nf_cpu_ms_per_ccr": out.get("nf_cpu_ms_per_request"),
+        "diameter_process_cpu_pct_one_core": (round(100 * dia_s / float(window), 1)
+                                              if dia and window else None),
+        "rar_p50_ms": out.get("throttle_p50_ms"),
+        "rar_p99_ms": out.get("throttle_p99_ms"),
+    }
 
 
 def medians(summaries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -139,9 +165,19 @@ def table(report: Mapping[str, Any]) -> str:
             warm[cause] = warm.get(cause, 0) + int(n)
     if warm:
         lines.append("errors during warm-ups (not in the windows): " + _causes(warm))
+    diameter = report.get("interface") == "diameter"
+    if diameter:
+        lines.append(
+            f"Diameter: {_fmt(med.get('ccr_per_s'), 0)} CCR/s ("
+            f"{_fmt(med.get('gy_ccr_u_per_s'), 0)} Gy CCR-U/s), CCA p50 "
+            f"{_fmt(med.get('cca_p50_ms'), 0)} ms, p99 {_fmt(med.get('cca_p99_ms'), 0)} ms; "
+            f"NF CPU {_fmt(med.get('nf_cpu_ms_per_ccr'), 0)} ms per CCR (Diameter process "
+            f"{_fmt(med.get('diameter_process_cpu_pct_one_core'), 0)}% of one core)")
+    what = ("cap -> Gx RAR (from the crossing CCR-U's send)" if diameter else
+            "cap -> throttle notification (from the crossing update's send)")
     if med.get("throttle_crossings"):
         lines.append(
-            f"cap -> throttle notification (from the crossing update's send): p50 "
+            f"{what}: p50 "
             f"{_fmt(med.get('throttle_p50_ms'), 0)} ms, p99 {_fmt(med.get('throttle_p99_ms'), 0)}"
             f" ms; {_int(med.get('throttle_notified'))} of {_int(med.get('throttle_crossings'))}"
             f" crossings notified per run, {_int(med.get('throttle_missing'))} missing"
@@ -163,7 +199,8 @@ def table(report: Mapping[str, Any]) -> str:
                  f", other work on the host {_fmt(med.get('others_cpu_pct_all_cores'), 0)}")
     if med.get("db_ops_per_s") is not None:
         lines.append(f"database: {_fmt(med.get('db_ops_per_s'), 0)} operations/s, "
-                     f"{_fmt(med.get('db_ops_per_nf_request'), 0)} per NF request")
+                     f"{_fmt(med.get('db_ops_per_nf_request'), 0)} per "
+                     + ("CCR" if diameter else "NF request"))
     seed = report.get("seed")
     if seed:
         lines.append(f"seeding: {seed.get('subscribers')} subscribers in "

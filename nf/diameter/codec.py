@@ -229,12 +229,18 @@ def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
     return None
 
 
+def _decoded(a: Avp, code: int, rc: int, what: str) -> Any:
+    """The AVP's value as the codec decodes it; a value it cannot decode is ``rc`` with
+    the AVP as Failed-AVP."""
+    try:
+        return a.value
+    except Exception:
+        raise DecodeError(rc, f"AVP {code} is not {what}", a) from None
+
+
 def int_value(a: Avp) -> int:
     """The integer value of an AVP; ``DecodeError`` (5014 / 5004) if it holds none."""
-    try:
-        v = a.value
-    except Exception:
-        raise DecodeError(INVALID_AVP_LENGTH, f"AVP {a.code} is not an integer", a) from None
+    v = _decoded(a, a.code, INVALID_AVP_LENGTH, "an integer")
     if not isinstance(v, int):
         raise DecodeError(INVALID_AVP_VALUE, f"AVP {a.code} is not an integer", a)
     return v
@@ -249,10 +255,7 @@ def get_str(where: Message | Avp, code: int, vendor: int = 0) -> str | None:
     a = find(where, code, vendor)
     if a is None:
         return None
-    try:
-        v = a.value
-    except Exception:
-        raise DecodeError(INVALID_AVP_VALUE, f"AVP {code} is not valid text", a) from None
+    v = _decoded(a, code, INVALID_AVP_VALUE, "valid text")
     if isinstance(v, bytes):
         try:
             return v.decode()
@@ -270,10 +273,7 @@ def get_time(where: Message | Avp, code: int, vendor: int = 0) -> datetime | Non
     a = find(where, code, vendor)
     if a is None:
         return None
-    try:
-        v = a.value
-    except Exception:
-        raise DecodeError(INVALID_AVP_LENGTH, f"AVP {code} is not a time", a) from None
+    v = _decoded(a, code, INVALID_AVP_LENGTH, "a time")
     return v if isinstance(v, datetime) else None
 
 

@@ -16,7 +16,8 @@ from quart import Blueprint
 
 from nf.diameter import base
 from nf.diameter.base import PeerInfo
-from nf.diameter.peer import AppHandler, Listener, Peers
+from nf.diameter.peer import Listener, Peers
+from nf.diameter.port import AppHandler
 from nf.runtime import Role, Runtime, Worker
 
 log = logging.getLogger("nf.diameter")

@@ -18,36 +18,20 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from nf import logs
 from nf.clock import Clock
 from nf.diameter import base, codec
 from nf.diameter.base import AnswerCache, Identity, PeerInfo, State
 from nf.diameter.codec import Message
-from nf.errors import NfError
+from nf.diameter.port import AppHandler, PeerUnavailable
 from nf.metrics import Metrics
 from nf.settings.diameter import DiameterSettings
 
 log = logging.getLogger("nf.diameter")
 
 __all__ = ["AppHandler", "Listener", "PeerInfo", "PeerUnavailable", "Peers"]
-
-
-class AppHandler(Protocol):
-    """One Diameter application (Gy, Gx, Sy): turns a request into its answer."""
-
-    app_id: int
-
-    async def handle(self, req: Message, peer: PeerInfo) -> Message: ...
-
-
-class PeerUnavailable(NfError):
-    """No open connection to that peer, or it did not answer in time."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, 503, "NF_SERVICE_FAILURE", "Diameter peer unavailable",
-                         retry_after_s=1)
 
 
 class Peers:

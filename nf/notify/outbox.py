@@ -42,13 +42,14 @@ from urllib.parse import unquote
 import httpx
 from bson import ObjectId
 from bson.errors import BSONError
-from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 from quart import Blueprint
 
 from nf import logs
 from nf.clock import until_woken, utc
 from nf.errors import Congestion
+from nf.notify.leases import Leases
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
 from nf.notify.port import DIAMETER_SCHEME, GoneHandler, Notification, Signer
 from nf.runtime import Role, Runtime, Worker
@@ -60,8 +61,6 @@ COLLECTION = "outbox"
 # Delivered notifications are kept this long (for inspection), then purged.
 SENT_RETENTION_S = 3600.0
 _PURGE_EVERY_S = 60.0
-# Claims only what the HTTP sender may send.
-_HTTP_ONLY: dict[str, Any] = {"diameter_peer": None}
 
 
 def diameter_peer(uri: str) -> str | None:
@@ -69,10 +68,6 @@ def diameter_peer(uri: str) -> str | None:
     if not uri.startswith(DIAMETER_SCHEME):
         return None
     return unquote(uri[len(DIAMETER_SCHEME):].split("/", 1)[0])
-
-
-def _lease_free(now: datetime) -> dict[str, Any]:
-    return {"$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}]}
 
 
 def _notification(doc: Doc) -> Notification:
@@ -97,13 +92,13 @@ class MongoOutbox:
         self._wake = asyncio.Event()
         # Set when a Diameter push is enqueued in this process (its sender waits on it).
         self.diameter_wake = asyncio.Event()
-        self._fresh: list[Any] = []  # ids enqueued here and not yet claimed: fast path
         self._pending_estimate = 0
         self._inflight = 0
         self._client = client
         self._own_client = client is None
         self._rng = rng or random.Random()
-        self._owner = f"{rt.settings.instance_id}:{uuid.uuid4().hex[:8]}"
+        owner = f"{rt.settings.instance_id}:{uuid.uuid4().hex[:8]}"
+        self._leases = Leases(self._coll, rt.clock, self._cfg.lease_s, owner)
         self._last_purge = float("-inf")
         self._last_count = float("-inf")
 
@@ -157,7 +152,7 @@ class MongoOutbox:
                 except (BSONError, OverflowError, ValueError, TypeError) as e:
                     await self._dead_letter(n, oid, now, f"cannot be stored: {e}")
         self._pending_estimate += len(items)
-        self._fresh.extend(http)
+        self._leases.fresh.extend(http)
         if len(http) < len(ids):
             self.diameter_wake.set()
         if http:
@@ -239,7 +234,7 @@ class MongoOutbox:
                         await self._housekeeping()
                         capacity = self._cfg.concurrency - self._inflight
                         if capacity > 0:
-                            docs = await self._claim(capacity)
+                            docs = await self._leases.http(capacity)
                             claimed = len(docs)
                             for doc in docs:
                                 self._inflight += 1
@@ -257,7 +252,7 @@ class MongoOutbox:
 
     async def _idle(self, done: asyncio.Event) -> None:
         full = self._inflight >= self._cfg.concurrency
-        if self._fresh and not full:
+        if self._leases.fresh and not full:
             return  # more enqueued here while claiming: claim them now
         self._wake.clear()
         woken_by = (self._wake, self._rt.stopping, done) if full else \
@@ -283,58 +278,13 @@ class MongoOutbox:
     async def claim_diameter(self, peers: Sequence[str], limit: int) -> list[Doc]:
         """Lease up to ``limit`` due Diameter pushes to these peers (Origin-Hosts connected
         to this process); settle each with ``settle``."""
-        if not peers or limit <= 0:
-            return []
-        return await self._claim(limit, {"diameter_peer": {"$in": list(peers)}}, [])
+        return await self._leases.diameter(peers, limit)
 
     async def claim_diameter_stranded(self, peers: Sequence[str], grace_s: float,
                                       limit: int) -> list[Doc]:
-        """Lease up to ``limit`` Diameter pushes to peers *not* connected here that no
-        process has taken for ``grace_s`` after they were due (their peer is connected
-        nowhere): the caller settles them as a failed try, so they back off and end dead
-        after ``max_attempts`` like an unreachable HTTP peer's, instead of piling up."""
-        if limit <= 0:
-            return []
-        before = self._rt.clock.now() - timedelta(seconds=grace_s)
-        route = {"diameter_peer": {"$ne": None, "$nin": list(peers)},
-                 "due_at": {"$lte": before}}
-        return await self._claim(limit, route, [])
-
-    async def _claim(self, limit: int, route: dict[str, Any] = _HTTP_ONLY,
-                     fresh_ids: list[Any] | None = None) -> list[Doc]:
-        """Lease up to ``limit`` due notifications of ``route`` to this process (the HTTP
-        sender also takes the ids enqueued here first: ``_fresh``)."""
-        now = self._rt.clock.now()
-        lease = now + timedelta(seconds=self._cfg.lease_s)
-        due = {"status": "pending", "due_at": {"$lte": now}, **_lease_free(now), **route}
-        if fresh_ids is None:
-            fresh, self._fresh = self._fresh[:limit], self._fresh[limit:]
-        else:
-            fresh = fresh_ids
-        async with translate_errors("outbox claim"):
-            if len(fresh) == 1:
-                token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-                doc = await self._coll.find_one_and_update(
-                    {"_id": fresh[0], **due},
-                    {"$set": {"lease_until": lease, "lease_owner": token}},
-                    return_document=ReturnDocument.AFTER)
-                if doc is not None:
-                    return [doc]
-                return []
-            if not fresh:
-                cursor = self._coll.find(due, {"_id": 1}).sort("due_at", ASCENDING)
-                fresh = [d["_id"] async for d in cursor.limit(limit)]
-                if not fresh:
-                    return []
-            token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-            res = await self._coll.update_many(
-                {"_id": {"$in": fresh}, **due},
-                {"$set": {"lease_until": lease, "lease_owner": token}})
-            if res.modified_count == 0:
-                return []
-            docs = [d async for d in self._coll.find({"lease_owner": token})]
-        docs.sort(key=lambda d: utc(d["due_at"]))
-        return docs
+        """Lease Diameter pushes to peers connected nowhere (``Leases.stranded``); the
+        caller settles them as failed tries."""
+        return await self._leases.stranded(peers, grace_s, limit)
 
     async def _deliver(self, doc: Doc, done: asyncio.Event) -> None:
         status: int | None = None

@@ -139,6 +139,9 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "The fraud reader: EDRs after its checkpoint, in (time, _id) order."),
     _shape("edrs", {"time"}, "sweep",
            "The fraud reader's rescan of a short window for records stored late."),
+    _shape("edrs", {"_id"}, "sweep",
+           "The fraud reader's read of the late records that rescan found, by their ids "
+           "(the ids alone carry no SUPI; rare, and bounded by the rescan's limit)."),
     _shape("fraud_state", {"due"}, "sweep", "Fraud rules' timers (orphan sessions)."),
     _shape("fraud_cases", {"$or", "updated_at"}, "sweep",
            "Mitigations decided but not yet applied or lifted (a process died)."),

@@ -134,3 +134,39 @@ def test_a_run_with_other_work_above_five_percent_marks_the_report_noisy() -> No
     assert busy["noisy"] is True
     unknown: dict[str, object] = {"runs": [{"summary": {}}]}
     assert report.mark_noisy(unknown) is None and unknown["noisy"] is False
+
+
+def test_diameter_run_summary_counts_ccrs_and_the_rar() -> None:
+    """The Diameter mode: every CCR is a request; the NF's CPU (its Diameter process and
+    the rest) per CCR; the RAR is the throttle; the Diameter process's share apart."""
+    load = {"interface": "diameter", "errors_total": 0,
+            "ops": {"gx_ccr_i": {"per_s": 10.0}, "gy_ccr_i": {"per_s": 10.0},
+                    "gy_ccr_u": {"per_s": 30.0, "p99_ms": 9.0}, "gy_ccr_t": {"per_s": 10.0},
+                    "gx_ccr_t": {"per_s": 10.0}},
+            "ccr": {"p50_ms": 2.0, "p99_ms": 8.0},
+            "throttle": {"crossings": 4, "notified": 4, "missing": 0,
+                         "from_send": {"p50_ms": 20.0, "p99_ms": 40.0}}}
+    nf_cpu = {"window_s": 10.0, "nf": {
+        "pct_one_core": 35.0, "pct_all_cores": 17.5, "processes": [
+            {"pid": 2, "cmdline": "python -m nf.diameter_process diameter", "cpu_s": 2.0},
+            {"pid": 3, "cmdline": "python -m nf.sbi.runner oam", "cpu_s": 1.5}]}}
+    s = report.run_summary(load, None, nf_cpu)
+    assert s["ccr_per_s"] == 70.0 and s["gy_ccr_u_per_s"] == 30.0
+    assert (s["cca_p50_ms"], s["cca_p99_ms"]) == (2.0, 8.0)
+    assert s["nf_cpu_ms_per_ccr"] == 5.0  # 0.35 CPU-s per s over 70 CCR/s
+    assert s["diameter_process_cpu_pct_one_core"] == 20.0
+    assert (s["rar_p50_ms"], s["rar_p99_ms"]) == (20.0, 40.0)
+    # The SBI mode's summary has none of these names.
+    sbi = report.run_summary({**load, "interface": None}, None, nf_cpu)
+    assert "ccr_per_s" not in sbi
+
+
+def test_diameter_report_table_says_ccrs_and_rar() -> None:
+    med = {"runs": 1, "ccr_per_s": 70.0, "gy_ccr_u_per_s": 30.0, "cca_p50_ms": 2.0,
+           "cca_p99_ms": 8.0, "nf_cpu_ms_per_ccr": 5.0, "throttle_crossings": 4,
+           "throttle_notified": 4, "throttle_missing": 0, "throttle_p50_ms": 20.0,
+           "throttle_p99_ms": 40.0, "db_ops_per_s": 100.0, "db_ops_per_nf_request": 3.0,
+           "gy_ccr_u.per_s": 30.0}
+    text = report.table({"interface": "diameter", "median": med, "runs": [], "cores": 2})
+    assert "Diameter: 70.00 CCR/s (30.00 Gy CCR-U/s)" in text
+    assert "cap -> Gx RAR" in text and "per CCR" in text and "gy_ccr_u" in text
