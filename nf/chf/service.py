@@ -363,9 +363,7 @@ class ChargingService:
         return closed
 
     async def abandon(self, ref: str, reason: str) -> bool:
-        """End session ``ref`` because its client lost it (a Diameter client that
-        restarted): its reservations return to the wallet, an EDR records ``reason``.
-        False if it was not open."""
+        """End ``ref``, which its client lost (it restarted): reservations back, an EDR."""
         return await self._close_locally(ref, reason, self._rt.clock.now())
 
     async def peer_gone(self, n: Notification) -> None:

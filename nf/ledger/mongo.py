@@ -149,7 +149,7 @@ class MongoLedger:
         return await reads.subscriber(self.repo, self._catalog, supi, now)
 
     async def supi_of_gpsi(self, gpsi: str) -> str | None:
-        return await self.repo.supi_of_gpsi(gpsi)
+        return await reads.supi_of_gpsi(self.repo, gpsi)
 
     async def balance(self, supi: str, now: datetime) -> BalanceView | None:
         return await reads.balance(self.repo, self._catalog, supi, now)

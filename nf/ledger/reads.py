@@ -12,6 +12,7 @@ from nf.ledger.port import BalanceView, BucketView, CapAction, SubscriberView
 from nf.ledger.repo import NOTES, WalletRepo
 from nf.ledger.state import Member, Wallet
 from nf.ledger.steps import note_of
+from nf.store.mongo import translate_errors
 
 
 def _nothing(_k: str) -> bool:
@@ -49,6 +50,18 @@ async def subscriber(repo: WalletRepo, catalog: CatalogHolder, supi: str, now: d
                      ) -> SubscriberView | None:
     got = await read(repo, supi, now)
     return None if got is None else view(repo, catalog, got[0], got[1], now)
+
+
+async def supi_of_gpsi(repo: WalletRepo, gpsi: str) -> str | None:
+    """The SUPI of the member whose GPSI is ``gpsi`` (a group's wallet holds all its
+    members); None if none has it."""
+    async with translate_errors("ledger read"):
+        d = await repo.col.find_one({"members.gpsi": gpsi},
+                                    {"members.supi": 1, "members.gpsi": 1})
+    for m in (d or {}).get("members", []):
+        if m.get("gpsi") == gpsi:
+            return str(m["supi"])
+    return None
 
 
 async def balance(repo: WalletRepo, catalog: CatalogHolder, supi: str, now: datetime

@@ -136,8 +136,7 @@ class WalletRepo:
                                         sparse=True)
             await self.col.create_index([(session_notes.DUE, ASCENDING)],
                                         name=session_notes.DUE, sparse=True)
-            # A subscriber by MSISDN (Gy's END_USER_E164, the console's search) without
-            # scanning every wallet. The name is the one the console gave it first.
+            # By MSISDN (Gy's END_USER_E164, the console): the console's name kept.
             await self.col.create_index([("members.gpsi", ASCENDING)], name="console_gpsi")
 
     # ---------------------------------------------------------------------------- reading
@@ -145,17 +144,6 @@ class WalletRepo:
     async def find(self, key: str) -> Doc | None:
         async with translate_errors("ledger read"):
             return await self.col.find_one({"_id": key})
-
-    async def supi_of_gpsi(self, gpsi: str) -> str | None:
-        """The SUPI of the member whose GPSI is ``gpsi`` (the wallet holds its members, a
-        group's members included); None if none has it."""
-        async with translate_errors("ledger read"):
-            d = await self.col.find_one({"members.gpsi": gpsi},
-                                        {"members.supi": 1, "members.gpsi": 1})
-        for m in (d or {}).get("members", []):
-            if m.get("gpsi") == gpsi:
-                return str(m["supi"])
-        return None
 
     async def load(self, supi: str, now: datetime) -> Doc | None:
         """The wallet document holding ``supi`` (following a pointer), or None."""
