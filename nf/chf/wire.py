@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nf.chf.core import Answer, Refusal, UnitAnswer
+from nf.notify.port import notification_target
 
 UINT32_MAX = 2**32 - 1
 # Volumes are Uint64 in TS 32.291 but are stored, summed and compared as signed 64-bit
@@ -100,10 +101,16 @@ class ChargingDataRequest(_Wire):
     invocationSequenceNumber: int = Field(ge=0, le=UINT32_MAX)
     retransmissionIndicator: bool | None = None
     chargingId: int | None = Field(None, ge=0, le=UINT32_MAX)
-    notifyUri: str | None = Field(None, max_length=2048, pattern=r"^https?://")
+    notifyUri: str | None = Field(None, max_length=2048)
     multipleUnitUsage: list[MultipleUnitUsage] | None = None
     triggers: list[Trigger] | None = None
     pDUSessionChargingInformation: PDUSessionChargingInformation | None = None
+
+    @field_validator("notifyUri")
+    @classmethod
+    def _uri(cls, v: str | None, info: ValidationInfo) -> str | None:
+        # http(s); diameter:// only when the Diameter layer builds the request (Gy).
+        return None if v is None else notification_target(v, info.context, "notifyUri")
 
     @property
     def serving_plmn(self) -> str | None:

@@ -38,10 +38,18 @@ from nf.diameter.gy_wire import (
     plmn_of_uli,
     to_sbi,
 )
-from nf.diameter.sessions import Restarts, Session, SessionMap
+from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
 from nf.errors import NfError
 
 APP = "gy"  # in the session map
+# The last part of a Gy session's notification URI: what the pusher sends as RAR / ASR.
+PUSH = "charging"
+
+
+def notify_uri(peer_host: str, session_id: str) -> str:
+    """Where the CHF sends a Gy session's re-authorisations and aborts: the outbox hands
+    them to the process holding ``peer_host``'s connection (``nf.diameter.push``)."""
+    return f"{notification_uri(peer_host, session_id)}/{PUSH}"
 
 # The translations, for the callers that knew them here.
 __all__ = ["Ccr", "GyHandler", "Subscribers", "cca_avps", "charging_ref", "gpsi_of",
@@ -112,7 +120,9 @@ class GyHandler:
                                     msg="no subscriber with this END_USER_IMSI or "
                                         "END_USER_E164")
         try:
-            sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now(), supi)
+            sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now(), supi,
+                         notify_uri=notify_uri(peer.origin_host, ccr.session_id)
+                         if ccr.request_type == INITIAL else None)
         except ValidationError as e:
             return self._answer(req, codec.INVALID_AVP_VALUE, base,
                                 msg=e.errors()[0].get("msg", "invalid value"))

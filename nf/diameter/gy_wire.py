@@ -15,6 +15,7 @@ subscriber is found by (END_USER_E164).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ from nf.chf.wire import ChargingDataRequest
 from nf.diameter import codec
 from nf.diameter.base import APP_GY
 from nf.diameter.codec import Avp, DecodeError, Message
+from nf.notify.port import FROM_DIAMETER
 
 V = codec.VENDOR_3GPP
 
@@ -54,6 +56,9 @@ AVP_SGSN_MCC_MNC = 18  # 3GPP
 AVP_USER_LOCATION_INFO = 22  # 3GPP
 AVP_EVENT_TIMESTAMP = 55
 AVP_CREDIT_CONTROL_FAILURE_HANDLING = 427
+AVP_RE_AUTH_REQUEST_TYPE = 285
+AVP_DESTINATION_HOST = 293
+AUTHORIZE_ONLY = 0
 
 INITIAL, UPDATE, TERMINATION, EVENT = 1, 2, 3, 4
 SUB_E164, SUB_IMSI = 0, 1
@@ -210,9 +215,10 @@ def gpsi_of(msisdn: str) -> str | None:
 
 
 def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime,
-           supi: str | None = None) -> ChargingDataRequest:
+           supi: str | None = None, notify_uri: str | None = None) -> ChargingDataRequest:
     """The ``ChargingDataRequest`` an SMF would have sent for this CCR; ``supi``: the
-    subscriber found by the CCR's E.164 number when it carries no IMSI."""
+    subscriber found by the CCR's E.164 number when it carries no IMSI; ``notify_uri``:
+    where the CHF's re-authorisations go (``diameter://``: a Gy RAR)."""
     mus: list[dict[str, Any]] = []
     for u in ccr.units:
         mu: dict[str, Any] = {"ratingGroup": u.rating_group if u.rating_group is not None
@@ -242,7 +248,9 @@ def to_sbi(ccr: Ccr, consumer_plmn: str | None, now: datetime,
     if ccr.serving_plmn:
         body["pDUSessionChargingInformation"] = {"pduSessionInformation": {
             "servingCNPlmnId": {"mcc": ccr.serving_plmn[:3], "mnc": ccr.serving_plmn[3:]}}}
-    return ChargingDataRequest.model_validate(body)
+    if notify_uri:
+        body["notifyUri"] = notify_uri
+    return ChargingDataRequest.model_validate(body, context=FROM_DIAMETER)
 
 
 def _mscc(unit: dict[str, Any], asked_rg: bool) -> Avp:
@@ -294,3 +302,29 @@ def cca_avps(ccr: Ccr, body: dict[str, Any] | None) -> tuple[int, list[Avp]]:
     for unit in body.get("multipleUnitInformation") or []:
         head.append(_mscc(unit, unit.get("ratingGroup") in asked))
     return rc, head
+
+
+def push_request(session_id: str, body: Mapping[str, Any], *, origin_host: str,
+                 origin_realm: str, dest_host: str, dest_realm: str) -> Message:
+    """The Gy request for a CHF notification of a Gy session (RFC 4006 §5.5): a
+    ``REAUTHORIZATION`` → RAR (AUTHORIZE_ONLY, the Rating-Group when there is one), which
+    brings the PGW's CCR-U; an ``ABORT_CHARGING`` → ASR. ``ValueError`` for another body."""
+    avps: list[Avp] = [
+        codec.new_avp(codec.AVP_SESSION_ID, session_id),
+        codec.new_avp(codec.AVP_ORIGIN_HOST, origin_host.encode()),
+        codec.new_avp(codec.AVP_ORIGIN_REALM, origin_realm.encode()),
+        codec.new_avp(codec.AVP_DESTINATION_REALM, dest_realm.encode()),
+        codec.new_avp(AVP_DESTINATION_HOST, dest_host.encode()),
+        codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY)]
+    kind = body.get("notificationType")
+    if kind == "ABORT_CHARGING":
+        return codec.request(codec.CMD_ASR, APP_GY, avps, hop_by_hop=0, end_to_end=0,
+                             proxiable=True)
+    if kind != "REAUTHORIZATION":
+        raise ValueError(f"no Gy request for notificationType {kind!r}")
+    avps.append(codec.new_avp(AVP_RE_AUTH_REQUEST_TYPE, AUTHORIZE_ONLY))
+    groups = [int(d["ratingGroup"]) for d in body.get("reauthorizationDetails") or []]
+    if len(groups) == 1:  # RFC 4006 §5.5: one service; several: the whole session
+        avps.append(codec.new_avp(AVP_RATING_GROUP, groups[0]))
+    return codec.request(codec.CMD_RAR, APP_GY, avps, hop_by_hop=0, end_to_end=0,
+                         proxiable=True)

@@ -1,9 +1,10 @@
-"""Server-initiated Diameter requests: the outbox's ``diameter://`` entries sent as Gx RAR
-and Sy SNR by the process that holds the peers' connections.
+"""Server-initiated Diameter requests: the outbox's ``diameter://`` entries sent as Gx RAR,
+Sy SNR and Gy RAR / ASR by the process that holds the peers' connections.
 
-Its one job is delivery. The PCF and the spending-limit service enqueue their pushes as
-they do for the SBI (an ``SmPolicyNotification``, a termination, a ``SpendingLimitStatus``)
-with the session's ``diameter://<peer Origin-Host>/<Session-Id>`` URI. This worker claims
+Its one job is delivery. The PCF, the spending-limit service and the CHF enqueue their
+pushes as they do for the SBI (an ``SmPolicyNotification``, a termination, a
+``SpendingLimitStatus``, a re-authorisation or abort of charging) with the session's
+``diameter://<peer Origin-Host>/<Session-Id>/<what>`` URI. This worker claims
 the entries of the peers connected here, translates each body into its request (addressed
 to the client's own Origin-Host, which a DRA peer may relay), sends it and settles the
 entry with the HTTP sender's outcomes: 2xxx sent; 5002 (the peer no longer has the
@@ -24,7 +25,7 @@ from urllib.parse import unquote
 
 from nf import logs
 from nf.clock import Clock
-from nf.diameter import codec, gx, sy
+from nf.diameter import codec, gx, gy, gy_wire, sy
 from nf.diameter.base import APP_GX, APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.sessions import SessionMap
@@ -59,14 +60,15 @@ class Target:
 
     @property
     def app(self) -> str:
-        return sy.APP if self.what == "notify" else gx.APP
+        return {"notify": sy.APP, gy.PUSH: gy.APP}.get(self.what, gx.APP)
 
 
 def target(uri: str) -> Target:
     if not uri.startswith(DIAMETER_SCHEME):
         raise ValueError(f"not a Diameter URI: {uri[:100]}")
     parts = uri[len(DIAMETER_SCHEME):].split("/")
-    if len(parts) != 3 or not all(parts) or parts[2] not in ("update", "terminate", "notify"):
+    if len(parts) != 3 or not all(parts) or \
+            parts[2] not in ("update", "terminate", "notify", gy.PUSH):
         raise ValueError(f"not a Diameter push URI: {uri[:100]}")
     return Target(unquote(parts[0]), unquote(parts[1]), parts[2])
 
@@ -79,6 +81,10 @@ def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
     ``SpendingLimitStatus`` → SNR with Policy-Counter-Status-Reports. ``extra``: more AVPs
     for a RAR with a decision (usage monitoring). ``KeyError`` / ``ValueError`` for a body
     no request can be made of."""
+    if t.what == gy.PUSH:  # a CHF notification of a Gy session: RAR or ASR
+        return gy_wire.push_request(t.session_id, body, origin_host=origin_host,
+                                    origin_realm=origin_realm, dest_host=dest_host,
+                                    dest_realm=dest_realm)
     app = APP_SY if t.what == "notify" else APP_GX
     avps: list[Avp] = [
         codec.new_avp(codec.AVP_SESSION_ID, t.session_id),

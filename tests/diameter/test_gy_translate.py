@@ -6,10 +6,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from nf.chf.wire import ChargingDataRequest
 from nf.diameter import codec
 from nf.diameter.codec import DecodeError
-from nf.diameter.gy import cca_avps, charging_ref, gpsi_of, parse_ccr, plmn_of_uli, to_sbi
+from nf.diameter.gy import (
+    cca_avps,
+    charging_ref,
+    gpsi_of,
+    notify_uri,
+    parse_ccr,
+    plmn_of_uli,
+    to_sbi,
+)
+from nf.diameter.gy_wire import push_request
 from tests.diameter.client import Client, ccr, mscc
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,3 +133,38 @@ def test_e164_number_to_gpsi_and_the_supi_it_gives() -> None:
     assert (c.imsi, c.msisdn) == (None, "15550000031")
     assert to_sbi(c, "00101", NOW, "imsi-001010000000031").subscriberIdentifier == \
         "imsi-001010000000031"
+
+
+def test_chf_notifications_of_a_gy_session_become_rar_or_asr() -> None:
+    who = {"origin_host": "nf.mvno.test", "origin_realm": "mvno.test",
+           "dest_host": "pgw1.northwind.test", "dest_realm": "epc.test"}
+    rar = codec.decode(codec.encode(push_request("s;1", {
+        "notificationType": "REAUTHORIZATION", "reauthorizationDetails": [{"ratingGroup": 10}]},
+        **who)))
+    h = codec.header_of(rar)
+    assert (h.command, h.app_id, h.is_request) == (codec.CMD_RAR, 4, True)
+    assert rar.avps[0].code == codec.AVP_SESSION_ID
+    assert codec.get_int(rar, codec.AVP_AUTH_APPLICATION_ID) == 4
+    assert (codec.get_int(rar, 285), codec.get_int(rar, 432)) == (0, 10)
+    assert codec.get_str(rar, 293) == "pgw1.northwind.test"
+    # Several rating groups: the whole session is re-authorised (no Rating-Group).
+    both = push_request("s;1", {"notificationType": "REAUTHORIZATION",
+                                "reauthorizationDetails": [{"ratingGroup": 10},
+                                                           {"ratingGroup": 20}]}, **who)
+    assert codec.find(both, 432) is None
+    asr = push_request("s;1", {"notificationType": "ABORT_CHARGING"}, **who)
+    assert codec.header_of(asr).command == codec.CMD_ASR
+    with pytest.raises(ValueError, match="OTHER"):
+        push_request("s;1", {"notificationType": "OTHER"}, **who)
+
+
+def test_a_diameter_notify_uri_only_from_the_diameter_layer() -> None:
+    c = parse_ccr(_ccr("s;1", 1, 0, units=[mscc(10)]))
+    uri = notify_uri("pgw1.northwind.test", "s;1")
+    assert uri == "diameter://pgw1.northwind.test/s%3B1/charging"
+    assert to_sbi(c, "00101", NOW, notify_uri=uri).notifyUri == uri
+    body = to_sbi(c, "00101", NOW).model_dump(mode="json", exclude_none=True)
+    with pytest.raises(ValidationError):  # what an SMF sends over the SBI
+        ChargingDataRequest.model_validate({**body, "notifyUri": uri})
+    ok = ChargingDataRequest.model_validate({**body, "notifyUri": "https://smf.test/n"})
+    assert ok.notifyUri == "https://smf.test/n"
