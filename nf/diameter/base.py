@@ -60,6 +60,16 @@ class PeerInfo:
     state_id: int | None = None
 
 
+def client_state_id(req: Message, peer: PeerInfo) -> int | None:
+    """The Origin-State-Id of a request's client: the request's own, else, for a client
+    connected directly (its requests need not repeat it), its CER's."""
+    own = codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)
+    if own is not None:
+        return own
+    host = codec.get_str(req, codec.AVP_ORIGIN_HOST)
+    return peer.state_id if host in (None, peer.origin_host) else None
+
+
 class StateIds:
     """The Origin-State-Id last acted on per client (host network, Origin-Host), to tell
     a restart (RFC 6733 §8.16: the value goes up when the client restarts and loses its

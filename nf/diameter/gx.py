@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from nf import logs
 from nf.clock import Clock
 from nf.diameter import codec, umi
-from nf.diameter.base import APP_GX, PeerInfo
+from nf.diameter.base import APP_GX, PeerInfo, client_state_id
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
 from nf.diameter.umi import UsageMonitor
@@ -356,7 +356,7 @@ class GxApp:
         sm_policy_id = location.rsplit("/", 1)[1]
         await self._sessions.put(Session(
             APP, peer.network_id, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
-            *client_of(req, peer), codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            *client_of(req, peer), client_state_id(req, peer)),
             self._clock.now())
         avps = decision_avps(decision)
         if self._monitor is not None:

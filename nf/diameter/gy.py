@@ -21,7 +21,7 @@ from nf.chf.wire import ChargingDataRequest
 from nf.clock import Clock
 from nf.config import Settings
 from nf.diameter import codec
-from nf.diameter.base import APP_GY, PeerInfo
+from nf.diameter.base import APP_GY, PeerInfo, client_state_id
 from nf.diameter.codec import Avp, DecodeError, Message
 from nf.diameter.gy_wire import (
     AVP_CC_REQUEST_NUMBER,
@@ -167,8 +167,7 @@ class GyHandler:
             realm = codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm
             await self._sessions.put(Session(
                 APP, peer.network_id, ccr.session_id, ref, sbi.subscriberIdentifier or "",
-                peer.origin_host, host, realm,
-                codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)), self._clock.now())
+                peer.origin_host, host, realm, client_state_id(req, peer)), self._clock.now())
         elif ccr.request_type == TERMINATION:
             await self._sessions.remove(APP, peer.network_id, ccr.session_id)
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from nf.clock import Clock
 from nf.diameter import codec
-from nf.diameter.base import APP_SY, PeerInfo
+from nf.diameter.base import APP_SY, PeerInfo, client_state_id
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.gx import client_of, result_of, subscriber_ids
 from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
@@ -159,8 +159,7 @@ class SyApp:
         location, status = await self._slc.subscribe(ctx, self._api_root, peer.network_id)
         await self._sessions.put(Session(
             APP, peer.network_id, session_id, location.rsplit("/", 1)[1], ctx.supi,
-            peer.origin_host, *client_of(req, peer),
-            codec.get_int(req, codec.AVP_ORIGIN_STATE_ID)),
+            peer.origin_host, *client_of(req, peer), client_state_id(req, peer)),
             self._clock.now())
         return status
 

@@ -242,3 +242,17 @@ def test_a_restart_is_an_origin_state_id_gone_up_acted_on_once() -> None:
     ids.acted("northwind", "pgw3", 1)
     assert ids.restarted("northwind", "pgw1", 6)
     assert not ids.restarted("northwind", "pgw3", 1)
+
+
+def test_a_requests_client_state_is_its_own_else_the_cers() -> None:
+    c = _conn()
+    c.received(_req(codec.CMD_CER, 0, [
+        codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY),
+        codec.new_avp(codec.AVP_ORIGIN_STATE_ID, 7)]), 0.0)
+    assert c.peer is not None
+    own = _req(272, APP_GY, [codec.new_avp(codec.AVP_ORIGIN_STATE_ID, 9)])
+    assert base.client_state_id(own, c.peer) == 9
+    assert base.client_state_id(_req(272, APP_GY, []), c.peer) == 7
+    # A client behind the peer (a DRA's CER is the DRA's): none unless it says.
+    relayed = _req(272, APP_GY, [], host="pgw7.northwind.test")
+    assert base.client_state_id(relayed, c.peer) is None
