@@ -20,11 +20,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from nf import logs
-from nf.clock import Clock
 from nf.diameter import codec, umi
 from nf.diameter.base import APP_GX, PeerInfo, client_state_id
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
-from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
+from nf.diameter.sessions import Local, Restarts, Session, notification_uri
 from nf.diameter.umi import UsageMonitor
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
@@ -288,17 +287,13 @@ class GxApp:
 
     app_id = APP_GX
 
-    def __init__(self, pcf: PcfService, sessions: SessionMap, clock: Clock, *,
-                 origin_host: str, origin_realm: str, api_root: str,
+    def __init__(self, pcf: PcfService, local: Local, *,
                  monitor: UsageMonitor | None = None) -> None:
         self._pcf = pcf
         self._monitor = monitor
-        self._restarts = Restarts(sessions, APP)
-        self._sessions = sessions
-        self._clock = clock
-        self._host = origin_host
-        self._realm = origin_realm
-        self._api_root = api_root
+        self._local = local
+        self._restarts = Restarts(local.sessions, APP)
+        self._sessions = local.sessions
 
     def _cca(self, req: Message, ccr: GxCcr | None, rc: int | None,
              avps: Sequence[Avp] = (), *, failed: Sequence[Avp] = (),
@@ -308,7 +303,8 @@ class GxApp:
         if ccr is not None:
             head += [codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
                      codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
-        return codec.answer(req, rc, self._host, self._realm, avps=[*head, *avps],
+        me = self._local
+        return codec.answer(req, rc, me.origin_host, me.origin_realm, avps=[*head, *avps],
                             failed=failed, experimental=experimental, error_message=msg)
 
     async def handle(self, req: Message, peer: PeerInfo) -> Message:
@@ -352,12 +348,12 @@ class GxApp:
 
     async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
         ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
-        location, decision = await self._pcf.create(ctx, self._api_root, peer.network_id)
+        location, decision = await self._pcf.create(ctx, self._local.api_root, peer.network_id)
         sm_policy_id = location.rsplit("/", 1)[1]
         await self._sessions.put(Session(
             APP, peer.network_id, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
             *client_of(req, peer), client_state_id(req, peer)),
-            self._clock.now())
+            self._local.clock.now())
         avps = decision_avps(decision)
         if self._monitor is not None:
             avps += await self._monitor.avps(ctx.supi)

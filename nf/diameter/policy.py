@@ -14,7 +14,7 @@ from quart import Blueprint
 from nf.diameter.gx import GxApp
 from nf.diameter.part import DiameterPart
 from nf.diameter.push import Pusher
-from nf.diameter.sessions import SessionMap
+from nf.diameter.sessions import Local, SessionMap
 from nf.diameter.sy import SyApp
 from nf.diameter.umi import UsageMonitor
 from nf.ledger.port import Ledger
@@ -43,10 +43,9 @@ class DiameterPolicyPart:
         cfg = rt.settings.diameter
         s = rt.settings.server
         api_root = (s.api_root or f"http://{s.sbi_host}:{s.sbi_port}").rstrip("/")
-        who = {"origin_host": cfg.origin_host, "origin_realm": cfg.origin_realm,
-               "api_root": api_root}
-        gx = GxApp(pcf, self.sessions, rt.clock, monitor=self._monitor, **who)
-        sy = SyApp(slc, self.sessions, rt.clock, **who)
+        local = Local(self.sessions, rt.clock, cfg.origin_host, cfg.origin_realm, api_root)
+        gx = GxApp(pcf, local, monitor=self._monitor)
+        sy = SyApp(slc, local)
         for app in (gx, sy):  # a client restarted (CER): its sessions of before end
             diameter.add(app)
             diameter.watch(app)

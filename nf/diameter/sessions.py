@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from pymongo import ASCENDING
 
+from nf.clock import Clock
 from nf.diameter.base import StateIds
 from nf.notify.port import DIAMETER_SCHEME
 from nf.store.mongo import Db, Doc, money_collection, translate_errors
@@ -44,6 +45,19 @@ class Session:
     origin_realm: str
     # The client's Origin-State-Id when it opened the session (None: it sent none).
     state_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Local:
+    """This NF's side of a Diameter policy application (Gx, Sy): where its sessions are
+    kept, its clock, its Diameter identity, and the API root the services name their
+    resources under."""
+
+    sessions: SessionMap
+    clock: Clock
+    origin_host: str
+    origin_realm: str
+    api_root: str
 
 
 class SessionMap:

@@ -16,12 +16,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nf.clock import Clock
 from nf.diameter import codec
 from nf.diameter.base import APP_SY, PeerInfo, client_state_id
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.gx import client_of, result_of, subscriber_ids
-from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
+from nf.diameter.sessions import Local, Restarts, Session, notification_uri
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
 from nf.slc.service import SlcService
@@ -81,15 +80,11 @@ class SyApp:
 
     app_id = APP_SY
 
-    def __init__(self, slc: SlcService, sessions: SessionMap, clock: Clock, *,
-                 origin_host: str, origin_realm: str, api_root: str) -> None:
+    def __init__(self, slc: SlcService, local: Local) -> None:
         self._slc = slc
-        self._restarts = Restarts(sessions, APP)
-        self._sessions = sessions
-        self._clock = clock
-        self._host = origin_host
-        self._realm = origin_realm
-        self._api_root = api_root
+        self._local = local
+        self._restarts = Restarts(local.sessions, APP)
+        self._sessions = local.sessions
 
     def _answer(self, req: Message, rc: int | None, avps: list[Avp], *,
                 failed: list[Avp] | None = None,
@@ -97,7 +92,8 @@ class SyApp:
                 ) -> Message:
         if codec.header_of(req).command == CMD_SL:
             avps = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_SY), *avps]
-        return codec.answer(req, rc, self._host, self._realm, avps=avps,
+        me = self._local
+        return codec.answer(req, rc, me.origin_host, me.origin_realm, avps=avps,
                             failed=failed or [], experimental=experimental,
                             error_message=msg)
 
@@ -156,11 +152,11 @@ class SyApp:
         if ctx.supi is None:
             raise codec.DecodeError(codec.MISSING_AVP, "no Subscription-Id of type IMSI",
                                     codec.raw_avp(443, b""))
-        location, status = await self._slc.subscribe(ctx, self._api_root, peer.network_id)
+        location, status = await self._slc.subscribe(ctx, self._local.api_root, peer.network_id)
         await self._sessions.put(Session(
             APP, peer.network_id, session_id, location.rsplit("/", 1)[1], ctx.supi,
             peer.origin_host, *client_of(req, peer), client_state_id(req, peer)),
-            self._clock.now())
+            self._local.clock.now())
         return status
 
     async def _terminate(self, session_id: str, network: str) -> None:
