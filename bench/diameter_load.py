@@ -69,6 +69,22 @@ def latency(samples: Sequence[float], window_s: float) -> dict[str, Any]:
             "p99_ms": pct(0.99), "max_ms": round(s[-1], 3)}
 
 
+async def next_request(reader: asyncio.StreamReader,
+                       pending: dict[int, asyncio.Future[Message]]
+                       ) -> tuple[codec.Header, Message]:
+    """The next request the NF sends on a client's connection; the answers read on the way
+    settle their callers' futures (``pending``, by Hop-by-Hop id)."""
+    while True:
+        head = await reader.readexactly(codec.HEADER_BYTES)
+        hdr = codec.read_header(head)
+        msg = codec.decode(head + await reader.readexactly(hdr.length - codec.HEADER_BYTES))
+        if hdr.is_request:
+            return hdr, msg
+        fut = pending.pop(hdr.hop_by_hop, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+
 @dataclass
 class Sub:
     imsi: str
@@ -190,15 +206,7 @@ class Pgw:
 
     async def _read(self) -> None:
         while True:
-            head = await self._reader.readexactly(codec.HEADER_BYTES)
-            hdr = codec.read_header(head)
-            msg = codec.decode(head + await self._reader.readexactly(
-                hdr.length - codec.HEADER_BYTES))
-            if not hdr.is_request:
-                fut = self._pending.pop(hdr.hop_by_hop, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-                continue
+            hdr, msg = await next_request(self._reader, self._pending)
             rc = codec.SUCCESS
             if hdr.command == codec.CMD_RAR:
                 sid = codec.get_str(msg, codec.AVP_SESSION_ID) or ""

@@ -51,8 +51,12 @@ async def until_woken(*events: asyncio.Event, clock: Clock | None = None,
                       timeout_s: float | None = None) -> None:
     """Wait until one of ``events`` is set (a worker's wake-up, the app stopping, ...) or
     ``timeout_s`` has passed on ``clock``: the one way a background worker with nothing to
-    do waits. Returns at once when one is set already; never clears one."""
+    do waits. Returns after one turn of the event loop when one is set already; never
+    clears one."""
     if any(e.is_set() for e in events):
+        # Still a turn of the loop: a worker that loops on this while stopping must let
+        # the tasks it waits for run.
+        await asyncio.sleep(0)
         return
     if timeout_s is None and len(events) == 1:
         await events[0].wait()  # the common idle turn: no task, no timer

@@ -153,7 +153,10 @@ class Drain(Generic[T]):
                 batch = self._take()
                 if not batch:  # all that is queued waits behind batches in flight
                     slots.release()
-                    await self._rt.wake_or_stop(self._wake)
+                    # Woken when one of them finishes (even when stopping: what is queued
+                    # still goes). No await since ``_take``, so that wake-up is not missed.
+                    self._wake.clear()
+                    await self._wake.wait()
                     continue
                 tg.create_task(self._deliver_batch(batch, slots))
 

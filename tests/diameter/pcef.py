@@ -19,6 +19,7 @@ from typing import Self
 
 import httpx
 
+from bench.diameter_load import next_request
 from nf.config import Settings
 from nf.diameter import codec, gx
 from nf.diameter.base import APP_GX
@@ -64,15 +65,7 @@ class Peer:
 
     async def _read(self) -> None:
         while True:
-            head = await self._reader.readexactly(codec.HEADER_BYTES)
-            hdr = codec.read_header(head)
-            msg = codec.decode(head + await self._reader.readexactly(
-                hdr.length - codec.HEADER_BYTES))
-            if not hdr.is_request:
-                fut = self._pending.pop(hdr.hop_by_hop, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(msg)
-                continue
+            hdr, msg = await next_request(self._reader, self._pending)
             rc = codec.SUCCESS if hdr.command == codec.CMD_DWR else self.push_result
             if hdr.command != codec.CMD_DWR:
                 self.pushed.append(Pushed(time.monotonic(), msg))

@@ -5,6 +5,7 @@ recording the interface."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,16 +42,23 @@ class GyNf:
     settings: Settings
 
 
-@pytest.fixture(scope="module")
-def gy(db_server: EmbeddedDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GyNf]:
-    """One NF for this module's tests (each has subscribers of its own)."""
+@contextlib.contextmanager
+def gy_nf(db_server: EmbeddedDb, work: Path, *, bluepeak: bool = False) -> Iterator[GyNf]:
+    """An NF with Gy on a database of its own (dropped afterwards), for one module's tests
+    (each test has subscribers of its own)."""
     name = "t_" + uuid.uuid4().hex[:12]
     settings = Settings.load(CONFIG, mongodb_uri=db_server.uri, mongodb_database=name)
-    with diameter_nf(db_server.uri, name, tmp_path_factory.mktemp("gy"), bluepeak=True,
+    with diameter_nf(db_server.uri, name, work, bluepeak=bluepeak,
                      extra_env={"NF_CONFIG": str(CONFIG)}) as (proc, port):
         yield GyNf(proc, port, settings)
     with MongoClient(db_server.uri) as client:
         client.drop_database(name)
+
+
+@pytest.fixture(scope="module")
+def gy(db_server: EmbeddedDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GyNf]:
+    with gy_nf(db_server, tmp_path_factory.mktemp("gy"), bluepeak=True) as nf:
+        yield nf
 
 
 def provision(oam: str, supi: str = SUPI, plan: str = "g-capped") -> None:

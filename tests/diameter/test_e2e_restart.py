@@ -6,20 +6,16 @@ DRA)."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from pymongo import MongoClient
 
-from nf.config import Settings
 from nf.diameter import codec
 from nf.diameter.gy import charging_ref
 from nf.store.embedded import EmbeddedDb
 from tests.diameter.client import MIB, Client, ccr, mscc, units_of
-from tests.diameter.nfdia import diameter_nf
-from tests.diameter.test_e2e_gy import ADMIN, CONFIG, PROV, GyNf, edrs, provision
+from tests.diameter.test_e2e_gy import ADMIN, PROV, GyNf, edrs, gy_nf, provision
 
 pytestmark = pytest.mark.e2e
 
@@ -28,13 +24,8 @@ INITIAL, UPDATE = 1, 2
 
 @pytest.fixture(scope="module")
 def gy(db_server: EmbeddedDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GyNf]:
-    name = "t_" + uuid.uuid4().hex[:12]
-    settings = Settings.load(CONFIG, mongodb_uri=db_server.uri, mongodb_database=name)
-    with diameter_nf(db_server.uri, name, tmp_path_factory.mktemp("gy-restart"),
-                     extra_env={"NF_CONFIG": str(CONFIG)}) as (proc, port):
-        yield GyNf(proc, port, settings)
-    with MongoClient(db_server.uri) as client:
-        client.drop_database(name)
+    with gy_nf(db_server, tmp_path_factory.mktemp("gy-restart")) as nf:
+        yield nf
 
 
 def state(n: int) -> codec.Avp:

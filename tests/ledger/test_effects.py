@@ -259,3 +259,34 @@ async def test_a_lingering_drain_delivers_what_arrives_meanwhile_as_one_batch(
     finally:
         rt.stopping.set()
         await task
+
+
+async def test_a_stop_with_effects_behind_a_batch_in_flight_waits_for_it_and_ends(
+        db: Db, settings: Settings, clock: FakeClock) -> None:
+    """Stopping while a document's second effect waits behind its first (a batch in flight)
+    lets that batch finish, delivers the second, and ends: the drain never spins without
+    giving the batch in flight its turn."""
+    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
+    seen: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def deliver(items: Sequence[dict[str, object]]) -> None:
+        for it in items:
+            if it["n"] == "a1":
+                first_in.set()
+                await release.wait()
+            seen.append(str(it["n"]))
+
+    drain: Drain[dict[str, object]] = Drain(rt, "fxdocs", "test", decode=dict,
+                                            deliver=deliver)
+    await db.fxdocs.insert_many([{"_id": "A"}])
+    task = asyncio.create_task(drain.run())
+    now = clock.now()
+    drain.hand_off("A", [entry({"n": "a1"}, now)])
+    await asyncio.wait_for(first_in.wait(), 10)
+    drain.hand_off("A", [entry({"n": "a2"}, now)])
+    rt.stopping.set()
+    asyncio.get_running_loop().call_later(0.2, release.set)
+    await asyncio.wait_for(task, 10)
+    assert seen == ["a1", "a2"]
