@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nf.catalog import CatalogHolder
@@ -46,6 +47,29 @@ class Listener:
 def _settings(settings: Settings, immediate: bool) -> Settings:
     fx = settings.effects.model_copy(update={"immediate": immediate, "sweep_grace_s": 1.0})
     return settings.model_copy(update={"effects": fx})
+
+
+@dataclass
+class _Slow:
+    """What a drain with a slow listener for the effect ``a1`` delivered, and its gates."""
+
+    seen: list[str] = field(default_factory=list)
+    first_in: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def deliver(self, items: Sequence[dict[str, object]]) -> None:
+        for it in items:
+            if it["n"] == "a1":
+                self.first_in.set()
+                await self.release.wait()  # a slow listener for document A's first effect
+            self.seen.append(str(it["n"]))
+
+
+def _slow_first_effect(db: Db, settings: Settings, clock: FakeClock
+                       ) -> tuple[Runtime, Drain[dict[str, object]], _Slow]:
+    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
+    slow = _Slow()
+    return rt, Drain(rt, "fxdocs", "test", decode=dict, deliver=slow.deliver), slow
 
 
 def _ledger(db: Db, settings: Settings, clock: FakeClock, immediate: bool
@@ -163,20 +187,8 @@ async def test_a_slow_batch_holds_up_only_its_own_documents_effects(
     """Batches are delivered side by side: an effect of another document goes out while a
     slow batch is being delivered (a throttle does not wait behind it), and effects of one
     document keep their order (the second waits for the first)."""
-    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
-    seen: list[str] = []
-    first_in = asyncio.Event()
-    release = asyncio.Event()
-
-    async def deliver(items: Sequence[dict[str, object]]) -> None:
-        for it in items:
-            if it["n"] == "a1":
-                first_in.set()
-                await release.wait()  # a slow listener for document A's first effect
-            seen.append(str(it["n"]))
-
-    drain: Drain[dict[str, object]] = Drain(rt, "fxdocs", "test", decode=dict,
-                                            deliver=deliver)
+    rt, drain, slow = _slow_first_effect(db, settings, clock)
+    seen, first_in, release = slow.seen, slow.first_in, slow.release
     await db.fxdocs.insert_many([{"_id": "A"}, {"_id": "B"}])
     task = asyncio.create_task(drain.run())
     try:
@@ -266,20 +278,8 @@ async def test_a_stop_with_effects_behind_a_batch_in_flight_waits_for_it_and_end
     """Stopping while a document's second effect waits behind its first (a batch in flight)
     lets that batch finish, delivers the second, and ends: the drain never spins without
     giving the batch in flight its turn."""
-    rt = Runtime(settings=_settings(settings, True), clock=clock, db=db)
-    seen: list[str] = []
-    first_in = asyncio.Event()
-    release = asyncio.Event()
-
-    async def deliver(items: Sequence[dict[str, object]]) -> None:
-        for it in items:
-            if it["n"] == "a1":
-                first_in.set()
-                await release.wait()
-            seen.append(str(it["n"]))
-
-    drain: Drain[dict[str, object]] = Drain(rt, "fxdocs", "test", decode=dict,
-                                            deliver=deliver)
+    rt, drain, slow = _slow_first_effect(db, settings, clock)
+    seen, first_in, release = slow.seen, slow.first_in, slow.release
     await db.fxdocs.insert_many([{"_id": "A"}])
     task = asyncio.create_task(drain.run())
     now = clock.now()
