@@ -115,6 +115,10 @@ class Metrics:
         self.diameter_peers = Gauge(
             "nf_diameter_peers", "Diameter peers connected (capabilities exchanged)",
             registry=r, multiprocess_mode="livesum")
+        self.diameter_push_wakes = Counter(
+            "nf_diameter_push_wakes_total", "Wakes of the Diameter process's pusher by "
+            "another process (nf.notify.wake): sent / dropped by the enqueuer, received / "
+            "ignored (not a wake) by the Diameter process", ["outcome"], registry=r)
         # Per (operation, status): the request counter's and the latency's children.
         self._finished: dict[tuple[str, int], tuple[Callable[[], None],
                                                     Callable[[float], None]]] = {}

@@ -71,8 +71,12 @@ def build_parts(rt: Runtime) -> list[Part]:
     # take them as constructor arguments (``outbox=``, ``edrs=``).
     from nf.edr.writer import EdrWriter
     from nf.notify.outbox import MongoOutbox
+    from nf.notify.wake import Waker
 
-    outbox = MongoOutbox(rt)
+    # A Diameter push enqueued in another process than the Diameter one wakes it.
+    wake_socket = rt.settings.diameter.wake_socket
+    outbox = MongoOutbox(rt, waker=Waker(wake_socket, rt.metrics)
+                         if wake_socket is not None and rt.role != "diameter" else None)
     edrs = EdrWriter(rt)
     parts += [outbox, edrs]
     # The balance manager and the offer catalogue: the CHF, the PCF and the provisioning

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from quart import Blueprint
 
+from nf.diameter.base import PeerInfo
 from nf.diameter.gx import GxApp
 from nf.diameter.part import DiameterPart
 from nf.diameter.push import Pusher
@@ -19,15 +20,10 @@ from nf.diameter.sy import SyApp
 from nf.diameter.umi import UsageMonitor
 from nf.ledger.port import Ledger
 from nf.notify.outbox import MongoOutbox
+from nf.notify.wake import WakeListener
 from nf.pcf.service import PcfService
 from nf.runtime import Role, Runtime, Worker
 from nf.slc.service import SlcService
-
-# How often the pusher looks for pushes enqueued by another process (the SBI's workers):
-# an enqueue in this process wakes it at once. It bounds what the SBI's cap crossings add
-# to the RAR's latency (p99 < 100 ms); the look is one query on the outbox's
-# ``diameter_due`` index.
-PUSH_POLL_INTERVAL_S = 0.05
 
 
 class DiameterPolicyPart:
@@ -49,6 +45,10 @@ class DiameterPolicyPart:
         for app in (gx, sy):  # a client restarted (CER): its sessions of before end
             diameter.add(app)
             diameter.watch(app)
+        diameter.watch(self)  # a peer connected: its pushes waiting meanwhile go now
+
+    async def peer_opened(self, peer: PeerInfo) -> None:
+        self._outbox.diameter_wake.set()
 
     def blueprints(self, role: Role) -> list[Blueprint]:
         return []
@@ -68,7 +68,10 @@ class DiameterPolicyPart:
                         origin_realm=cfg.diameter.origin_realm,
                         timeout_s=cfg.notify.request_timeout_s,
                         concurrency=cfg.notify.concurrency,
-                        poll_interval_s=min(PUSH_POLL_INTERVAL_S, cfg.notify.poll_interval_s),
+                        poll_interval_s=cfg.diameter.push_poll_interval_s,
                         # Another NF instance holding the peer has claimed it long before.
                         stranded_after_s=cfg.notify.lease_s, monitor=self._monitor)
-        await pusher.run()
+        # The other processes of this ``nf serve`` wake it when they enqueue a push.
+        with WakeListener(cfg.diameter.wake_socket, self._outbox.diameter_wake,
+                          self._rt.metrics):
+            await pusher.run()

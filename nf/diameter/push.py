@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from nf import logs
-from nf.clock import Clock
+from nf.clock import Clock, until_woken
 from nf.diameter import codec, gx, gy, gy_wire, sy
 from nf.diameter.base import APP_GX, APP_SY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
@@ -146,8 +146,11 @@ class Pusher:
 
     async def run(self) -> None:
         """Push until ``stopping`` is set, then finish the requests in flight."""
+        wake = self._outbox.diameter_wake
         async with asyncio.TaskGroup() as tg:
             while not self._stopping.is_set():
+                # Cleared before the claim: an enqueue during it brings another claim.
+                wake.clear()
                 claimed = 0
                 peers = {p.origin_host: p for p in self._links.open_peers()}
                 capacity = self._concurrency - self._inflight
@@ -183,17 +186,15 @@ class Pusher:
                      detail=e.detail)
 
     async def _idle(self) -> None:
-        wake = self._outbox.diameter_wake
-        wake.clear()
-        waits = [asyncio.ensure_future(wake.wait()),
-                 asyncio.ensure_future(self._stopping.wait())]
+        """Until a push is enqueued (here, or in another process of this ``nf serve``:
+        ``nf.notify.wake``), a push in flight ends while all are busy, or the poll
+        interval passes (pushes of other instances, retries past their backoff)."""
+        woken_by = [self._outbox.diameter_wake, self._stopping]
         if self._inflight >= self._concurrency:
-            waits.append(asyncio.ensure_future(self._done.wait()))
+            woken_by.append(self._done)
         try:
-            await asyncio.wait(waits, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+            await until_woken(*woken_by, clock=self._clock, timeout_s=self._poll_s)
         finally:
-            for w in waits:
-                w.cancel()
             self._done.clear()
 
     async def _push(self, doc: Doc, peers: Mapping[str, PeerInfo]) -> None:

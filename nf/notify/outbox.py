@@ -52,6 +52,7 @@ from nf.errors import Congestion
 from nf.notify.leases import Leases
 from nf.notify.policy import Outcome, after_failure, backoff_s, classify
 from nf.notify.port import DIAMETER_SCHEME, GoneHandler, Notification, Signer
+from nf.notify.wake import Waker
 from nf.runtime import Role, Runtime, Worker
 from nf.store.mongo import Doc, money_collection, translate_errors
 
@@ -78,19 +79,23 @@ def _notification(doc: Doc) -> Notification:
 
 class MongoOutbox:
     """``nf.notify.port.Outbox`` on MongoDB, and the ``Part`` (name ``notify``) whose worker
-    delivers over HTTP/2. Build one per process: ``MongoOutbox(rt)``."""
+    delivers over HTTP/2. Build one per process: ``MongoOutbox(rt)``; ``waker``: how to
+    wake the Diameter process of the same ``nf serve`` when a Diameter push is enqueued
+    here (``nf.notify.wake``)."""
 
     name = "notify"
 
     def __init__(self, rt: Runtime, *, client: httpx.AsyncClient | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, waker: Waker | None = None) -> None:
         self._rt = rt
+        self._waker = waker
         self._cfg = rt.settings.notify
         self._coll = money_collection(rt.db, COLLECTION)
         self._handlers: dict[str, GoneHandler] = {}
         self._signers: dict[str, Signer] = {}
         self._wake = asyncio.Event()
-        # Set when a Diameter push is enqueued in this process (its sender waits on it).
+        # Set when a Diameter push is enqueued in this process (its sender waits on it);
+        # another process's enqueue reaches it through the waker's socket.
         self.diameter_wake = asyncio.Event()
         self._pending_estimate = 0
         self._inflight = 0
@@ -155,6 +160,8 @@ class MongoOutbox:
         self._leases.fresh.extend(http)
         if len(http) < len(ids):
             self.diameter_wake.set()
+            if self._waker is not None:
+                self._waker.wake()
         if http:
             self._wake.set()
 
@@ -249,6 +256,8 @@ class MongoOutbox:
             if self._own_client and self._client is not None:
                 await self._client.aclose()
                 self._client = None
+            if self._waker is not None:
+                self._waker.close()
 
     async def _idle(self, done: asyncio.Event) -> None:
         full = self._inflight >= self._cfg.concurrency

@@ -14,7 +14,8 @@ A host network with its own SBI listener (``networks[].sbi_port``, mTLS with its
 CA bundle) gets one more child: the same SBI app, told through
 ``NF_SERVER__LISTENER_NETWORK`` which network it serves, with ``sbi_workers`` (default
 ``server.workers``) workers of its own. With ``diameter.enabled`` one more child holds the
-Diameter listener (``nf.diameter_process``).
+Diameter listener (``nf.diameter_process``), and every child is told the Unix socket on
+which the others wake it when they enqueue a push for it (``nf.notify.wake``).
 
 Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): no orphan servers.
 
@@ -231,6 +232,19 @@ def claim_check(what: str, host: str, port: int, setting: str | None = None) -> 
 _CHILD_MODULE = {"diameter": "nf.diameter_process"}
 
 
+def _wake_socket(settings: Settings, env: dict[str, str]
+                 ) -> tempfile.TemporaryDirectory[str] | None:
+    """Where the other processes wake the Diameter process when they enqueue a push
+    (``nf.notify.wake``): ``diameter.wake_socket`` if given, else a socket in a directory
+    of our own (mode 0700), returned for cleanup. Set in ``env`` for every child."""
+    if settings.diameter.wake_socket is not None:
+        env["NF_DIAMETER__WAKE_SOCKET"] = str(settings.diameter.wake_socket)
+        return None
+    tmp = tempfile.TemporaryDirectory(prefix="nf-wake-")
+    env["NF_DIAMETER__WAKE_SOCKET"] = str(Path(tmp.name) / "diameter.sock")
+    return tmp
+
+
 def _tell(children: list[subprocess.Popen[bytes]], signum: int) -> None:
     for c in children:
         if c.poll() is None:
@@ -283,6 +297,7 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
     child_env = dict(os.environ if env is None else env)
     child_env.setdefault("NF_SERVER__READYZ_CHECKS_SBI", "true")
     metrics_dir = prepare_metrics_dir(child_env)
+    wake_dir = _wake_socket(settings, child_env) if settings.diameter.enabled else None
     # One child per listener: the shared SBI port, OAM, and each host network's own.
     envs = [("sbi", child_env), ("oam", child_env)]
     for net in settings.listener_networks():
@@ -352,6 +367,8 @@ def serve(settings: Settings, env: dict[str, str] | None = None) -> int:
             signal.signal(s, h)
         if metrics_dir is not None:
             metrics_dir.cleanup()
+        if wake_dir is not None:
+            wake_dir.cleanup()
     codes = [c.returncode for c in children]
     ok = stopping and not died and not killed and all(
         code in (0, -signal.SIGTERM, -signal.SIGINT) for code in codes)

@@ -47,6 +47,13 @@ class DiameterSettings(Frozen):
     cer_timeout_s: float = Field(10.0, gt=0, le=600)
     # On shutdown: how long to wait for the peers' DPA.
     dpa_timeout_s: float = Field(2.0, gt=0, le=60)
+    # How often the Diameter process looks in the outbox for pushes (RAR, SNR, ASR) nobody
+    # woke it for: those of other NF instances, retries past their backoff, a wake lost.
+    # Pushes enqueued by this ``nf serve``'s processes wake it at once (``wake_socket``).
+    push_poll_interval_s: float = Field(1.0, gt=0, le=60)
+    # The Unix datagram socket those wakes go to; ``nf serve`` sets it for its processes
+    # (a path in a directory of its own) unless it is given. None: no wakes, the poll only.
+    wake_socket: Path | None = None
 
     @property
     def tls(self) -> bool:
