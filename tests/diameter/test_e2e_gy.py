@@ -43,13 +43,15 @@ class GyNf:
 
 
 @contextlib.contextmanager
-def gy_nf(db_server: EmbeddedDb, work: Path, *, bluepeak: bool = False) -> Iterator[GyNf]:
+def gy_nf(db_server: EmbeddedDb, work: Path, *, bluepeak: bool = False,
+          extra_env: dict[str, str] | None = None) -> Iterator[GyNf]:
     """An NF with Gy on a database of its own (dropped afterwards), for one module's tests
     (each test has subscribers of its own)."""
     name = "t_" + uuid.uuid4().hex[:12]
     settings = Settings.load(CONFIG, mongodb_uri=db_server.uri, mongodb_database=name)
     with diameter_nf(db_server.uri, name, work, bluepeak=bluepeak,
-                     extra_env={"NF_CONFIG": str(CONFIG)}) as (proc, port):
+                     extra_env={"NF_CONFIG": str(CONFIG), **(extra_env or {})}
+                     ) as (proc, port):
         yield GyNf(proc, port, settings)
     with MongoClient(db_server.uri) as client:
         client.drop_database(name)

@@ -1,7 +1,13 @@
-"""Gy server-initiated re-authorisation (RFC 4006 §5.5) against the real NF process: a
-session refused at the cap (4012), an add-on bought over the provisioning API, the RAR
-(AUTHORIZE_ONLY, application 4) arriving at the PGW through the outbox, and its CCR-U
-given quota again; an RAA 5002 ends the session here."""
+"""Gy server-initiated requests against the real NF process. Re-authorisation (RFC 4006
+§5.5): a session refused at the cap (4012), an add-on bought over the provisioning API,
+the RAR (AUTHORIZE_ONLY, application 4) arriving at the PGW through the outbox, and its
+CCR-U given quota again; an RAA 5002 ends the session here. Abort (RFC 6733 §8.5): a
+subscriber blocked over the provisioning API gets an ASR on each open Gy session, the
+PGW's ASA and CCR-T end it. A push enqueued while its PGW is away goes out when the PGW
+is back (its CER wakes the sender).
+
+The NF's outbox poll is made far longer than any wait here: each push is enqueued by
+the OAM process and must reach the Diameter process by its wake (``nf.notify.wake``)."""
 
 from __future__ import annotations
 
@@ -17,16 +23,19 @@ from nf.diameter.base import APP_GY
 from nf.diameter.gy import charging_ref
 from nf.store.embedded import EmbeddedDb
 from tests.diameter.client import MIB, PGW, REALM, Client, ccr, mscc, units_of
-from tests.diameter.test_e2e_gy import ADMIN, PROV, GyNf, gy_nf, provision
+from tests.diameter.nfdia import ORIGIN_HOST, ORIGIN_REALM
+from tests.diameter.test_e2e_gy import ADMIN, PROV, GyNf, edrs, gy_nf, provision, used_bytes
 
 pytestmark = pytest.mark.e2e
 
-INITIAL, UPDATE = 1, 2
+INITIAL, UPDATE, TERMINATION = 1, 2, 3
+WAIT_S = 5.0  # for a push; the outbox poll is far longer
 
 
 @pytest.fixture(scope="module")
 def gy(db_server: EmbeddedDb, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GyNf]:
-    with gy_nf(db_server, tmp_path_factory.mktemp("gy-rar")) as nf:
+    with gy_nf(db_server, tmp_path_factory.mktemp("gy-rar"),
+               extra_env={"NF_DIAMETER__PUSH_POLL_INTERVAL_S": "60"}) as nf:
         yield nf
 
 
@@ -47,7 +56,7 @@ def to_the_cap(pgw: Client, sid: str, imsi: str) -> int:
     return number
 
 
-def wait_request(pgw: Client, command: int, timeout_s: float = 10) -> codec.Message:
+def wait_request(pgw: Client, command: int, timeout_s: float = WAIT_S) -> codec.Message:
     """The next request of ``command`` the NF sends (DWRs are answered on the way)."""
     pgw.sock.settimeout(timeout_s)
     deadline = time.monotonic() + timeout_s
@@ -121,3 +130,82 @@ def test_raa_5002_ends_the_gy_session(gy: GyNf) -> None:
                 time.sleep(0.05)
         cca = pgw.call(ccr(pgw, sid, UPDATE, number + 1, imsi=imsi, units=[mscc(10, used=0)]))
         assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+
+
+def test_a_blocked_subscriber_s_gy_session_is_aborted_by_asr(gy: GyNf) -> None:
+    """Blocked over the provisioning API: the CHF's abort becomes an ASR (application 4,
+    addressed to the PGW) on the open session; the PGW answers ASA 2001 and ends the
+    session with CCR-T, whose usage is charged; the session is gone then."""
+    proc, port = gy.proc, gy.port
+    imsi = "001010000000053"
+    supi = f"imsi-{imsi}"
+    provision(proc.oam, supi)
+    sid = f"{PGW};53;1"
+    with Client(port) as pgw:
+        assert codec.result_code(pgw.cer()) == codec.SUCCESS
+        cca = pgw.call(ccr(pgw, sid, INITIAL, 0, imsi=imsi, units=[mscc(10)]))
+        assert [u["rc"] for u in units_of(cca)] == [codec.SUCCESS]
+        t0 = time.monotonic()
+        r = httpx.patch(f"{proc.oam}{PROV}/subscribers/{supi}", headers=ADMIN,
+                        json={"status": "blocked"})
+        assert r.status_code == 200, r.text
+        asr = wait_request(pgw, codec.CMD_ASR)
+        print(f"\nblock -> Gy ASR: {(time.monotonic() - t0) * 1000:.0f} ms")
+        h = codec.header_of(asr)
+        assert h.app_id == APP_GY and h.is_request and h.flags & codec.FLAG_PROXIABLE
+        assert asr.avps[0].code == codec.AVP_SESSION_ID
+        assert codec.get_str(asr, codec.AVP_SESSION_ID) == sid
+        assert codec.get_int(asr, codec.AVP_AUTH_APPLICATION_ID) == APP_GY
+        assert codec.get_str(asr, codec.AVP_ORIGIN_HOST) == ORIGIN_HOST
+        assert codec.get_str(asr, codec.AVP_ORIGIN_REALM) == ORIGIN_REALM
+        assert codec.get_str(asr, 293) == PGW and \
+            codec.get_str(asr, codec.AVP_DESTINATION_REALM) == REALM
+        pgw.send(codec.answer(asr, codec.SUCCESS, PGW, REALM))  # ASA
+        # The PGW tears the session down (RFC 4006 §5.5.2 after an ASR): CCR-T with what
+        # was used since the grant.
+        cca = pgw.call(ccr(pgw, sid, TERMINATION, 1, imsi=imsi,
+                           units=[mscc(10, rsu=None, used=MIB // 4)]))
+        assert codec.result_code(cca) == codec.SUCCESS
+        docs = edrs(gy.settings, charging_ref("northwind", sid), 2)
+        assert [(d["event"], d["interface"]) for d in docs] == [("create", "gy"),
+                                                                ("release", "gy")]
+        cca = pgw.call(ccr(pgw, sid, UPDATE, 2, imsi=imsi, units=[mscc(10, used=0)]))
+        assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+        # A blocked subscriber opens no new session.
+        cca = pgw.call(ccr(pgw, f"{PGW};53;2", INITIAL, 0, imsi=imsi, units=[mscc(10)]))
+        assert [u["rc"] for u in units_of(cca)] != [codec.SUCCESS], cca.avps
+    assert used_bytes(proc.oam, supi) == MIB // 4
+    with MongoClient(gy.settings.mongodb_uri) as client:
+        outbox = client[gy.settings.mongodb_database]["outbox"]
+        abort = outbox.find_one({"kind": "chf.abort",
+                                 "resource": charging_ref("northwind", sid)})
+        assert abort is not None and abort["status"] == "sent", abort
+        assert abort["diameter_peer"] == PGW and abort["attempts"] == 0
+
+
+def test_a_push_waiting_for_its_pgw_goes_out_when_it_is_back(gy: GyNf) -> None:
+    """The add-on is bought while the PGW is disconnected: the RAR waits in the outbox,
+    and goes out as soon as the PGW's CER is through, not at the next poll."""
+    proc, port = gy.proc, gy.port
+    imsi = "001010000000054"
+    supi = f"imsi-{imsi}"
+    provision(proc.oam, supi)
+    sid = f"{PGW};54;1"
+    with Client(port) as pgw:
+        pgw.cer()
+        to_the_cap(pgw, sid, imsi)
+    buy(proc.oam, supi)
+    with MongoClient(gy.settings.mongodb_uri) as client:
+        outbox = client[gy.settings.mongodb_database]["outbox"]
+        ref = charging_ref("northwind", sid)
+        deadline = time.monotonic() + WAIT_S
+        while outbox.find_one({"resource": ref, "status": "pending"}) is None:
+            assert time.monotonic() < deadline, "the RAR was never enqueued"
+            time.sleep(0.05)
+    with Client(port) as pgw:
+        t0 = time.monotonic()
+        assert codec.result_code(pgw.cer()) == codec.SUCCESS
+        rar = wait_request(pgw, codec.CMD_RAR, timeout_s=2.0)
+        print(f"\nCER -> waiting Gy RAR: {(time.monotonic() - t0) * 1000:.0f} ms")
+        assert codec.get_str(rar, codec.AVP_SESSION_ID) == sid
+        pgw.send(codec.answer(rar, codec.SUCCESS, PGW, REALM))
