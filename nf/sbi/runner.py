@@ -240,7 +240,11 @@ def _wake_socket(settings: Settings, env: dict[str, str]
     if settings.diameter.wake_socket is not None:
         env["NF_DIAMETER__WAKE_SOCKET"] = str(settings.diameter.wake_socket)
         return None
-    tmp = tempfile.TemporaryDirectory(prefix="nf-wake-")
+    try:
+        tmp = tempfile.TemporaryDirectory(prefix="nf-wake-")
+    except OSError as e:  # no writable temporary directory: the outbox poll alone
+        logs.log(log, logging.WARNING, "no Diameter push wake socket", error=str(e)[:200])
+        return None
     env["NF_DIAMETER__WAKE_SOCKET"] = str(Path(tmp.name) / "diameter.sock")
     return tmp
 
