@@ -85,6 +85,15 @@ async def next_request(reader: asyncio.StreamReader,
             fut.set_result(msg)
 
 
+async def stop_reading(task: asyncio.Task[None], writer: asyncio.StreamWriter) -> None:
+    """End a client connection's reading task (``next_request`` in a loop) and close the
+    connection: the load generator's PGWs and the tests' PCEF and PCRF."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+        await task
+    writer.close()
+
+
 @dataclass
 class Sub:
     imsi: str
@@ -199,10 +208,7 @@ class Pgw:
         with contextlib.suppress(Exception):
             await self.call(codec.CMD_DPR, 0, [
                 *self.origin(), codec.new_avp(codec.AVP_DISCONNECT_CAUSE, 0)], 2.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await self._task
-        self._writer.close()
+        await stop_reading(self._task, self._writer)
 
     async def _read(self) -> None:
         while True:

@@ -19,7 +19,7 @@ from typing import Self
 
 import httpx
 
-from bench.diameter_load import next_request
+from bench.diameter_load import next_request, stop_reading
 from nf.config import Settings
 from nf.diameter import codec, gx
 from nf.diameter.base import APP_GX
@@ -58,10 +58,7 @@ class Peer:
         return self
 
     async def __aexit__(self, *_a: object) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await self._task
-        self._writer.close()
+        await stop_reading(self._task, self._writer)
 
     async def _read(self) -> None:
         while True:

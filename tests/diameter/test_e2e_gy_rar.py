@@ -77,12 +77,17 @@ def buy(oam: str, supi: str) -> None:
     assert r.status_code in (200, 201), r.text
 
 
+def subscriber(gy: GyNf, n: int) -> tuple[str, str, str]:
+    """A subscriber of the test's own (IMSI ending in ``n``), provisioned: its IMSI, SUPI
+    and the Session-Id of its Gy session."""
+    imsi = f"0010100000000{n:02d}"
+    provision(gy.proc.oam, f"imsi-{imsi}")
+    return imsi, f"imsi-{imsi}", f"{PGW};{n};1"
+
+
 def test_an_addon_bought_at_the_cap_brings_a_gy_rar_and_quota(gy: GyNf) -> None:
     proc, port = gy.proc, gy.port
-    imsi = "001010000000051"
-    supi = f"imsi-{imsi}"
-    provision(proc.oam, supi)
-    sid = f"{PGW};51;1"
+    imsi, supi, sid = subscriber(gy, 51)
     with Client(port) as pgw:
         assert codec.result_code(pgw.cer()) == codec.SUCCESS
         number = to_the_cap(pgw, sid, imsi)
@@ -109,10 +114,7 @@ def test_an_addon_bought_at_the_cap_brings_a_gy_rar_and_quota(gy: GyNf) -> None:
 
 def test_raa_5002_ends_the_gy_session(gy: GyNf) -> None:
     proc, port = gy.proc, gy.port
-    imsi = "001010000000052"
-    supi = f"imsi-{imsi}"
-    provision(proc.oam, supi)
-    sid = f"{PGW};52;1"
+    imsi, supi, sid = subscriber(gy, 52)
     with Client(port) as pgw:
         pgw.cer()
         number = to_the_cap(pgw, sid, imsi)
@@ -137,10 +139,7 @@ def test_a_blocked_subscriber_s_gy_session_is_aborted_by_asr(gy: GyNf) -> None:
     addressed to the PGW) on the open session; the PGW answers ASA 2001 and ends the
     session with CCR-T, whose usage is charged; the session is gone then."""
     proc, port = gy.proc, gy.port
-    imsi = "001010000000053"
-    supi = f"imsi-{imsi}"
-    provision(proc.oam, supi)
-    sid = f"{PGW};53;1"
+    imsi, supi, sid = subscriber(gy, 53)
     with Client(port) as pgw:
         assert codec.result_code(pgw.cer()) == codec.SUCCESS
         cca = pgw.call(ccr(pgw, sid, INITIAL, 0, imsi=imsi, units=[mscc(10)]))
@@ -187,10 +186,7 @@ def test_a_push_waiting_for_its_pgw_goes_out_when_it_is_back(gy: GyNf) -> None:
     """The add-on is bought while the PGW is disconnected: the RAR waits in the outbox,
     and goes out as soon as the PGW's CER is through, not at the next poll."""
     proc, port = gy.proc, gy.port
-    imsi = "001010000000054"
-    supi = f"imsi-{imsi}"
-    provision(proc.oam, supi)
-    sid = f"{PGW};54;1"
+    imsi, supi, sid = subscriber(gy, 54)
     with Client(port) as pgw:
         pgw.cer()
         to_the_cap(pgw, sid, imsi)

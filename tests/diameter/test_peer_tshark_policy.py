@@ -6,7 +6,6 @@ vendor, bad length, non-zero padding, unknown command)."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,6 @@ from nf.config import Settings
 from nf.diameter import codec, sy
 from nf.diameter.base import APP_GX, APP_SY
 from nf.store.embedded import EmbeddedDb
-from tests.debian import package
 from tests.diameter.client import PGW, REALM
 from tests.diameter.nfdia import ORIGIN_REALM, diameter_nf
 from tests.diameter.pcef import (
@@ -30,7 +28,7 @@ from tests.diameter.pcef import (
     subscription,
     use_until_rar,
 )
-from tests.diameter.test_peer_tshark import TSHARK, _capture, decode
+from tests.diameter.tshark import capturing, decoded_cleanly
 from tests.smf_sim import SmfSim, httpx_transport
 
 pytestmark = pytest.mark.e2e
@@ -38,15 +36,13 @@ pytestmark = pytest.mark.e2e
 
 async def test_gx_and_sy_decode_without_expert_warning(
         db_server: EmbeddedDb, settings: Settings, tmp_path: Path) -> None:
-    package("tshark", TSHARK)
     cap = tmp_path / "policy.pcapng"
     supi, imsi = "imsi-001010000000505", "001010000000505"
     async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
         with diameter_nf(db_server.uri, settings.mongodb_database, tmp_path,
                          extra_env=policy_env(settings)) as (nf, port):
             await provision_lumen(client, nf.oam, supi)
-            tshark = _capture(port, cap, tmp_path / "tshark.log")
-            try:
+            with capturing(port, cap, tmp_path / "tshark.log"):
                 async with Peer(port, PGW, REALM) as pgw, Peer(port, PCRF, REALM) as pcrf:
                     await pgw.cer([APP_GX])
                     await pcrf.cer([APP_SY])
@@ -68,12 +64,4 @@ async def test_gx_and_sy_decode_without_expert_warning(
                     await session.terminate()
                     await pcrf.call(codec.CMD_STR, APP_SY, [*head, codec.new_avp(295, 1)])
                 await asyncio.sleep(0.5)
-            finally:
-                tshark.send_signal(signal.SIGINT)
-                tshark.wait(30)
-    rows = decode(cap, port, "diameter.cmd.code", "diameter.flags.request",
-                  "diameter.Result-Code", "_ws.expert.message")
-    seen = [(r[0], r[1]) for r in rows]
-    for cmd in ("272", "258", str(sy.CMD_SL), str(sy.CMD_SN), "275"):
-        assert (cmd, "1") in seen and (cmd, "0") in seen, (cmd, seen)
-    assert [r[3] for r in rows if r[3]] == [], rows
+    decoded_cleanly(cap, port, (272, 258, sy.CMD_SL, sy.CMD_SN, 275))
