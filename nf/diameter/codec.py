@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 from diameter.message import Message as _LibMessage
 from diameter.message import MessageHeader as _LibHeader
 from diameter.message.avp import Avp as _LibAvp
+from diameter.message.avp import AvpGrouped as _Grouped
 from diameter.message.avp.avp import get_avp_dictionary_entry
-from diameter.message.packer import Unpacker
 
 # The library ships no type information: its classes are ``Any`` to mypy. These aliases
 # name what a value is meant to be.
@@ -127,10 +127,9 @@ def read_header(data: bytes) -> Header:
 
 
 def header_of(msg: Message) -> Header:
-    h = msg.header
-    return Header(int(h.version), int(h.length), int(h.command_flags), int(h.command_code),
-                  int(h.application_id), int(h.hop_by_hop_identifier),
-                  int(h.end_to_end_identifier))
+    h = msg.header  # (the library keeps every field an int)
+    return Header(h.version, h.length, h.command_flags, h.command_code, h.application_id,
+                  h.hop_by_hop_identifier, h.end_to_end_identifier)
 
 
 def _stub(data: bytes, at: int) -> Avp | None:
@@ -145,16 +144,71 @@ def _stub(data: bytes, at: int) -> Avp | None:
     return _LibAvp(code, vendor, b"", flags & ~0x20)
 
 
-def _walk(avps: Iterable[Avp]) -> None:
-    """Decode every grouped AVP now, so a bad inner length fails here, not in a handler."""
-    for a in avps:
-        if _is_grouped(a):
-            _walk(a.value)
+class _BadLength(Exception):
+    """An AVP whose length runs past its container or below its header, at ``at``."""
+
+    def __init__(self, at: int, reason: str) -> None:
+        super().__init__(reason)
+        self.at = at
 
 
-def _is_grouped(a: Avp) -> bool:
-    entry = get_avp_dictionary_entry(a.code, a.vendor_id)
-    return entry is not None and entry["type"].__name__ == "AvpGrouped"
+class _Decoded(NamedTuple):
+    avps: list[Avp]
+    unknown_m: Avp | None  # the first unknown AVP with the M bit, members included
+    inner_error: tuple[Avp, str] | None  # a grouped AVP whose members cannot be read
+
+
+def _avps_in(data: bytes, start: int, end: int, top: bool) -> _Decoded:
+    """The AVPs in ``data[start:end]``, each made by the library's own type for its code
+    and vendor (``Avp.from_unpacker`` does the same, through a slower reader). The members
+    of a grouped AVP are made at once and kept where the library keeps them once read, so
+    the framing of the whole message is checked here and no handler meets a bad length.
+
+    Raises ``_BadLength`` for an AVP of this level; a bad member of a top-level grouped
+    AVP is returned (``inner_error``) so that a bad top-level AVP after it is still the
+    one reported, as when the top level was read first."""
+    avps: list[Avp] = []
+    unknown_m: Avp | None = None
+    inner_error: tuple[Avp, str] | None = None
+    at = start
+    while at < end:
+        if end - at < 8:
+            raise _BadLength(at, f"AVP at byte {at} is shorter than its header")
+        code = int.from_bytes(data[at:at + 4], "big")
+        flags = data[at + 4]
+        length = int.from_bytes(data[at + 5:at + 8], "big")
+        head = 12 if flags & 0x80 else 8
+        if length < head or at + length > end:
+            raise _BadLength(at, f"AVP at byte {at} has a bad length")
+        nxt = at + ((length + 3) & ~3)
+        if nxt > end:  # the padding is missing
+            raise _BadLength(at, f"AVP at byte {at} is not padded")
+        vendor = int.from_bytes(data[at + 8:at + 12], "big") if head == 12 else 0
+        payload = data[at + head:at + length]
+        entry = get_avp_dictionary_entry(code, vendor)
+        if entry is None:
+            a = _LibAvp(code, vendor, payload, flags)
+            if flags & AVP_FLAG_MANDATORY and unknown_m is None:
+                unknown_m = a
+        else:
+            a = entry["type"](code, vendor, payload, flags)
+            a.name = entry["name"]
+            if entry["type"] is _Grouped:
+                try:
+                    inner = _avps_in(data, at + head, at + length, False)
+                except (_BadLength, RecursionError) as e:
+                    if not top:
+                        raise
+                    if inner_error is None:
+                        inner_error = (_LibAvp(code, vendor, b"", a.flags),
+                                       f"grouped AVP {code}: {e}")
+                else:
+                    a._avps = inner.avps  # where AvpGrouped.value keeps what it read
+                    if unknown_m is None:
+                        unknown_m = inner.unknown_m
+        avps.append(a)
+        at = nxt
+    return _Decoded(avps, unknown_m, inner_error)
 
 
 def decode(data: bytes) -> Message:
@@ -163,28 +217,16 @@ def decode(data: bytes) -> Message:
     Raises ``DecodeError`` with 5014 (an AVP's length runs past the message or below its
     header) naming the AVP where the walk stopped."""
     hdr = _LibHeader.from_bytes(data[:HEADER_BYTES])
-    unpacker = Unpacker(data)
-    unpacker.set_position(HEADER_BYTES)
-    avps: list[Avp] = []
-    while not unpacker.is_done():
-        at = unpacker.get_position()
-        if len(data) - at < 8 or int.from_bytes(data[at + 5:at + 8], "big") < 8 or \
-                at + int.from_bytes(data[at + 5:at + 8], "big") > len(data):
-            raise DecodeError(INVALID_AVP_LENGTH, f"AVP at byte {at} has a bad length",
-                              _stub(data, at))
-        try:
-            avps.append(_LibAvp.from_unpacker(unpacker))
-        except Exception as e:  # the library raises its own and struct's errors
-            raise DecodeError(INVALID_AVP_LENGTH, f"AVP at byte {at}: {e}",
-                              _stub(data, at)) from None
-    for a in avps:
-        try:
-            _walk([a])
-        except Exception as e:
-            raise DecodeError(INVALID_AVP_LENGTH, f"grouped AVP {a.code}: {e}",
-                              _LibAvp(a.code, a.vendor_id, b"", a.flags)) from None
+    try:
+        got = _avps_in(data, HEADER_BYTES, len(data), True)
+    except _BadLength as e:
+        raise DecodeError(INVALID_AVP_LENGTH, str(e), _stub(data, e.at)) from None
+    if got.inner_error is not None:
+        raise DecodeError(INVALID_AVP_LENGTH, got.inner_error[1], got.inner_error[0])
     hdr.length_header = HEADER_BYTES
-    return _LibMessage(hdr, avps)
+    msg = _LibMessage(hdr, got.avps)
+    msg._nf_unknown_m = (got.avps, len(got.avps), got.unknown_m)
+    return msg
 
 
 def encode(msg: Message) -> bytes:
@@ -210,23 +252,62 @@ def raw_avp(code: int, payload: bytes, vendor: int = 0, mandatory: bool = True) 
     return a
 
 
+def _members(where: Message | Avp) -> list[Avp]:
+    if isinstance(where, _LibMessage):
+        avps: list[Avp] = where.avps
+        return avps
+    v = where.value
+    return v if isinstance(v, list) else []
+
+
 def avps_of(where: Message | Avp) -> list[Avp]:
     """The AVPs of a message, or the members of a grouped AVP."""
-    if isinstance(where, _LibAvp):
-        v = where.value
-        return list(v) if isinstance(v, list) else []
-    return list(where.avps)
+    return list(_members(where))
+
+
+def index(where: Message | Avp) -> dict[tuple[int, int], list[Avp]]:
+    """The AVPs of a message (or the members of a grouped AVP) by (code, vendor), those of
+    one key in the order they came. Built on first use and kept on ``where`` for as long
+    as its list of AVPs is the same list of the same length (a handler reads a message
+    many times and never edits it; a list replaced or grown is indexed again)."""
+    members = _members(where)
+    kept = getattr(where, "_nf_index", None)
+    if kept is not None and kept[0] is members and kept[1] == len(members):
+        by: dict[tuple[int, int], list[Avp]] = kept[2]
+        return by
+    by = {}
+    for a in members:
+        key = (a.code, a.vendor_id)
+        same = by.get(key)
+        if same is None:
+            by[key] = [a]
+        else:
+            same.append(a)
+    where._nf_index = (members, len(members), by)
+    return by
+
+
+# Fewer AVPs than this (the members of most grouped AVPs) are scanned, not indexed: the
+# scan costs less than the index it would build.
+_SCAN_BELOW = 8
 
 
 def find_all(where: Message | Avp, code: int, vendor: int = 0) -> list[Avp]:
-    return [a for a in avps_of(where) if a.code == code and a.vendor_id == vendor]
+    members = _members(where)
+    if len(members) < _SCAN_BELOW:
+        return [a for a in members if a.code == code and a.vendor_id == vendor]
+    return list(index(where).get((code, vendor), ()))
 
 
 def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
-    for a in avps_of(where):
-        if a.code == code and a.vendor_id == vendor:
-            return a
-    return None
+    members = _members(where)
+    if len(members) < _SCAN_BELOW:
+        for a in members:
+            if a.code == code and a.vendor_id == vendor:
+                return a
+        return None
+    same = index(where).get((code, vendor))
+    return None if same is None else same[0]
 
 
 def _decoded(a: Avp, code: int, rc: int, what: str) -> Any:
@@ -275,6 +356,17 @@ def get_time(where: Message | Avp, code: int, vendor: int = 0) -> datetime | Non
         return None
     v = _decoded(a, code, INVALID_AVP_LENGTH, "a time")
     return v if isinstance(v, datetime) else None
+
+
+def unknown_mandatory_in(msg: Message) -> Avp | None:
+    """``unknown_mandatory`` of a message's AVPs: as ``decode`` found it while reading the
+    message (its AVPs not changed since), else searched now."""
+    kept = getattr(msg, "_nf_unknown_m", None)
+    avps = msg.avps
+    if kept is not None and kept[0] is avps and kept[1] == len(avps):
+        found: Avp | None = kept[2]
+        return found
+    return unknown_mandatory(avps)
 
 
 def unknown_mandatory(avps: Iterable[Avp]) -> Avp | None:
@@ -344,12 +436,20 @@ def protocol_error(hdr: Header, result_code: int | None, origin_host: str, origi
 
 
 def result_code(msg: Message) -> int | None:
-    """Result-Code, or the Experimental-Result-Code inside Experimental-Result."""
-    rc = get_int(msg, AVP_RESULT_CODE)
-    if rc is not None:
-        return rc
-    exp = find(msg, AVP_EXPERIMENTAL_RESULT)
-    return None if exp is None else get_int(exp, AVP_EXPERIMENTAL_RESULT_CODE)
+    """Result-Code, or the Experimental-Result-Code inside Experimental-Result. (Read
+    once per answer sent, near the front of it: a scan, not an index.)"""
+    for a in _members(msg):
+        if a.vendor_id == 0:
+            if a.code == AVP_RESULT_CODE:
+                return int_value(a)
+            if a.code == AVP_EXPERIMENTAL_RESULT:
+                return get_int(a, AVP_EXPERIMENTAL_RESULT_CODE)
+    return None
+
+
+def with_hop_by_hop_bytes(data: bytes, hop_by_hop: int) -> bytes:
+    """An encoded message with another Hop-by-Hop id (header bytes 12-15)."""
+    return data[:12] + (hop_by_hop & 0xFFFFFFFF).to_bytes(4, "big") + data[16:]
 
 
 def with_hop_by_hop(msg: Message, hop_by_hop: int) -> Message:

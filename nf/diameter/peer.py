@@ -94,15 +94,19 @@ class _Conn:
     # -- sending --------------------------------------------------------------------------
 
     def send(self, msgs: Sequence[Message]) -> None:
+        for m in msgs:
+            self.send_encoded(m, codec.encode(m))
+
+    def send_encoded(self, msg: Message, data: bytes) -> None:
+        """Send ``msg``, already encoded as ``data`` (encoded once: the answer cache keeps
+        the same bytes)."""
         if self.writer.is_closing():
             return
-        metrics = self.listener.metrics
-        for m in msgs:
-            self.writer.write(codec.encode(m))
-            h = codec.header_of(m)
-            if metrics is not None and not h.is_request:
-                metrics.diameter_answers.labels(
-                    str(h.app_id), str(h.command), str(codec.result_code(m) or "none")).inc()
+        self.writer.write(data)
+        h = msg.header
+        if self.listener.metrics is not None and not h.command_flags & codec.FLAG_REQUEST:
+            self.listener.count_answer(h.application_id, h.command_code,
+                                       codec.result_code(msg))
 
     def close_soon(self) -> None:
         """Drop the connection (its peer reconnected: the new connection replaces it)."""
@@ -284,22 +288,24 @@ class _Conn:
         t0 = time.perf_counter()
         try:
             ans = await self.listener.handle(req, self.core)
+            data = codec.encode(ans)  # once: sent and kept for a retransmission
         except Exception as e:  # never a crash: the request gets 5012
             log.exception("diameter handler failed", extra={"fields": {"peer": self.host}})
             ans = codec.answer(req, codec.UNABLE_TO_COMPLY, me.origin_host, me.origin_realm,
                                error_message=type(e).__name__)
+            data = codec.encode(ans)
             fut.set_result(ans)
         else:
-            self.core.answered(req, ans)
+            self.core.answered(req, data)
             fut.set_result(ans)
         finally:
             self.busy -= 1
             if key is not None:
                 self.inflight.pop(key, None)
             if self.listener.metrics is not None:
-                self.listener.metrics.diameter_latency.labels(
-                    str(codec.header_of(req).app_id)).observe(time.perf_counter() - t0)
-        self.send([ans])
+                self.listener.observe_latency(req.header.application_id,
+                                              time.perf_counter() - t0)
+        self.send_encoded(ans, data)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
@@ -335,8 +341,29 @@ class Listener:
                            cfg.product_name, apps=tuple(sorted(self.handlers)) or (
                                base.APP_GY,))
         self._conns: set[_Conn] = set()
+        # The metrics' children by label values, looked up once (a few apps, commands and
+        # result codes).
+        self._answer_counts: dict[tuple[int, int, int | None], Any] = {}
+        self._latencies: dict[int, Any] = {}
         self._rng = random.Random()
         self.port: int | None = None
+
+    def count_answer(self, app_id: int, command: int, rc: int | None) -> None:
+        assert self.metrics is not None
+        key = (app_id, command, rc)
+        child = self._answer_counts.get(key)
+        if child is None:
+            child = self._answer_counts[key] = self.metrics.diameter_answers.labels(
+                str(app_id), str(command), str(rc or "none"))
+        child.inc()
+
+    def observe_latency(self, app_id: int, seconds: float) -> None:
+        assert self.metrics is not None
+        child = self._latencies.get(app_id)
+        if child is None:
+            child = self._latencies[app_id] = self.metrics.diameter_latency.labels(
+                str(app_id))
+        child.observe(seconds)
 
     def seed(self) -> int:
         """First Hop-by-Hop / End-to-End id of a connection: clock high bits + random."""

@@ -158,7 +158,8 @@ def test_duplicate_answered_from_cache_with_its_own_hop_by_hop() -> None:
 def test_answer_cache_is_bounded() -> None:
     cache = AnswerCache(2)
     for i in range(5):
-        cache.put(("h", i), codec.request(280, 0, [], hop_by_hop=i, end_to_end=i))
+        cache.put(("h", i), codec.encode(codec.request(280, 0, [], hop_by_hop=i,
+                                                       end_to_end=i)))
     assert len(cache) == 2 and cache.get(("h", 0)) is None and cache.get(("h", 4)) is not None
 
 
