@@ -9,6 +9,7 @@ of peers, applications or money.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -241,7 +242,27 @@ def encode_avp(avp: Avp) -> bytes:
 
 def new_avp(code: int, value: Any, vendor: int = 0, mandatory: bool | None = None) -> Avp:
     """An AVP of the library's dictionary type for (code, vendor), its M bit as the
-    dictionary says unless told."""
+    dictionary says unless told.
+
+    An answer's AVPs mostly repeat (Origin-Host, Auth-Application-Id, Result-Code, the
+    grant, its Validity-Time): one with a plain value is encoded by the library once and
+    later ones are fresh copies of it (its type, flags and payload bytes)."""
+    kind = _PLAIN.get(type(value))
+    if kind is not None:
+        made = _made(code, vendor, kind, value, mandatory)
+        a = made.__class__(code, vendor, made.payload, made.flags)
+        a.name = made.name
+        return a
+    return _LibAvp.new(code, vendor, value=value, is_mandatory=mandatory)
+
+
+_PLAIN = {int: "int", str: "str", bytes: "bytes"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _made(code: int, vendor: int, kind: str, value: Any, mandatory: bool | None) -> Avp:
+    """The AVP ``new_avp`` copies (``kind``: so that 1 and True, equal keys, stay apart);
+    never handed out itself. Bounded: the least used is made again when asked."""
     return _LibAvp.new(code, vendor, value=value, is_mandatory=mandatory)
 
 
@@ -408,8 +429,8 @@ def answer(req: Message, result_code: int | None, origin_host: str, origin_realm
     hdr = _LibHeader(1, 0, flags, h.command, h.app_id, h.hop_by_hop, h.end_to_end)
     out: list[Avp] = []
     sid = find(req, AVP_SESSION_ID)
-    if sid is not None:
-        out.append(new_avp(AVP_SESSION_ID, sid.payload.decode("utf-8", "replace")))
+    if sid is not None:  # (one per session: not worth a place among new_avp's copies)
+        out.append(_LibAvp.new(AVP_SESSION_ID, value=sid.payload.decode("utf-8", "replace")))
     if result_code is not None:
         out.append(new_avp(AVP_RESULT_CODE, result_code))
     if experimental is not None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from diameter.message import Message as LibMessage
 from diameter.message.avp import AvpGrouped
+from diameter.message.avp.errors import AvpEncodeError
 
 from nf.diameter import codec
 from nf.diameter.base import APP_GY
@@ -140,3 +141,24 @@ def test_hop_by_hop_replaced_in_the_bytes() -> None:
     again = codec.decode(codec.with_hop_by_hop_bytes(data, 0xDEADBEEF))
     assert codec.header_of(again).hop_by_hop == 0xDEADBEEF
     assert codec.encode(again)[16:] == data[16:] and codec.encode(again)[:12] == data[:12]
+
+
+def test_new_avp_copies_are_fresh_and_equal_to_the_librarys() -> None:
+    from diameter.message.avp import Avp as LibAvp
+
+    cases: list[tuple[int, Any, int, bool | None]] = [
+        (codec.AVP_ORIGIN_HOST, b"nf.test", 0, None), (415, 7, 0, None),
+        (codec.AVP_SESSION_ID, "s;1", 0, None), (869, 209_715, V, None),
+        (432, 10, 0, False), (codec.AVP_RESULT_CODE, 2001, 0, True)]
+    for code, value, vendor, mandatory in cases:
+        want = LibAvp.new(code, vendor, value=value, is_mandatory=mandatory)
+        first = codec.new_avp(code, value, vendor, mandatory)
+        first.is_mandatory = not first.is_mandatory  # a caller's change stays its own
+        again = codec.new_avp(code, value, vendor, mandatory)
+        assert again is not first
+        assert (type(again), again.name, again.flags, again.payload, again.value) == \
+            (type(want), want.name, want.flags, want.payload, want.value)
+        assert codec.encode_avp(again) == codec.encode_avp(want)
+    for _ in range(2):  # a value the type cannot hold is refused every time
+        with pytest.raises(AvpEncodeError, match="seven"):
+            codec.new_avp(415, "seven")
