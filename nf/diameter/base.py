@@ -140,6 +140,9 @@ class Step:
 
     send: list[Message] = field(default_factory=list)
     dispatch: Message | None = None  # a request for the application of its App-Id
+    # The request's retransmission key (``dedupe_key``), read once: its answer is kept
+    # under it.
+    key: tuple[str, int] | None = None
     answer: Message | None = None  # an answer to one of our own requests
     close: bool = False
     why: str | None = None  # a reason worth logging (refused peer, failed watchdog)
@@ -262,16 +265,17 @@ class Connection:
                 else codec.AVP_ORIGIN_HOST
             return self._stored(msg, self._answer(
                 msg, codec.MISSING_AVP, failed=[codec.raw_avp(which, b"", mandatory=True)]))
-        return Step(dispatch=msg)
+        return Step(dispatch=msg, key=key)
 
     def _stored(self, req: Message, ans: Message) -> Step:
         self.answered(req, ans)
         return Step(send=[ans])
 
-    def answered(self, req: Message, ans: Message | bytes) -> None:
+    def answered(self, req: Message, ans: Message | bytes,
+                 key: tuple[str, int] | None = None) -> None:
         """The application answered ``req``: keep the answer (as sent, or to be encoded)
-        for a retransmission."""
-        key = dedupe_key(req)
+        for a retransmission, under ``key`` (the step's) or the request's own."""
+        key = key or dedupe_key(req)
         if key is not None:
             self.cache.put(key, ans if isinstance(ans, bytes) else codec.encode(ans))
 

@@ -10,6 +10,7 @@ of peers, applications or money.
 from __future__ import annotations
 
 import functools
+import struct
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -159,6 +160,9 @@ class _Decoded(NamedTuple):
     inner_error: tuple[Avp, str] | None  # a grouped AVP whose members cannot be read
 
 
+_AVP_HEAD = struct.Struct(">II")  # code; flags and length (an AVP's first 8 bytes)
+
+
 def _avps_in(data: bytes, start: int, end: int, top: bool) -> _Decoded:
     """The AVPs in ``data[start:end]``, each made by the library's own type for its code
     and vendor (``Avp.from_unpacker`` does the same, through a slower reader). The members
@@ -175,16 +179,16 @@ def _avps_in(data: bytes, start: int, end: int, top: bool) -> _Decoded:
     while at < end:
         if end - at < 8:
             raise _BadLength(at, f"AVP at byte {at} is shorter than its header")
-        code = int.from_bytes(data[at:at + 4], "big")
-        flags = data[at + 4]
-        length = int.from_bytes(data[at + 5:at + 8], "big")
+        code, flags_length = _AVP_HEAD.unpack_from(data, at)
+        flags = flags_length >> 24
+        length = flags_length & 0xFFFFFF
         head = 12 if flags & 0x80 else 8
         if length < head or at + length > end:
             raise _BadLength(at, f"AVP at byte {at} has a bad length")
         nxt = at + ((length + 3) & ~3)
         if nxt > end:  # the padding is missing
             raise _BadLength(at, f"AVP at byte {at} is not padded")
-        vendor = int.from_bytes(data[at + 8:at + 12], "big") if head == 12 else 0
+        vendor = _AVP_HEAD.unpack_from(data, at + 4)[1] if head == 12 else 0
         payload = data[at + head:at + length]
         entry = get_avp_dictionary_entry(code, vendor)
         if entry is None:
@@ -291,7 +295,11 @@ def index(where: Message | Avp) -> dict[tuple[int, int], list[Avp]]:
     one key in the order they came. Built on first use and kept on ``where`` for as long
     as its list of AVPs is the same list of the same length (a handler reads a message
     many times and never edits it; a list replaced or grown is indexed again)."""
-    members = _members(where)
+    return _index_of(where, _members(where))
+
+
+def _index_of(where: Message | Avp, members: list[Avp]
+              ) -> dict[tuple[int, int], list[Avp]]:
     kept = getattr(where, "_nf_index", None)
     if kept is not None and kept[0] is members and kept[1] == len(members):
         by: dict[tuple[int, int], list[Avp]] = kept[2]
@@ -317,7 +325,7 @@ def find_all(where: Message | Avp, code: int, vendor: int = 0) -> list[Avp]:
     members = _members(where)
     if len(members) < _SCAN_BELOW:
         return [a for a in members if a.code == code and a.vendor_id == vendor]
-    return list(index(where).get((code, vendor), ()))
+    return list(_index_of(where, members).get((code, vendor), ()))
 
 
 def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
@@ -327,7 +335,7 @@ def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
             if a.code == code and a.vendor_id == vendor:
                 return a
         return None
-    same = index(where).get((code, vendor))
+    same = _index_of(where, members).get((code, vendor))
     return None if same is None else same[0]
 
 

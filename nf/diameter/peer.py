@@ -255,12 +255,12 @@ class _Conn:
             if fut is not None and not fut.done():
                 fut.set_result(step.answer)
         if step.dispatch is not None and tg is not None:
-            self._dispatch(step.dispatch, tg)
+            self._dispatch(step.dispatch, step.key, tg)
         if step.close:
             self.closed.set()
 
-    def _dispatch(self, req: Message, tg: asyncio.TaskGroup) -> None:
-        key = base.dedupe_key(req)
+    def _dispatch(self, req: Message, key: tuple[str, int] | None,
+                  tg: asyncio.TaskGroup) -> None:
         hbh = codec.header_of(req).hop_by_hop
         first = self.inflight.get(key) if key is not None else None
         if first is not None:  # the same request again while the first is being handled
@@ -296,7 +296,7 @@ class _Conn:
             data = codec.encode(ans)
             fut.set_result(ans)
         else:
-            self.core.answered(req, data)
+            self.core.answered(req, data, key)
             fut.set_result(ans)
         finally:
             self.busy -= 1
