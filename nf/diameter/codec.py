@@ -10,23 +10,25 @@ of peers, applications or money.
 from __future__ import annotations
 
 import functools
-import struct
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from diameter.message import Message as _LibMessage
 from diameter.message import MessageHeader as _LibHeader
 from diameter.message.avp import Avp as _LibAvp
-from diameter.message.avp import AvpGrouped as _Grouped
 from diameter.message.avp.avp import get_avp_dictionary_entry
+
+from nf.diameter import framing
+from nf.diameter.framing import HEADER_BYTES as HEADER_BYTES
+from nf.diameter.framing import Header as Header
+from nf.diameter.framing import read_header as read_header
 
 # The library ships no type information: its classes are ``Any`` to mypy. These aliases
 # name what a value is meant to be.
 Message = Any
 Avp = Any
 
-HEADER_BYTES = 20
 VENDOR_3GPP = 10415
 APP_BASE = 0
 APP_RELAY = 0xFFFFFFFF
@@ -94,22 +96,6 @@ FLAGS_RESERVED = 0x0F
 AVP_FLAG_MANDATORY = 0x40
 
 
-class Header(NamedTuple):
-    """The fixed 20-byte header, read before the rest of a message arrives (framing)."""
-
-    version: int
-    length: int
-    flags: int
-    command: int
-    app_id: int
-    hop_by_hop: int
-    end_to_end: int
-
-    @property
-    def is_request(self) -> bool:
-        return bool(self.flags & FLAG_REQUEST)
-
-
 class DecodeError(Exception):
     """A message whose body cannot be decoded: the Result-Code to answer with and, where
     one can be named, the AVP to quote in Failed-AVP."""
@@ -120,100 +106,10 @@ class DecodeError(Exception):
         self.failed = failed
 
 
-def read_header(data: bytes) -> Header:
-    """The header of ``data`` (at least ``HEADER_BYTES`` long)."""
-    h = _LibHeader.from_bytes(data[:HEADER_BYTES])
-    return Header(int(h.version), int(h.length), int(h.command_flags), int(h.command_code),
-                  int(h.application_id), int(h.hop_by_hop_identifier),
-                  int(h.end_to_end_identifier))
-
-
 def header_of(msg: Message) -> Header:
     h = msg.header  # (the library keeps every field an int)
     return Header(h.version, h.length, h.command_flags, h.command_code, h.application_id,
                   h.hop_by_hop_identifier, h.end_to_end_identifier)
-
-
-def _stub(data: bytes, at: int) -> Avp | None:
-    """An AVP with the code, flags and vendor found at ``at`` and no value (for Failed-AVP
-    when the AVP itself cannot be decoded)."""
-    if len(data) - at < 8:
-        return None
-    code = int.from_bytes(data[at:at + 4], "big")
-    flags = data[at + 4]
-    vendor = int.from_bytes(data[at + 8:at + 12], "big") if flags & 0x80 and \
-        len(data) - at >= 12 else 0
-    return _LibAvp(code, vendor, b"", flags & ~0x20)
-
-
-class _BadLength(Exception):
-    """An AVP whose length runs past its container or below its header, at ``at``."""
-
-    def __init__(self, at: int, reason: str) -> None:
-        super().__init__(reason)
-        self.at = at
-
-
-class _Decoded(NamedTuple):
-    avps: list[Avp]
-    unknown_m: Avp | None  # the first unknown AVP with the M bit, members included
-    inner_error: tuple[Avp, str] | None  # a grouped AVP whose members cannot be read
-
-
-_AVP_HEAD = struct.Struct(">II")  # code; flags and length (an AVP's first 8 bytes)
-
-
-def _avps_in(data: bytes, start: int, end: int, top: bool) -> _Decoded:
-    """The AVPs in ``data[start:end]``, each made by the library's own type for its code
-    and vendor (``Avp.from_unpacker`` does the same, through a slower reader). The members
-    of a grouped AVP are made at once and kept where the library keeps them once read, so
-    the framing of the whole message is checked here and no handler meets a bad length.
-
-    Raises ``_BadLength`` for an AVP of this level; a bad member of a top-level grouped
-    AVP is returned (``inner_error``) so that a bad top-level AVP after it is still the
-    one reported, as when the top level was read first."""
-    avps: list[Avp] = []
-    unknown_m: Avp | None = None
-    inner_error: tuple[Avp, str] | None = None
-    at = start
-    while at < end:
-        if end - at < 8:
-            raise _BadLength(at, f"AVP at byte {at} is shorter than its header")
-        code, flags_length = _AVP_HEAD.unpack_from(data, at)
-        flags = flags_length >> 24
-        length = flags_length & 0xFFFFFF
-        head = 12 if flags & 0x80 else 8
-        if length < head or at + length > end:
-            raise _BadLength(at, f"AVP at byte {at} has a bad length")
-        nxt = at + ((length + 3) & ~3)
-        if nxt > end:  # the padding is missing
-            raise _BadLength(at, f"AVP at byte {at} is not padded")
-        vendor = _AVP_HEAD.unpack_from(data, at + 4)[1] if head == 12 else 0
-        payload = data[at + head:at + length]
-        entry = get_avp_dictionary_entry(code, vendor)
-        if entry is None:
-            a = _LibAvp(code, vendor, payload, flags)
-            if flags & AVP_FLAG_MANDATORY and unknown_m is None:
-                unknown_m = a
-        else:
-            a = entry["type"](code, vendor, payload, flags)
-            a.name = entry["name"]
-            if entry["type"] is _Grouped:
-                try:
-                    inner = _avps_in(data, at + head, at + length, False)
-                except (_BadLength, RecursionError) as e:
-                    if not top:
-                        raise
-                    if inner_error is None:
-                        inner_error = (_LibAvp(code, vendor, b"", a.flags),
-                                       f"grouped AVP {code}: {e}")
-                else:
-                    a._avps = inner.avps  # where AvpGrouped.value keeps what it read
-                    if unknown_m is None:
-                        unknown_m = inner.unknown_m
-        avps.append(a)
-        at = nxt
-    return _Decoded(avps, unknown_m, inner_error)
 
 
 def decode(data: bytes) -> Message:
@@ -223,9 +119,9 @@ def decode(data: bytes) -> Message:
     header) naming the AVP where the walk stopped."""
     hdr = _LibHeader.from_bytes(data[:HEADER_BYTES])
     try:
-        got = _avps_in(data, HEADER_BYTES, len(data), True)
-    except _BadLength as e:
-        raise DecodeError(INVALID_AVP_LENGTH, str(e), _stub(data, e.at)) from None
+        got = framing.avps_in(data, HEADER_BYTES, len(data), True)
+    except framing.BadLength as e:
+        raise DecodeError(INVALID_AVP_LENGTH, str(e), framing.stub(data, e.at)) from None
     if got.inner_error is not None:
         raise DecodeError(INVALID_AVP_LENGTH, got.inner_error[1], got.inner_error[0])
     hdr.length_header = HEADER_BYTES
