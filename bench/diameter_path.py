@@ -8,7 +8,9 @@ stream with its metrics, with the CHF replaced by one that answers at once.
 
 Each run feeds ``count`` CCR-Us (End-to-End ids all different, so none is a duplicate)
 through one connection and prints the process's CPU time per CCR in microseconds (median
-of the runs). ``--profile`` prints the cProfile of one run instead. The CHF, the ledger
+of the runs). ``--batch N``: N CCRs arrive at once (a loaded connection); ``--socket``:
+the answers go to a real socket, so the system calls of writing them count. ``--profile``
+prints the cProfile of one run instead. The CHF, the ledger
 and the database are left out: this is the part the SBI side does in Rust (HTTP/2
 framing) or does not do at all (the translation to the SBI's model).
 """
@@ -19,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import socket
 import statistics
 import time
 from typing import Any
@@ -82,7 +85,26 @@ def _messages(count: int) -> list[bytes]:
     return [one[:16] + (1000 + i).to_bytes(4, "big") + one[20:] for i in range(count)]
 
 
-async def _run(count: int, settings: Settings, metrics: Metrics) -> float:
+async def _socket_writer() -> tuple[asyncio.StreamWriter, asyncio.Task[int]]:
+    """A real stream writer over a socket pair (its writes are system calls), the other
+    end read and thrown away by a task that returns the bytes it read."""
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    _r, writer = await asyncio.open_connection(sock=ours)
+    loop = asyncio.get_running_loop()
+
+    async def sink() -> int:
+        got = 0
+        while chunk := await loop.sock_recv(theirs, 1 << 20):
+            got += len(chunk)
+        theirs.close()
+        return got
+
+    return writer, asyncio.create_task(sink())
+
+
+async def _run(count: int, settings: Settings, metrics: Metrics, batch: int = 1,
+               real_socket: bool = False) -> float:
     clock = SystemClock()
     gy = GyHandler(_Chf(), settings, clock)  # type: ignore[arg-type]
     allowed = base.allowed_from({n: (d.realms, d.peers)
@@ -90,19 +112,30 @@ async def _run(count: int, settings: Settings, metrics: Metrics) -> float:
     listener = Listener(settings.diameter, allowed, [gy], clock, metrics=metrics)
     reader = asyncio.StreamReader()
     writer = _Writer()
-    conn = _Conn(listener, reader, writer)  # type: ignore[arg-type]
+    if real_socket:
+        stream, sink = await _socket_writer()
+    conn = _Conn(listener, reader, stream if real_socket else writer)  # type: ignore[arg-type]
     conn.core.peer = base.PeerInfo(PEER, "epc.mnc001.mcc001.3gppnetwork.org", "northwind",
                                    frozenset({base.APP_GY}))
     conn.core.state = base.State.OPEN
     data = _messages(count)
     start = time.process_time()
     async with asyncio.TaskGroup() as tg:
-        for d in data:
-            reader.feed_data(d)
-            await conn._read_one(tg)
-            await asyncio.sleep(0)  # the handler's task runs to its end
+        for at in range(0, len(data), batch):
+            # ``batch`` CCRs arrive at once (a loaded connection); they are read, then
+            # their handlers run and answer in the same turns of the event loop.
+            for d in data[at:at + batch]:
+                reader.feed_data(d)
+            for _ in data[at:at + batch]:
+                await conn._read_one(tg)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
     spent = time.process_time() - start
-    assert codec.result_code(codec.decode(writer.last)) == codec.SUCCESS, "no CCA 2001"
+    if real_socket:
+        stream.close()
+        assert await sink > 0
+    else:
+        assert codec.result_code(codec.decode(writer.last)) == codec.SUCCESS, "no CCA 2001"
     return spent / count * 1e6
 
 
@@ -111,18 +144,23 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=5_000, help="CCRs per run")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile one run")
+    ap.add_argument("--batch", type=int, default=1, help="CCRs arriving at once")
+    ap.add_argument("--socket", action="store_true",
+                    help="answers written to a real socket (system calls counted)")
     args = ap.parse_args()
     settings = _settings()
     metrics = Metrics()
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
-        asyncio.run(_run(args.count, settings, metrics))
+        asyncio.run(_run(args.count, settings, metrics, args.batch, args.socket))
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(40)
         return
-    runs = [asyncio.run(_run(args.count, settings, metrics)) for _ in range(args.runs)]
-    print(f"Gy CCR-U through the Diameter path (no database): "
+    runs = [asyncio.run(_run(args.count, settings, metrics, args.batch, args.socket))
+            for _ in range(args.runs)]
+    print(f"Gy CCR-U through the Diameter path (no database, {args.batch} at once"
+          f"{', real socket' if args.socket else ''}): "
           f"{statistics.median(runs):.1f} us/CCR (runs: "
           f"{', '.join(f'{r:.1f}' for r in runs)})")
 
