@@ -167,7 +167,12 @@ class Settings(BaseSettings):
         return None
 
     def network(self, network_id: str) -> HostNetwork | None:
-        return next((n for n in self.networks if n.id == network_id), None)
+        # Asked on every request: a plain loop over a few networks (no generator; a dict
+        # kept on a frozen model costs more to reach than this loop).
+        for n in self.networks:
+            if n.id == network_id:
+                return n
+        return None
 
     @classmethod
     def settings_customise_sources(

@@ -105,8 +105,8 @@ class StateIds:
 class AnswerCache:
     """The answers sent lately, by (Origin-Host, End-to-End-Id), for retransmissions
     (RFC 6733 §6.3: a duplicate is answered with the same answer, never applied twice).
-    Kept encoded (a few hundred bytes each, not a tree of objects). Bounded: the oldest is
-    dropped past ``size``."""
+    Kept encoded (a few hundred bytes each, not a tree of objects): the bytes that were
+    sent, not encoded a second time. Bounded: the oldest is dropped past ``size``."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -115,10 +115,10 @@ class AnswerCache:
     def get(self, key: tuple[str, int]) -> bytes | None:
         return self._answers.get(key)
 
-    def put(self, key: tuple[str, int], answer: Message) -> None:
+    def put(self, key: tuple[str, int], answer: bytes) -> None:
         if self._size <= 0:
             return
-        self._answers[key] = codec.encode(answer)
+        self._answers[key] = answer
         self._answers.move_to_end(key)
         while len(self._answers) > self._size:
             self._answers.popitem(last=False)
@@ -140,6 +140,9 @@ class Step:
 
     send: list[Message] = field(default_factory=list)
     dispatch: Message | None = None  # a request for the application of its App-Id
+    # The request's retransmission key (``dedupe_key``), read once: its answer is kept
+    # under it.
+    key: tuple[str, int] | None = None
     answer: Message | None = None  # an answer to one of our own requests
     close: bool = False
     why: str | None = None  # a reason worth logging (refused peer, failed watchdog)
@@ -251,9 +254,9 @@ class Connection:
         if key is not None:
             stored = self.cache.get(key)
             if stored is not None:  # a duplicate: the same answer again, nothing applied
-                return Step(send=[codec.with_hop_by_hop(codec.decode(stored),
-                                                        h.hop_by_hop)])
-        bad = codec.unknown_mandatory(msg.avps)
+                return Step(send=[codec.decode(
+                    codec.with_hop_by_hop_bytes(stored, h.hop_by_hop))])
+        bad = codec.unknown_mandatory_in(msg)
         if bad is not None:
             return self._stored(msg, self._answer(msg, codec.AVP_UNSUPPORTED, failed=[bad]))
         if codec.find(msg, codec.AVP_SESSION_ID) is None or \
@@ -262,17 +265,19 @@ class Connection:
                 else codec.AVP_ORIGIN_HOST
             return self._stored(msg, self._answer(
                 msg, codec.MISSING_AVP, failed=[codec.raw_avp(which, b"", mandatory=True)]))
-        return Step(dispatch=msg)
+        return Step(dispatch=msg, key=key)
 
     def _stored(self, req: Message, ans: Message) -> Step:
         self.answered(req, ans)
         return Step(send=[ans])
 
-    def answered(self, req: Message, ans: Message) -> None:
-        """The application answered ``req``: keep the answer for a retransmission."""
-        key = dedupe_key(req)
+    def answered(self, req: Message, ans: Message | bytes,
+                 key: tuple[str, int] | None = None) -> None:
+        """The application answered ``req``: keep the answer (as sent, or to be encoded)
+        for a retransmission, under ``key`` (the step's) or the request's own."""
+        key = key or dedupe_key(req)
         if key is not None:
-            self.cache.put(key, ans)
+            self.cache.put(key, ans if isinstance(ans, bytes) else codec.encode(ans))
 
     def _on_answer(self, msg: Message, h: codec.Header) -> Step:
         if h.command == codec.CMD_DWR:

@@ -9,22 +9,26 @@ of peers, applications or money.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from diameter.message import Message as _LibMessage
 from diameter.message import MessageHeader as _LibHeader
 from diameter.message.avp import Avp as _LibAvp
 from diameter.message.avp.avp import get_avp_dictionary_entry
-from diameter.message.packer import Unpacker
+
+from nf.diameter import framing
+from nf.diameter.framing import HEADER_BYTES as HEADER_BYTES
+from nf.diameter.framing import Header as Header
+from nf.diameter.framing import read_header as read_header
 
 # The library ships no type information: its classes are ``Any`` to mypy. These aliases
 # name what a value is meant to be.
 Message = Any
 Avp = Any
 
-HEADER_BYTES = 20
 VENDOR_3GPP = 10415
 APP_BASE = 0
 APP_RELAY = 0xFFFFFFFF
@@ -92,22 +96,6 @@ FLAGS_RESERVED = 0x0F
 AVP_FLAG_MANDATORY = 0x40
 
 
-class Header(NamedTuple):
-    """The fixed 20-byte header, read before the rest of a message arrives (framing)."""
-
-    version: int
-    length: int
-    flags: int
-    command: int
-    app_id: int
-    hop_by_hop: int
-    end_to_end: int
-
-    @property
-    def is_request(self) -> bool:
-        return bool(self.flags & FLAG_REQUEST)
-
-
 class DecodeError(Exception):
     """A message whose body cannot be decoded: the Result-Code to answer with and, where
     one can be named, the AVP to quote in Failed-AVP."""
@@ -118,43 +106,10 @@ class DecodeError(Exception):
         self.failed = failed
 
 
-def read_header(data: bytes) -> Header:
-    """The header of ``data`` (at least ``HEADER_BYTES`` long)."""
-    h = _LibHeader.from_bytes(data[:HEADER_BYTES])
-    return Header(int(h.version), int(h.length), int(h.command_flags), int(h.command_code),
-                  int(h.application_id), int(h.hop_by_hop_identifier),
-                  int(h.end_to_end_identifier))
-
-
 def header_of(msg: Message) -> Header:
-    h = msg.header
-    return Header(int(h.version), int(h.length), int(h.command_flags), int(h.command_code),
-                  int(h.application_id), int(h.hop_by_hop_identifier),
-                  int(h.end_to_end_identifier))
-
-
-def _stub(data: bytes, at: int) -> Avp | None:
-    """An AVP with the code, flags and vendor found at ``at`` and no value (for Failed-AVP
-    when the AVP itself cannot be decoded)."""
-    if len(data) - at < 8:
-        return None
-    code = int.from_bytes(data[at:at + 4], "big")
-    flags = data[at + 4]
-    vendor = int.from_bytes(data[at + 8:at + 12], "big") if flags & 0x80 and \
-        len(data) - at >= 12 else 0
-    return _LibAvp(code, vendor, b"", flags & ~0x20)
-
-
-def _walk(avps: Iterable[Avp]) -> None:
-    """Decode every grouped AVP now, so a bad inner length fails here, not in a handler."""
-    for a in avps:
-        if _is_grouped(a):
-            _walk(a.value)
-
-
-def _is_grouped(a: Avp) -> bool:
-    entry = get_avp_dictionary_entry(a.code, a.vendor_id)
-    return entry is not None and entry["type"].__name__ == "AvpGrouped"
+    h = msg.header  # (the library keeps every field an int)
+    return Header(h.version, h.length, h.command_flags, h.command_code, h.application_id,
+                  h.hop_by_hop_identifier, h.end_to_end_identifier)
 
 
 def decode(data: bytes) -> Message:
@@ -163,28 +118,16 @@ def decode(data: bytes) -> Message:
     Raises ``DecodeError`` with 5014 (an AVP's length runs past the message or below its
     header) naming the AVP where the walk stopped."""
     hdr = _LibHeader.from_bytes(data[:HEADER_BYTES])
-    unpacker = Unpacker(data)
-    unpacker.set_position(HEADER_BYTES)
-    avps: list[Avp] = []
-    while not unpacker.is_done():
-        at = unpacker.get_position()
-        if len(data) - at < 8 or int.from_bytes(data[at + 5:at + 8], "big") < 8 or \
-                at + int.from_bytes(data[at + 5:at + 8], "big") > len(data):
-            raise DecodeError(INVALID_AVP_LENGTH, f"AVP at byte {at} has a bad length",
-                              _stub(data, at))
-        try:
-            avps.append(_LibAvp.from_unpacker(unpacker))
-        except Exception as e:  # the library raises its own and struct's errors
-            raise DecodeError(INVALID_AVP_LENGTH, f"AVP at byte {at}: {e}",
-                              _stub(data, at)) from None
-    for a in avps:
-        try:
-            _walk([a])
-        except Exception as e:
-            raise DecodeError(INVALID_AVP_LENGTH, f"grouped AVP {a.code}: {e}",
-                              _LibAvp(a.code, a.vendor_id, b"", a.flags)) from None
+    try:
+        got = framing.avps_in(data, HEADER_BYTES, len(data), True)
+    except framing.BadLength as e:
+        raise DecodeError(INVALID_AVP_LENGTH, str(e), framing.stub(data, e.at)) from None
+    if got.inner_error is not None:
+        raise DecodeError(INVALID_AVP_LENGTH, got.inner_error[1], got.inner_error[0])
     hdr.length_header = HEADER_BYTES
-    return _LibMessage(hdr, avps)
+    msg = _LibMessage(hdr, got.avps)
+    msg._nf_unknown_m = (got.avps, len(got.avps), got.unknown_m)
+    return msg
 
 
 def encode(msg: Message) -> bytes:
@@ -199,7 +142,27 @@ def encode_avp(avp: Avp) -> bytes:
 
 def new_avp(code: int, value: Any, vendor: int = 0, mandatory: bool | None = None) -> Avp:
     """An AVP of the library's dictionary type for (code, vendor), its M bit as the
-    dictionary says unless told."""
+    dictionary says unless told.
+
+    An answer's AVPs mostly repeat (Origin-Host, Auth-Application-Id, Result-Code, the
+    grant, its Validity-Time): one with a plain value is encoded by the library once and
+    later ones are fresh copies of it (its type, flags and payload bytes)."""
+    kind = _PLAIN.get(type(value))
+    if kind is not None:
+        made = _made(code, vendor, kind, value, mandatory)
+        a = made.__class__(code, vendor, made.payload, made.flags)
+        a.name = made.name
+        return a
+    return _LibAvp.new(code, vendor, value=value, is_mandatory=mandatory)
+
+
+_PLAIN = {int: "int", str: "str", bytes: "bytes"}
+
+
+@functools.lru_cache(maxsize=4096)
+def _made(code: int, vendor: int, kind: str, value: Any, mandatory: bool | None) -> Avp:
+    """The AVP ``new_avp`` copies (``kind``: so that 1 and True, equal keys, stay apart);
+    never handed out itself. Bounded: the least used is made again when asked."""
     return _LibAvp.new(code, vendor, value=value, is_mandatory=mandatory)
 
 
@@ -210,23 +173,66 @@ def raw_avp(code: int, payload: bytes, vendor: int = 0, mandatory: bool = True) 
     return a
 
 
+def _members(where: Message | Avp) -> list[Avp]:
+    if isinstance(where, _LibMessage):
+        avps: list[Avp] = where.avps
+        return avps
+    v = where.value
+    return v if isinstance(v, list) else []
+
+
 def avps_of(where: Message | Avp) -> list[Avp]:
     """The AVPs of a message, or the members of a grouped AVP."""
-    if isinstance(where, _LibAvp):
-        v = where.value
-        return list(v) if isinstance(v, list) else []
-    return list(where.avps)
+    return list(_members(where))
+
+
+def index(where: Message | Avp) -> dict[tuple[int, int], list[Avp]]:
+    """The AVPs of a message (or the members of a grouped AVP) by (code, vendor), those of
+    one key in the order they came. Built on first use and kept on ``where`` for as long
+    as its list of AVPs is the same list of the same length (a handler reads a message
+    many times and never edits it; a list replaced or grown is indexed again)."""
+    return _index_of(where, _members(where))
+
+
+def _index_of(where: Message | Avp, members: list[Avp]
+              ) -> dict[tuple[int, int], list[Avp]]:
+    kept = getattr(where, "_nf_index", None)
+    if kept is not None and kept[0] is members and kept[1] == len(members):
+        by: dict[tuple[int, int], list[Avp]] = kept[2]
+        return by
+    by = {}
+    for a in members:
+        key = (a.code, a.vendor_id)
+        same = by.get(key)
+        if same is None:
+            by[key] = [a]
+        else:
+            same.append(a)
+    where._nf_index = (members, len(members), by)
+    return by
+
+
+# Fewer AVPs than this (the members of most grouped AVPs) are scanned, not indexed: the
+# scan costs less than the index it would build.
+_SCAN_BELOW = 8
 
 
 def find_all(where: Message | Avp, code: int, vendor: int = 0) -> list[Avp]:
-    return [a for a in avps_of(where) if a.code == code and a.vendor_id == vendor]
+    members = _members(where)
+    if len(members) < _SCAN_BELOW:
+        return [a for a in members if a.code == code and a.vendor_id == vendor]
+    return list(_index_of(where, members).get((code, vendor), ()))
 
 
 def find(where: Message | Avp, code: int, vendor: int = 0) -> Avp | None:
-    for a in avps_of(where):
-        if a.code == code and a.vendor_id == vendor:
-            return a
-    return None
+    members = _members(where)
+    if len(members) < _SCAN_BELOW:
+        for a in members:
+            if a.code == code and a.vendor_id == vendor:
+                return a
+        return None
+    same = _index_of(where, members).get((code, vendor))
+    return None if same is None else same[0]
 
 
 def _decoded(a: Avp, code: int, rc: int, what: str) -> Any:
@@ -277,6 +283,17 @@ def get_time(where: Message | Avp, code: int, vendor: int = 0) -> datetime | Non
     return v if isinstance(v, datetime) else None
 
 
+def unknown_mandatory_in(msg: Message) -> Avp | None:
+    """``unknown_mandatory`` of a message's AVPs: as ``decode`` found it while reading the
+    message (its AVPs not changed since), else searched now."""
+    kept = getattr(msg, "_nf_unknown_m", None)
+    avps = msg.avps
+    if kept is not None and kept[0] is avps and kept[1] == len(avps):
+        found: Avp | None = kept[2]
+        return found
+    return unknown_mandatory(avps)
+
+
 def unknown_mandatory(avps: Iterable[Avp]) -> Avp | None:
     """The first AVP with the M bit set that the dictionary does not know (RFC 6733
     §7.1.5: answered 5001 with it in Failed-AVP), searching inside grouped AVPs too."""
@@ -316,8 +333,8 @@ def answer(req: Message, result_code: int | None, origin_host: str, origin_realm
     hdr = _LibHeader(1, 0, flags, h.command, h.app_id, h.hop_by_hop, h.end_to_end)
     out: list[Avp] = []
     sid = find(req, AVP_SESSION_ID)
-    if sid is not None:
-        out.append(new_avp(AVP_SESSION_ID, sid.payload.decode("utf-8", "replace")))
+    if sid is not None:  # (one per session: not worth a place among new_avp's copies)
+        out.append(_LibAvp.new(AVP_SESSION_ID, value=sid.payload.decode("utf-8", "replace")))
     if result_code is not None:
         out.append(new_avp(AVP_RESULT_CODE, result_code))
     if experimental is not None:
@@ -344,12 +361,20 @@ def protocol_error(hdr: Header, result_code: int | None, origin_host: str, origi
 
 
 def result_code(msg: Message) -> int | None:
-    """Result-Code, or the Experimental-Result-Code inside Experimental-Result."""
-    rc = get_int(msg, AVP_RESULT_CODE)
-    if rc is not None:
-        return rc
-    exp = find(msg, AVP_EXPERIMENTAL_RESULT)
-    return None if exp is None else get_int(exp, AVP_EXPERIMENTAL_RESULT_CODE)
+    """Result-Code, or the Experimental-Result-Code inside Experimental-Result. (Read
+    once per answer sent, near the front of it: a scan, not an index.)"""
+    for a in _members(msg):
+        if a.vendor_id == 0:
+            if a.code == AVP_RESULT_CODE:
+                return int_value(a)
+            if a.code == AVP_EXPERIMENTAL_RESULT:
+                return get_int(a, AVP_EXPERIMENTAL_RESULT_CODE)
+    return None
+
+
+def with_hop_by_hop_bytes(data: bytes, hop_by_hop: int) -> bytes:
+    """An encoded message with another Hop-by-Hop id (header bytes 12-15)."""
+    return data[:12] + (hop_by_hop & 0xFFFFFFFF).to_bytes(4, "big") + data[16:]
 
 
 def with_hop_by_hop(msg: Message, hop_by_hop: int) -> Message:

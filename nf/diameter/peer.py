@@ -25,6 +25,7 @@ from nf.clock import Clock
 from nf.diameter import base, codec
 from nf.diameter.base import AnswerCache, Identity, PeerInfo, State
 from nf.diameter.codec import Message
+from nf.diameter.peers import Peers
 from nf.diameter.port import AppHandler, PeerUnavailable
 from nf.metrics import Metrics
 from nf.settings.diameter import DiameterSettings
@@ -32,44 +33,6 @@ from nf.settings.diameter import DiameterSettings
 log = logging.getLogger("nf.diameter")
 
 __all__ = ["AppHandler", "Listener", "PeerInfo", "PeerUnavailable", "Peers"]
-
-
-class Peers:
-    """The open connections of this process, by the peer's Origin-Host."""
-
-    def __init__(self) -> None:
-        self._by_host: dict[str, _Conn] = {}
-
-    def connected(self, origin_host: str) -> bool:
-        c = self._by_host.get(origin_host)
-        return c is not None and c.core.state is State.OPEN
-
-    def open_peers(self) -> list[PeerInfo]:
-        """The peers with an open connection here (capabilities exchanged)."""
-        return [c.core.peer for c in self._by_host.values()
-                if c.core.peer is not None and c.core.state is State.OPEN]
-
-    async def request(self, origin_host: str, req: Message, timeout_s: float) -> Message:
-        """Send ``req`` (its Hop-by-Hop and End-to-End ids are set here) to the peer and
-        return its answer; ``PeerUnavailable`` if there is no open connection to it or no
-        answer within ``timeout_s``."""
-        c = self._by_host.get(origin_host)
-        if c is None or c.core.state is not State.OPEN:
-            raise PeerUnavailable(f"no open Diameter connection to {origin_host}")
-        return await c.request(req, timeout_s)
-
-    def _add(self, host: str, conn: _Conn) -> None:
-        old = self._by_host.get(host)
-        self._by_host[host] = conn
-        if old is not None and old is not conn:
-            old.close_soon()  # the peer reconnected: the newest connection wins
-
-    def _remove(self, host: str, conn: _Conn) -> None:
-        if self._by_host.get(host) is conn:
-            del self._by_host[host]
-
-    def all(self) -> list[_Conn]:
-        return list(self._by_host.values())
 
 
 class _Conn:
@@ -90,23 +53,47 @@ class _Conn:
         self.registered = False  # in ``Peers`` (and the connected-peers gauge)
         self.closed = asyncio.Event()
         self.peer_addr = str(writer.get_extra_info("peername"))
+        # Answers finished in this turn of the loop, written at its end (bounded by
+        # ``max_inflight_per_connection``).
+        self._out: list[bytes] = []
 
     # -- sending --------------------------------------------------------------------------
 
     def send(self, msgs: Sequence[Message]) -> None:
+        for m in msgs:
+            self.send_encoded(m, codec.encode(m))
+
+    def send_encoded(self, msg: Message, data: bytes, soon: bool = False) -> None:
+        """Send ``msg``, already encoded as ``data`` (encoded once: the answer cache keeps
+        the same bytes). ``soon``: with the other answers finished in this turn of the
+        event loop, in one write (one system call for many, at load); else now, after
+        those waiting (the order of sending is kept)."""
         if self.writer.is_closing():
             return
-        metrics = self.listener.metrics
-        for m in msgs:
-            self.writer.write(codec.encode(m))
-            h = codec.header_of(m)
-            if metrics is not None and not h.is_request:
-                metrics.diameter_answers.labels(
-                    str(h.app_id), str(h.command), str(codec.result_code(m) or "none")).inc()
+        if soon:
+            self._out.append(data)
+            if len(self._out) == 1:
+                asyncio.get_running_loop().call_soon(self.flush)
+        else:
+            self.flush()
+            self.writer.write(data)
+        h = msg.header
+        if self.listener.metrics is not None and not h.command_flags & codec.FLAG_REQUEST:
+            self.listener.count_answer(h.application_id, h.command_code,
+                                       codec.result_code(msg))
+
+    def flush(self) -> None:  # the answers waiting to be sent together
+        if not self._out:
+            return
+        data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+        self._out.clear()
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     def close_soon(self) -> None:
         """Drop the connection (its peer reconnected: the new connection replaces it)."""
         self.closed.set()
+        self.flush()
         self.writer.close()
 
     async def request(self, req: Message, timeout_s: float) -> Message:
@@ -159,6 +146,7 @@ class _Conn:
             for f in self.pending.values():
                 if not f.done():
                     f.set_exception(ConnectionError("connection closed"))
+            self.flush()
             self.writer.close()
             with contextlib.suppress(Exception):
                 await self.writer.wait_closed()
@@ -251,12 +239,12 @@ class _Conn:
             if fut is not None and not fut.done():
                 fut.set_result(step.answer)
         if step.dispatch is not None and tg is not None:
-            self._dispatch(step.dispatch, tg)
+            self._dispatch(step.dispatch, step.key, tg)
         if step.close:
             self.closed.set()
 
-    def _dispatch(self, req: Message, tg: asyncio.TaskGroup) -> None:
-        key = base.dedupe_key(req)
+    def _dispatch(self, req: Message, key: tuple[str, int] | None,
+                  tg: asyncio.TaskGroup) -> None:
         hbh = codec.header_of(req).hop_by_hop
         first = self.inflight.get(key) if key is not None else None
         if first is not None:  # the same request again while the first is being handled
@@ -284,22 +272,24 @@ class _Conn:
         t0 = time.perf_counter()
         try:
             ans = await self.listener.handle(req, self.core)
+            data = codec.encode(ans)  # once: sent and kept for a retransmission
         except Exception as e:  # never a crash: the request gets 5012
             log.exception("diameter handler failed", extra={"fields": {"peer": self.host}})
             ans = codec.answer(req, codec.UNABLE_TO_COMPLY, me.origin_host, me.origin_realm,
                                error_message=type(e).__name__)
+            data = codec.encode(ans)
             fut.set_result(ans)
         else:
-            self.core.answered(req, ans)
+            self.core.answered(req, data, key)
             fut.set_result(ans)
         finally:
             self.busy -= 1
             if key is not None:
                 self.inflight.pop(key, None)
             if self.listener.metrics is not None:
-                self.listener.metrics.diameter_latency.labels(
-                    str(codec.header_of(req).app_id)).observe(time.perf_counter() - t0)
-        self.send([ans])
+                self.listener.observe_latency(req.header.application_id,
+                                              time.perf_counter() - t0)
+        self.send_encoded(ans, data, soon=True)
         with contextlib.suppress(ConnectionError):
             await self.writer.drain()
 
@@ -313,6 +303,7 @@ class _Conn:
                 async with asyncio.timeout(self.listener.cfg.dpa_timeout_s):
                     await self.closed.wait()  # set by the DPA (or the peer's close)
         self.closed.set()
+        self.flush()
         self.writer.close()
 
 
@@ -335,8 +326,29 @@ class Listener:
                            cfg.product_name, apps=tuple(sorted(self.handlers)) or (
                                base.APP_GY,))
         self._conns: set[_Conn] = set()
+        # The metrics' children by label values, looked up once (a few apps, commands and
+        # result codes).
+        self._answer_counts: dict[tuple[int, int, int | None], Any] = {}
+        self._latencies: dict[int, Any] = {}
         self._rng = random.Random()
         self.port: int | None = None
+
+    def count_answer(self, app_id: int, command: int, rc: int | None) -> None:
+        assert self.metrics is not None
+        key = (app_id, command, rc)
+        child = self._answer_counts.get(key)
+        if child is None:
+            child = self._answer_counts[key] = self.metrics.diameter_answers.labels(
+                str(app_id), str(command), str(rc or "none"))
+        child.inc()
+
+    def observe_latency(self, app_id: int, seconds: float) -> None:
+        assert self.metrics is not None
+        child = self._latencies.get(app_id)
+        if child is None:
+            child = self._latencies[app_id] = self.metrics.diameter_latency.labels(
+                str(app_id))
+        child.observe(seconds)
 
     def seed(self) -> int:
         """First Hop-by-Hop / End-to-End id of a connection: clock high bits + random."""

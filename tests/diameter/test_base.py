@@ -155,10 +155,25 @@ def test_duplicate_answered_from_cache_with_its_own_hop_by_hop() -> None:
     assert codec.result_code(ans) == 2001
 
 
+def test_a_dispatched_request_carries_its_key_and_its_answer_is_kept_as_sent() -> None:
+    cache = AnswerCache(10)
+    c = _open(cache)
+    req = _req(272, APP_GY, [codec.new_avp(codec.AVP_SESSION_ID, "s;2")], e2e=78, hbh=3)
+    step = c.received(req, 1.0)
+    assert step.dispatch is req and step.key == ("pgw1.northwind.test", 78)
+    sent = codec.encode(codec.answer(req, 2001, ME.origin_host, ME.origin_realm))
+    c.answered(req, sent, step.key)
+    assert cache.get(("pgw1.northwind.test", 78)) is sent  # the bytes sent, not re-encoded
+    again = c.received(_req(272, APP_GY, [], e2e=78, hbh=9), 2.0)
+    assert again.dispatch is None
+    assert codec.encode(again.send[0]) == codec.with_hop_by_hop_bytes(sent, 9)
+
+
 def test_answer_cache_is_bounded() -> None:
     cache = AnswerCache(2)
     for i in range(5):
-        cache.put(("h", i), codec.request(280, 0, [], hop_by_hop=i, end_to_end=i))
+        cache.put(("h", i), codec.encode(codec.request(280, 0, [], hop_by_hop=i,
+                                                       end_to_end=i)))
     assert len(cache) == 2 and cache.get(("h", 0)) is None and cache.get(("h", 4)) is not None
 
 

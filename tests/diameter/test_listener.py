@@ -14,7 +14,7 @@ from nf.clock import SystemClock
 from nf.diameter import base, codec
 from nf.diameter.base import APP_GY, PeerInfo
 from nf.diameter.codec import Message
-from nf.diameter.peer import Listener, Peers, PeerUnavailable
+from nf.diameter.peer import Listener, Peers, PeerUnavailable, _Conn
 from nf.settings.diameter import DiameterSettings
 from tests.diameter.client import PGW, REALM, Client
 
@@ -138,3 +138,87 @@ async def test_a_reconnecting_peer_replaces_its_old_connection() -> None:
         finally:
             old.close()
             new.close()
+
+
+class Immediate:
+    """A Gy application that answers 2001 at once."""
+
+    app_id = APP_GY
+
+    async def handle(self, req: Message, peer: PeerInfo) -> Message:
+        return codec.answer(req, codec.SUCCESS, "ocs.mvno.test", "mvno.test")
+
+
+class Recording:
+    """The connection's stream writer, recording each write (one write, one system call)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    async def drain(self) -> None:
+        return None
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 3868)
+
+
+def _open_conn(writer: Recording) -> tuple[asyncio.StreamReader, _Conn]:
+    settings = DiameterSettings(enabled=True, origin_host="ocs.mvno.test",
+                                origin_realm="mvno.test")
+    listener = Listener(settings, ALLOWED, [Immediate()], SystemClock(), peers=Peers())
+    reader = asyncio.StreamReader()
+    conn = _Conn(listener, reader, writer)  # type: ignore[arg-type]
+    conn.core.peer = PeerInfo(PGW, REALM, "northwind", frozenset({APP_GY}))
+    conn.core.state = base.State.OPEN
+    return reader, conn
+
+
+def _ccr_bytes(e2e: int) -> bytes:
+    return codec.encode(codec.request(codec.CMD_CCR, APP_GY, [
+        codec.new_avp(codec.AVP_SESSION_ID, f"pgw;{e2e}"),
+        codec.new_avp(codec.AVP_ORIGIN_HOST, PGW.encode()),
+        codec.new_avp(codec.AVP_ORIGIN_REALM, REALM.encode()),
+        codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GY)],
+        hop_by_hop=100 + e2e, end_to_end=e2e))
+
+
+async def test_answers_finished_together_are_written_together_in_order() -> None:
+    writer = Recording()
+    reader, conn = _open_conn(writer)
+    async with asyncio.TaskGroup() as tg:
+        for e2e in range(1, 6):
+            reader.feed_data(_ccr_bytes(e2e))
+        for _ in range(5):
+            assert await conn._read_one(tg)
+    assert len(writer.writes) == 1  # five answers, one write
+    data = writer.writes[0]
+    answers = []
+    while data:
+        n = codec.read_header(data).length
+        answers.append(codec.decode(data[:n]))
+        data = data[n:]
+    assert [(codec.header_of(a).hop_by_hop, codec.result_code(a)) for a in answers] == \
+        [(100 + e2e, codec.SUCCESS) for e2e in range(1, 6)]
+    # Each is kept for a retransmission as it was sent.
+    assert conn.listener.cache.get((PGW, 3)) == codec.encode(answers[2])
+
+
+async def test_an_answer_waiting_to_be_written_goes_out_before_the_close() -> None:
+    writer = Recording()
+    _reader, conn = _open_conn(writer)
+    ans = codec.answer(codec.decode(_ccr_bytes(1)), codec.SUCCESS, "ocs.mvno.test",
+                       "mvno.test")
+    conn.send_encoded(ans, codec.encode(ans), soon=True)
+    assert writer.writes == []
+    conn.close_soon()
+    assert writer.writes == [codec.encode(ans)] and writer.closing
