@@ -10,11 +10,14 @@ plan. Immediate delivery of pending effects is off, so the effects that leave af
 answer (EDRs, counter changes) are not mixed in.
 
 A session an earlier version opened (its association named in the session map) still
-answers its CCR-U and CCR-T after an upgrade.
+answers its CCR-U and CCR-T after an upgrade. A push is addressed to the client its URI
+names (behind a DRA too) with no read of the map; one of an earlier version's session
+(its URI names the peer only) reads the map once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -33,8 +36,11 @@ from nf.diameter.base import APP_GX, APP_GY, PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
 from nf.diameter.part import DiameterPart
 from nf.diameter.port import AppHandler
-from nf.diameter.sessions import Session, SessionMap
+from nf.diameter.push import Pusher
+from nf.diameter.sessions import Session, SessionMap, notification_uri
 from nf.ledger.part import LedgerPart
+from nf.notify.outbox import MongoOutbox
+from nf.notify.port import Notification
 from nf.pcf.part import PcfPart
 from nf.store.mongo import Doc
 from nf.wiring import create_app
@@ -288,3 +294,60 @@ async def test_a_gx_session_of_an_earlier_version_survives_the_upgrade(
                      frozenset({APP_GX}))
     cca = await gx_app.handle(gx_ccr(sid, gx.UPDATE, 4, ""), other)
     assert codec.result_code(cca) == codec.UNKNOWN_SESSION_ID
+
+
+class Links:
+    """The connections of the Diameter process, with one peer (a DRA) that answers every
+    request 2001: a stand-in for a host network's node. Sets ``done`` after ``n``."""
+
+    def __init__(self, peer: PeerInfo, n: int, done: asyncio.Event) -> None:
+        self.peer = peer
+        self.sent: list[Message] = []
+        self._n = n
+        self._done = done
+
+    def open_peers(self) -> list[PeerInfo]:
+        return [self.peer]
+
+    async def request(self, origin_host: str, req: Message, timeout_s: float) -> Message:
+        assert origin_host == self.peer.origin_host
+        self.sent.append(wire(req))
+        if len(self.sent) >= self._n:
+            self._done.set()
+        return wire(codec.answer(req, codec.SUCCESS, "pgw7.northwind.test", REALM))
+
+
+async def test_a_push_is_addressed_from_its_uri_and_reads_no_session_map(
+        nf: Nf, clock: FakeClock) -> None:
+    dra = PeerInfo("dra.northwind.test", "dra.test", NETWORK, frozenset({APP_GX}))
+    sessions = SessionMap(nf.app.extensions["nf.runtime"].db)
+    outbox = nf.part(MongoOutbox)
+    body = {"resourceUri": "r", "smPolicyDecision": {}}
+    new = notification_uri(dra.origin_host, "new;1", "pgw7.northwind.test", "epc7.test")
+    # A session an earlier version opened: its URI names the peer only, the map the client.
+    await sessions.put(Session("gx", NETWORK, "old;1", "p-old", "imsi-1", dra.origin_host,
+                               "pgw8.northwind.test", "epc8.test"), clock.now())
+    await outbox.enqueue([
+        Notification("test.push", f"{new}/update", body, resource="new"),
+        Notification("test.push", f"diameter://{dra.origin_host}/old%3B1/update", body,
+                     resource="old")])
+    stopping = asyncio.Event()
+    links = Links(dra, 2, stopping)
+    pusher = Pusher(outbox, links, sessions, stopping, clock, origin_host="ocs.mvno.test",
+                    origin_realm="mvno.test", timeout_s=1.0, concurrency=4,
+                    poll_interval_s=0.02, stranded_after_s=60.0)
+
+    nf.watch.seen.clear()
+    nf.watch.on = True
+    try:
+        await asyncio.wait_for(pusher.run(), 10)
+    finally:
+        nf.watch.on = False
+    dest = {codec.get_str(r, codec.AVP_SESSION_ID): (
+        codec.get_str(r, gx.AVP_DESTINATION_HOST),
+        codec.get_str(r, codec.AVP_DESTINATION_REALM)) for r in links.sent}
+    assert dest == {"new;1": ("pgw7.northwind.test", "epc7.test"),
+                    "old;1": ("pgw8.northwind.test", "epc8.test")}
+    # The map is read for the earlier version's session only.
+    assert [c for c in nf.watch.seen if c[1] == "diameter_sessions"] == [
+        ("find", "diameter_sessions")]
