@@ -93,7 +93,7 @@ class GyHandler:
         # The Gy sessions an earlier version kept by client and Origin-State-Id: those of
         # a client that restarted are released too (their reservations return).
         self._sessions = sessions
-        self._restarts = Restarts(sessions, APP) if sessions is not None else None
+        self._restarts = Restarts(sessions, APP)
         self._settings = settings
         self._clock = clock
         d = settings.diameter
@@ -158,15 +158,14 @@ class GyHandler:
 
     async def _release_restarted(self, network: str, host: str, state_id: int | None
                                  ) -> None:
-        if self._restarts is None or self._sessions is None or \
-                not self._restarts.restarted(network, host, state_id):
+        if state_id is None or not self._restarts.restarted(network, host, state_id):
             return
-        assert state_id is not None
         for ref in await self._chf.store.opened_by(network, host, state_id):
             await self._chf.abandon(ref, "peer_restarted")
         for s in await self._restarts.check(network, host, state_id):  # an earlier version's
             await self._chf.abandon(s.ref, "peer_restarted")
-            await self._sessions.remove(APP, network, s.session_id)
+            if self._sessions is not None:
+                await self._sessions.remove(APP, network, s.session_id)
         self._restarts.released(network, host, state_id)
 
     async def _supi_of_msisdn(self, msisdn: str | None) -> str | None:

@@ -135,8 +135,9 @@ class Restarts:
     value (``nf.diameter.base.StateIds``), bounded to ``max_clients``; names the sessions
     the map holds of it (``check``: Sy's, and Gx and Gy sessions of an earlier version)."""
 
-    def __init__(self, sessions: SessionMap, app: str, max_clients: int = 10_000) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: SessionMap | None, app: str, max_clients: int = 10_000
+                 ) -> None:
+        self._sessions = sessions  # None: no map to look in
         self._app = app
         self._ids = StateIds(max_clients)
 
@@ -148,7 +149,8 @@ class Restarts:
                     ) -> list[Session]:
         """The map's sessions to release for this request or CER (mostly none); once they
         are, call ``released``."""
-        if state_id is None or not self.restarted(network, origin_host, state_id):
+        if state_id is None or self._sessions is None or \
+                not self.restarted(network, origin_host, state_id):
             return []
         return await self._sessions.older(self._app, network, origin_host, state_id)
 
