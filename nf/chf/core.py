@@ -26,6 +26,7 @@ from nf.ledger.port import (
     SubscriberStatus,
     SubscriberView,
 )
+from nf.notify.port import Client
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,8 @@ class Session:
     note_isn: int | None = None
     # Where the session's requests come from: "sbi" (Nchf) or "gy" (Diameter); EDRs say it.
     interface: str = "sbi"
+    # The Diameter client that opened it (Gy), kept with the session's create only.
+    client: Client | None = None
 
 
 @dataclass(frozen=True)

@@ -35,22 +35,9 @@ from nf.chf.wire import ChargingDataRequest, abort_charging, reauthorization, re
 from nf.edr.port import EdrSink
 from nf.edr.records import UnitRecord
 from nf.effects import Drain
-from nf.errors import (
-    BadRequest,
-    Conflict,
-    Congestion,
-    InvalidParam,
-    MandatoryIeMissing,
-    NotFound,
-)
-from nf.ledger.port import (
-    ChargeOutcome,
-    ChargeStep,
-    CounterChange,
-    Ledger,
-    Noted,
-)
-from nf.notify.port import Notification, Outbox
+from nf.errors import BadRequest, Conflict, Congestion, InvalidParam, MandatoryIeMissing, NotFound
+from nf.ledger.port import ChargeOutcome, ChargeStep, CounterChange, Ledger, Noted
+from nf.notify.port import Client, Notification, Outbox
 from nf.runtime import Runtime
 from nf.store.mongo import Doc
 
@@ -107,10 +94,12 @@ class ChargingService:
         return session.host_network if session is not None else None
 
     async def create(self, req: ChargingDataRequest, *, ref: str | None = None,
-                     interface: str = "sbi") -> tuple[int, dict[str, Any], str]:
+                     interface: str = "sbi", client: Client | None = None
+                     ) -> tuple[int, dict[str, Any], str]:
         """Open a session. ``ref``: the session's reference when the transport derives it
         (Gy: from the Diameter Session-Id), else derived from the request; ``interface``:
-        what the session's EDRs record."""
+        what the session's EDRs record; ``client``: the Diameter client that opens it,
+        stored with the session (``store.opened_by`` finds it again if it restarts)."""
         now = self._rt.clock.now()
         supi = req.subscriberIdentifier
         if not supi:
@@ -144,7 +133,7 @@ class ChargingService:
                 self._rt.settings, view.home_network, view.home_plmn)),
             notify_uri=req.notifyUri, final_action=view.block_final_unit_action,
             topup_url=view.topup_url, validity_time_s=terms.validity_time_s,
-            last_isn=-1, reply=None, interface=interface)
+            last_isn=-1, reply=None, interface=interface, client=client)
         # The session's first note and the create's EDR ride the ledger's write, so a
         # session has a note from its start (a copy of it is never behind one).
         got = await self._charge_noted(session, isn, units, terms, now, "create",

@@ -40,6 +40,7 @@ from pymongo.errors import DuplicateKeyError
 from nf.chf.core import Reply, RgState, Session
 from nf.clock import utc
 from nf.effects import FIELD as FX
+from nf.notify.port import CLIENT_FIELD, CLIENT_INDEX, Client, left_behind
 from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
 COLLECTION = "charging_sessions"
@@ -79,6 +80,14 @@ def _rgs_from(d: Doc) -> dict[int, RgState]:
     return {int(k): RgState(bool(v.get("refused")), bool(v.get("final"))) for k, v in d.items()}
 
 
+def _client(c: Client | None) -> Doc | None:
+    return None if c is None else c.doc()
+
+
+def _client_from(d: Doc) -> Client:
+    return Client(str(d["net"]), str(d["host"]), int(d["state"]))
+
+
 def _status(is_open: bool) -> str:
     return "open" if is_open else "closed"
 
@@ -110,6 +119,8 @@ _FIELDS = (
     _Field("open", "status", enc=_status, dec=_is_open, default=False),
     # Where the session's requests come from: "sbi" (Nchf) or "gy" (Diameter).
     _Field("interface", "interface", default="sbi"),
+    # The Diameter client that opened it (Gy): written by the create only, for a restart.
+    _Field("client", CLIENT_FIELD, enc=_client, dec=_client_from),
 )
 _STEP = tuple(f for f in _FIELDS if f.short is not None or f.step)
 _NOTED = tuple(f for f in _FIELDS if f.short is not None)
@@ -138,6 +149,8 @@ the sequence number, and ``s``, the SUPI)."""
 
 def _to_doc(s: Session, now: datetime) -> Doc:
     d = _session_doc(s)
+    if d[CLIENT_FIELD] is None:  # only a Diameter client's session has one (sparse index)
+        del d[CLIENT_FIELD]
     d["created_at"] = d["updated_at"] = now
     return d
 
@@ -218,6 +231,8 @@ class SessionStore:
                                           name="status_expires")
             await self._coll.create_index([("supi", ASCENDING), ("status", ASCENDING)],
                                           name="supi_status")
+            # A Diameter client's restart: the sessions it opened before (rare).
+            await self._coll.create_index(CLIENT_INDEX, name="by_client", sparse=True)
 
     async def get(self, ref: str) -> Session | None:
         async with translate_errors("charging session read"):
@@ -304,6 +319,15 @@ class SessionStore:
         async with translate_errors("charging session lookup"):
             cursor = self._coll.find({"supi": {"$in": list(supis)}, "status": "open"})
             return [from_doc(d) async for d in cursor]
+
+    async def opened_by(self, network: str, host: str, state_id: int, limit: int = 1000
+                        ) -> list[str]:
+        """The open sessions a Diameter client opened before it restarted (its
+        Origin-State-Id went up to ``state_id``: ``nf.notify.port.left_behind``)."""
+        async with translate_errors("charging session lookup"):
+            cursor = self._coll.find({**left_behind(network, host, state_id),
+                                      "status": "open"}, {"_id": 1}).limit(limit)
+            return [str(d["_id"]) async for d in cursor]
 
     async def purge_closed(self, before: datetime) -> int:
         async with translate_errors("charging session purge"):

@@ -1,37 +1,30 @@
 """Gx (TS 29.212, application 16777238): the PCEF's credit-control requests, translated to
 the PCF's SM policy operations, and the PCF's decisions translated back to QoS AVPs.
 
-Its one job is translation. CCR-I / U / T become ``PcfService.create / update / delete``
-with the SBI's own models (``SmPolicyContextData``, ``SmPolicyUpdateContextData``), so a 4G
-session gets the same decision, the same EDRs and the same pushes as a 5G one. The session's
-notification URI is ``diameter://<PCEF Origin-Host>/<Session-Id>``: the PCF's later
-decisions go through the outbox and leave as RAR (``nf.diameter.push``). It never decides
-policy itself and never touches the ledger.
+Its one job is translation: a CCR read into what ``PcfService.create / update / delete``
+take (the SBI's own ``SmPolicyContextData``, ``SmPolicyUpdateContextData``), so a 4G
+session gets the same decision, the same EDRs and the same pushes as a 5G one; an
+``SmPolicyDecision`` written as the AVPs of a CCA or RAR; a service's refusal as a
+Result-Code. The application that calls the PCF with them is ``nf.diameter.gx_app``. It
+never decides policy itself and never touches the ledger.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from nf import logs
-from nf.diameter import codec, umi
-from nf.diameter.base import APP_GX, PeerInfo, client_state_id
+from nf.diameter import codec
+from nf.diameter.base import PeerInfo
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
-from nf.diameter.sessions import Local, Restarts, Session, notification_uri
-from nf.diameter.umi import UsageMonitor
 from nf.errors import NfError
 from nf.notify.port import FROM_DIAMETER
 from nf.pcf.core import parse_bitrate
-from nf.pcf.service import PcfService
 from nf.pcf.wire import SmPolicyContextData, SmPolicyUpdateContextData
-
-log = logging.getLogger("nf.diameter")
 
 APP = "gx"
 
@@ -277,119 +270,3 @@ def result_of(e: NfError) -> tuple[int | None, tuple[int, int] | None]:
     if e.status in (429, 503):
         return codec.TOO_BUSY, None
     return codec.UNABLE_TO_COMPLY, None
-
-
-# -- the application ----------------------------------------------------------------------
-
-
-class GxApp:
-    """``nf.diameter.peer.AppHandler`` for Gx: one CCR in, one CCA out."""
-
-    app_id = APP_GX
-
-    def __init__(self, pcf: PcfService, local: Local, *,
-                 monitor: UsageMonitor | None = None) -> None:
-        self._pcf = pcf
-        self._monitor = monitor
-        self._local = local
-        self._restarts = Restarts(local.sessions, APP)
-        self._sessions = local.sessions
-
-    def _cca(self, req: Message, ccr: GxCcr | None, rc: int | None,
-             avps: Sequence[Avp] = (), *, failed: Sequence[Avp] = (),
-             experimental: tuple[int, int] | None = None, msg: str | None = None
-             ) -> Message:
-        head = [codec.new_avp(codec.AVP_AUTH_APPLICATION_ID, APP_GX)]
-        if ccr is not None:
-            head += [codec.new_avp(AVP_CC_REQUEST_TYPE, ccr.request_type),
-                     codec.new_avp(AVP_CC_REQUEST_NUMBER, ccr.request_number)]
-        me = self._local
-        return codec.answer(req, rc, me.origin_host, me.origin_realm, avps=[*head, *avps],
-                            failed=failed, experimental=experimental, error_message=msg)
-
-    async def handle(self, req: Message, peer: PeerInfo) -> Message:
-        try:
-            ccr = parse_ccr(req)
-        except codec.DecodeError as e:
-            return self._cca(req, None, e.result_code, failed=[e.failed] if e.failed else [],
-                             msg=str(e))
-        try:
-            await self._release_restarted(peer.network_id, client_of(req, peer)[0],
-                                          codec.get_int(req, codec.AVP_ORIGIN_STATE_ID))
-            if ccr.request_type == INITIAL:
-                avps = await self._initial(ccr, req, peer)
-            elif ccr.request_type == UPDATE:
-                avps = await self._update(ccr, req, peer.network_id)
-            else:
-                await self._terminate(ccr, peer.network_id)
-                avps = []
-        except codec.DecodeError as e:
-            return self._cca(req, ccr, e.result_code, failed=[e.failed] if e.failed else [],
-                             msg=str(e))
-        except NfError as e:
-            rc, exp = result_of(e)
-            return self._cca(req, ccr, rc, experimental=exp, msg=e.detail[:200])
-        return self._cca(req, ccr, codec.SUCCESS, avps)
-
-    async def peer_opened(self, peer: PeerInfo) -> None:
-        await self._release_restarted(peer.network_id, peer.origin_host, peer.state_id)
-
-    async def _release_restarted(self, network: str, host: str, state: int | None) -> None:
-        """A PCEF whose Origin-State-Id (in its CER or a request) went up restarted: the
-        sessions it opened before are gone there, so they end here too (RFC 6733 §8.16)."""
-        for s in await self._restarts.check(network, host, state):
-            try:
-                await self._pcf.delete(s.ref)
-            except NfError as e:
-                if e.status != 404:
-                    raise
-            await self._sessions.remove(APP, s.network, s.session_id)
-        self._restarts.released(network, host, state)
-
-    async def _initial(self, ccr: GxCcr, req: Message, peer: PeerInfo) -> list[Avp]:
-        ctx = context_data(ccr, notification_uri(peer.origin_host, ccr.session_id))
-        location, decision = await self._pcf.create(ctx, self._local.api_root, peer.network_id)
-        sm_policy_id = location.rsplit("/", 1)[1]
-        await self._sessions.put(Session(
-            APP, peer.network_id, ccr.session_id, sm_policy_id, ctx.supi, peer.origin_host,
-            *client_of(req, peer), client_state_id(req, peer)),
-            self._local.clock.now())
-        avps = decision_avps(decision)
-        if self._monitor is not None:
-            avps += await self._monitor.avps(ctx.supi)
-        if ccr.features is not None:
-            avps.append(codec.new_avp(AVP_SUPPORTED_FEATURES, [
-                codec.new_avp(codec.AVP_VENDOR_ID, VENDOR_3GPP),
-                codec.new_avp(AVP_FEATURE_LIST_ID, 1, VENDOR_3GPP),
-                codec.new_avp(AVP_FEATURE_LIST, ccr.features & FEATURES_LIST1, VENDOR_3GPP),
-            ], VENDOR_3GPP))
-        return avps
-
-    async def _update(self, ccr: GxCcr, req: Message, network: str) -> list[Avp]:
-        s = await self._sessions.get(APP, network, ccr.session_id)
-        if s is None:
-            raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
-        used = umi.reported_octets(req)
-        if used is not None:  # charged over Gy or Nchf, never here: decide again, re-arm
-            logs.log(log, logging.INFO, "usage reported over Gx", supi=s.supi,
-                     smPolicyId=s.ref, octets=used)
-        decision = await self._pcf.update(s.ref, update_data(ccr))
-        if "relCause" in decision:  # the subscriber may no longer have the session
-            await self._sessions.remove(APP, network, ccr.session_id)
-            raise NfError("the session is no longer authorised", 403,
-                          "POLICY_CONTEXT_DENIED")
-        avps = decision_avps(decision)
-        if self._monitor is not None:
-            avps += await self._monitor.avps(s.supi)
-        return avps
-
-    async def _terminate(self, ccr: GxCcr, network: str) -> None:
-        s = await self._sessions.get(APP, network, ccr.session_id)
-        if s is None:
-            raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Gx session")
-        try:
-            await self._pcf.delete(s.ref)
-        except NfError as e:
-            if e.status != 404:  # (404: the PCF ended it already) keep the map for a retry
-                raise
-        await self._sessions.remove(APP, network, ccr.session_id)

@@ -7,6 +7,10 @@ session draws on the same balance, gets the same grants, thresholds and final-un
 handling, and writes the same EDRs (``interface: "gy"``) as an SBI one, and a
 retransmission is answered by the CHF's own idempotence (by invocation sequence number =
 CC-Request-Number) even after a restart that emptied the base protocol's answer cache.
+A Gy session costs no database operation beyond the Nchf one: its reference is derived
+from the Session-Id (``charging_ref``), its notification URI says where its RAR / ASR go,
+and the client's Origin-State-Id rides the CHF's session document (a client that
+restarted has its sessions of before released).
 """
 
 from __future__ import annotations
@@ -38,18 +42,21 @@ from nf.diameter.gy_wire import (
     plmn_of_uli,
     to_sbi,
 )
-from nf.diameter.sessions import Restarts, Session, SessionMap, notification_uri
+from nf.diameter.sessions import Restarts, SessionMap, notification_uri
 from nf.errors import NfError
+from nf.notify.port import Client
 
 APP = "gy"  # in the session map
 # The last part of a Gy session's notification URI: what the pusher sends as RAR / ASR.
 PUSH = "charging"
 
 
-def notify_uri(peer_host: str, session_id: str) -> str:
+def notify_uri(peer_host: str, session_id: str, client_host: str, client_realm: str
+               ) -> str:
     """Where the CHF sends a Gy session's re-authorisations and aborts: the outbox hands
-    them to the process holding ``peer_host``'s connection (``nf.diameter.push``)."""
-    return f"{notification_uri(peer_host, session_id)}/{PUSH}"
+    them to the process holding ``peer_host``'s connection (``nf.diameter.push``), which
+    addresses them to the client (behind a DRA: not the peer)."""
+    return f"{notification_uri(peer_host, session_id, client_host, client_realm)}/{PUSH}"
 
 # The translations, for the callers that knew them here.
 __all__ = ["Ccr", "GyHandler", "Subscribers", "cca_avps", "charging_ref", "gpsi_of",
@@ -83,10 +90,10 @@ class GyHandler:
                  sessions: SessionMap | None = None) -> None:
         self._chf = chf
         self._subscribers = subscribers
-        # The open Gy sessions by client and Origin-State-Id: those of a client that
-        # restarted are released (their reservations return to the wallet).
+        # The Gy sessions an earlier version kept by client and Origin-State-Id: those of
+        # a client that restarted are released too (their reservations return).
         self._sessions = sessions
-        self._restarts = Restarts(sessions, APP) if sessions is not None else None
+        self._restarts = Restarts(sessions, APP)
         self._settings = settings
         self._clock = clock
         d = settings.diameter
@@ -119,19 +126,23 @@ class GyHandler:
                 return self._answer(req, codec.USER_UNKNOWN, base,
                                     msg="no subscriber with this END_USER_IMSI or "
                                         "END_USER_E164")
+        # The client's own (behind a DRA, not the peer's): where its RAR is addressed.
+        client = (ccr.origin_host or peer.origin_host,
+                  codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm)
         try:
             sbi = to_sbi(ccr, self._consumer_plmn(peer), self._clock.now(), supi,
-                         notify_uri=notify_uri(peer.origin_host, ccr.session_id)
+                         notify_uri=notify_uri(peer.origin_host, ccr.session_id, *client)
                          if ccr.request_type == INITIAL else None)
         except ValidationError as e:
             return self._answer(req, codec.INVALID_AVP_VALUE, base,
                                 msg=e.errors()[0].get("msg", "invalid value"))
         ref = charging_ref(peer.network_id, ccr.session_id)
         try:
-            await self._release_restarted(peer.network_id, ccr.origin_host or peer.origin_host,
+            await self._release_restarted(peer.network_id, client[0],
                                           codec.get_int(req, codec.AVP_ORIGIN_STATE_ID))
-            body = await self._call(ccr, ref, sbi)
-            await self._track(req, ccr, peer, ref, sbi, body)
+            state = client_state_id(req, peer)
+            body = await self._call(ccr, ref, sbi, None if state is None else Client(
+                peer.network_id, client[0], state))
         except NfError as e:
             rc = _error_result(e)
             failed = [codec.find(req, AVP_CC_REQUEST_NUMBER)] if e.status == 400 else []
@@ -147,29 +158,15 @@ class GyHandler:
 
     async def _release_restarted(self, network: str, host: str, state_id: int | None
                                  ) -> None:
-        if self._restarts is None or self._sessions is None:
+        if state_id is None or not self._restarts.restarted(network, host, state_id):
             return
-        for s in await self._restarts.check(network, host, state_id):
+        for ref in await self._chf.store.opened_by(network, host, state_id):
+            await self._chf.abandon(ref, "peer_restarted")
+        for s in await self._restarts.check(network, host, state_id):  # an earlier version's
             await self._chf.abandon(s.ref, "peer_restarted")
-            await self._sessions.remove(APP, network, s.session_id)
+            if self._sessions is not None:
+                await self._sessions.remove(APP, network, s.session_id)
         self._restarts.released(network, host, state_id)
-
-    async def _track(self, req: Message, ccr: Ccr, peer: PeerInfo, ref: str,
-                     sbi: ChargingDataRequest, body: dict[str, Any] | None) -> None:
-        """Keep an opened session in the session map (with the client's Origin-State-Id);
-        drop a released one."""
-        if self._sessions is None:
-            return
-        if ccr.request_type == INITIAL and body is not None and \
-                body.get("invocationResult") is None:
-            # The client's own (behind a DRA, not the peer's): where its RAR is addressed.
-            host = ccr.origin_host or peer.origin_host
-            realm = codec.get_str(req, codec.AVP_ORIGIN_REALM) or peer.origin_realm
-            await self._sessions.put(Session(
-                APP, peer.network_id, ccr.session_id, ref, sbi.subscriberIdentifier or "",
-                peer.origin_host, host, realm, client_state_id(req, peer)), self._clock.now())
-        elif ccr.request_type == TERMINATION:
-            await self._sessions.remove(APP, peer.network_id, ccr.session_id)
 
     async def _supi_of_msisdn(self, msisdn: str | None) -> str | None:
         """A CCR with only an END_USER_E164 Subscription-Id: the subscriber with that
@@ -179,10 +176,11 @@ class GyHandler:
             return None
         return await self._subscribers.supi_of_gpsi(gpsi)
 
-    async def _call(self, ccr: Ccr, ref: str, sbi: ChargingDataRequest
-                    ) -> dict[str, Any] | None:
+    async def _call(self, ccr: Ccr, ref: str, sbi: ChargingDataRequest,
+                    client: Client | None) -> dict[str, Any] | None:
         if ccr.request_type == INITIAL:
-            _status, body, _ref = await self._chf.create(sbi, ref=ref, interface="gy")
+            _status, body, _ref = await self._chf.create(sbi, ref=ref, interface="gy",
+                                                         client=client)
             return body
         if ccr.request_type == UPDATE:
             return (await self._chf.update(ref, sbi))[1]
@@ -192,7 +190,8 @@ class GyHandler:
         # EVENT: a one-shot debit (Requested-Action DIRECT_DEBITING): open charging what
         # the MSCCs report used, then close: two CHF steps with numbers 2n and 2n+1.
         first = sbi.model_copy(update={"invocationSequenceNumber": 2 * ccr.request_number})
-        _status, body, _ref = await self._chf.create(first, ref=ref, interface="gy")
+        _status, body, _ref = await self._chf.create(first, ref=ref, interface="gy",
+                                                     client=client)
         if body.get("invocationResult") is None:
             last = sbi.model_copy(update={  # the usage went with the first step
                 "invocationSequenceNumber": 2 * ccr.request_number + 1,

@@ -1,7 +1,7 @@
 """The policy side of the Diameter part: Gx and Sy on the PCF and the spending-limit
 service, and the worker that pushes their RAR and SNR.
 
-Its one job is wiring: build ``GxApp`` (with usage monitoring read from the ledger) and
+Its one job is wiring: build ``GxApp`` (with usage monitoring from the ledger) and
 ``SyApp`` on the services the SBI uses, add them to the ``DiameterPart``'s listener, keep
 the session map's index, and run the ``Pusher`` in the process that holds the connections
 (role ``diameter``) only.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from quart import Blueprint
 
 from nf.diameter.base import PeerInfo
-from nf.diameter.gx import GxApp
+from nf.diameter.gx_app import GxApp
 from nf.diameter.part import DiameterPart
 from nf.diameter.push import Pusher
 from nf.diameter.sessions import Local, SessionMap

@@ -4,9 +4,11 @@ Sy SNR and Gy RAR / ASR by the process that holds the peers' connections.
 Its one job is delivery. The PCF, the spending-limit service and the CHF enqueue their
 pushes as they do for the SBI (an ``SmPolicyNotification``, a termination, a
 ``SpendingLimitStatus``, a re-authorisation or abort of charging) with the session's
-``diameter://<peer Origin-Host>/<Session-Id>/<what>`` URI. This worker claims
-the entries of the peers connected here, translates each body into its request (addressed
-to the client's own Origin-Host, which a DRA peer may relay), sends it and settles the
+``diameter://<peer Origin-Host>/<Session-Id>/<client Origin-Host>/<client Origin-Realm>/
+<what>`` URI. This worker claims the entries of the peers connected here, translates each
+body into its request (addressed to the client's own Origin-Host and Realm, read from the
+URI: a DRA peer may relay it; a URI of an earlier version names the peer only, and the
+session map gives the client), sends it and settles the
 entry with the HTTP sender's outcomes: 2xxx sent; 5002 (the peer no longer has the
 session) gone, which ends the session through the service's gone-handler; no connection,
 no answer or a 3xxx/4xxx retried later with backoff; another 5xxx dead. A push
@@ -52,11 +54,15 @@ class Links(Protocol):
 
 @dataclass(frozen=True)
 class Target:
-    """Where an outbox entry goes: ``diameter://<host>/<session>/<what>``."""
+    """Where an outbox entry goes:
+    ``diameter://<host>/<session>/<client host>/<client realm>/<what>``."""
 
     host: str
     session_id: str
-    what: str  # "update" | "terminate" (Gx), "notify" (Sy)
+    what: str  # "update" | "terminate" (Gx), "notify" (Sy), "charging" (Gy)
+    # The client's Origin-Host and Origin-Realm (None: a URI of an earlier version, which
+    # named the peer only; the session map has them).
+    client: tuple[str, str] | None = None
 
     @property
     def app(self) -> str:
@@ -67,10 +73,11 @@ def target(uri: str) -> Target:
     if not uri.startswith(DIAMETER_SCHEME):
         raise ValueError(f"not a Diameter URI: {uri[:100]}")
     parts = uri[len(DIAMETER_SCHEME):].split("/")
-    if len(parts) != 3 or not all(parts) or \
-            parts[2] not in ("update", "terminate", "notify", gy.PUSH):
+    if len(parts) not in (3, 5) or not all(parts) or \
+            parts[-1] not in ("update", "terminate", "notify", gy.PUSH):
         raise ValueError(f"not a Diameter push URI: {uri[:100]}")
-    return Target(unquote(parts[0]), unquote(parts[1]), parts[2])
+    client = (unquote(parts[2]), unquote(parts[3])) if len(parts) == 5 else None
+    return Target(unquote(parts[0]), unquote(parts[1]), parts[-1], client)
 
 
 def push_request(t: Target, body: Mapping[str, Any], *, origin_host: str,
@@ -222,9 +229,7 @@ class Pusher:
         if t.what == "update" and self._monitor is not None and doc.get("supi"):
             extra = await self._monitor.avps(str(doc["supi"]))
         # Addressed to the client itself, which may sit behind the peer (a DRA).
-        s = await self._sessions.get(t.app, peer.network_id, t.session_id)
-        dest = (s.origin_host, s.origin_realm or peer.origin_realm) if s is not None \
-            else (t.host, peer.origin_realm)
+        dest = t.client or await self._legacy_dest(t, peer)
         try:
             req = push_request(t, doc["body"], origin_host=self._host,
                                origin_realm=self._realm, dest_host=dest[0],
@@ -238,6 +243,13 @@ class Pusher:
             await self._outbox.settle(doc, Outcome.RETRY, e.detail[:300])
             return
         outcome, error = outcome_of(answer)
-        if outcome is Outcome.GONE:
+        if outcome is Outcome.GONE and (t.client is None or t.app == sy.APP):
+            # The session map's entry (Sy's, or an earlier version's) goes with it.
             await self._sessions.remove(t.app, peer.network_id, t.session_id)
         await self._outbox.settle(doc, outcome, error)
+
+    async def _legacy_dest(self, t: Target, peer: PeerInfo) -> tuple[str, str]:
+        """The client of a session an earlier version opened: from the session map."""
+        s = await self._sessions.get(t.app, peer.network_id, t.session_id)
+        return (s.origin_host, s.origin_realm or peer.origin_realm) if s is not None \
+            else (t.host, peer.origin_realm)

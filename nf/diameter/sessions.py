@@ -1,16 +1,21 @@
-"""Which service resource a Diameter session of Gx, Sy or Gy stands for.
+"""Where a Diameter session's pushes go, which service resource an Sy session stands
+for, and the sessions a client left behind when it restarted.
 
-Its one job: remember, per (application, host network, Session-Id), the id the service
-gave the session (the PCF's ``smPolicyId``, the spending-limit subscription id), its
-subscriber and who to address pushes to (the client's Origin-Host and Realm, maybe behind
-a DRA), because a peer's later requests (CCR-U/T, SLR intermediate, STR) carry the
-Session-Id only; and which sessions a client that restarted (its Origin-State-Id went up)
-left behind. A peer reaches only the sessions of its own host network. One document per
-live session in ``diameter_sessions``; it never holds money or policy state.
+A Gx or Gy session costs nothing here on its hot path: its service resource has an id
+derived from the host network and the Session-Id (``gx_ref``, ``gy_wire.charging_ref``),
+its notification URI carries where its RAR goes (``notification_uri``: the peer, and the
+client's own Origin-Host and Realm behind a DRA), and the client's Origin-State-Id rides
+the service's own document (``nf.notify.port.Client``). The map of sessions
+(``diameter_sessions``: per application, host network and Session-Id, the resource id,
+the subscriber, the client and its Origin-State-Id) is kept for Sy, whose requests after
+the first carry the Session-Id only, and is read for the Gx and Gy sessions an earlier
+version opened (on a miss, and when their client restarts). It never holds money or
+policy state.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -25,10 +30,23 @@ from nf.store.mongo import Db, Doc, money_collection, translate_errors
 COLLECTION = "diameter_sessions"
 
 
-def notification_uri(origin_host: str, session_id: str) -> str:
-    """Where the services send this session's pushes: the outbox hands an entry with this
-    URI to the process holding ``origin_host``'s connection (``nf.diameter.push``)."""
-    return f"{DIAMETER_SCHEME}{quote(origin_host, safe='')}/{quote(session_id, safe='')}"
+def notification_uri(peer_host: str, session_id: str, client_host: str,
+                     client_realm: str) -> str:
+    """Where the services send this session's pushes:
+    ``diameter://<peer>/<Session-Id>/<client Origin-Host>/<client Origin-Realm>``. The
+    outbox hands an entry with this URI (and what it is appended) to the process holding
+    ``peer_host``'s connection (``nf.diameter.push``), which addresses it to the client."""
+    return DIAMETER_SCHEME + "/".join(quote(p, safe="") for p in (
+        peer_host, session_id, client_host, client_realm))
+
+
+def gx_ref(network_id: str, session_id: str) -> str:
+    """The PCF's id of a Gx session's SM policy association: derived from the Session-Id
+    and the host network of the peer that sent it (as ``gy_wire.charging_ref``), so a
+    CCR-U or CCR-T reaches it with no lookup, and a peer of another host network that
+    names the Session-Id finds none."""
+    key = f"{network_id}|{session_id}".encode()
+    return "gx" + hashlib.blake2b(key, digest_size=15).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -114,19 +132,25 @@ def _session(app: str, network: str, session_id: str, doc: Doc) -> Session:
 
 class Restarts:
     """Notices a client's Origin-State-Id going up (it restarted) once per process and
-    value (``nf.diameter.base.StateIds``), and names the sessions it opened before;
-    bounded to ``max_clients``."""
+    value (``nf.diameter.base.StateIds``), bounded to ``max_clients``; names the sessions
+    the map holds of it (``check``: Sy's, and Gx and Gy sessions of an earlier version)."""
 
-    def __init__(self, sessions: SessionMap, app: str, max_clients: int = 10_000) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: SessionMap | None, app: str, max_clients: int = 10_000
+                 ) -> None:
+        self._sessions = sessions  # None: no map to look in
         self._app = app
         self._ids = StateIds(max_clients)
 
+    def restarted(self, network: str, origin_host: str, state_id: int | None) -> bool:
+        """Whether this request or CER shows a restart not yet acted on (mostly not)."""
+        return state_id is not None and self._ids.restarted(network, origin_host, state_id)
+
     async def check(self, network: str, origin_host: str, state_id: int | None
                     ) -> list[Session]:
-        """The sessions to release for this request or CER (mostly none); once they are,
-        call ``released``."""
-        if state_id is None or not self._ids.restarted(network, origin_host, state_id):
+        """The map's sessions to release for this request or CER (mostly none); once they
+        are, call ``released``."""
+        if state_id is None or self._sessions is None or \
+                not self.restarted(network, origin_host, state_id):
             return []
         return await self._sessions.older(self._app, network, origin_host, state_id)
 

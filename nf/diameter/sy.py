@@ -4,9 +4,11 @@ for policy counters, translated to the spending-limit service.
 Its one job is translation. SLR initial / intermediate become
 ``SlcService.subscribe / modify`` with the SBI's own ``SpendingLimitContext``, STR becomes
 ``unsubscribe``; the answers carry the same counter statuses as the SBI's
-``SpendingLimitStatus``. The subscription's notification URI is
-``diameter://<PCRF Origin-Host>/<Session-Id>``, so a status change leaves through the
-outbox as an SNR (``nf.diameter.push``). It never computes a counter itself.
+``SpendingLimitStatus``. The subscription's notification URI
+(``sessions.notification_uri``: the peer, the Session-Id, the PCRF's own Origin-Host and
+Realm) makes a status change leave through the outbox as an SNR (``nf.diameter.push``).
+The session map gives the subscription of an SLR intermediate or STR (Sy is off the
+charging path). It never computes a counter itself.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ class SyApp:
             return status
         if kind == SL_INTERMEDIATE:
             raise codec.DecodeError(codec.UNKNOWN_SESSION_ID, "unknown Sy session")
-        ctx = spending_limit_context(req, notification_uri(peer.origin_host, session_id))
+        ctx = spending_limit_context(req, notification_uri(peer.origin_host, session_id,
+                                                           *client_of(req, peer)))
         if ctx.supi is None:
             raise codec.DecodeError(codec.MISSING_AVP, "no Subscription-Id of type IMSI",
                                     codec.raw_avp(443, b""))

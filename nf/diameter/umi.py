@@ -4,8 +4,9 @@ a Gx session is armed with, so a PCEF that meters usage itself reports it at the
 Its one job: the monitoring AVPs for a subscriber now — Monitoring-Key ``data-cap`` with a
 Granted-Service-Unit of the full-speed bytes left before the cap, and the USAGE_REPORT
 Event-Trigger — or none once the subscriber is throttled (monitoring stops). The bytes are
-read from the ledger; the cap itself is still enforced by the charging path and the RAR it
-causes, so a report (CCR-U with USAGE_REPORT) only makes the PCF decide again and re-arms
+those of the balance the PCF read for its decision (a CCA), or read from the ledger (a
+RAR); the cap itself is still enforced by the charging path and the RAR it causes, so a
+report (CCR-U with USAGE_REPORT) only makes the PCF decide again and re-arms
 the monitoring. It never charges a reported byte: usage is charged over Gy or Nchf.
 """
 
@@ -17,7 +18,7 @@ from datetime import datetime
 from nf.clock import Clock
 from nf.diameter import codec
 from nf.diameter.codec import VENDOR_3GPP, Avp, Message
-from nf.ledger.port import BucketView, Ledger
+from nf.ledger.port import BalanceView, BucketView, Ledger
 
 AVP_GRANTED_SERVICE_UNIT = 431
 AVP_USED_SERVICE_UNIT = 446
@@ -76,8 +77,10 @@ class UsageMonitor:
         self._clock = clock
 
     async def avps(self, supi: str) -> list[Avp]:
-        now = self._clock.now()
-        balance = await self._ledger.balance(supi, now)
+        return self.avps_of(await self._ledger.balance(supi, self._clock.now()))
+
+    def avps_of(self, balance: BalanceView | None) -> list[Avp]:
+        """The monitoring AVPs from a balance read already (the PCF's, for its decision)."""
         if balance is None or balance.subscriber.speed.reason in ("throttled", "blocked"):
             return []
-        return monitoring_avps(bytes_left(balance.buckets, now))
+        return monitoring_avps(bytes_left(balance.buckets, self._clock.now()))

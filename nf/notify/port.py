@@ -16,6 +16,34 @@ DIAMETER_SCHEME = "diameter://"
 FROM_DIAMETER: dict[str, bool] = {"diameter": True}
 
 
+@dataclass(frozen=True)
+class Client:
+    """The Diameter client that opened a session (its host network, its Origin-Host, maybe
+    behind a DRA) and its Origin-State-Id then. A service keeps it on the session's own
+    document, written with it, so that the sessions a client left behind when it restarted
+    (RFC 6733 §8.16: the value went up) are found without a map of sessions beside."""
+
+    network: str
+    host: str
+    state_id: int
+
+    def doc(self) -> dict[str, Any]:
+        return {"net": self.network, "host": self.host, "state": self.state_id}
+
+
+# The field of a session document that holds its ``Client``, and its index's keys (sparse:
+# only the documents that have one).
+CLIENT_FIELD = "client"
+CLIENT_INDEX = [(f"{CLIENT_FIELD}.{k}", 1) for k in ("net", "host", "state")]
+
+
+def left_behind(network: str, host: str, state_id: int) -> dict[str, Any]:
+    """The filter of the sessions ``host`` of ``network`` opened under an Origin-State-Id
+    below ``state_id``: it restarted since, so they no longer exist there."""
+    return {f"{CLIENT_FIELD}.net": network, f"{CLIENT_FIELD}.host": host,
+            f"{CLIENT_FIELD}.state": {"$lt": state_id}}
+
+
 def notification_target(uri: str, context: object, name: str) -> str:
     """Check a peer-given notification URI: http(s), or ``diameter://`` under the
     ``FROM_DIAMETER`` context. Trailing slashes are dropped."""

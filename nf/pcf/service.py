@@ -22,23 +22,9 @@ from nf.clock import Clock
 from nf.config import Settings
 from nf.edr.port import EdrSink
 from nf.errors import Forbidden, NfError
-from nf.ledger import roaming
-from nf.ledger.port import CounterChange, Ledger
-from nf.notify.port import Notification, Outbox
-from nf.pcf import core
-from nf.pcf.core import (
-    ContextUpdated,
-    Created,
-    DefaultQos,
-    Judgement,
-    PolicyRejected,
-    PushTerminate,
-    PushUpdate,
-    Record,
-    Released,
-    Subscriber,
-    SubscriberChanged,
-)
+from nf.ledger.port import BalanceView, CounterChange, Ledger
+from nf.notify.port import Client, Notification, Outbox
+from nf.pcf import core, reading
 from nf.pcf.messages import (
     KIND_TERMINATE,
     KIND_UPDATE,
@@ -51,6 +37,7 @@ from nf.pcf.messages import (
     terminate_note,
     update_note,
 )
+from nf.pcf.reading import Decided
 from nf.pcf.records import host_network_of, policy_edr
 from nf.pcf.store import PolicyStore, StoredPolicy
 from nf.pcf.wire import SmPolicyContextData, SmPolicyUpdateContextData, raw
@@ -59,7 +46,7 @@ log = logging.getLogger("nf.pcf")
 
 # Importable from here too, as before they moved to ``nf.pcf.messages``.
 __all__ = ["API_PREFIX", "KIND_TERMINATE", "KIND_UPDATE", "OWED_GRACE_S", "SPEED_EVENTS",
-           "PcfService", "head_note", "policy_id", "policy_not_found", "rejection",
+           "Decided", "PcfService", "head_note", "policy_id", "policy_not_found", "rejection",
            "terminate_note", "update_note"]
 
 API_PREFIX = "/npcf-smpolicycontrol/v1"
@@ -93,25 +80,13 @@ class PcfService:
         self._ledger = ledger
         self._outbox = outbox
         self._edr = edr
-        self._qos = DefaultQos(settings.pcf.default_5qi, settings.pcf.default_arp_priority)
+        self._qos = core.DefaultQos(settings.pcf.default_5qi, settings.pcf.default_arp_priority)
         outbox.on_gone(KIND_UPDATE, self._gone)
         outbox.on_gone(KIND_TERMINATE, self._gone_quietly)
 
-    # -- reading the subscriber ----------------------------------------------------------
-
     async def _subscriber(self, supi: str, plmns: Sequence[str | None], now: datetime
-                          ) -> Subscriber | None:
-        view = await self._ledger.subscriber(supi, now)
-        if view is None:
-            return None
-        home = roaming.home_plmns(self._settings, view.home_network, view.home_plmn)
-        sub = Subscriber(view=view, home_plmns=home)
-        if not any(sub.roaming_at(p) for p in plmns):
-            return sub
-        # Roaming: which zones do the subscriber's valid passes with quota left cover.
-        balance = await self._ledger.balance(supi, now)
-        zones = roaming.pass_zones(balance.buckets if balance is not None else (), now)
-        return Subscriber(view=view, home_plmns=home, pass_zones=zones)
+                          ) -> tuple[core.Subscriber | None, BalanceView | None]:
+        return await reading.subscriber(self._settings, self._ledger, supi, plmns, now)
 
     # -- service operations --------------------------------------------------------------
 
@@ -124,20 +99,31 @@ class PcfService:
     async def create(self, ctx: SmPolicyContextData, api_root: str,
                      host_network: str | None = None) -> tuple[str, dict[str, Any]]:
         """``host_network``: the authenticated caller's (else taken from the body)."""
+        d = await self.create_decided(ctx, api_root, host_network)
+        return d.resource_uri, d.decision
+
+    async def create_decided(self, ctx: SmPolicyContextData, api_root: str,
+                             host_network: str | None = None, *,
+                             sm_policy_id: str | None = None, client: Client | None = None
+                             ) -> Decided:
+        """``create`` with the balance it read. ``sm_policy_id``: the id when the transport
+        derives it (Gx: from the host network and the Session-Id); ``client``: the Diameter
+        client that opens it (found again if it restarts: ``opened_by``)."""
         now = self._clock.now()
         serving = ctx.serving_network.plmn if ctx.serving_network else None
         logs.bind(supi=ctx.supi)
         # One id per PDU session of an SMF: a repeated create replaces the association it
         # made (same id, a higher version) instead of leaving a second one behind.
-        sm_policy_id = policy_id(ctx.supi, ctx.pdu_session_id, ctx.notification_uri)
+        sm_policy_id = sm_policy_id or policy_id(ctx.supi, ctx.pdu_session_id,
+                                                 ctx.notification_uri)
         logs.bind(smPolicyId=sm_policy_id)
-        sub = await self._subscriber(ctx.supi, [serving], now)
+        sub, _ = await self._subscriber(ctx.supi, [serving], now)
         judgement = core.judge(sub, serving, now)
-        event = Created(sm_policy_id, ctx.supi, ctx.notification_uri, serving, judgement,
+        event = core.Created(sm_policy_id, ctx.supi, ctx.notification_uri, serving, judgement,
                         version=max(1, int(now.timestamp() * 1000)))
         try:
             state, effects = core.decide(None, event, now, self._qos)
-        except PolicyRejected as e:
+        except core.PolicyRejected as e:
             raise rejection(e) from None
         assert state is not None
         decision = answer_of(effects)
@@ -150,35 +136,43 @@ class PcfService:
             brand=sub.view.brand if sub else None, gpsi=ctx.gpsi or (
                 sub.view.gpsi if sub else None),
             host_network=host_network or host_network_of(self._settings, serving, sub),
-            decision=decision)
+            decision=decision, client=client)
         await self._store.insert(stored, now)
         await self._records(stored, effects, now)
-        return resource_uri, await self._recheck_new(stored, decision, serving)
+        decision, balance = await self._recheck_new(stored, decision, serving)
+        return Decided(resource_uri, decision, balance)
 
     async def _recheck_new(self, p: StoredPolicy, decision: dict[str, Any],
-                           serving: str | None) -> dict[str, Any]:
+                           serving: str | None
+                           ) -> tuple[dict[str, Any], BalanceView | None]:
         """Close the gap between reading the ledger and storing the new policy: a counter
         change in between found no policy to push to. Read the ledger again now that the
         policy is visible; if the speed moved, answer the newer decision at once."""
         now = self._clock.now()
-        sub = await self._subscriber(p.state.supi, [serving], now)
-        new, effects = core.decide(p.state, SubscriberChanged(core.judge(sub, serving, now)),
+        sub, balance = await self._subscriber(p.state.supi, [serving], now)
+        new, effects = core.decide(p.state, core.SubscriberChanged(core.judge(sub, serving, now)),
                                    now, self._qos)
         if new is None or new == p.state:
-            return decision
+            return decision, balance
         if not new.active:
             if await self._store.remove(p.state.sm_policy_id, p.state.version):
                 await self._records(p, effects, now, version=new.version)
                 raise Forbidden("the subscriber's status changed while the association was "
                                 "made", cause="POLICY_CONTEXT_DENIED")
-            return decision  # someone else re-decided it meanwhile and pushes the result
+            return decision, balance  # someone else re-decided it and pushes the result
         full = core.session_decision(new, self._qos, initial=True, now=now)
         if "suppFeat" in decision:
             full["suppFeat"] = decision["suppFeat"]
         if not await self._store.replace_state(new, p.state.version, full, now):
-            return decision
+            return decision, balance
         await self._records(p, effects, now, version=new.version)
-        return full
+        return full, balance
+
+    async def opened_by(self, network: str, host: str, state_id: int, limit: int = 1000
+                        ) -> list[str]:
+        """The live associations a Diameter client opened before it restarted (its
+        Origin-State-Id went up to ``state_id``): to be deleted."""
+        return await self._store.opened_by(network, host, state_id, limit)
 
     async def get(self, sm_policy_id: str) -> dict[str, Any]:
         p = await self._store.get(sm_policy_id)
@@ -188,6 +182,11 @@ class PcfService:
 
     async def update(self, sm_policy_id: str, upd: SmPolicyUpdateContextData
                      ) -> dict[str, Any]:
+        return (await self.update_decided(sm_policy_id, upd)).decision
+
+    async def update_decided(self, sm_policy_id: str, upd: SmPolicyUpdateContextData
+                             ) -> Decided:
+        """``update`` with the balance it read."""
         logs.bind(smPolicyId=sm_policy_id)
         for _ in range(_CAS_ATTEMPTS):
             p = await self._store.get(sm_policy_id)
@@ -196,9 +195,9 @@ class PcfService:
             now = self._clock.now()
             serving = upd.serving_network.plmn if upd.serving_network \
                 else p.state.serving_plmn
-            sub = await self._subscriber(p.state.supi, [serving], now)
+            sub, balance = await self._subscriber(p.state.supi, [serving], now)
             judgement = core.judge(sub, serving, now)
-            new, effects = core.decide(p.state, ContextUpdated(serving, judgement), now,
+            new, effects = core.decide(p.state, core.ContextUpdated(serving, judgement), now,
                                        self._qos)
             assert new is not None
             decision = answer_of(effects)
@@ -209,7 +208,7 @@ class PcfService:
                     new, p.state.version, merged(p.decision, decision), now):
                 continue
             await self._records(p, effects, now, serving=serving, version=new.version)
-            return decision
+            return Decided(p.resource_uri, decision, balance)
         raise NfError("the SM policy changed concurrently too often; retry",
                       status=503, cause="NF_CONGESTION", title="Service unavailable",
                       retry_after_s=1)
@@ -225,7 +224,7 @@ class PcfService:
                 return
             raise policy_not_found(sm_policy_id)
         now = self._clock.now()
-        _new, effects = core.decide(p.state, Released(), now, self._qos)
+        _new, effects = core.decide(p.state, core.Released(), now, self._qos)
         await self._records(p, effects, now)
 
     # -- real-time control ---------------------------------------------------------------
@@ -271,7 +270,8 @@ class PcfService:
     async def _reevaluate_subscriber(self, supi: str, policies: list[StoredPolicy]
                                      ) -> _Outcome:
         now = self._clock.now()
-        sub = await self._subscriber(supi, [p.state.serving_plmn for p in policies], now)
+        sub, _ = await self._subscriber(supi, [p.state.serving_plmn for p in policies],
+                                        now)
         out = _Outcome([], [], {})
         pending = list(policies)
         for _ in range(_CAS_ATTEMPTS):
@@ -286,19 +286,20 @@ class PcfService:
             if not pending:
                 return out
             now = self._clock.now()
-            sub = await self._subscriber(supi, [p.state.serving_plmn for p in pending], now)
+            sub, _ = await self._subscriber(
+                supi, [p.state.serving_plmn for p in pending], now)
         logs.log(log, logging.WARNING, "policy re-evaluation kept conflicting", supi=supi)
         return out
 
-    async def _apply(self, p: StoredPolicy, sub: Subscriber | None, now: datetime,
+    async def _apply(self, p: StoredPolicy, sub: core.Subscriber | None, now: datetime,
                      out: _Outcome) -> bool:
-        judgement: Judgement = core.judge(sub, p.state.serving_plmn, now)
-        new, effects = core.decide(p.state, SubscriberChanged(judgement), now, self._qos)
+        judgement: core.Judgement = core.judge(sub, p.state.serving_plmn, now)
+        new, effects = core.decide(p.state, core.SubscriberChanged(judgement), now, self._qos)
         if new is None or new == p.state:
             return True
         decision: dict[str, Any] | None = None
         for e in effects:
-            if isinstance(e, PushUpdate):
+            if isinstance(e, core.PushUpdate):
                 decision = e.decision
         sid = p.state.sm_policy_id
         if not new.active:
@@ -309,15 +310,15 @@ class PcfService:
                 now, push=decision is not None):
             return False
         for e in effects:
-            if isinstance(e, PushUpdate):
+            if isinstance(e, core.PushUpdate):
                 out.notifications.append(update_note(
                     sid, p.state.supi, p.state.notification_uri, p.resource_uri, e.decision))
                 out.pushed[sid] = new.version
-            elif isinstance(e, PushTerminate):
+            elif isinstance(e, core.PushTerminate):
                 out.notifications.append(terminate_note(
                     sid, p.state.supi, p.state.notification_uri, p.resource_uri, e.cause))
                 out.pushed[sid] = new.version
-            elif isinstance(e, Record):
+            elif isinstance(e, core.Record):
                 out.records.append(policy_edr(p, e, now, version=new.version))
         return True
 
@@ -372,7 +373,7 @@ class PcfService:
         if p is None:
             return
         now = self._clock.now()
-        _new, effects = core.decide(p.state, Released(gone=True), now, self._qos)
+        _new, effects = core.decide(p.state, core.Released(gone=True), now, self._qos)
         if await self._store.remove(n.resource):
             await self._records(p, effects, now)
             logs.log(log, logging.INFO, "SMF no longer knows the policy; ended locally",
@@ -388,7 +389,7 @@ class PcfService:
     async def _records(self, p: StoredPolicy, effects: Sequence[core.Effect], now: datetime,
                        serving: str | None = None, version: int | None = None) -> None:
         for e in effects:
-            if isinstance(e, Record):
+            if isinstance(e, core.Record):
                 await self._edr.write(policy_edr(
                     p, e, now, version=p.state.version if version is None else version,
                     serving=serving))

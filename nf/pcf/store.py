@@ -23,6 +23,7 @@ from pymongo import ASCENDING
 
 from nf.clock import utc
 from nf.ledger.port import Speed
+from nf.notify.port import CLIENT_FIELD, CLIENT_INDEX, Client, left_behind
 from nf.pcf.core import PolicyState
 from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
@@ -40,6 +41,8 @@ class StoredPolicy:
     gpsi: str | None
     host_network: str | None
     decision: dict[str, Any]
+    # The Diameter client that opened it (Gx), written with the association only.
+    client: Client | None = None
 
 
 def _speed(d: Doc) -> Speed:
@@ -48,7 +51,7 @@ def _speed(d: Doc) -> Speed:
 
 def to_doc(p: StoredPolicy, now: datetime) -> Doc:
     s = p.state
-    return {
+    d: Doc = {
         "_id": s.sm_policy_id,
         "supi": s.supi,
         "notificationUri": s.notification_uri,
@@ -68,6 +71,9 @@ def to_doc(p: StoredPolicy, now: datetime) -> Doc:
         "createdAt": now,
         "updatedAt": now,
     }
+    if p.client is not None:
+        d[CLIENT_FIELD] = p.client.doc()
+    return d
 
 
 def from_doc(d: Doc) -> StoredPolicy:
@@ -97,6 +103,8 @@ class PolicyStore:
                                        expireAfterSeconds=TOMBSTONE_TTL_S)
             await self._c.create_index([("pushOwed", ASCENDING), ("updatedAt", ASCENDING)],
                                        name="push_owed", sparse=True)
+            # A Diameter client's restart: the associations it opened before (rare).
+            await self._c.create_index(CLIENT_INDEX, name="by_client", sparse=True)
 
     async def insert(self, p: StoredPolicy, now: datetime) -> None:
         """Store a new association; one with the same id (a repeated create for the same
@@ -122,6 +130,15 @@ class PolicyStore:
         """The document, live or terminated."""
         async with translate_errors("reading an SM policy"):
             return await self._c.find_one({"_id": sm_policy_id})
+
+    async def opened_by(self, network: str, host: str, state_id: int, limit: int
+                        ) -> list[str]:
+        """The live associations a Diameter client opened before its restart to
+        ``state_id`` (``nf.notify.port.left_behind``)."""
+        async with translate_errors("reading SM policies"):
+            docs = await self._c.find({**left_behind(network, host, state_id), **_LIVE},
+                                      {"_id": 1}).limit(limit).to_list(None)
+        return [str(d["_id"]) for d in docs]
 
     async def heads(self, ids: Sequence[str]) -> list[Doc]:
         """What the SMF must end up with for each policy: version, decision, tombstone."""

@@ -60,8 +60,9 @@ SHARD_KEYS: Mapping[str, ShardKey] = {
         "short-lived, the lookup of due ones is a background sweep."),
     "diameter_sessions": ShardKey(
         (("_id", "hashed"),),
-        "A Gx or Sy session's entry is written and read by its id (application, host "
-        "network and Session-Id) on every CCR and push."),
+        "An Sy session's entry (and a Gx or Gy one an earlier version opened) is written "
+        "and read by its id (application, host network and Session-Id); Gx and Gy do not "
+        "use it on their hot path."),
     "edrs": ShardKey(
         (("supi", "hashed"), ("time", 1)),
         "Insert-only at charging rate: hashed SUPI spreads the inserts over every shard "
@@ -120,6 +121,13 @@ CROSS_SHARD: tuple[CrossShard, ...] = (
            "the HTTP sender's (no Diameter peer), or the Diameter pushes to the peers "
            "connected to this process, or to peers connected nowhere (diameter_due)."),
     _shape("outbox", {"status", "sent_at"}, "sweep", "Purge of delivered notifications."),
+    _shape("sm_policies", {"client.net", "client.host", "client.state", "ended"}, "fan-out",
+           "The Gx associations a Diameter client opened before it restarted (its "
+           "Origin-State-Id went up): once per restart and process; by_client index."),
+    _shape("charging_sessions", {"client.net", "client.host", "client.state", "status"},
+           "fan-out",
+           "The Gy sessions a Diameter client opened before it restarted: once per restart "
+           "and process; by_client index."),
     _shape("diameter_sessions", {"host", "state", "app", "net"}, "fan-out",
            "The Gx or Sy sessions a client opened before it restarted (its Origin-State-Id "
            "went up): once per restart and process; host_state index."),

@@ -305,10 +305,13 @@ async def test_raa_5002_ends_the_gx_session_and_a_suspension_releases_one(
                     assert codec.get_str(rar.msg, gx.AVP_DESTINATION_HOST) == \
                         "pgw7.northwind.test"
                     assert codec.get_str(rar.msg, codec.AVP_DESTINATION_REALM) == REALM
-                    # The PCF no longer has the policy (removed meanwhile): the CCR-T still
-                    # ends the Gx session cleanly.
+                    # The PCF no longer has the policy (removed meanwhile, its tombstone
+                    # expired): the Gx session is nothing but that policy, so the CCR-T is
+                    # told it is unknown, as another network's peer is; a PCEF ends it all
+                    # the same.
                     await db["sm_policies"].delete_many({"supi": third})
-                    assert codec.result_code(await relayed.terminate()) == codec.SUCCESS
+                    assert codec.result_code(await relayed.terminate()) == \
+                        codec.UNKNOWN_SESSION_ID
                     assert codec.result_code(await relayed.update()) == \
                         codec.UNKNOWN_SESSION_ID
     finally:

@@ -160,8 +160,8 @@ def test_chf_notifications_of_a_gy_session_become_rar_or_asr() -> None:
 
 def test_a_diameter_notify_uri_only_from_the_diameter_layer() -> None:
     c = parse_ccr(_ccr("s;1", 1, 0, units=[mscc(10)]))
-    uri = notify_uri("pgw1.northwind.test", "s;1")
-    assert uri == "diameter://pgw1.northwind.test/s%3B1/charging"
+    uri = notify_uri("pgw1.northwind.test", "s;1", "pgw1.northwind.test", "epc.test")
+    assert uri == "diameter://pgw1.northwind.test/s%3B1/pgw1.northwind.test/epc.test/charging"
     assert to_sbi(c, "00101", NOW, notify_uri=uri).notifyUri == uri
     body = to_sbi(c, "00101", NOW).model_dump(mode="json", exclude_none=True)
     with pytest.raises(ValidationError):  # what an SMF sends over the SBI

@@ -57,8 +57,9 @@ def test_a_ccr_i_becomes_the_sbi_create_body() -> None:
     parsed = gx.parse_ccr(msg)
     assert (parsed.session_id, parsed.request_type, parsed.request_number) == (SID, 1, 0)
     assert parsed.features == 0x0B
-    uri = notification_uri("pgw1.northwind.test", SID)
-    assert uri == "diameter://pgw1.northwind.test/pgw1.northwind.test%3B1%3B42"
+    uri = notification_uri("pgw1.northwind.test", SID, "pgw1.northwind.test", "epc.test")
+    assert uri == "diameter://pgw1.northwind.test/pgw1.northwind.test%3B1%3B42/" \
+        "pgw1.northwind.test/epc.test"
     ctx = gx.context_data(parsed, uri)
     assert ctx.supi == "imsi-001010000000001" and ctx.gpsi == "msisdn-15550001"
     assert ctx.dnn == "internet.mvno" and ctx.pdu_session_type == "IPV4"
@@ -127,8 +128,15 @@ def test_a_decision_becomes_qos_information_in_bits_per_second() -> None:
 
 def test_outbox_bodies_become_rar_and_snr() -> None:
     host = "pgw1.northwind.test"
-    t = push.target(notification_uri(host, SID) + "/update")
-    assert (t.host, t.session_id, t.what, t.app) == (host, SID, "update", "gx")
+    # Behind a DRA: the URI names the connected peer and the client the RAR is for.
+    t = push.target(notification_uri("dra.northwind.test", SID, host, "epc.northwind.test")
+                    + "/update")
+    assert (t.host, t.session_id, t.what, t.app) == ("dra.northwind.test", SID, "update",
+                                                     "gx")
+    assert t.client == (host, "epc.northwind.test")
+    # A URI of an earlier version names the peer only (the session map has the client).
+    old = push.target(f"diameter://{host}/pgw1.northwind.test%3B1%3B42/update")
+    assert (old.host, old.session_id, old.what, old.client) == (host, SID, "update", None)
     who = {"origin_host": "ocs.mvno.test", "origin_realm": "mvno.test",
            "dest_host": host, "dest_realm": "epc.northwind.test"}
     rar = wire(push.push_request(t, {"resourceUri": "r", "smPolicyDecision": _decision(128)},
@@ -141,13 +149,14 @@ def test_outbox_bodies_become_rar_and_snr() -> None:
     assert codec.get_int(rar, gx.AVP_RE_AUTH_REQUEST_TYPE) == 0
     assert _qos(rar.avps) == (64_000, 128_000)
 
-    end = push.target(notification_uri(host, SID) + "/terminate")
+    end = push.target(notification_uri(host, SID, host, "epc") + "/terminate")
     rar = wire(push.push_request(end, {"resourceUri": "r", "cause": "UE_SUBSCRIPTION"}, **who))
     assert codec.get_int(rar, gx.AVP_SESSION_RELEASE_CAUSE, V) == 1
     assert codec.find(rar, gx.AVP_QOS_INFORMATION, V) is None
 
-    note = push.target(notification_uri("pcrf.northwind.test", "pcrf;9") + "/notify")
-    assert note.app == "sy"
+    note = push.target(notification_uri("pcrf.northwind.test", "pcrf;9",
+                                        "pcrf.northwind.test", "northwind.test") + "/notify")
+    assert note.app == "sy" and note.client == ("pcrf.northwind.test", "northwind.test")
     snr = wire(push.push_request(note, {"supi": "imsi-1", "statusInfos": {
         "data-cap": {"policyCounterId": "data-cap", "currentStatus": "exhausted"}}}, **who))
     h = codec.header_of(snr)
@@ -157,6 +166,8 @@ def test_outbox_bodies_become_rar_and_snr() -> None:
     assert codec.get_str(report, sy.AVP_POLICY_COUNTER_STATUS, V) == "exhausted"
     with pytest.raises(ValueError, match="not a Diameter push URI"):
         push.target("diameter://pgw1/only-a-session")
+    with pytest.raises(ValueError, match="not a Diameter push URI"):
+        push.target("diameter://pgw1/s/pgw1/update")
 
 
 def test_the_peers_answer_settles_the_entry() -> None:
@@ -179,9 +190,11 @@ def test_an_slr_becomes_the_sbi_subscription() -> None:
         sub(gx.SUB_IMSI, "001010000000001"),
         codec.new_avp(sy.AVP_POLICY_COUNTER_IDENTIFIER, "data-cap", V)],
         hop_by_hop=1, end_to_end=1))
-    ctx = sy.spending_limit_context(req, notification_uri("pcrf.northwind.test", "pcrf;9"))
+    ctx = sy.spending_limit_context(req, notification_uri(
+        "pcrf.northwind.test", "pcrf;9", "pcrf.northwind.test", "northwind.test"))
     assert ctx.supi == "imsi-001010000000001" and ctx.policy_counter_ids == ["data-cap"]
-    assert ctx.notif_uri == "diameter://pcrf.northwind.test/pcrf%3B9"
+    assert ctx.notif_uri == \
+        "diameter://pcrf.northwind.test/pcrf%3B9/pcrf.northwind.test/northwind.test"
 
 
 def _bucket(kind: str, quota: int, used: int, *, zone: tuple[str, ...] | None = None,
