@@ -18,6 +18,7 @@ import signal
 
 from nf import logs
 from nf.config import Settings
+from nf.proc import loop_factory, tune_gc
 
 log = logging.getLogger("nf.diameter")
 
@@ -27,6 +28,7 @@ async def _run(settings: Settings) -> bool:
 
     app = create_app(settings, role="diameter", build_indexes=False)
     life = app.extensions["nf.lifecycle"]
+    tune_gc()  # as the SBI and OAM workers do
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for s in (signal.SIGTERM, signal.SIGINT):
@@ -43,7 +45,10 @@ async def _run(settings: Settings) -> bool:
 def main() -> None:
     settings = Settings.load()
     logs.setup(settings.log_level)
-    ok = asyncio.run(_run(settings))
+    # The event loop the SBI workers run on (uvloop when installed): its socket transports
+    # cost the database driver's many small writes less than asyncio's own.
+    with asyncio.Runner(loop_factory=loop_factory(settings.server.granian_loop)) as runner:
+        ok = runner.run(_run(settings))
     if not ok:
         logs.log(log, logging.ERROR, "the diameter process did not stop cleanly")
         raise SystemExit(1)

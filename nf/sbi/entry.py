@@ -3,29 +3,13 @@ named by ``$NF_CONFIG`` and the ``NF_*`` environment (see ``nf.config``)."""
 
 from __future__ import annotations
 
-import gc
-
 from quart import Quart
 
 from nf import logs
 from nf.config import Settings
+from nf.proc import tune_gc
 from nf.sbi import drain
 from nf.wiring import create_app
-
-# Young-generation threshold for server processes (CPython's default is 700): a request
-# allocates thousands of short-lived objects, none of them in reference cycles that matter.
-GC_GEN0_THRESHOLD = 20_000
-
-
-def tune_gc() -> None:
-    """Make the cyclic garbage collector cheap in a long-running server process: what
-    exists once the app is built (modules, schemas, settings) is moved out of the
-    collector's sight (``gc.freeze``), and young collections run less often. Only for the
-    processes that serve; tests building many apps in one process do not call it."""
-    gc.collect()
-    gc.freeze()
-    _, g1, g2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
 
 
 def _app(role: str, *, granian: bool = False) -> Quart:
