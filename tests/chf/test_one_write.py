@@ -14,13 +14,14 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 
 from nf.clock import FakeClock
 from nf.config import Settings
-from nf.store.mongo import Db, Doc
+from nf.store.mongo import Db
 from tests.chf.harness import MIB, Nf, build, settled, two
 from tests.chf.test_charging import SUPI, edrs, used_and_reserved
+from tests.dbwatch import watched
 from tests.ledger import helpers as h
 from tests.smf_sim import SmfSim, Usage
 
@@ -65,16 +66,9 @@ class Commands(monitoring.CommandListener):
 async def counted(settings: Settings, clock: FakeClock
                   ) -> AsyncIterator[tuple[Nf, Commands]]:
     watch = Commands()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True,
-                                                     event_listeners=[watch])
-    quiet = settings.model_copy(update={"effects": settings.effects.model_copy(
-        update={"immediate": False})})
-    try:
-        async with aclosing(build(quiet, client[settings.mongodb_database], clock)) as gen:
-            yield await gen.__anext__(), watch
-    finally:
-        await client.drop_database(settings.mongodb_database)
-        await client.close()
+    async with watched(settings, watch) as (db, quiet), \
+            aclosing(build(quiet, db, clock)) as gen:
+        yield await gen.__anext__(), watch
 
 
 async def _note(nf: Nf, wallet_id: str, ref: str) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 from quart import Quart
 
 from nf.chf.part import ChfPart
@@ -44,6 +44,7 @@ from nf.notify.port import Notification
 from nf.pcf.part import PcfPart
 from nf.store.mongo import Doc
 from nf.wiring import create_app
+from tests.dbwatch import watched
 from tests.diameter.client import mscc
 from tests.ledger import helpers as h
 
@@ -126,18 +127,10 @@ class Nf:
 @pytest.fixture
 async def nf(settings: Settings, clock: FakeClock) -> AsyncIterator[Nf]:
     watch = Commands()
-    client: AsyncMongoClient[Doc] = AsyncMongoClient(settings.mongodb_uri, tz_aware=True,
-                                                     event_listeners=[watch])
-    quiet = settings.model_copy(update={"effects": settings.effects.model_copy(
-        update={"immediate": False})})
-    try:
-        app = create_app(quiet, role="sbi", clock=clock,
-                         db=client[settings.mongodb_database])
+    async with watched(settings, watch) as (db, quiet):
+        app = create_app(quiet, role="sbi", clock=clock, db=db)
         async with app.test_app():
             yield Nf(app, watch, list(app.extensions["nf.parts"]))
-    finally:
-        await client.drop_database(settings.mongodb_database)
-        await client.close()
 
 
 def wire(msg: Message) -> Message:
