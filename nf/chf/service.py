@@ -99,7 +99,7 @@ class ChargingService:
         """Open a session. ``ref``: the session's reference when the transport derives it
         (Gy: from the Diameter Session-Id), else derived from the request; ``interface``:
         what the session's EDRs record; ``client``: the Diameter client that opens it,
-        stored with the session (``store.opened_by`` finds it again if it restarts)."""
+        stored with the session (``opened_by`` finds it again if it restarts)."""
         now = self._rt.clock.now()
         supi = req.subscriberIdentifier
         if not supi:
@@ -350,6 +350,12 @@ class ChargingService:
                 closed += 1
         await self.store.purge_closed(retention_cutoff(now, CLOSED_RETENTION_S))
         return closed
+
+    async def opened_by(self, network: str, host: str, state_id: int, limit: int = 1000
+                        ) -> list[str]:
+        """The open sessions a Diameter client opened before it restarted (its
+        Origin-State-Id went up to ``state_id``): to be abandoned."""
+        return await self.store.opened_by(network, host, state_id, limit)
 
     async def abandon(self, ref: str, reason: str) -> bool:
         """End ``ref``, which its client lost (it restarted): reservations back, an EDR."""

@@ -105,14 +105,8 @@ class GxApp:
         sessions it opened before are gone there, so they end here too (RFC 6733 §8.16):
         those whose association holds its Origin-State-Id, and those an earlier version
         kept in the session map."""
-        if state is None or not self._restarts.restarted(network, host, state):
-            return
-        for ref in await self._pcf.opened_by(network, host, state):
-            await self._end(ref)
-        for s in await self._restarts.check(network, host, state):
-            await self._end(s.ref)
-            await self._sessions.remove(APP, s.network, s.session_id)
-        self._restarts.released(network, host, state)
+        await self._restarts.release(network, host, state, end=self._end,
+                                     opened_by=self._pcf.opened_by)
 
     async def _end(self, ref: str) -> None:
         try:

@@ -158,15 +158,11 @@ class GyHandler:
 
     async def _release_restarted(self, network: str, host: str, state_id: int | None
                                  ) -> None:
-        if state_id is None or not self._restarts.restarted(network, host, state_id):
-            return
-        for ref in await self._chf.store.opened_by(network, host, state_id):
-            await self._chf.abandon(ref, "peer_restarted")
-        for s in await self._restarts.check(network, host, state_id):  # an earlier version's
-            await self._chf.abandon(s.ref, "peer_restarted")
-            if self._sessions is not None:
-                await self._sessions.remove(APP, network, s.session_id)
-        self._restarts.released(network, host, state_id)
+        await self._restarts.release(network, host, state_id, end=self._abandon,
+                                     opened_by=self._chf.opened_by)
+
+    async def _abandon(self, ref: str) -> None:
+        await self._chf.abandon(ref, "peer_restarted")
 
     async def _supi_of_msisdn(self, msisdn: str | None) -> str | None:
         """A CCR with only an END_USER_E164 Subscription-Id: the subscriber with that

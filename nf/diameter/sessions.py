@@ -16,6 +16,7 @@ policy state.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import quote
@@ -28,6 +29,10 @@ from nf.notify.port import DIAMETER_SCHEME
 from nf.store.mongo import Db, Doc, money_collection, translate_errors
 
 COLLECTION = "diameter_sessions"
+
+# A service's lookup of the resources a Diameter client opened under an Origin-State-Id
+# below the given one (``PcfService.opened_by``, ``ChargingService.opened_by``).
+OpenedBy = Callable[[str, str, int], Awaitable[list[str]]]
 
 
 def notification_uri(peer_host: str, session_id: str, client_host: str,
@@ -132,8 +137,8 @@ def _session(app: str, network: str, session_id: str, doc: Doc) -> Session:
 
 class Restarts:
     """Notices a client's Origin-State-Id going up (it restarted) once per process and
-    value (``nf.diameter.base.StateIds``), bounded to ``max_clients``; names the sessions
-    the map holds of it (``check``: Sy's, and Gx and Gy sessions of an earlier version)."""
+    value (``nf.diameter.base.StateIds``), bounded to ``max_clients``, and releases what
+    it left behind (``release``)."""
 
     def __init__(self, sessions: SessionMap | None, app: str, max_clients: int = 10_000
                  ) -> None:
@@ -141,18 +146,20 @@ class Restarts:
         self._app = app
         self._ids = StateIds(max_clients)
 
-    def restarted(self, network: str, origin_host: str, state_id: int | None) -> bool:
-        """Whether this request or CER shows a restart not yet acted on (mostly not)."""
-        return state_id is not None and self._ids.restarted(network, origin_host, state_id)
-
-    async def check(self, network: str, origin_host: str, state_id: int | None
-                    ) -> list[Session]:
-        """The map's sessions to release for this request or CER (mostly none); once they
-        are, call ``released``."""
-        if state_id is None or self._sessions is None or \
-                not self.restarted(network, origin_host, state_id):
-            return []
-        return await self._sessions.older(self._app, network, origin_host, state_id)
-
-    def released(self, network: str, origin_host: str, state_id: int | None) -> None:
+    async def release(self, network: str, origin_host: str, state_id: int | None, *,
+                      end: Callable[[str], Awaitable[object]],
+                      opened_by: OpenedBy | None = None) -> None:
+        """For a request or CER that shows a restart not yet acted on (mostly none: then
+        nothing is read): ``end`` each service resource the client opened before, those
+        the service finds by the client kept on them (``opened_by``) and those the map
+        holds (Sy's, and Gx and Gy sessions of an earlier version), whose entries go."""
+        if state_id is None or not self._ids.restarted(network, origin_host, state_id):
+            return
+        if opened_by is not None:
+            for ref in await opened_by(network, origin_host, state_id):
+                await end(ref)
+        if self._sessions is not None:
+            for s in await self._sessions.older(self._app, network, origin_host, state_id):
+                await end(s.ref)
+                await self._sessions.remove(self._app, s.network, s.session_id)
         self._ids.acted(network, origin_host, state_id)

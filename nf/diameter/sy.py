@@ -125,10 +125,7 @@ class SyApp:
     async def _release_restarted(self, network: str, host: str, state: int | None) -> None:
         """A PCRF whose Origin-State-Id (in its CER or a request) went up restarted: its
         earlier subscriptions end."""
-        for s in await self._restarts.check(network, host, state):
-            await self._unsubscribe(s.ref)
-            await self._sessions.remove(APP, s.network, s.session_id)
-        self._restarts.released(network, host, state)
+        await self._restarts.release(network, host, state, end=self._unsubscribe)
 
     async def _unsubscribe(self, ref: str) -> None:
         try:
